@@ -1,0 +1,34 @@
+# Two commands matter: `make demo` (the main job on the synthetic face lab) and `make test`.
+# Both create or reuse .venv and install the pinned stack first.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+LAB_DIR ?= data/face_lab
+DEMO_FLAGS ?= configs/demo.flags
+
+.PHONY: venv demo test lab clean-runs
+
+$(STAMP): requirements.lock setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# The lab is rendered once; delete $(LAB_DIR) to render it again.
+$(LAB_DIR)/lab.json: | $(STAMP)
+	$(PY) scripts/make_synthetic.py --output_dir=$(LAB_DIR) --flagfile=configs/face_lab.flags
+
+lab: $(LAB_DIR)/lab.json
+
+demo: $(STAMP) $(LAB_DIR)/lab.json
+	$(PY) scripts/train.py --flagfile=$(DEMO_FLAGS)
+
+test: $(STAMP)
+	$(PY) -m pytest tests -q
+
+clean-runs:
+	rm -rf runs

@@ -1,0 +1,108 @@
+"""Data configuration: which layout to read, where, the class names and the preprocessing switches."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Sequence, Tuple
+
+from legan_tf.data.errors import DataError
+
+MULTIPIE_EXPRESSIONS = ("neutral", "smile", "surprise", "squint", "disgust", "scream")
+AFFECTNET_EXPRESSIONS = (
+    "anger", "contempt", "disgust", "fear", "happy", "neutral", "sadness", "surprise")
+MULTIPIE_NUM_LIGHTINGS = 20
+
+
+def numbered_names(count: int) -> Tuple[str, ...]:
+    """Class names 00, 01, ... for `count` classes (the Multi-PIE flash numbering)."""
+    if count <= 0:
+        raise DataError(f"the number of classes must be positive, got {count}")
+    width = max(2, len(str(count - 1)))
+    return tuple(f"{index:0{width}d}" for index in range(count))
+
+
+MULTIPIE_LIGHTINGS = numbered_names(MULTIPIE_NUM_LIGHTINGS)
+
+DATA_FORMATS = ("ratings", "multipie", "folder", "csv", "rgbd", "tfrecord")
+ON_ERROR_CHOICES = ("fail", "skip")
+# Attributes a generic CSV may carry; each one's class names come from the matching *_names field.
+LABEL_ATTRIBUTES = ("expression", "lighting")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Everything the readers need. Validated on construction, so a bad flag fails at start-up."""
+
+    data_format: str
+    data_path: str
+    image_size: int = 128
+    expression_names: Tuple[str, ...] = MULTIPIE_EXPRESSIONS
+    # None or () when the data has no lighting labels.
+    lighting_names: Optional[Tuple[str, ...]] = MULTIPIE_LIGHTINGS
+    # Only read by data_format="csv": the label columns the CSV must have.
+    label_columns: Tuple[str, ...] = ("expression", "lighting")
+    on_error: str = "fail"
+    convert_color: bool = False
+    random_flip: bool = False
+    apply_mask: bool = False
+    cache: bool = False
+    shuffle_buffer: int = 1000
+    skipped_report: Optional[str] = None
+    holdout_fraction: float = 0.0
+    split_seed: int = 0
+
+    def __post_init__(self):
+        # Accept lists from callers (flags give lists) but store tuples so the config stays hashable.
+        object.__setattr__(self, "expression_names", _as_names("expression", self.expression_names))
+        object.__setattr__(self, "lighting_names", _as_names("lighting", self.lighting_names or ()))
+        object.__setattr__(self, "label_columns", tuple(self.label_columns or ()))
+        if self.data_format not in DATA_FORMATS:
+            raise DataError(
+                f"unknown data_format {self.data_format!r}; expected one of {', '.join(DATA_FORMATS)}")
+        if not self.data_path:
+            raise DataError("data_path is required")
+        if not isinstance(self.image_size, int) or self.image_size <= 0:
+            raise DataError(f"image_size must be a positive integer, got {self.image_size!r}")
+        if self.on_error not in ON_ERROR_CHOICES:
+            raise DataError(f"on_error must be 'fail' or 'skip', got {self.on_error!r}")
+        if not self.expression_names:
+            raise DataError("expression_names must name at least one expression")
+        if self.data_format == "csv":
+            if not self.label_columns:
+                raise DataError("data_format=csv needs label_columns (e.g. expression,lighting)")
+            unknown = [c for c in self.label_columns if c not in LABEL_ATTRIBUTES]
+            if unknown:
+                raise DataError(
+                    f"label_columns {', '.join(unknown)} not supported; "
+                    f"choose from {', '.join(LABEL_ATTRIBUTES)}")
+            if len(set(self.label_columns)) != len(self.label_columns):
+                raise DataError(f"label_columns repeats a column: {', '.join(self.label_columns)}")
+        if self.uses_lighting and not self.lighting_names:
+            raise DataError(
+                f"data_format={self.data_format} has lighting labels; give lighting_names "
+                "(--lighting_names or --num_lightings)")
+        if self.shuffle_buffer <= 0:
+            raise DataError(f"shuffle_buffer must be positive, got {self.shuffle_buffer}")
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise DataError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
+
+    @property
+    def uses_lighting(self) -> bool:
+        """Whether the configured layout carries lighting labels."""
+        if self.data_format == "multipie":
+            return True
+        if self.data_format == "csv":
+            return "lighting" in self.label_columns
+        return False
+
+
+def _as_names(attribute: str, names: Sequence[str]) -> Tuple[str, ...]:
+    if isinstance(names, str):
+        raise DataError(f"{attribute} names must be a sequence of names, not the string {names!r}")
+    names = tuple(str(name).strip() for name in names)
+    if any(not name for name in names):
+        raise DataError(f"{attribute} names contain an empty name: {names}")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise DataError(f"{attribute} names repeat {', '.join(duplicates)}")
+    return names

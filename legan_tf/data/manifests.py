@@ -1,0 +1,337 @@
+"""Parsing and validation of each on-disk layout (docs/data_formats.md) into aligned columns.
+
+Every entry is checked before training starts: its labels or ratings, and every file it names,
+decoded fully once with PIL. A fault either stops everything (on_error="fail", first fault in row
+order) or leaves the entry out and is recorded (on_error="skip"). Structural problems (a missing
+column, an empty manifest, a missing path) are always fatal.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import dataclasses
+import math
+import os
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from tqdm import tqdm
+
+from legan_tf.data import images
+from legan_tf.data.config import DataConfig
+from legan_tf.data.errors import DataError, Fault
+
+RATING_RANGE = (1.0, 10.0)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+# Below this many entries a progress bar is only noise.
+PROGRESS_BAR_MIN_ENTRIES = 200
+VALIDATION_THREADS = max(1, min(8, os.cpu_count() or 1))
+
+REQUIRED_COLUMNS = {
+    "ratings": ("image", "mean", "std"),
+    "multipie": ("image", "subject", "session", "lighting", "expression"),
+    "rgbd": ("image", "depth", "expression"),
+}
+
+
+class RowFault(Exception):
+    """A fault in one entry; `path` is the offending file (or the entry's image for label faults)."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+@dataclasses.dataclass
+class ParsedData:
+    """Validated entries as aligned columns, plus what was left out and how to group them."""
+
+    data_format: str
+    origin: str
+    columns: Dict[str, list]
+    groups: List[str]
+    # Split strata (the ratings' generator); None when the layout has none.
+    strata: Optional[List[str]]
+    # What a group is ("subject", "source" or "image"), for summaries.
+    group_kind: str
+    label_names: Dict[str, Tuple[str, ...]]
+    faults: List[Fault]
+
+
+# --- small parsers (raise RowFault) ---------------------------------------------------------------
+
+def parse_label(attribute: str, value: str, names: Sequence[str], path: str) -> int:
+    """A label cell -> class id. An exact name wins; otherwise a non-negative integer is an id."""
+    if value in names:
+        return names.index(value)
+    try:
+        class_id = int(value)
+    except ValueError:
+        raise RowFault(path, f"unknown {attribute} {value!r} (known: {', '.join(names)})") from None
+    if not 0 <= class_id < len(names):
+        raise RowFault(
+            path, f"{attribute} id {class_id} out of range 0..{len(names) - 1} "
+            f"({len(names)} {attribute} names configured)")
+    return class_id
+
+
+def parse_number(column: str, value: str, path: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise RowFault(path, f"{column} {value!r} is not a number") from None
+    if math.isnan(number):
+        raise RowFault(path, f"{column} is NaN")
+    return number
+
+
+def _check_file(inspect: Callable[[str], images.ImageInfo], path: str, base: str) -> images.ImageInfo:
+    try:
+        return inspect(resolve(path, base))
+    except images.ImageFault as fault:
+        raise RowFault(path, str(fault)) from None
+
+
+def _check_same_size(role: str, path: str, info, image_info) -> None:
+    try:
+        images.check_same_size(role, info, image_info)
+    except images.ImageFault as fault:
+        raise RowFault(path, str(fault)) from None
+
+
+def _size(info: images.ImageInfo) -> str:
+    return f"{info.width}x{info.height}"
+
+
+def resolve(path: str, base: str) -> str:
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
+
+
+# --- manifests ------------------------------------------------------------------------------------
+
+def read_manifest(manifest_path: str, required: Sequence[str]) -> Tuple[List[str], List[dict]]:
+    """Reads a CSV manifest; a missing column or no data rows is fatal. Returns header and rows."""
+    name = os.path.basename(manifest_path)
+    if not os.path.isfile(manifest_path):
+        raise DataError(f"{manifest_path}: manifest not found")
+    # utf-8-sig: spreadsheet exports often start with a byte-order mark that would rename `image`.
+    with open(manifest_path, newline="", encoding="utf-8-sig") as manifest:
+        reader = csv.DictReader(manifest)
+        header = [column.strip() for column in (reader.fieldnames or [])]
+        if not header:
+            raise DataError(f"{name}: empty manifest (no header)")
+        missing = [column for column in required if column not in header]
+        if missing:
+            raise DataError(
+                f"{name}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                f"(header: {','.join(header)})")
+        reader.fieldnames = header
+        rows = list(reader)
+    if not rows:
+        raise DataError(f"{name}: empty manifest (no data rows)")
+    return header, rows
+
+
+def _cells(record: dict, header: Sequence[str], required: Sequence[str]) -> Dict[str, str]:
+    """Stripped cells of one row; a short or long row or an empty required cell is a fault."""
+    image = (record.get("image") or "").strip()
+    if None in record:
+        raise RowFault(image, f"row has more fields than the header's {len(header)}")
+    if any(record[column] is None for column in header):
+        raise RowFault(image, f"row has fewer fields than the header's {len(header)}")
+    cells = {column: record[column].strip() for column in header}
+    for column in required:
+        if not cells[column]:
+            raise RowFault(image, f"empty {column!r} value")
+    return cells
+
+
+def _ratings_row(cells, base, config):
+    image = cells["image"]
+    mean = parse_number("mean", cells["mean"], image)
+    if not RATING_RANGE[0] <= mean <= RATING_RANGE[1]:
+        raise RowFault(image, f"mean {cells['mean']} out of range [{RATING_RANGE[0]:g}, "
+                       f"{RATING_RANGE[1]:g}]")
+    std = parse_number("std", cells["std"], image)
+    if std < 0:
+        raise RowFault(image, f"std {cells['std']} is negative")
+    if math.isinf(std):
+        raise RowFault(image, "std is infinite")
+    image_info = _check_file(lambda p: images.inspect_rgb(p, config.convert_color), image, base)
+    entry = {"image": resolve(image, base), "mean": mean, "std": std,
+             "image_size": _size(image_info), "group": cells.get("source") or image}
+    if "generator" in cells:
+        entry["stratum"] = cells["generator"]
+    return entry
+
+
+def _faces_row(cells, base, config, header, attributes):
+    image = cells["image"]
+    entry = {"image": resolve(image, base)}
+    label_names = _face_label_names(config, attributes)
+    for attribute in attributes:
+        entry[attribute] = parse_label(attribute, cells[attribute], label_names[attribute], image)
+    image_info = _check_file(lambda p: images.inspect_rgb(p, config.convert_color), image, base)
+    entry["image_size"] = _size(image_info)
+    if "mask" in header:
+        mask = cells["mask"]
+        if not mask:
+            raise RowFault(image, "empty 'mask' value")
+        _check_same_size("mask", mask, _check_file(images.inspect_mask, mask, base), image_info)
+        entry["mask"] = resolve(mask, base)
+    entry["group"] = cells.get("subject") or image
+    return entry
+
+
+def _rgbd_row(cells, base, config, header):
+    image = cells["image"]
+    entry = {
+        "image": resolve(image, base),
+        "expression": parse_label("expression", cells["expression"], config.expression_names, image),
+    }
+    image_info = _check_file(lambda p: images.inspect_rgb(p, config.convert_color), image, base)
+    entry["image_size"] = _size(image_info)
+    depth_info = _check_file(images.inspect_depth, cells["depth"], base)
+    _check_same_size("depth map", cells["depth"], depth_info, image_info)
+    entry["depth"] = resolve(cells["depth"], base)
+    entry["depth_bits"] = depth_info.bit_depth
+    if "normals" in header:
+        normals = cells["normals"]
+        if not normals:
+            raise RowFault(image, "empty 'normals' value")
+        _check_same_size("normal map", normals, _check_file(images.inspect_normals, normals, base),
+                         image_info)
+        entry["normals"] = resolve(normals, base)
+    entry["group"] = cells.get("subject") or image
+    return entry
+
+
+def _face_label_names(config: DataConfig, attributes: Sequence[str]) -> Dict[str, Tuple[str, ...]]:
+    names = {"expression": config.expression_names, "lighting": config.lighting_names}
+    return {attribute: names[attribute] for attribute in attributes}
+
+
+def _validate_all(items, validate_one, origin, on_error, describe_row) -> Tuple[List[dict], List[Fault]]:
+    """Runs validate_one over items on a thread pool (PIL decoding releases the GIL), in order.
+
+    Returns the good entries and the faults; under on_error="fail" raises on the first fault.
+    """
+    entries, faults = [], []
+    executor = concurrent.futures.ThreadPoolExecutor(VALIDATION_THREADS)
+
+    def guarded(item):
+        try:
+            return validate_one(item)
+        except RowFault as fault:
+            return fault
+
+    try:
+        results = executor.map(guarded, items)
+        progress = tqdm(results, total=len(items), desc=f"validating {origin}", unit="entry",
+                        disable=len(items) <= PROGRESS_BAR_MIN_ENTRIES)
+        for item, result in zip(items, progress):
+            if isinstance(result, RowFault):
+                fault = Fault(describe_row(item), result.path, result.message, origin)
+                if on_error == "fail":
+                    raise DataError(str(fault))
+                faults.append(fault)
+            else:
+                entries.append(result)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    return entries, faults
+
+
+def _parse_manifest(config: DataConfig) -> ParsedData:
+    fmt = config.data_format
+    if fmt == "csv":
+        attributes = tuple(config.label_columns)
+        required = ("image",) + attributes
+    elif fmt == "multipie":
+        attributes = ("expression", "lighting")
+        required = REQUIRED_COLUMNS[fmt]
+    else:
+        attributes = ("expression",) if fmt == "rgbd" else ()
+        required = REQUIRED_COLUMNS[fmt]
+    header, rows = read_manifest(config.data_path, required)
+    base = os.path.dirname(os.path.abspath(config.data_path))
+    origin = os.path.basename(config.data_path)
+
+    def validate_row(numbered_row):
+        _, record = numbered_row
+        cells = _cells(record, header, required)
+        if fmt == "ratings":
+            return _ratings_row(cells, base, config)
+        if fmt == "rgbd":
+            return _rgbd_row(cells, base, config, header)
+        return _faces_row(cells, base, config, header, attributes)
+
+    numbered_rows = list(enumerate(rows, start=1))
+    entries, faults = _validate_all(
+        numbered_rows, validate_row, origin, config.on_error, describe_row=lambda item: item[0])
+    if fmt == "ratings":
+        group_kind = "source" if "source" in header else "image"
+    else:
+        group_kind = "subject" if "subject" in header else "image"
+    stratified = fmt == "ratings" and "generator" in header
+    strata = [entry.pop("stratum") for entry in entries] if stratified else None
+    return _assemble(config, origin, entries, faults, strata, group_kind,
+                     _face_label_names(config, attributes))
+
+
+def _parse_folder(config: DataConfig) -> ParsedData:
+    root = config.data_path
+    if not os.path.isdir(root):
+        raise DataError(f"{root}: not a folder (data_format=folder expects root/<expression>/*.png)")
+    origin = f"folder {os.path.basename(os.path.normpath(root))}"
+    names = config.expression_names
+    class_folders = sorted(
+        entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
+    faults: List[Fault] = []
+    items: List[Tuple[str, int]] = []
+    for folder in class_folders:
+        files = sorted(name for name in os.listdir(os.path.join(root, folder))
+                       if not name.startswith("."))
+        if folder not in names:
+            fault = Fault(None, f"{folder}/", f"class folder {folder!r} ({len(files)} files) is not "
+                          f"one of the expression names ({', '.join(names)})", origin)
+            if config.on_error == "fail":
+                raise DataError(str(fault))
+            faults.append(fault)
+            continue
+        items.extend((f"{folder}/{name}", names.index(folder)) for name in files)
+    if not items and not faults:
+        raise DataError(f"{origin}: no images found (expected {root}/<expression>/*.png|jpg)")
+
+    def validate_file(item):
+        relative, expression = item
+        if not relative.lower().endswith(IMAGE_EXTENSIONS):
+            raise RowFault(relative, "not a .png/.jpg/.jpeg file")
+        info = _check_file(lambda p: images.inspect_rgb(p, config.convert_color), relative, root)
+        return {"image": resolve(relative, root), "expression": expression, "group": relative,
+                "image_size": _size(info)}
+
+    entries, file_faults = _validate_all(
+        items, validate_file, origin, config.on_error, describe_row=lambda item: None)
+    return _assemble(config, origin, entries, faults + file_faults, None, "image",
+                     {"expression": names})
+
+
+def _assemble(config, origin, entries, faults, strata, group_kind, label_names) -> ParsedData:
+    if not entries:
+        raise DataError(f"{origin}: no usable entries ({len(faults)} faulty); first fault: "
+                        f"{faults[0] if faults else 'none'}")
+    groups = [entry.pop("group") for entry in entries]
+    keys = entries[0].keys()
+    columns = {key: [entry[key] for entry in entries] for key in keys}
+    return ParsedData(config.data_format, origin, columns, groups, strata, group_kind,
+                      label_names, faults)
+
+
+def parse(config: DataConfig) -> ParsedData:
+    """Parses and validates a manifest or folder dataset (not TFRecord) named by config."""
+    if config.data_format == "folder":
+        return _parse_folder(config)
+    return _parse_manifest(config)
+

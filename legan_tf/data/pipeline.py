@@ -1,0 +1,395 @@
+"""Data sources and their tf.data pipelines.
+
+`open_source(config)` validates a dataset and returns a Source; `Source.dataset()` turns it into
+batches of model-ready examples; `distribute()` gives each replica its own input pipeline.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from legan_tf.data import images, manifests, preprocess, splits, tfrecord
+from legan_tf.data.config import DataConfig
+from legan_tf.data.errors import DataError, Fault, write_fault_report
+
+AUTOTUNE = tf.data.AUTOTUNE
+LABEL_FEATURES = tfrecord.INT_FEATURES
+# How many faults summary() lists before pointing at the report.
+SUMMARY_MAX_FAULTS = 20
+
+
+class Source:
+    """A validated dataset (or one split of it) that can be read as a tf.data pipeline."""
+
+    config: DataConfig
+    data_format: str           # the layout the data came from: ratings, multipie, folder, csv, rgbd
+    label_names: Dict[str, Tuple[str, ...]]
+    faults: List[Fault]        # entries left out under on_error="skip" (the whole dataset's)
+    features: List[str]        # the per-example keys in the encoded form (see tfrecord.py)
+    group_kind: str
+    stratified: bool
+    split_name: str
+
+    @property
+    def num_examples(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def groups(self) -> List[str]:
+        """Per-example group (subject, source or image) that splits keep together."""
+        raise NotImplementedError
+
+    def class_counts(self) -> Dict[str, Dict[str, int]]:
+        raise NotImplementedError
+
+    def split(self, holdout_fraction: Optional[float] = None,
+              seed: Optional[int] = None) -> Tuple["Source", "Source"]:
+        raise NotImplementedError
+
+    def _encoded_dataset(self, training: bool, seed: int,
+                         input_context: Optional[tf.distribute.InputContext]) -> tf.data.Dataset:
+        """This input pipeline's share of the examples in encoded form (file bytes, labels)."""
+        raise NotImplementedError
+
+    def _uncached_shuffle_buffer(self) -> int:
+        return self.config.shuffle_buffer
+
+    def dataset(self, batch_size: int, training: bool, seed: int = 0, repeat: bool = True,
+                input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+        """Batches of examples: dicts of float32 pixel maps in [-1, 1] and int32 labels.
+
+        batch_size is the global batch; with an input_context each pipeline batches its
+        per-replica share. Training shuffles, (optionally) flips and drops the last partial batch.
+        """
+        if input_context is not None:
+            batch_size = input_context.get_per_replica_batch_size(batch_size)
+            seed += input_context.input_pipeline_id
+        image_size, apply_mask = self.config.image_size, self.config.apply_mask
+
+        def decode(encoded):
+            decoded = dict(encoded)
+            decoded["image"] = images.decode_rgb(encoded["image"])
+            for key, decoder in (("depth", images.decode_depth), ("normals", images.decode_normals),
+                                 ("mask", images.decode_mask)):
+                if key in encoded:
+                    decoded[key] = decoder(encoded[key])
+            return preprocess.prepare(decoded, image_size, apply_mask)
+
+        dataset = self._encoded_dataset(training, seed, input_context)
+        if self.config.cache:
+            # Cache decoded examples, then shuffle, so each epoch still sees a new order.
+            dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE).cache()
+        if training:
+            buffer = self.config.shuffle_buffer if self.config.cache else self._uncached_shuffle_buffer()
+            dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
+        if not self.config.cache:
+            dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE)
+        if training and self.config.random_flip:
+            # A seeded random stream beside the examples keeps flips reproducible under parallelism.
+            coins = tf.data.Dataset.random(seed=seed)
+            dataset = tf.data.Dataset.zip((dataset, coins)).map(
+                lambda example, coin: preprocess.flip_horizontally(example, coin % 2 == 0),
+                num_parallel_calls=AUTOTUNE)
+        dataset = dataset.batch(batch_size, drop_remainder=training)
+        return dataset.prefetch(AUTOTUNE)
+
+    def summary(self) -> str:
+        """Multi-line description: format, path, counts per class, faults."""
+        lines = [
+            f"data_format: {self.data_format}"
+            + (" (from TFRecord shards)" if self.config.data_format == "tfrecord" else ""),
+            f"data_path: {os.path.abspath(self.config.data_path)}",
+            f"split: {self.split_name}",
+            f"examples: {self.num_examples} in {len(set(self.groups))} groups (by {self.group_kind})",
+        ]
+        for attribute, counts in self.class_counts().items():
+            lines.append(f"{attribute}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+        lines.extend(self._extra_summary_lines())
+        lines.append(f"faults: {len(self.faults)} skipped")
+        for fault in self.faults[:SUMMARY_MAX_FAULTS]:
+            lines.append(f"  {fault}")
+        if len(self.faults) > SUMMARY_MAX_FAULTS:
+            report = self.config.skipped_report or "the skipped report"
+            lines.append(f"  ... and {len(self.faults) - SUMMARY_MAX_FAULTS} more (see {report})")
+        return "\n".join(lines)
+
+    def _extra_summary_lines(self) -> List[str]:
+        return []
+
+    def _resolve_split_args(self, holdout_fraction, seed):
+        return (self.config.holdout_fraction if holdout_fraction is None else holdout_fraction,
+                self.config.split_seed if seed is None else seed)
+
+
+def _count_classes(label_names, columns, indices) -> Dict[str, Dict[str, int]]:
+    counts = {}
+    for attribute, names in label_names.items():
+        ids = np.bincount(np.asarray(columns[attribute])[indices], minlength=len(names))
+        counts[attribute] = {name: int(n) for name, n in zip(names, ids)}
+    return counts
+
+
+class ManifestSource(Source):
+    """A manifest or folder dataset, validated entry by entry; `indices` select one split of it."""
+
+    def __init__(self, config: DataConfig, parsed: manifests.ParsedData,
+                 indices: Optional[np.ndarray] = None, split_name: str = "all"):
+        self.config = config
+        self.data_format = parsed.data_format
+        self.label_names = parsed.label_names
+        self.faults = parsed.faults
+        self.group_kind = parsed.group_kind
+        self.stratified = parsed.strata is not None
+        self.split_name = split_name
+        self._parsed = parsed
+        total = len(parsed.groups)
+        self.indices = np.arange(total) if indices is None else np.asarray(indices, dtype=np.int64)
+        self.features = [name for name in (*tfrecord.BYTES_FEATURES, *tfrecord.INT_FEATURES,
+                                           *tfrecord.FLOAT_FEATURES) if name in parsed.columns]
+
+    # The whole dataset's columns (all splits); `indices` index into them. Used by the writer.
+    @property
+    def all_columns(self) -> Dict[str, list]:
+        return self._parsed.columns
+
+    @property
+    def all_groups(self) -> List[str]:
+        return self._parsed.groups
+
+    @property
+    def all_strata(self) -> List[str]:
+        return self._parsed.strata or [""] * len(self._parsed.groups)
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.indices)
+
+    @property
+    def groups(self) -> List[str]:
+        return [self._parsed.groups[i] for i in self.indices]
+
+    def class_counts(self) -> Dict[str, Dict[str, int]]:
+        return _count_classes(self.label_names, self._parsed.columns, self.indices)
+
+    def image_sizes(self) -> Dict[str, int]:
+        sizes = collections.Counter(self._parsed.columns["image_size"][i] for i in self.indices)
+        return dict(sorted(sizes.items()))
+
+    def split(self, holdout_fraction=None, seed=None):
+        """(train, test) split by group, stratified by generator when the data has one."""
+        holdout_fraction, seed = self._resolve_split_args(holdout_fraction, seed)
+        strata = self._parsed.strata
+        train, test = splits.split_by_group(
+            self.groups, holdout_fraction, seed,
+            [strata[i] for i in self.indices] if strata is not None else None)
+        return (ManifestSource(self.config, self._parsed, self.indices[train], "train"),
+                ManifestSource(self.config, self._parsed, self.indices[test], "test"))
+
+    def _uncached_shuffle_buffer(self) -> int:
+        # Before decoding the elements are just paths and labels: shuffle them all.
+        return max(1, self.num_examples)
+
+    def _encoded_dataset(self, training, seed, input_context):
+        columns = {}
+        for name in self.features:
+            values = [self._parsed.columns[name][i] for i in self.indices]
+            if name in tfrecord.INT_FEATURES:
+                columns[name] = np.asarray(values, np.int32)
+            elif name in tfrecord.FLOAT_FEATURES:
+                columns[name] = np.asarray(values, np.float32)
+            else:
+                columns[name] = np.asarray(values, dtype=object).astype(str)
+        dataset = tf.data.Dataset.from_tensor_slices(columns)
+        if input_context is not None:
+            dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        file_keys = [name for name in self.features if name in tfrecord.BYTES_FEATURES]
+
+        def read_files(element):
+            read = dict(element)
+            for key in file_keys:
+                read[key] = tf.io.read_file(element[key])
+            return read
+
+        return dataset.map(read_files, num_parallel_calls=AUTOTUNE)
+
+    def _extra_summary_lines(self):
+        lines = ["image sizes: " + ", ".join(f"{s} ({n})" for s, n in self.image_sizes().items())]
+        columns = self._parsed.columns
+        if "mean" in columns:
+            means = np.asarray(columns["mean"])[self.indices]
+            stds = np.asarray(columns["std"])[self.indices]
+            lines.append(f"ratings: mean {means.min():g}..{means.max():g} (average {means.mean():.2f}), "
+                         f"std {stds.min():g}..{stds.max():g}")
+        if self.stratified:
+            generators = collections.Counter(self._parsed.strata[i] for i in self.indices)
+            lines.append("generators: " + ", ".join(f"{g or '(empty)'} {n}"
+                                                    for g, n in sorted(generators.items())))
+        if "depth_bits" in columns:
+            bits = collections.Counter(columns["depth_bits"][i] for i in self.indices)
+            lines.append("depth maps: " + ", ".join(f"{b}-bit {n}" for b, n in sorted(bits.items())))
+        return lines
+
+
+class TFRecordSource(Source):
+    """Shards written by prepare_data. Records keep their group, so they can be re-split by group."""
+
+    def __init__(self, config: DataConfig, metadata: dict, files: List[str], split_name: str,
+                 record_filter: Optional[np.ndarray] = None):
+        self.config = config
+        self.metadata = metadata
+        self.data_format = metadata["data_format"]
+        self.label_names = {k: tuple(v) for k, v in metadata["label_names"].items()}
+        self.faults = []
+        self.features = list(metadata["features"])
+        self.group_kind = metadata["group_kind"]
+        self.stratified = metadata["stratified"]
+        self.split_name = split_name
+        self.files = files
+        # Boolean per record of `files` (read in order) when this is a re-split subset.
+        self.record_filter = record_filter
+        self._index = None
+
+    @classmethod
+    def open(cls, config: DataConfig) -> "TFRecordSource":
+        metadata = tfrecord.read_metadata(config.data_path)
+        configured = {"expression": config.expression_names, "lighting": config.lighting_names}
+        for attribute, names in metadata["label_names"].items():
+            if tuple(names) != configured[attribute]:
+                raise DataError(
+                    f"{os.path.join(config.data_path, tfrecord.METADATA_FILE)}: the shards' "
+                    f"{attribute} names ({', '.join(names)}) differ from the configured ones "
+                    f"({', '.join(configured[attribute]) or 'none'}); pass --{attribute}_names")
+        if config.apply_mask and "mask" not in metadata["features"] and "depth" not in metadata["features"]:
+            raise DataError(f"{config.data_path}: apply_mask needs masks, and these shards have none")
+        files = [os.path.join(config.data_path, shard)
+                 for split in metadata["splits"].values() for shard in split["shards"]]
+        return cls(config, metadata, files, "all")
+
+    def _index_columns(self) -> Dict[str, np.ndarray]:
+        """Group, stratum and labels of every record in this source, read once in record order."""
+        if self._index is None:
+            labels = [name for name in self.features if name in LABEL_FEATURES]
+            dataset = self._records_in_order().map(
+                lambda record: tfrecord.parse_index(record, labels), num_parallel_calls=AUTOTUNE)
+            rows = list(dataset.as_numpy_iterator())
+            self._index = {key: np.asarray([row[key] for row in rows])
+                           for key in ("group", "stratum", *labels)}
+            for key in ("group", "stratum"):
+                self._index[key] = np.asarray([value.decode() for value in self._index[key]])
+        return self._index
+
+    def _records_in_order(self) -> tf.data.Dataset:
+        records = tf.data.TFRecordDataset(self.files)
+        if self.record_filter is None:
+            return records
+        keep = tf.constant(self.record_filter)
+        return records.enumerate().filter(lambda i, _: keep[i]).map(lambda _, record: record)
+
+    @property
+    def num_examples(self) -> int:
+        if self.record_filter is not None:
+            return int(self.record_filter.sum())
+        if self.split_name == "all":
+            return int(self.metadata["num_records"])
+        return int(self.metadata["splits"][self.split_name]["num_records"])
+
+    @property
+    def groups(self) -> List[str]:
+        return list(self._index_columns()["group"])
+
+    def class_counts(self):
+        if self.record_filter is None and self.split_name != "all":
+            return self.metadata["splits"][self.split_name]["class_counts"]
+        index = self._index_columns()
+        return _count_classes(self.label_names, index, np.arange(len(index["group"])))
+
+    def split(self, holdout_fraction=None, seed=None):
+        """The stored train/test shards when prepare_data held out a split; else split by group.
+
+        A stored split is returned for holdout_fraction None, 0 or the stored fraction; asking for
+        another fraction is an error rather than a silent re-split across the stored one.
+        """
+        holdout_fraction, seed = self._resolve_split_args(holdout_fraction, seed)
+        stored = self.metadata["splits"]
+        if "test" in stored and self.split_name == "all" and self.record_filter is None:
+            if holdout_fraction not in (0.0, self.metadata["holdout_fraction"]):
+                raise DataError(
+                    f"{self.config.data_path}: the shards were split with holdout_fraction="
+                    f"{self.metadata['holdout_fraction']} by prepare_data; re-run prepare_data to "
+                    f"hold out {holdout_fraction}")
+            return tuple(
+                TFRecordSource(self.config, self.metadata,
+                               [os.path.join(self.config.data_path, s) for s in stored[name]["shards"]],
+                               name)
+                for name in ("train", "test"))
+        index = self._index_columns()
+        train, test = splits.split_by_group(list(index["group"]), holdout_fraction, seed,
+                                            list(index["stratum"]) if self.stratified else None)
+        base = (self.record_filter if self.record_filter is not None
+                else np.ones(len(index["group"]), dtype=bool))
+        positions = np.flatnonzero(base)  # record positions of this source's examples
+        subsets = []
+        for name, chosen in (("train", train), ("test", test)):
+            record_filter = np.zeros_like(base)
+            record_filter[positions[chosen]] = True
+            subsets.append(TFRecordSource(self.config, self.metadata, self.files, name, record_filter))
+        return tuple(subsets)
+
+    def _encoded_dataset(self, training, seed, input_context):
+        pipelines = input_context.num_input_pipelines if input_context is not None else 1
+        if self.record_filter is None and len(self.files) >= pipelines:
+            files = tf.data.Dataset.from_tensor_slices(self.files)
+            if input_context is not None:
+                files = files.shard(pipelines, input_context.input_pipeline_id)
+            if training:
+                files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
+            records = files.interleave(
+                tf.data.TFRecordDataset, cycle_length=min(len(self.files), 8),
+                num_parallel_calls=AUTOTUNE)
+        else:
+            records = self._records_in_order()
+            if input_context is not None:
+                records = records.shard(pipelines, input_context.input_pipeline_id)
+        features = self.features
+        return records.map(lambda record: tfrecord.parse_record(record, features),
+                           num_parallel_calls=AUTOTUNE)
+
+    def _extra_summary_lines(self):
+        return [f"shards: {len(self.files)}",
+                f"skipped when the shards were written: {self.metadata['skipped']}"]
+
+
+def open_source(config: DataConfig) -> Source:
+    """Parses and validates the dataset config names; raises DataError under on_error="fail".
+
+    Under on_error="skip" the faulty entries are left out, kept in `source.faults` and written to
+    config.skipped_report when one is given.
+    """
+    if config.data_format == "tfrecord":
+        return TFRecordSource.open(config)
+    if not os.path.exists(config.data_path):
+        raise DataError(f"{config.data_path}: data_path does not exist")
+    parsed = manifests.parse(config)
+    if config.apply_mask and "mask" not in parsed.columns and "depth" not in parsed.columns:
+        raise DataError(f"{parsed.origin}: apply_mask needs a face mask (a `mask` column, or depth "
+                        "for rgbd), and this data has none")
+    if parsed.faults and config.skipped_report:
+        write_fault_report(parsed.faults, config.skipped_report)
+    return ManifestSource(config, parsed)
+
+
+def distribute(strategy: tf.distribute.Strategy, source: Source, global_batch_size: int,
+               training: bool, seed: int = 0, repeat: bool = True) -> tf.distribute.DistributedDataset:
+    """One input pipeline per worker, each batching its replicas' share of global_batch_size."""
+    def dataset_fn(input_context):
+        return source.dataset(global_batch_size, training=training, seed=seed, repeat=repeat,
+                              input_context=input_context)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)

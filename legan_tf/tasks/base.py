@@ -1,0 +1,45 @@
+"""What the trainer needs from a recipe. A task wires networks, losses and optimizers; the trainer
+owns the loop, the strategy, checkpoints and summaries."""
+
+import abc
+
+import numpy as np
+import tensorflow as tf
+
+
+class Task(abc.ABC):
+    """One training recipe. Subclasses register themselves with `legan_tf.tasks.register`."""
+
+    name: str = ""
+
+    def __init__(self, label_names: dict[str, tuple[str, ...]], image_size: int, global_batch_size: int,
+                 train_steps: int):
+        self.label_names = dict(label_names)
+        self.image_size = image_size
+        self.global_batch_size = global_batch_size
+        self.train_steps = train_steps
+
+    @abc.abstractmethod
+    def build(self) -> None:
+        """Creates networks and optimizers (called inside `strategy.scope()`) and builds their variables,
+        so checkpoints can be restored before the first step."""
+
+    @abc.abstractmethod
+    def checkpoint_items(self) -> dict[str, tf.Module]:
+        """Everything stateful that a resume must restore, by name."""
+
+    @abc.abstractmethod
+    def train_step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """One step on one replica's share of the global batch; returns scalar metrics."""
+
+    @abc.abstractmethod
+    def evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:
+        """Metrics on held-out data (runs on the chief only)."""
+
+    @abc.abstractmethod
+    def sample_grid(self, batch: dict[str, tf.Tensor]) -> np.ndarray:
+        """A uint8 HxWx3 picture of what the model does on a fixed batch."""
+
+    def export(self, run_dir: str) -> list[str]:
+        """Writes the trained models for users (e.g. `.keras` files); returns their paths."""
+        return []

@@ -1,0 +1,108 @@
+"""Recipe: train the attribute classifier (expression and lighting heads) on labelled faces.
+
+It is the smallest complete model in the project, the main job until the GAN recipes land, and the
+independent judge of generated images later on.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import flags
+
+from legan_tf import visualize
+from legan_tf.models.classifier import AttributeClassifier
+from legan_tf.tasks import base, register
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer("classifier_base_filters", 32, "Filters of the classifier's first stage (doubled per stage, up to 8x).")
+    flags.DEFINE_integer("classifier_downsamples", 4, "Stride-2 stages of the classifier; image_size must divide by 2**this.")
+    flags.DEFINE_float("classifier_dropout", 0.0, "Dropout before the classifier heads.")
+
+
+@register
+class ClassifierTask(base.Task):
+    name = "classifier"
+    flag_prefix = "classifier_"
+
+    def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=1e-3,
+                 base_filters=32, downsamples=4, dropout=0.0):
+        super().__init__(label_names, image_size, global_batch_size, train_steps)
+        self.attributes = tuple(label_names)
+        self.learning_rate = learning_rate
+        self.model_args = dict(
+            image_size=image_size,
+            head_classes={name: len(names) for name, names in label_names.items()},
+            base_filters=base_filters,
+            num_downsamples=downsamples,
+            dropout=dropout,
+        )
+
+    def build(self):
+        self.model = AttributeClassifier(**self.model_args, name="attribute_classifier")
+        self.model(tf.zeros((1, self.image_size, self.image_size, 3)))
+        # Linear decay to zero: the last steps settle the weights instead of jumping between minima.
+        schedule = keras.optimizers.schedules.PolynomialDecay(self.learning_rate, self.train_steps, 0.0)
+        self.optimizer = keras.optimizers.Adam(schedule)
+        self.optimizer.build(self.model.trainable_variables)
+
+    def checkpoint_items(self):
+        return {"classifier": self.model, "classifier_optimizer": self.optimizer}
+
+    def _per_example_losses(self, logits, batch):
+        return {
+            name: keras.losses.sparse_categorical_crossentropy(batch[name], logits[name], from_logits=True)
+            for name in self.attributes
+        }
+
+    def train_step(self, batch):
+        with tf.GradientTape() as tape:
+            logits = self.model(batch["image"], training=True)
+            losses = self._per_example_losses(logits, batch)
+            # Scaled by the global batch so gradients summed over replicas equal one big batch's.
+            loss = tf.add_n([tf.nn.compute_average_loss(value, global_batch_size=self.global_batch_size)
+                             for value in losses.values()])
+        gradients = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        metrics = {f"loss/{name}": tf.reduce_mean(value) for name, value in losses.items()}
+        for name in self.attributes:
+            predicted = tf.argmax(logits[name], axis=-1, output_type=tf.int32)
+            metrics[f"accuracy/{name}"] = tf.reduce_mean(tf.cast(predicted == tf.cast(batch[name], tf.int32), tf.float32))
+        return metrics
+
+    def predict(self, images):
+        logits = self.model(images, training=False)
+        return {name: np.argmax(logits[name], axis=-1) for name in self.attributes}
+
+    def evaluate(self, dataset):
+        correct = {name: 0 for name in self.attributes}
+        total = 0
+        for batch in dataset:
+            predicted = self.predict(batch["image"])
+            for name in self.attributes:
+                correct[name] += int(np.sum(predicted[name] == batch[name].numpy()))
+            total += int(batch["image"].shape[0])
+        if total == 0:
+            raise ValueError("evaluation data is empty")
+        return {f"eval/accuracy/{name}": correct[name] / total for name in self.attributes}
+
+    def sample_grid(self, batch):
+        predicted = self.predict(batch["image"])
+        captions, colours = [], []
+        for index in range(len(batch["image"])):
+            parts, all_right = [], True
+            for name in self.attributes:
+                truth, guess = int(batch[name][index]), int(predicted[name][index])
+                names = self.label_names[name]
+                parts.append(names[guess] if guess == truth else f"{names[guess]}≠{names[truth]}")
+                all_right &= guess == truth
+            captions.append("\n".join(parts))
+            colours.append("green" if all_right else "red")
+        return visualize.labelled_grid(visualize.to_uint8(batch["image"]), captions, colours)
+
+    def export(self, run_dir):
+        path = os.path.join(run_dir, "attribute_classifier.keras")
+        self.model.save(path)
+        return [path]

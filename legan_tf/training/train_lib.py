@@ -1,0 +1,120 @@
+"""What `scripts/train.py` does: flags -> data -> task -> trainer, in a run directory."""
+
+import inspect
+
+from absl import flags, logging
+
+from legan_tf import tasks
+from legan_tf.data import data_config_from_flags, define_data_flags, distribute, open_source
+from legan_tf.errors import ConfigError
+from legan_tf.tasks import classifier as classifier_task
+from legan_tf.training import run_dir as run_dirs
+from legan_tf.training.strategy import STRATEGIES, create_strategy, is_chief
+from legan_tf.training.trainer import Trainer, TrainerConfig
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Every flag of the training entry point; safe to call more than once."""
+    if "task" in FLAGS:
+        return
+    define_data_flags()
+    classifier_task.define_flags()
+    flags.DEFINE_string("task", "classifier", f"Recipe to train: {', '.join(tasks.task_names())}.")
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
+                      "Distribution: default (one device), mirrored (all local GPUs), multi_worker (TF_CONFIG cluster), tpu.")
+    flags.DEFINE_string("tpu_address", "", "TPU name or grpc:// address for --strategy=tpu.")
+    flags.DEFINE_string("runs_root", "runs", "Folder that holds run directories.")
+    flags.DEFINE_string("run_name", "", "Run directory name prefix (default: the task name); a timestamp is appended.")
+    flags.DEFINE_string("resume", "", "Continue the run in this run directory from its latest checkpoint.")
+    flags.DEFINE_bool("dry_run", False, "Print the resolved configuration and a summary of the data, then exit.")
+    flags.DEFINE_integer("batch_size", 32, "Global batch size, split evenly over replicas.", lower_bound=1)
+    flags.DEFINE_integer("train_steps", 1000, "Total optimisation steps of the run.", lower_bound=1)
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", lower_bound=0.0)
+    flags.DEFINE_integer("log_every", 50, "Steps between TensorBoard scalars.", lower_bound=1)
+    flags.DEFINE_integer("sample_every", 500, "Steps between sample grids (samples/ and TensorBoard).", lower_bound=1)
+    flags.DEFINE_integer("eval_every", 1000, "Steps between evaluations on the held-out split.", lower_bound=1)
+    flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.", lower_bound=1)
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in the run directory.", lower_bound=1)
+    flags.DEFINE_integer("num_samples", 16, "Held-out images shown in each sample grid.", lower_bound=1)
+    flags.DEFINE_integer("seed", 0, "Seed for weights and data order.")
+    flags.DEFINE_bool("progress_bar", True, "Show a progress bar.")
+
+
+def _task_kwargs(task_class) -> dict:
+    """Flags named `<flag_prefix><argument>` become the task's constructor arguments."""
+    prefix = getattr(task_class, "flag_prefix", task_class.name + "_")
+    parameters = inspect.signature(task_class.__init__).parameters
+    return {
+        name[len(prefix):]: FLAGS[name].value
+        for name in FLAGS
+        if name.startswith(prefix) and name[len(prefix):] in parameters
+    }
+
+
+def _check_batch_size(strategy, batch_size):
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ConfigError(f"--batch_size={batch_size} does not split evenly over {replicas} replicas.")
+
+
+def run() -> dict:
+    """Trains the task named by --task; returns the final held-out metrics."""
+    import tensorflow as tf
+
+    task_class = tasks.get_task_class(FLAGS.task)
+    data_config = data_config_from_flags(FLAGS)
+    source = open_source(data_config)
+    # Always through split(): TFRecord shards may carry a held-out split that prepare_data stored.
+    train_source, eval_source = source.split(FLAGS.holdout_fraction, FLAGS.split_seed)
+    if eval_source.num_examples == 0:
+        logging.warning("No held-out data (--holdout_fraction=%s): the run reports training metrics only.",
+                        FLAGS.holdout_fraction)
+        eval_source = None
+
+    if FLAGS.dry_run:
+        print("# Resolved configuration (a flagfile):")
+        print(run_dirs.flagfile_text(run_dirs.project_flag_values(FLAGS)))
+        print("# Training data")
+        print(train_source.summary())
+        if eval_source is not None:
+            print("# Held-out data")
+            print(eval_source.summary())
+        return {}
+
+    tf.keras.utils.set_random_seed(FLAGS.seed)
+    strategy = create_strategy(FLAGS.strategy, FLAGS.tpu_address)
+    _check_batch_size(strategy, FLAGS.batch_size)
+    if FLAGS.resume:
+        run_dir = run_dirs.existing_run_dir(FLAGS.resume)
+    else:
+        run_dir = run_dirs.new_run_dir(FLAGS.runs_root, FLAGS.run_name or FLAGS.task)
+    if is_chief(strategy):
+        run_dirs.write_flagfile(run_dir, run_dirs.project_flag_values(FLAGS))
+    logging.info("Run directory: %s", run_dir)
+    print(f"Run directory: {run_dir}", flush=True)
+
+    task = task_class(
+        label_names=train_source.label_names,
+        image_size=FLAGS.image_size,
+        global_batch_size=FLAGS.batch_size,
+        train_steps=FLAGS.train_steps,
+        learning_rate=FLAGS.learning_rate,
+        **_task_kwargs(task_class),
+    )
+    config = TrainerConfig(
+        train_steps=FLAGS.train_steps,
+        log_every=FLAGS.log_every,
+        sample_every=FLAGS.sample_every,
+        eval_every=FLAGS.eval_every,
+        checkpoint_every=FLAGS.checkpoint_every,
+        keep_checkpoints=FLAGS.keep_checkpoints,
+        num_samples=FLAGS.num_samples,
+        seed=FLAGS.seed,
+        progress_bar=FLAGS.progress_bar,
+    )
+    trainer = Trainer(task, strategy, run_dir, train_source, eval_source, config, distribute_fn=distribute)
+    metrics = trainer.run()
+    print(f"Finished: {run_dir}" + ("".join(f"\n  {name}: {value:.4f}" for name, value in metrics.items())), flush=True)
+    return metrics

@@ -1,0 +1,167 @@
+"""The one training loop: a custom loop over `strategy.run`, for every recipe and every strategy.
+
+A custom loop rather than `fit()` because `fit()` does not drive a GAN under
+MultiWorkerMirroredStrategy, and one loop for all recipes keeps checkpoints, summaries and resume
+behaving the same everywhere.
+"""
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from tqdm import tqdm
+
+from legan_tf import visualize
+from legan_tf.errors import ConfigError
+from legan_tf.training import run_dir as run_dirs
+from legan_tf.training.strategy import is_chief
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    train_steps: int
+    log_every: int = 50
+    sample_every: int = 500
+    eval_every: int = 1000
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    num_samples: int = 16
+    eval_batch_size: int = 64
+    seed: int = 0
+    progress_bar: bool = True
+
+
+class Trainer:
+    def __init__(self, task, strategy, run_dir, train_source, eval_source, config: TrainerConfig, distribute_fn):
+        """`distribute_fn(strategy, source, global_batch_size, training, seed)` returns a distributed dataset."""
+        self.task = task
+        self.strategy = strategy
+        self.run_dir = run_dir
+        self.train_source = train_source
+        self.eval_source = eval_source
+        self.config = config
+        self.distribute_fn = distribute_fn
+        self.chief = is_chief(strategy)
+
+        with strategy.scope():
+            task.build()
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.checkpoint = tf.train.Checkpoint(step=self.step, **task.checkpoint_items())
+        checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        if not self.chief:
+            # Multi-worker saving needs every worker to write; only the chief's copy is kept.
+            checkpoint_dir = os.path.join(checkpoint_dir, f"worker-tmp-{strategy.cluster_resolver.task_id}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=config.keep_checkpoints)
+        self.writer = (
+            tf.summary.create_file_writer(os.path.join(run_dir, "logs")) if self.chief else tf.summary.create_noop_writer()
+        )
+
+    def restore(self) -> int:
+        """Restores the latest checkpoint of the run directory, if any; returns the step reached."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return 0
+        try:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(
+                f"Checkpoint {latest} does not fit the {self.task.name!r} model built from these flags "
+                f"(another architecture, size or label count?): {first_line}"
+            ) from None
+        logging.info("Resumed from %s at step %d.", latest, int(self.step.numpy()))
+        return int(self.step.numpy())
+
+    def _distributed_step_fn(self):
+        strategy, task = self.strategy, self.task
+
+        @tf.function
+        def distributed_step(iterator):
+            per_replica = strategy.run(task.train_step, args=(next(iterator),))
+            return {name: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None) for name, value in per_replica.items()}
+
+        return distributed_step
+
+    def _fixed_sample_batch(self):
+        """The same spread of held-out examples at every step, not just the first few in file order."""
+        source = self.eval_source or self.train_source
+        examples = source.dataset(batch_size=64, training=False, repeat=False).unbatch()
+        examples = examples.shuffle(4096, seed=self.config.seed, reshuffle_each_iteration=False)
+        return next(iter(examples.batch(self.config.num_samples)))
+
+    def _write_samples(self, batch, step):
+        if not self.chief:
+            return
+        grid = self.task.sample_grid(batch)
+        visualize.save_png(grid, os.path.join(self.run_dir, "samples", f"step_{step:07d}.png"))
+        with self.writer.as_default(step=step):
+            tf.summary.image("samples", grid[None], max_outputs=1)
+
+    def _evaluate(self, step):
+        if self.eval_source is None or not self.chief:
+            return {}
+        dataset = self.eval_source.dataset(batch_size=self.config.eval_batch_size, training=False, repeat=False)
+        metrics = self.task.evaluate(dataset)
+        with self.writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar(name, value)
+        run_dirs.append_metrics(self.run_dir, step, metrics)
+        logging.info("step %d: %s", step, ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+        return metrics
+
+    def run(self) -> dict[str, float]:
+        config = self.config
+        start = self.restore()
+        if start >= config.train_steps:
+            logging.info("The run already reached step %d of %d; nothing to train.", start, config.train_steps)
+            return self._evaluate(start)
+        # A resumed run draws a fresh shuffle order rather than replaying the first epochs.
+        dataset = self.distribute_fn(self.strategy, self.train_source, self.task.global_batch_size, True, config.seed + start)
+        iterator = iter(dataset)
+        distributed_step = self._distributed_step_fn()
+        sample_batch = self._fixed_sample_batch()
+
+        progress = tqdm(total=config.train_steps, initial=start, desc=self.task.name, unit="step",
+                        disable=not (config.progress_bar and self.chief), dynamic_ncols=True)
+        window_start, window_steps = time.perf_counter(), 0
+        metrics = {}
+        for step in range(start + 1, config.train_steps + 1):
+            metrics = distributed_step(iterator)
+            self.step.assign(step)
+            window_steps += 1
+            progress.update(1)
+            if step % config.log_every == 0 or step == config.train_steps:
+                values = {name: float(value) for name, value in metrics.items()}
+                if not all(np.isfinite(list(values.values()))):
+                    self.manager.save(checkpoint_number=step)
+                    raise FloatingPointError(f"step {step}: a loss is not finite ({values}); checkpoint saved for inspection.")
+                images_per_second = window_steps * self.task.global_batch_size / (time.perf_counter() - window_start)
+                window_start, window_steps = time.perf_counter(), 0
+                with self.writer.as_default(step=step):
+                    for name, value in values.items():
+                        tf.summary.scalar(name, value)
+                    tf.summary.scalar("throughput/images_per_second", images_per_second)
+                progress.set_postfix({name.split("/")[-1] if name.startswith("loss") else name: f"{value:.3f}"
+                                      for name, value in values.items()}, refresh=False)
+            if step % config.checkpoint_every == 0:
+                self.manager.save(checkpoint_number=step)
+            if step % config.sample_every == 0:
+                self._write_samples(sample_batch, step)
+            if step % config.eval_every == 0 and step != config.train_steps:
+                self._evaluate(step)
+        progress.close()
+
+        final_step = config.train_steps
+        if final_step % config.checkpoint_every:
+            self.manager.save(checkpoint_number=final_step)
+        if final_step % config.sample_every:
+            self._write_samples(sample_batch, final_step)
+        final_metrics = self._evaluate(final_step)
+        if self.chief:
+            for path in self.task.export(self.run_dir):
+                logging.info("Exported %s", path)
+        self.writer.flush()
+        return final_metrics

@@ -1,0 +1,37 @@
+"""Installs legan-tf. Versions are pinned exactly: this is the stack the project was measured on."""
+
+from setuptools import find_packages, setup
+
+CORE = [
+    "tensorflow==2.21.0",
+    "keras==3.15.1",
+    "numpy==2.4.6",
+    "pillow==13.0.0",
+    "scipy==1.17.1",
+    "scikit-learn==1.9.1",
+    "absl-py==2.5.1",
+    "matplotlib==3.11.2",
+    "tqdm==4.70.1",
+    # TensorFlow 2.21 no longer depends on TensorBoard, but tf.summary needs it.
+    "tensorboard==2.21.0",
+]
+
+EXTRAS = {
+    # Only people who serve exported models over gRPC need these.
+    "serving": ["tensorflow-serving-api==2.21.0", "grpcio==1.85.1"],
+    "test": ["pytest==9.2.0"],
+}
+EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+
+setup(
+    name="legan-tf",
+    version="0.1.0",
+    description="Controllable face synthesis in TensorFlow/Keras: LEGAN and StarGAN with 3D dense geometry guidance",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["legan_tf", "legan_tf.*"]),
+    install_requires=CORE,
+    extras_require=EXTRAS,
+    license="Apache-2.0",
+)

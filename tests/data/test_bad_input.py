@@ -1,0 +1,248 @@
+"""Every kind of bad input, per reader, under on_error=fail and on_error=skip.
+
+fail: DataError naming the manifest row (or folder file) and the fault.
+skip: the entry is left out, the rest still loads, the fault is kept and written to the report.
+"""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from legan_tf.data import DataConfig, DataError, open_source
+from tests.data.conftest import save_depth, save_rgb, truncate
+
+ALL_READERS = ["ratings", "multipie", "folder", "csv", "rgbd"]
+BAD_ROW = 2
+
+
+def where(layout, row, path):
+    origin = f"{layout.origin} row {row}" if layout.rows is not None else layout.origin
+    return f"{origin} ({path}): "
+
+
+def expect_fault(layout, on_error, tmp_path, path, fault, row=BAD_ROW, remaining=None):
+    """Asserts how open_source treats the one bad entry the test planted."""
+    row = row if layout.rows is not None else None
+    expected_start = where(layout, row, path)
+    if on_error == "fail":
+        with pytest.raises(DataError) as error:
+            open_source(layout.config())
+        message = str(error.value)
+        assert message.startswith(expected_start), message
+        assert fault in message
+        return
+    report = tmp_path / "report" / "skipped.csv"
+    source = open_source(layout.config(on_error="skip", skipped_report=str(report)))
+    [skipped] = source.faults
+    assert str(skipped).startswith(expected_start) and fault in skipped.message, str(skipped)
+    expected_count = layout.count - 1 if remaining is None else remaining
+    assert source.num_examples == expected_count
+    with open(report, newline="") as report_file:
+        assert list(csv.reader(report_file)) == [
+            ["row", "path", "fault"], ["" if row is None else str(row), path, skipped.message]]
+    loaded = sum(len(batch["image"]) for batch in
+                 source.dataset(batch_size=64, training=False, repeat=False).as_numpy_iterator())
+    assert loaded == expected_count
+    assert "faults: 1 skipped" in source.summary()
+
+
+def write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+IMAGE_FAULTS = {
+    "truncated": (truncate, "truncated image file"),
+    "unreadable": (lambda path: write_bytes(path, b"this is not an image"),
+                   "unreadable image (not an image file)"),
+    "missing": (os.remove, "missing image file"),
+    "grayscale": (lambda path: Image.new("L", (20, 16), 90).save(path, format="PNG"),
+                  "grayscale image (mode L)"),
+    "rgba": (lambda path: Image.new("RGBA", (20, 16)).save(path, format="PNG"), "RGBA image"),
+}
+
+
+# A folder dataset lists the files that exist, so it cannot name a missing one.
+IMAGE_FAULT_CASES = [(reader, kind) for reader in ALL_READERS for kind in sorted(IMAGE_FAULTS)
+                     if (reader, kind) != ("folder", "missing")]
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.parametrize("reader,kind", IMAGE_FAULT_CASES)
+def test_bad_image_file(make_layout, tmp_path, reader, kind, on_error):
+    layout = make_layout(reader)
+    damage, fault = IMAGE_FAULTS[kind]
+    image = layout.image_of(BAD_ROW)
+    damage(layout.file(image))
+    expect_fault(layout, on_error, tmp_path, image, fault)
+
+
+RATING_FAULTS = [
+    ("mean", "nan", "mean is NaN"),
+    ("mean", "abc", "mean 'abc' is not a number"),
+    ("mean", "11", "mean 11 out of range [1, 10]"),
+    ("mean", "0.5", "mean 0.5 out of range [1, 10]"),
+    ("std", "-0.5", "std -0.5 is negative"),
+    ("std", "NaN", "std is NaN"),
+]
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.parametrize("column,value,fault", RATING_FAULTS)
+def test_bad_rating(make_layout, tmp_path, column, value, fault, on_error):
+    layout = make_layout("ratings")
+    layout.set_cell(BAD_ROW, column, value)
+    expect_fault(layout, on_error, tmp_path, layout.image_of(BAD_ROW), fault)
+
+
+LABEL_FAULTS = [
+    ("multipie", "expression", "smirk", "unknown expression 'smirk' (known: neutral, smile"),
+    ("multipie", "lighting", "25", "lighting id 25 out of range 0..2"),
+    ("multipie", "expression", "-1", "expression id -1 out of range 0..5"),
+    ("csv", "expression", "7", "expression id 7 out of range 0..5"),
+    ("csv", "expression", "Smile", "unknown expression 'Smile'"),
+    ("rgbd", "expression", "anger", "unknown expression 'anger' (known: happy, neutral, sadness)"),
+]
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.parametrize("reader,column,value,fault", LABEL_FAULTS)
+def test_unknown_label(make_layout, tmp_path, reader, column, value, fault, on_error):
+    layout = make_layout(reader)
+    layout.set_cell(BAD_ROW, column, value)
+    expect_fault(layout, on_error, tmp_path, layout.image_of(BAD_ROW), fault)
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+def test_class_folder_not_in_names(make_layout, tmp_path, on_error):
+    layout = make_layout("folder")
+    count = layout.count
+    save_rgb(os.path.join(layout.data_path, "smirk", "0.png"), seed=1)
+    expect_fault(layout, on_error, tmp_path, "smirk/",
+                 "class folder 'smirk' (1 files) is not one of the expression names", row=None,
+                 remaining=count)
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+def test_non_image_file_in_class_folder(make_layout, tmp_path, on_error):
+    layout = make_layout("folder")
+    count = layout.count
+    write_bytes(os.path.join(layout.data_path, "smile", "notes.txt"), b"x")
+    expect_fault(layout, on_error, tmp_path, "smile/notes.txt", "not a .png/.jpg/.jpeg file",
+                 row=None, remaining=count)
+
+
+def small_depth(path):
+    save_depth(path, bits=16, width=10, height=8)
+
+
+def rgb_depth(path):
+    save_rgb(path, seed=0)
+
+
+PAIRED_FILE_FAULTS = [
+    ("rgbd", "depth", small_depth, "depth map is 10x8 but the image is 20x16"),
+    ("rgbd", "depth", rgb_depth, "depth map has mode RGB; expected single-channel"),
+    ("rgbd", "depth", os.remove, "missing depth map file"),
+    ("rgbd", "depth", truncate, "truncated depth map file"),
+    ("rgbd", "normals", lambda p: save_rgb(p, 0, width=4, height=4),
+     "normal map is 4x4 but the image is 20x16"),
+    ("multipie", "mask", lambda p: Image.new("L", (8, 8)).save(p),
+     "mask is 8x8 but the image is 20x16"),
+    ("multipie", "mask", os.remove, "missing mask file"),
+]
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.parametrize("reader,column,damage,fault", PAIRED_FILE_FAULTS)
+def test_bad_paired_file(make_layout, tmp_path, reader, column, damage, fault, on_error):
+    layout = make_layout(reader)
+    paired = layout.rows[BAD_ROW - 1][column]
+    damage(layout.file(paired))
+    expect_fault(layout, on_error, tmp_path, paired, fault)
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+def test_row_with_too_few_fields(make_layout, tmp_path, on_error):
+    layout = make_layout("multipie")
+    with open(layout.data_path) as f:
+        lines = f.read().splitlines()
+    lines[BAD_ROW] = ",".join(lines[BAD_ROW].split(",")[:3])
+    with open(layout.data_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    expect_fault(layout, on_error, tmp_path, layout.image_of(BAD_ROW),
+                 "row has fewer fields than the header's 6")
+
+
+MISSING_COLUMNS = [("ratings", "std"), ("multipie", "lighting"), ("multipie", "session"),
+                   ("csv", "expression"), ("rgbd", "depth"), ("rgbd", "image")]
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.parametrize("reader,column", MISSING_COLUMNS)
+def test_missing_column_is_always_fatal(make_layout, reader, column, on_error):
+    layout = make_layout(reader)
+    layout.header.remove(column)
+    for row in layout.rows:
+        del row[column]
+    layout.write_manifest()
+    with pytest.raises(DataError, match=f"^{layout.origin}: missing column {column} "):
+        open_source(layout.config(on_error=on_error))
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.parametrize("reader", ["ratings", "multipie", "csv", "rgbd"])
+def test_empty_manifest_is_always_fatal(make_layout, reader, on_error):
+    layout = make_layout(reader)
+    layout.rows = []
+    layout.write_manifest()
+    with pytest.raises(DataError, match=f"^{layout.origin}: empty manifest"):
+        open_source(layout.config(on_error=on_error))
+
+
+def test_empty_folder_is_fatal(tmp_path):
+    (tmp_path / "faces").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        open_source(DataConfig(data_format="folder", data_path=str(tmp_path / "faces")))
+
+
+def test_missing_data_path_is_fatal(make_layout):
+    layout = make_layout("ratings")
+    with pytest.raises(DataError, match="does not exist"):
+        open_source(layout.config(data_path=layout.data_path + ".missing"))
+
+
+def test_all_entries_faulty_is_fatal_even_when_skipping(make_layout, tmp_path):
+    layout = make_layout("csv")
+    for row in range(1, layout.count + 1):
+        layout.set_cell(row, "expression", "smirk")
+    report = tmp_path / "skipped.csv"
+    with pytest.raises(DataError, match="no usable entries"):
+        open_source(layout.config(on_error="skip", skipped_report=str(report)))
+
+
+def test_fail_reports_the_first_fault_in_row_order(make_layout):
+    layout = make_layout("multipie")
+    os.remove(layout.file(layout.image_of(5)))
+    layout.set_cell(3, "expression", "smirk")
+    with pytest.raises(DataError, match=r"^manifest.csv row 3 \("):
+        open_source(layout.config())
+
+
+def test_skip_keeps_every_fault(make_layout):
+    layout = make_layout("multipie")
+    os.remove(layout.file(layout.image_of(5)))
+    layout.set_cell(3, "expression", "smirk")
+    source = open_source(layout.config(on_error="skip"))
+    assert [fault.row for fault in source.faults] == [3, 5]
+    assert source.num_examples == layout.count - 2
+    assert np.sum([sum(c.values()) for c in source.class_counts().values()]) == 2 * (layout.count - 2)
+
+
+def test_apply_mask_without_masks_is_fatal(make_layout):
+    layout = make_layout("ratings")
+    with pytest.raises(DataError, match="apply_mask needs a face mask"):
+        open_source(layout.config(apply_mask=True))

@@ -1,0 +1,101 @@
+"""scripts/train.py end to end on a tiny face lab: run directory, resume, dry run, clear errors."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from legan_tf.data.synthetic.writer import write_face_lab
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN = os.path.join(REPO, "scripts", "train.py")
+
+
+@pytest.fixture(scope="module")
+def tiny_lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    write_face_lab(root, image_size=32, num_identities=6, seed=0, num_lightings=4, naturalness_variants=1,
+                   rgbd_lightings_per_face=1)
+    return root
+
+
+def _train(lab, runs_root, *extra):
+    command = [
+        sys.executable, TRAIN, "--task=classifier", "--run_name=tiny", f"--runs_root={runs_root}",
+        "--data_format=multipie", f"--data_path={lab / 'multipie' / 'manifest.csv'}", "--image_size=32",
+        "--num_lightings=4", "--holdout_fraction=0.34", "--batch_size=8", "--classifier_base_filters=4",
+        "--classifier_downsamples=3", "--log_every=2", "--sample_every=3", "--eval_every=3",
+        "--checkpoint_every=3", "--num_samples=4", "--noprogress_bar", *extra,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def test_run_writes_flags_checkpoints_logs_samples_and_resumes(tiny_lab, tmp_path):
+    first = _train(tiny_lab, tmp_path, "--train_steps=3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    flagfile = open(os.path.join(run, "flags.txt")).read()
+    assert "--train_steps=3" in flagfile and "--resume" not in flagfile
+    assert sorted(os.listdir(os.path.join(run, "samples"))) == ["step_0000003.png"]
+    assert glob.glob(os.path.join(run, "logs", "events.out.tfevents.*"))
+    assert os.path.exists(os.path.join(run, "attribute_classifier.keras"))
+    assert json.load(open(os.path.join(run, "metrics.json")))["step"] == 3
+
+    resumed = _train(tiny_lab, tmp_path, "--train_steps=6", f"--resume={run}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Resumed from" in resumed.stderr and "at step 3" in resumed.stderr
+    checkpoints = sorted(os.path.basename(p) for p in glob.glob(os.path.join(run, "checkpoints", "ckpt-*.index")))
+    assert checkpoints == ["ckpt-3.index", "ckpt-6.index"]
+    steps = [json.loads(line)["step"] for line in open(os.path.join(run, "metrics.jsonl"))]
+    assert steps == [3, 6]
+    assert len(glob.glob(str(tmp_path / "tiny-*"))) == 1
+
+
+def test_the_saved_flagfile_reproduces_the_run(tiny_lab, tmp_path):
+    first = _train(tiny_lab, tmp_path / "a", "--train_steps=2", "--seed=3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "a" / "tiny-*"))
+    again = subprocess.run(
+        [sys.executable, TRAIN, f"--flagfile={run}/flags.txt", f"--runs_root={tmp_path / 'b'}"],
+        capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    [rerun] = glob.glob(str(tmp_path / "b" / "tiny-*"))
+    assert json.load(open(os.path.join(run, "metrics.json"))) == json.load(open(os.path.join(rerun, "metrics.json")))
+
+
+def test_dry_run_prints_configuration_and_counts_per_class_without_a_run_dir(tiny_lab, tmp_path):
+    result = _train(tiny_lab, tmp_path, "--dry_run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--batch_size=8" in result.stdout
+    assert "expression: neutral 16, smile 16" in result.stdout  # 4 training identities x 4 lights
+    assert "lighting: 00 24, 01 24, 02 24, 03 24" in result.stdout
+    assert not os.path.exists(tmp_path / "tiny") and not glob.glob(str(tmp_path / "tiny-*"))
+
+
+def test_resuming_with_another_architecture_names_the_checkpoint(tiny_lab, tmp_path):
+    first = _train(tiny_lab, tmp_path, "--train_steps=3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    wider = _train(tiny_lab, tmp_path, "--train_steps=6", f"--resume={run}", "--classifier_base_filters=8")
+    assert wider.returncode == 1
+    assert "does not fit the 'classifier' model" in wider.stderr and "ckpt-3" in wider.stderr
+    assert "Traceback" not in wider.stderr
+
+
+def test_bad_data_stops_at_start_up_with_the_row_and_no_traceback(tiny_lab, tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    lines = open(tiny_lab / "multipie" / "manifest.csv").read().splitlines()
+    image_dir = tiny_lab / "multipie"
+    header, first_row = lines[0], lines[1].split(",")
+    first_row[0] = str(image_dir / first_row[0])
+    first_row[header.split(",").index("expression")] = "yawn"
+    first_row[header.split(",").index("mask")] = str(image_dir / first_row[header.split(",").index("mask")])
+    manifest.write_text(header + "\n" + ",".join(first_row) + "\n")
+    result = _train(tiny_lab, tmp_path, "--train_steps=1", f"--data_path={manifest}")
+    assert result.returncode == 1
+    assert "row 1" in result.stderr and "yawn" in result.stderr
+    assert "Traceback" not in result.stderr
