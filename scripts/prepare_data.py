@@ -16,9 +16,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from legan_tf.data import DataError, data_config_from_flags, define_data_flags, open_source  # noqa: E402
+from legan_tf.data import flags as data_flags  # noqa: E402
 from legan_tf.data import tfrecord  # noqa: E402
 
 define_data_flags()
+flags.adopt_module_key_flags(data_flags)  # so --help lists the data flags too
 flags.DEFINE_string("output_dir", None, "Folder for the shards, dataset.json and (with "
                     "--on_error=skip) skipped.csv. Must be empty unless --overwrite.")
 flags.DEFINE_integer("num_shards", 4, "Shards per split (fewer when a split has fewer records).")
