@@ -9,7 +9,7 @@ from legan_tf.data import data_config_from_flags, define_data_flags, distribute,
 from legan_tf.errors import ConfigError
 from legan_tf.tasks import classifier as classifier_task
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.strategy import STRATEGIES, create_strategy, is_chief
+from legan_tf.training.strategy import STRATEGIES, create_strategy, is_chief, split_cpu_into_logical_devices
 from legan_tf.training.trainer import Trainer, TrainerConfig
 
 FLAGS = flags.FLAGS
@@ -24,6 +24,9 @@ def define_flags() -> None:
     flags.DEFINE_string("task", "classifier", f"Recipe to train: {', '.join(tasks.task_names())}.")
     flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
                       "Distribution: default (one device), mirrored (all local GPUs), multi_worker (TF_CONFIG cluster), tpu.")
+    flags.DEFINE_integer("cpu_replicas", 0,
+                         "Split the CPU into this many logical devices (0: leave it whole), so --strategy=mirrored "
+                         "runs several replicas without GPUs: for trying distribution on a laptop.", lower_bound=0)
     flags.DEFINE_string("tpu_address", "", "TPU name or grpc:// address for --strategy=tpu.")
     flags.DEFINE_string("runs_root", "runs", "Folder that holds run directories.")
     flags.DEFINE_string("run_name", "", "Run directory name prefix (default: the task name); a timestamp is appended.")
@@ -63,6 +66,9 @@ def run() -> dict:
     """Trains the task named by --task; returns the final held-out metrics."""
     import tensorflow as tf
 
+    if FLAGS.cpu_replicas:
+        # Before anything touches a device: logical devices cannot be added once TF has initialised.
+        split_cpu_into_logical_devices(FLAGS.cpu_replicas)
     task_class = tasks.get_task_class(FLAGS.task)
     data_config = data_config_from_flags(FLAGS)
     source = open_source(data_config)
@@ -93,7 +99,8 @@ def run() -> dict:
     if is_chief(strategy):
         run_dirs.write_flagfile(run_dir, run_dirs.project_flag_values(FLAGS))
     logging.info("Run directory: %s", run_dir)
-    print(f"Run directory: {run_dir}", flush=True)
+    print(f"Run directory: {run_dir}\nStrategy: {FLAGS.strategy}, {strategy.num_replicas_in_sync} replica(s), "
+          f"global batch {FLAGS.batch_size}", flush=True)
 
     task = task_class(
         label_names=train_source.label_names,

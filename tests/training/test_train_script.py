@@ -99,3 +99,17 @@ def test_bad_data_stops_at_start_up_with_the_row_and_no_traceback(tiny_lab, tmp_
     assert result.returncode == 1
     assert "row 1" in result.stderr and "yawn" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_mirrored_strategy_over_two_logical_cpus_trains_and_reports_replicas(tiny_lab, tmp_path):
+    result = _train(tiny_lab, tmp_path, "--train_steps=3", "--strategy=mirrored", "--cpu_replicas=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Strategy: mirrored, 2 replica(s), global batch 8" in result.stdout
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    assert json.load(open(os.path.join(run, "metrics.json")))["step"] == 3
+
+
+def test_a_batch_that_does_not_split_over_replicas_is_refused(tiny_lab, tmp_path):
+    result = _train(tiny_lab, tmp_path, "--train_steps=3", "--strategy=mirrored", "--cpu_replicas=3")
+    assert result.returncode == 1
+    assert "--batch_size=8 does not split evenly over 3 replicas" in result.stderr
