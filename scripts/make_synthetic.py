@@ -33,6 +33,8 @@ flags.DEFINE_integer("naturalness_variants", 8, "Rated images per identity in qu
                      "render and the rest degraded by random artifacts.", lower_bound=1)
 flags.DEFINE_float("ambient", 0.25, "Share of light reaching every surface regardless of orientation.")
 flags.DEFINE_string("contact_sheet", None, "Optional path of a PNG contact sheet of the attribute lab.")
+flags.DEFINE_list("parts", ["multipie", "quality", "rgbd"], "Which parts to write: multipie (attribute "
+                  "labels), quality (naturalness ratings), rgbd (RGB-depth pairs).")
 flags.DEFINE_boolean("overwrite", False, "Replace the lab's parts in a non-empty --output_dir.")
 flags.mark_flag_as_required("output_dir")
 
@@ -46,7 +48,7 @@ def main(argv):
             rgbd_expression_set=FLAGS.rgbd_expression_set, lightings_per_face=FLAGS.lightings_per_face,
             rgbd_lightings_per_face=FLAGS.rgbd_lightings_per_face,
             naturalness_variants=FLAGS.naturalness_variants, ambient=FLAGS.ambient,
-            overwrite=FLAGS.overwrite, contact_sheet_path=FLAGS.contact_sheet)
+            overwrite=FLAGS.overwrite, contact_sheet_path=FLAGS.contact_sheet, parts=FLAGS.parts)
     except (FileExistsError, ValueError) as error:
         print(f"make_synthetic: {error}", file=sys.stderr)
         return 1

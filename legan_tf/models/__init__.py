@@ -1,5 +1,6 @@
 """Keras networks, one module per network. Importing this registers them for `keras.models.load_model`."""
 
 from legan_tf.models.classifier import AttributeClassifier
+from legan_tf.models.quality import QualityModel
 
-__all__ = ["AttributeClassifier"]
+__all__ = ["AttributeClassifier", "QualityModel"]

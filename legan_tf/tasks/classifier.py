@@ -12,6 +12,7 @@ import tensorflow as tf
 from absl import flags
 
 from legan_tf import visualize
+from legan_tf.errors import ConfigError
 from legan_tf.models.classifier import AttributeClassifier
 from legan_tf.tasks import base, register
 
@@ -39,6 +40,10 @@ class ClassifierTask(base.Task):
             num_downsamples=downsamples,
             dropout=dropout,
         )
+        try:
+            AttributeClassifier(**self.model_args)  # checks the size and label counts before training starts
+        except ValueError as error:
+            raise ConfigError(f"The classifier cannot be built from these flags: {error}") from None
 
     def build(self):
         self.model = AttributeClassifier(**self.model_args, name="attribute_classifier")

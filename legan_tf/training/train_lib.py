@@ -8,6 +8,7 @@ from legan_tf import tasks
 from legan_tf.data import data_config_from_flags, define_data_flags, distribute, open_source
 from legan_tf.errors import ConfigError
 from legan_tf.tasks import classifier as classifier_task
+from legan_tf.tasks import quality as quality_task
 from legan_tf.training import run_dir as run_dirs
 from legan_tf.training.strategy import STRATEGIES, create_strategy, is_chief, split_cpu_into_logical_devices
 from legan_tf.training.trainer import Trainer, TrainerConfig
@@ -21,6 +22,7 @@ def define_flags() -> None:
         return
     define_data_flags()
     classifier_task.define_flags()
+    quality_task.define_flags()
     flags.DEFINE_string("task", "classifier", f"Recipe to train: {', '.join(tasks.task_names())}.")
     flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
                       "Distribution: default (one device), mirrored (all local GPUs), multi_worker (TF_CONFIG cluster), tpu.")

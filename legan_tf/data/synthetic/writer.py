@@ -185,11 +185,16 @@ def write_face_lab(output_dir, *, image_size: int = 64, num_identities: int = 50
                    rgbd_expression_set: str = "affectnet", lightings_per_face: int | None = None,
                    rgbd_lightings_per_face: int = 1, naturalness_variants: int = 8,
                    ambient: float = 0.25, overwrite: bool = False, contact_sheet_path=None,
-                   progress: bool = True) -> dict:
-    """Renders and writes all three parts plus lab.json; returns the settings and counts written.
+                   progress: bool = True, parts=PARTS) -> dict:
+    """Renders and writes the requested parts (default all three) plus lab.json; returns the
+    settings and counts written.
 
     Raises FileExistsError when output_dir is not empty and overwrite is False.
     """
+    parts = tuple(parts)
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts:
+        raise ValueError(f"parts must be a non-empty subset of {', '.join(PARTS)}; got {', '.join(parts) or 'none'}")
     if num_identities < 1:
         raise ValueError(f"num_identities must be >= 1, got {num_identities}")
     for name, value in (("lightings_per_face", lightings_per_face),
@@ -204,19 +209,21 @@ def write_face_lab(output_dir, *, image_size: int = 64, num_identities: int = 50
 
     per_face = min(lightings_per_face or num_lightings, num_lightings)
     rgbd_per_face = min(rgbd_lightings_per_face, num_lightings)
-    planned = num_identities * (attribute_lab.num_expressions * per_face + naturalness_variants
-                                + rgbd_lab.num_expressions * rgbd_per_face)
+    per_identity = {"multipie": attribute_lab.num_expressions * per_face, "quality": naturalness_variants,
+                    "rgbd": rgbd_lab.num_expressions * rgbd_per_face}
+    planned = num_identities * sum(per_identity[part] for part in parts)
     with tqdm(total=planned, unit="img", desc="face lab", disable=not progress) as bar:
         pngs = _PngWriter(bar)
         try:
-            counts = {
-                "multipie": _write_multipie(output_dir / "multipie", attribute_lab, num_identities,
-                                            lightings_per_face, seed, pngs),
-                "quality": _write_quality(output_dir / "quality", attribute_lab, num_identities,
-                                          naturalness_variants, seed, pngs),
-                "rgbd": _write_rgbd(output_dir / "rgbd", rgbd_lab, num_identities,
-                                    rgbd_lightings_per_face, seed, pngs),
+            writers = {
+                "multipie": lambda: _write_multipie(output_dir / "multipie", attribute_lab, num_identities,
+                                                    lightings_per_face, seed, pngs),
+                "quality": lambda: _write_quality(output_dir / "quality", attribute_lab, num_identities,
+                                                  naturalness_variants, seed, pngs),
+                "rgbd": lambda: _write_rgbd(output_dir / "rgbd", rgbd_lab, num_identities,
+                                            rgbd_lightings_per_face, seed, pngs),
             }
+            counts = {part: writers[part]() if part in parts else 0 for part in PARTS}
         finally:
             pngs.close()
 
@@ -256,6 +263,8 @@ def write_face_lab(output_dir, *, image_size: int = 64, num_identities: int = 50
         },
         "counts": counts,
     }
+    for part in set(PARTS) - set(parts):
+        del settings[part]
     (output_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     if contact_sheet_path:
         contact_sheet(attribute_lab, identities=range(min(3, num_identities)),

@@ -1,0 +1,28 @@
+"""How well Q's scores agree with the raters (METHOD.md section 1)."""
+
+import numpy as np
+from scipy import stats
+
+# A rating of at least 5 means the face fooled the rater (LEGAN Perceptual Dataset README).
+FOOLED_THRESHOLD = 5.0
+
+
+def quality_metrics(predicted, mean, std) -> dict[str, float]:
+    """Pearson and Spearman correlation with the mean rating, MAE, the fraction of predictions inside
+    mean +- std, and the accuracy of the "fooled the rater" decision (score >= 5 vs mean >= 5)."""
+    predicted = np.asarray(predicted, np.float64).reshape(-1)
+    mean = np.asarray(mean, np.float64).reshape(-1)
+    std = np.asarray(std, np.float64).reshape(-1)
+    if not len(predicted) == len(mean) == len(std):
+        raise ValueError(f"quality_metrics: lengths differ ({len(predicted)}, {len(mean)}, {len(std)})")
+    if len(predicted) < 2:
+        raise ValueError("quality_metrics: need at least two images")
+    constant = np.ptp(predicted) == 0 or np.ptp(mean) == 0  # correlations are undefined; report 0
+    return {
+        "pearson": 0.0 if constant else float(stats.pearsonr(predicted, mean)[0]),
+        "spearman": 0.0 if constant else float(stats.spearmanr(predicted, mean)[0]),
+        "mae": float(np.mean(np.abs(predicted - mean))),
+        "within_std": float(np.mean(np.abs(predicted - mean) <= std)),
+        "fooled_accuracy": float(np.mean((predicted >= FOOLED_THRESHOLD) == (mean >= FOOLED_THRESHOLD))),
+        "count": float(len(predicted)),
+    }

@@ -1,0 +1,84 @@
+"""Recipe: train Q, the perceptual quality model, on naturalness ratings (mean and std of raters)."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import flags
+
+from legan_tf import losses, visualize
+from legan_tf.errors import ConfigError
+from legan_tf.evaluation.quality_metrics import quality_metrics
+from legan_tf.models.quality import QualityModel
+from legan_tf.tasks import base, register
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer("quality_base_filters", 64, "Filters of Q's first conv (paper: 64), doubled per conv.")
+    flags.DEFINE_integer("quality_downsamples", 6, "Q's 4x4 stride-2 convs (paper: 6); image_size must divide by 2**this.")
+    flags.DEFINE_integer("quality_dense_units", 256, "Q's hidden dense width (paper: 256).")
+    flags.DEFINE_bool("quality_squared_loss", False, "Squared-hinge variant of the margin loss instead of L1 outside the band.")
+
+
+@register
+class QualityTask(base.Task):
+    name = "quality"
+    flag_prefix = "quality_"
+    export_name = "quality_model.keras"
+
+    def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=1e-4,
+                 base_filters=64, downsamples=6, dense_units=256, squared_loss=False):
+        super().__init__(label_names, image_size, global_batch_size, train_steps)
+        try:
+            QualityModel(image_size, base_filters, downsamples, dense_units)  # validates the size now
+        except ValueError as error:
+            raise ConfigError(f"--image_size={image_size}: {error}") from None
+        self.learning_rate = learning_rate
+        self.squared_loss = squared_loss
+        self.model_args = dict(image_size=image_size, base_filters=base_filters, num_downsamples=downsamples,
+                               dense_units=dense_units)
+
+    def build(self):
+        self.model = QualityModel(**self.model_args, name="quality_model")
+        self.model(tf.zeros((1, self.image_size, self.image_size, 3)))
+        schedule = keras.optimizers.schedules.PolynomialDecay(self.learning_rate, self.train_steps, 0.0)
+        self.optimizer = keras.optimizers.Adam(schedule)
+        self.optimizer.build(self.model.trainable_variables)
+
+    def checkpoint_items(self):
+        return {"quality_model": self.model, "quality_optimizer": self.optimizer}
+
+    def train_step(self, batch):
+        with tf.GradientTape() as tape:
+            predicted = self.model(batch["image"], training=True)
+            per_example = losses.margin_loss(predicted, batch["mean"], batch["std"], squared=self.squared_loss)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+        gradients = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+        predicted = tf.reshape(predicted, [-1])
+        return {
+            "loss/margin": tf.reduce_mean(per_example),
+            "train/mae": tf.reduce_mean(tf.abs(predicted - batch["mean"])),
+        }
+
+    def evaluate(self, dataset):
+        predicted, mean, std = [], [], []
+        for batch in dataset:
+            predicted.append(self.model(batch["image"], training=False).numpy().reshape(-1))
+            mean.append(batch["mean"].numpy())
+            std.append(batch["std"].numpy())
+        metrics = quality_metrics(np.concatenate(predicted), np.concatenate(mean), np.concatenate(std))
+        return {f"eval/{name}": value for name, value in metrics.items()}
+
+    def sample_grid(self, batch):
+        predicted = self.model(batch["image"], training=False).numpy().reshape(-1)
+        mean, std = batch["mean"].numpy(), batch["std"].numpy()
+        captions = [f"Q {q:.1f}\nm {m:.1f}±{s:.1f}" for q, m, s in zip(predicted, mean, std)]
+        colours = ["green" if abs(q - m) <= s + 0.5 else "red" for q, m, s in zip(predicted, mean, std)]
+        return visualize.labelled_grid(visualize.to_uint8(batch["image"]), captions, colours)
+
+    def export(self, run_dir):
+        path = os.path.join(run_dir, self.export_name)
+        self.model.save(path)
+        return [path]

@@ -1,0 +1,63 @@
+"""Q trained through the shared trainer: it learns on easy data, and resume restores model, optimizer and step."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from legan_tf.data import DataConfig, distribute, open_source
+from legan_tf.data.synthetic.writer import write_face_lab
+from legan_tf.tasks.quality import QualityTask
+from legan_tf.training import run_dir as run_dirs
+from legan_tf.training.trainer import Trainer, TrainerConfig
+
+
+@pytest.fixture(scope="module")
+def ratings(tmp_path_factory):
+    root = tmp_path_factory.mktemp("quality_lab")
+    write_face_lab(root, image_size=32, num_identities=80, seed=5, parts=("quality",), naturalness_variants=6,
+                   progress=False)
+    source = open_source(DataConfig(data_format="ratings", data_path=str(root / "quality" / "ratings.csv"),
+                                    image_size=32, cache=True))
+    return source.split(0.25, 0)
+
+
+def _trainer(ratings, run_dir, steps, seed=0):
+    train, test = ratings
+    tf.keras.utils.set_random_seed(seed)
+    task = QualityTask({}, 32, 32, steps, learning_rate=1e-3, base_filters=8, downsamples=5, dense_units=64)
+    config = TrainerConfig(train_steps=steps, log_every=50, sample_every=10_000, eval_every=10_000,
+                           checkpoint_every=10_000, progress_bar=False, seed=seed)
+    return Trainer(task, tf.distribute.get_strategy(), run_dir, train, test, config, distribute_fn=distribute)
+
+
+def test_q_learns_to_rank_held_out_identities_by_naturalness(ratings, tmp_path):
+    run_dir = run_dirs.new_run_dir(str(tmp_path), "q")
+    metrics = _trainer(ratings, run_dir, 1200).run()
+    assert metrics["eval/spearman"] >= 0.8, metrics
+    assert metrics["eval/fooled_accuracy"] >= 0.8, metrics
+    assert os.path.exists(os.path.join(run_dir, "quality_model.keras"))
+
+
+def test_resume_restores_weights_optimizer_and_step(ratings, tmp_path):
+    run_dir = run_dirs.new_run_dir(str(tmp_path), "q")
+    first = _trainer(ratings, run_dir, 4)
+    first.run()
+    weights = [w.numpy().copy() for w in first.task.model.weights]
+
+    second = _trainer(ratings, run_dir, 8, seed=123)  # fresh random weights, overwritten by the restore
+    assert second.restore() == 4
+    assert int(second.task.optimizer.iterations.numpy()) == 4
+    for restored, saved in zip(second.task.model.weights, weights):
+        np.testing.assert_array_equal(restored.numpy(), saved)
+    second.run()
+    assert int(second.step.numpy()) == 8
+    assert int(second.task.optimizer.iterations.numpy()) == 8
+
+
+def test_an_image_size_q_cannot_take_is_refused_at_start_up():
+    from legan_tf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--image_size=48: .*not divisible by 2\*\*num_downsamples = 64"):
+        QualityTask({}, 48, 8, 10, downsamples=6)
