@@ -148,9 +148,8 @@ class ScoringResult:
 
 
 def score_images(model: QualityModel, entries: List[ImageEntry], origin: str, batch_size: int = 64,
-                 progress: bool = True, report=None) -> ScoringResult:
-    """Scores every entry that loads; a bad file becomes a Fault (announced through `report`)."""
-    report = report or (lambda message: tqdm.write(message, file=sys.stderr))
+                 progress: bool = True) -> ScoringResult:
+    """Scores every entry that loads; a bad file becomes a Fault, named on stderr as it is met."""
     scored, scores, faults = [], [], []
     pending, pending_entries = [], []
 
@@ -167,7 +166,7 @@ def score_images(model: QualityModel, entries: List[ImageEntry], origin: str, ba
             pending_entries.append(entry)
         except images.ImageFault as fault:
             faults.append(Fault(entry.row, entry.name, str(fault), origin))
-            report(f"skipped {faults[-1]}")
+            tqdm.write(f"skipped {faults[-1]}", file=sys.stderr)  # above the bar, not through it
         if len(pending) == batch_size:
             flush()
     flush()
@@ -199,7 +198,7 @@ def write_scores_csv(path: str, entries: List[ImageEntry], scores: np.ndarray,
             writer.writerow([entries[index].name, f"{scores[index]:.4f}", verdict])
 
 
-def copy_passing(entries: List[ImageEntry], destination: str) -> int:
+def copy_passing(entries: List[ImageEntry], destination: str) -> None:
     """Copies the files under `destination`, keeping their paths relative to the input.
 
     A manifest path that leaves the manifest's folder (absolute, or ../) is copied by its file name.
@@ -211,7 +210,6 @@ def copy_passing(entries: List[ImageEntry], destination: str) -> int:
         target = os.path.join(destination, relative)
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
         shutil.copy2(entry.path, target)
-    return len(entries)
 
 
 def write_path_list(path: str, entries: List[ImageEntry]) -> None:

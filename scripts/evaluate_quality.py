@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 from absl import app, flags  # noqa: E402
 
 from legan_tf.cli import run_main  # noqa: E402
+from legan_tf.evaluation import quality_report  # noqa: E402
 
 flags.DEFINE_string(
     "run_dir", None,
@@ -39,8 +40,6 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.run_dir:
         raise app.UsageError("--run_dir is required (a --task=quality run directory).")
-    from legan_tf.evaluation import quality_report  # after flag parsing, so --help needs no TensorFlow
-
     report = run_main(
         quality_report.evaluate_run, FLAGS.run_dir, model_path=FLAGS.model, data_path=FLAGS.data_path,
         split=FLAGS.split, output_dir=FLAGS.output_dir, batch_size=FLAGS.batch_size,

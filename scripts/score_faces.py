@@ -1,8 +1,7 @@
 #!/usr/bin/env python
 """Scores face images with Q, the perceptual quality model (1-10, the raters' naturalness scale).
 
-  python scripts/score_faces.py --run_dir=runs/quality-... --input=generated/ --min_quality=5 \
-      --copy_to=natural/
+  python scripts/score_faces.py --run_dir=runs/quality-... --input=generated/ --min_quality=5 --copy_to=natural/
 
 Writes a CSV (image, score, passed) best first, a contact sheet of the best and worst images, and,
 when some files could not be read, a report of the skipped ones. Exit status 0 when at least one
@@ -15,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 from absl import app, flags  # noqa: E402
 
+from legan_tf import scoring  # noqa: E402
 from legan_tf.cli import run_main  # noqa: E402
 
 flags.DEFINE_string("model", None, "Saved Q (.keras). Default: quality_model.keras of --run_dir.")
@@ -51,8 +51,6 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.input:
         raise app.UsageError("--input is required (a folder of images or a manifest CSV).")
-    from legan_tf import scoring  # after flag parsing, so --help answers without loading TensorFlow
-
     outcome = run_main(
         scoring.score_faces, FLAGS.input, model_path=FLAGS.model, run_dir=FLAGS.run_dir,
         output_csv=FLAGS.output_csv, min_quality=FLAGS.min_quality, copy_to=FLAGS.copy_to,

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import legan_tf  # noqa: F401  (registers QualityModel for load_model)
-from legan_tf import scoring
+from legan_tf import scoring  # importing legan_tf registers QualityModel for load_model
 from legan_tf.data import DataConfig, open_source
 from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError

@@ -128,7 +128,7 @@ def predict(model, source: ManifestSource, batch_size: int = 64, progress: bool 
 
 
 def metrics_report(predictions: Predictions) -> Dict[str, object]:
-    """Overall metrics and, with generators, each generator's (None where it has fewer than 2 images)."""
+    """Overall metrics and, with generators, each generator's (only its count where it has fewer than 2 images)."""
     report = {"overall": quality_metrics(predictions.predicted, predictions.mean, predictions.std)}
     if predictions.generators is not None:
         generators = np.asarray(predictions.generators)

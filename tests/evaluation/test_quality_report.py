@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import legan_tf  # noqa: F401  (registers QualityModel for load_model)
+from legan_tf import scoring  # importing legan_tf registers QualityModel for load_model
 from legan_tf.data import DataConfig, open_source
 from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError
@@ -83,7 +83,7 @@ def test_metrics_equal_quality_metrics_on_the_models_own_predictions(run_dir, ra
     assert saved["split"] == "test" and saved["model"] == os.path.abspath(os.path.join(run_dir, "quality_model.keras"))
 
     test = _split(ratings_csv, "test")
-    model = quality_report.scoring.load_quality_model(model_file)
+    model = scoring.load_quality_model(model_file)
     predicted, mean, std = [], [], []
     for batch in test.dataset(5, training=False, repeat=False):
         predicted.append(model(batch["image"]).numpy().reshape(-1))
