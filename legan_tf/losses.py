@@ -16,3 +16,98 @@ def margin_loss(predicted, mean, std, squared=False):
     std = tf.reshape(tf.cast(std, tf.float32), [-1])
     outside = tf.nn.relu(tf.abs(predicted - mean) - std)
     return tf.square(outside) if squared else outside
+
+
+# GAN losses (StarGAN / LEGAN / Bodur et al.). Each returns one value per example, shape (batch,),
+# so a trainer reduces with tf.nn.compute_average_loss over the global batch; the mean of these
+# over a batch is what the reference (yunjey/stargan solver.py) computes.
+
+
+def _per_example_mean(values):
+    """Mean over every axis but the first: (B, ...) -> (B,)."""
+    values = tf.cast(values, tf.float32)
+    return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
+def gradient_penalty(critic_fn, real, fake, alpha=None):
+    """WGAN-GP penalty (norm - 1)^2 per example, at random points between real and fake images.
+
+    x_hat = alpha * real + (1 - alpha) * fake with one alpha ~ U(0, 1) per example (shape (B, 1, 1, 1)
+    for images; pass `alpha` to fix it). The gradient of sum(critic_fn(x_hat)) over every output
+    (the reference's grad_outputs=ones over the patch map) is taken w.r.t. x_hat; its L2 norm over
+    all non-batch axes gives the penalty. Examples are independent in the critic (no batch
+    statistics), so the gradient of the batch sum is each example's own gradient.
+
+    `critic_fn` maps images to scores, e.g. `lambda x: discriminator(x)[0]`. Call this inside the
+    discriminator's GradientTape: the inner gradient is recorded, so the penalty is differentiable
+    w.r.t. the critic's weights. A 1e-12 under the square root keeps that second-order gradient
+    finite where the input gradient vanishes (the reference takes the bare sqrt).
+    """
+    real = tf.convert_to_tensor(real)
+    fake = tf.cast(tf.convert_to_tensor(fake), real.dtype)
+    batch = tf.shape(real)[0]
+    alpha_shape = tf.concat([[batch], tf.ones([tf.rank(real) - 1], tf.int32)], axis=0)
+    if alpha is None:
+        alpha = tf.random.uniform(alpha_shape, 0.0, 1.0, dtype=real.dtype)
+    else:
+        alpha = tf.reshape(tf.cast(alpha, real.dtype), alpha_shape)
+    interpolated = alpha * real + (1.0 - alpha) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(interpolated)
+        scores = critic_fn(interpolated)
+        total = tf.reduce_sum(tf.cast(scores, tf.float32))
+    gradients = tf.cast(tape.gradient(total, interpolated), tf.float32)
+    squared = tf.reduce_sum(tf.reshape(tf.square(gradients), [batch, -1]), axis=1)
+    return tf.square(tf.sqrt(squared + 1e-12) - 1.0)
+
+
+def wasserstein_critic_loss(real_scores, fake_scores):
+    """Critic's WGAN loss per example: -mean(D(real)) + mean(D(fake)), means over the patch map."""
+    return -_per_example_mean(real_scores) + _per_example_mean(fake_scores)
+
+
+def wasserstein_generator_loss(fake_scores):
+    """Generator's WGAN loss per example: -mean(D(fake)) over the patch map."""
+    return -_per_example_mean(fake_scores)
+
+
+def classification_loss(logits, labels, multi_label=False):
+    """Attribute classification loss per example, from logits (B, C).
+
+    Single-label (`multi_label=False`, the reference's RaFD setting, F.cross_entropy): softmax
+    cross-entropy; labels are class ids (B,) or one-hot / soft rows (B, C). Multi-label (the
+    reference's CelebA setting, BCE-with-logits summed over labels, divided by the batch): sigmoid
+    binary cross-entropy summed over the C labels; labels (B, C) in {0, 1}.
+    """
+    logits = tf.cast(logits, tf.float32)
+    if multi_label:
+        labels = tf.cast(labels, tf.float32)
+        return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits), axis=-1)
+    labels = tf.convert_to_tensor(labels)
+    if labels.shape.rank == logits.shape.rank:
+        return tf.nn.softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
+
+
+def cycle_loss(original, reconstructed):
+    """Cycle reconstruction L1 per example: mean |x - G(G(x, c_trg), c_org)| over pixels and channels."""
+    original = tf.cast(original, tf.float32)
+    return _per_example_mean(tf.abs(original - tf.cast(reconstructed, tf.float32)))
+
+
+def quality_loss(scores, q_target=10.0):
+    """LEGAN's quality loss per example: relu(q_target - Q(x)) / q_target (METHOD.md section 2).
+
+    Scores (B,) or (B, 1) from the frozen quality model Q; zero once Q(x) reaches q_target.
+    """
+    scores = tf.reshape(tf.cast(scores, tf.float32), [-1])
+    return tf.nn.relu(q_target - scores) / q_target
+
+
+def identity_loss(emb_a, emb_b):
+    """Identity loss per example: 1 - cos(emb_a, emb_b), embeddings flattened beyond the batch axis."""
+    emb_a = tf.cast(emb_a, tf.float32)
+    emb_b = tf.cast(emb_b, tf.float32)
+    emb_a = tf.math.l2_normalize(tf.reshape(emb_a, [tf.shape(emb_a)[0], -1]), axis=1)
+    emb_b = tf.math.l2_normalize(tf.reshape(emb_b, [tf.shape(emb_b)[0], -1]), axis=1)
+    return 1.0 - tf.reduce_sum(emb_a * emb_b, axis=1)

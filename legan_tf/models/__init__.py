@@ -2,5 +2,6 @@
 
 from legan_tf.models.classifier import AttributeClassifier
 from legan_tf.models.quality import QualityModel
+from legan_tf.models.stargan import StarGANDiscriminator, StarGANGenerator
 
-__all__ = ["AttributeClassifier", "QualityModel"]
+__all__ = ["AttributeClassifier", "QualityModel", "StarGANDiscriminator", "StarGANGenerator"]
