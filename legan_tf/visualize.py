@@ -38,3 +38,25 @@ def labelled_grid(images: np.ndarray, captions: list[str], colours: list[str] | 
 
 def save_png(array: np.ndarray, path: str) -> None:
     Image.fromarray(array).save(path)
+
+
+def titled_mosaic(columns: list[np.ndarray], titles: list[str], gap: int = 2, title_height: int = 14) -> np.ndarray:
+    """Columns of equally sized uint8 images ([rows, H, W, 3] each) side by side, a title above each.
+
+    Pixel-exact (no resampling), so small images stay readable when zoomed.
+    """
+    from PIL import ImageDraw
+
+    rows, height, width = columns[0].shape[:3]
+    # Titles longer than a cell would overlap the next one; widen the cells' pitch to fit them.
+    pitch = max(width, 6 * max(len(title) for title in titles) + 2) + gap
+    canvas = np.full((title_height + rows * (height + gap), len(columns) * pitch, 3), 255, np.uint8)
+    for index, column in enumerate(columns):
+        for row in range(rows):
+            top = title_height + row * (height + gap)
+            canvas[top:top + height, index * pitch:index * pitch + width] = column[row]
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    for index, title in enumerate(titles):
+        draw.text((index * pitch + 1, 1), title, fill=(0, 0, 0))
+    return np.asarray(picture)

@@ -2,9 +2,23 @@
 owns the loop, the strategy, checkpoints and summaries."""
 
 import abc
+import typing
 
 import numpy as np
 import tensorflow as tf
+
+
+class ScheduledStep(typing.NamedTuple):
+    """One per-replica update the trainer runs every `every` steps, on that step's batch.
+
+    `fn(batch, step)` returns scalar metrics; `cross_replica_after`, if given, runs after it outside
+    the replicas (e.g. an EMA of weights, which must see the synchronised values).
+    """
+
+    name: str
+    fn: typing.Callable
+    every: int = 1
+    cross_replica_after: typing.Callable | None = None
 
 
 class Task(abc.ABC):
@@ -31,6 +45,10 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def train_step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """One step on one replica's share of the global batch; returns scalar metrics."""
+
+    def step_schedule(self) -> list[ScheduledStep]:
+        """The updates of one training step. A GAN overrides this with its D and G updates."""
+        return [ScheduledStep("train", lambda batch, step: self.train_step(batch))]
 
     @abc.abstractmethod
     def evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:

@@ -9,6 +9,7 @@ from legan_tf.data import data_config_from_flags, define_data_flags, distribute,
 from legan_tf.errors import ConfigError
 from legan_tf.tasks import classifier as classifier_task
 from legan_tf.tasks import quality as quality_task
+from legan_tf.tasks import stargan as stargan_task
 from legan_tf.training import run_dir as run_dirs
 from legan_tf.training.strategy import STRATEGIES, create_strategy, is_chief, split_cpu_into_logical_devices
 from legan_tf.training.trainer import Trainer, TrainerConfig
@@ -23,6 +24,7 @@ def define_flags() -> None:
     define_data_flags()
     classifier_task.define_flags()
     quality_task.define_flags()
+    stargan_task.define_flags()
     flags.DEFINE_string("task", "classifier", f"Recipe to train: {', '.join(tasks.task_names())}.")
     flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
                       "Distribution: default (one device), mirrored (all local GPUs), multi_worker (TF_CONFIG cluster), tpu.")
@@ -51,11 +53,14 @@ def _task_kwargs(task_class) -> dict:
     """Flags named `<flag_prefix><argument>` become the task's constructor arguments."""
     prefix = getattr(task_class, "flag_prefix", task_class.name + "_")
     parameters = inspect.signature(task_class.__init__).parameters
-    return {
+    kwargs = {
         name[len(prefix):]: FLAGS[name].value
         for name in FLAGS
         if name.startswith(prefix) and name[len(prefix):] in parameters
     }
+    if "seed" in parameters:
+        kwargs["seed"] = FLAGS.seed
+    return kwargs
 
 
 def _check_batch_size(strategy, batch_size):

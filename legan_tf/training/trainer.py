@@ -75,15 +75,19 @@ class Trainer:
         logging.info("Resumed from %s at step %d.", latest, int(self.step.numpy()))
         return int(self.step.numpy())
 
-    def _distributed_step_fn(self):
-        strategy, task = self.strategy, self.task
+    def _distributed_fn(self, scheduled):
+        strategy = self.strategy
 
         @tf.function
-        def distributed_step(iterator):
-            per_replica = strategy.run(task.train_step, args=(next(iterator),))
-            return {name: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None) for name, value in per_replica.items()}
+        def distributed_update(batch, step):
+            per_replica = strategy.run(scheduled.fn, args=(batch, step))
+            metrics = {name: strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+                       for name, value in per_replica.items()}
+            if scheduled.cross_replica_after is not None:
+                scheduled.cross_replica_after()
+            return metrics
 
-        return distributed_step
+        return distributed_update
 
     def _fixed_sample_batch(self):
         """The same spread of held-out examples at every step, not just the first few in file order."""
@@ -121,7 +125,7 @@ class Trainer:
         # A resumed run draws a fresh shuffle order rather than replaying the first epochs.
         dataset = self.distribute_fn(self.strategy, self.train_source, self.task.global_batch_size, True, config.seed + start)
         iterator = iter(dataset)
-        distributed_step = self._distributed_step_fn()
+        schedule = [(entry, self._distributed_fn(entry)) for entry in self.task.step_schedule()]
         sample_batch = self._fixed_sample_batch()
 
         progress = tqdm(total=config.train_steps, initial=start, desc=self.task.name, unit="step",
@@ -129,7 +133,12 @@ class Trainer:
         window_start, window_steps = time.perf_counter(), 0
         metrics = {}
         for step in range(start + 1, config.train_steps + 1):
-            metrics = distributed_step(iterator)
+            # One batch per step, shared by every update of the step (D and G see the same faces).
+            batch = next(iterator)
+            step_tensor = tf.constant(step, tf.int64)
+            for entry, update in schedule:
+                if step % entry.every == 0:
+                    metrics.update(update(batch, step_tensor))
             self.step.assign(step)
             window_steps += 1
             progress.update(1)

@@ -113,3 +113,17 @@ def test_a_batch_that_does_not_split_over_replicas_is_refused(tiny_lab, tmp_path
     result = _train(tiny_lab, tmp_path, "--train_steps=3", "--strategy=mirrored", "--cpu_replicas=3")
     assert result.returncode == 1
     assert "--batch_size=8 does not split evenly over 3 replicas" in result.stderr
+
+
+def test_stargan_recipe_trains_samples_exports_and_resumes(tiny_lab, tmp_path):
+    gan = ("--task=stargan", "--stargan_g_filters=4", "--stargan_g_residual_blocks=1", "--stargan_d_filters=4",
+           "--stargan_d_downsamples=5", "--stargan_n_critic=2", "--stargan_ema_decay=0.9")
+    first = _train(tiny_lab, tmp_path, "--train_steps=4", *gan)
+    assert first.returncode == 0, first.stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    assert {"generator.keras", "discriminator.keras"} <= set(os.listdir(run))
+    assert sorted(os.listdir(os.path.join(run, "samples"))) == ["step_0000003.png", "step_0000004.png"]
+    assert set(json.load(open(os.path.join(run, "metrics.json")))) >= {"eval/cycle_l1", "eval/d_accuracy/lighting"}
+    resumed = _train(tiny_lab, tmp_path, "--train_steps=6", f"--resume={run}", *gan)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "at step 4" in resumed.stderr

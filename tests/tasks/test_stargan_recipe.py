@@ -1,0 +1,144 @@
+"""The StarGAN recipe: fit() through train_step, replica-independent maths, targets and schedules."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from legan_tf.errors import ConfigError
+from legan_tf.tasks.stargan import StarGAN, StarGANTask, one_hot_labels
+from legan_tf.training.schedules import LinearDecayAfter
+
+LABELS = {"expression": 3, "lighting": 4}
+TINY = dict(image_size=32, label_sizes=LABELS, g_filters=4, g_residual_blocks=1, d_filters=4, d_downsamples=5)
+
+
+def _batch(count=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"image": rng.uniform(-1, 1, (count, 32, 32, 3)).astype(np.float32),
+            "expression": rng.integers(0, 3, count).astype(np.int32),
+            "lighting": rng.integers(0, 4, count).astype(np.int32)}
+
+
+def _model(global_batch=8, **overrides):
+    keras.utils.set_random_seed(0)
+    model = StarGAN(global_batch_size=global_batch, **{**TINY, **overrides})
+    model.build_all(keras.optimizers.Adam(1e-3, 0.5, 0.999), keras.optimizers.Adam(1e-3, 0.5, 0.999))
+    return model
+
+
+def test_label_vector_is_concatenated_one_hot_groups():
+    vector = one_hot_labels({"expression": [2, 0], "lighting": [1, 3]}, LABELS).numpy()
+    np.testing.assert_array_equal(vector, [[0, 0, 1, 0, 1, 0, 0], [1, 0, 0, 0, 0, 0, 1]])
+
+
+def test_random_targets_differ_from_the_source_and_cover_every_other_class():
+    model = _model(global_batch=64)
+    batch = _batch(64)
+    seen = {name: set() for name in LABELS}
+    for step in range(20):
+        targets = model.random_targets(batch, tf.constant(step, tf.int64))
+        for name, size in LABELS.items():
+            assert np.all(targets[name].numpy() != batch[name])
+            assert np.all((0 <= targets[name].numpy()) & (targets[name].numpy() < size))
+            seen[name] |= set(zip(batch[name].tolist(), targets[name].numpy().tolist()))
+    assert len(seen["lighting"]) == 4 * 3  # every (source, other class) pair occurs
+
+
+def test_fit_trains_discriminator_every_batch_and_generator_every_n_critic():
+    model = _model(n_critic=2)
+    model.compile()
+    data = tf.data.Dataset.from_tensor_slices(_batch(32)).batch(8)
+    before = [w.numpy().copy() for w in model.generator.trainable_weights]
+    history = model.fit(data, epochs=1, verbose=0, shuffle=False)
+    assert int(model.d_optimizer.iterations.numpy()) == 4
+    assert int(model.g_optimizer.iterations.numpy()) == 2  # batches 0 and 2
+    assert all(np.isfinite(values[-1]) for values in history.history.values())
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, model.generator.trainable_weights))
+
+
+def test_generator_gradients_reach_every_weight():
+    model = _model()
+    batch = {key: tf.constant(value) for key, value in _batch().items()}
+    before = [w.numpy().copy() for w in model.generator.trainable_weights]
+    metrics = model.generator_step(batch, tf.constant(1, tf.int64))
+    assert all(np.isfinite(float(value)) for value in metrics.values())
+    unchanged = [w.path for w, b in zip(model.generator.trainable_weights, before) if np.array_equal(w.numpy(), b)]
+    assert not unchanged
+
+
+def test_ema_moves_toward_the_generator():
+    model = _model(ema_decay=0.5)
+    ema_before = model.generator_ema.weights[0].numpy().copy()
+    model.generator_step({key: tf.constant(value) for key, value in _batch().items()}, tf.constant(1, tf.int64))
+    model.update_ema()
+    expected = 0.5 * ema_before + 0.5 * model.generator.weights[0].numpy()
+    np.testing.assert_allclose(model.generator_ema.weights[0].numpy(), expected, rtol=1e-6)
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_zero():
+    schedule = LinearDecayAfter(1e-4, total_steps=200, decay_steps=100)
+    rates = [float(schedule(step)) for step in (0, 99, 100, 150, 200, 250)]
+    np.testing.assert_allclose(rates, [1e-4, 1e-4, 1e-4, 5e-5, 0.0, 0.0], atol=1e-12)
+    assert float(LinearDecayAfter(1e-4, 200, 0)(199)) == pytest.approx(1e-4)
+
+
+def test_bad_settings_stop_at_start_up_with_a_message():
+    labels = {"expression": tuple("abc")}
+    with pytest.raises(ConfigError, match="--image_size=48: the discriminator needs a size divisible by 64"):
+        StarGANTask(labels, 48, 8, 10)
+    with pytest.raises(ConfigError, match="needs a trained Q"):
+        StarGANTask(labels, 64, 8, 10, lambda_qual=1.0)
+    with pytest.raises(ConfigError, match="no such file"):
+        StarGANTask(labels, 64, 8, 10, lambda_qual=1.0, quality_model="/nonexistent/q.keras")
+
+
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import numpy as np, tensorflow as tf, keras
+    from legan_tf.training.strategy import split_cpu_into_logical_devices
+    split_cpu_into_logical_devices(2)
+    from legan_tf.tasks.stargan import StarGAN
+    from tests.tasks.test_stargan_recipe import TINY, _batch
+
+    def run(strategy, weights=None):
+        with strategy.scope():
+            keras.utils.set_random_seed(0)
+            model = StarGAN(global_batch_size=8, n_critic=1, **TINY)
+            model.build_all(keras.optimizers.Adam(1e-3, 0.5, 0.999), keras.optimizers.Adam(1e-3, 0.5, 0.999))
+        if weights is not None:
+            model.generator.set_weights(weights[0]); model.discriminator.set_weights(weights[1])
+        start = [model.generator.get_weights(), model.discriminator.get_weights()]
+        dataset = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(_batch(16)).batch(8))
+        for step, batch in enumerate(dataset, start=1):
+            step = tf.constant(step, tf.int64)
+            strategy.run(tf.function(model.discriminator_step), args=(batch, step))
+            strategy.run(tf.function(model.generator_step), args=(batch, step))
+        return start, model
+
+    start, single = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored_strategy.num_replicas_in_sync == 2
+    _, mirrored = run(mirrored_strategy, start)
+    worst = 0.0
+    for network in ("generator", "discriminator"):
+        for a, b in zip(getattr(single, network).get_weights(), getattr(mirrored, network).get_weights()):
+            worst = max(worst, float(np.max(np.abs(a - b))))
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(start[0], single.generator.get_weights()))
+    print("WORST", worst, "MOVED", moved)
+""")
+
+
+def test_mirrored_over_two_logical_cpus_matches_one_device_with_the_same_global_batch():
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, cwd=repo,
+                            timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = [line for line in result.stdout.splitlines() if line.startswith("WORST")][-1]
+    worst, moved = float(line.split()[1]), float(line.split()[3])
+    assert moved > 1e-4  # the steps changed the weights, so agreement is not vacuous
+    assert worst < 1e-4, line
