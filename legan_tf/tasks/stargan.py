@@ -176,9 +176,16 @@ class StarGAN(keras.Model):
         return {name: tf.reduce_mean(value) for name, value in metrics.items()}
 
     def update_ema(self):
-        """Cross-replica: moves the averaged generator toward the trained one."""
+        """Cross-replica: moves the averaged generator toward the trained one.
+
+        The decay warms up as min(ema_decay, (1 + n) / (10 + n)) over the n generator updates so far
+        (as tf.train.ExponentialMovingAverage's num_updates does): a fixed 0.999 would keep most of
+        the random initial weights for thousands of updates, which short runs never reach.
+        """
+        updates = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + updates) / (10.0 + updates))
         for average, current in zip(self.generator_ema.weights, self.generator.weights):
-            average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * current)
+            average.assign(decay * average + (1.0 - decay) * current)
 
     @property
     def sampling_generator(self):

@@ -72,13 +72,15 @@ def test_generator_gradients_reach_every_weight():
     assert not unchanged
 
 
-def test_ema_moves_toward_the_generator():
-    model = _model(ema_decay=0.5)
+@pytest.mark.parametrize("ema_decay,updates,expected_decay", [(0.999, 1, 2 / 11), (0.5, 1, 2 / 11), (0.5, 12, 0.5)])
+def test_ema_moves_toward_the_generator_with_a_warm_up(ema_decay, updates, expected_decay):
+    model = _model(ema_decay=ema_decay)
     ema_before = model.generator_ema.weights[0].numpy().copy()
-    model.generator_step({key: tf.constant(value) for key, value in _batch().items()}, tf.constant(1, tf.int64))
+    for step in range(updates):
+        model.generator_step({key: tf.constant(value) for key, value in _batch().items()}, tf.constant(step, tf.int64))
     model.update_ema()
-    expected = 0.5 * ema_before + 0.5 * model.generator.weights[0].numpy()
-    np.testing.assert_allclose(model.generator_ema.weights[0].numpy(), expected, rtol=1e-6)
+    expected = expected_decay * ema_before + (1 - expected_decay) * model.generator.weights[0].numpy()
+    np.testing.assert_allclose(model.generator_ema.weights[0].numpy(), expected, rtol=1e-5, atol=1e-7)
 
 
 def test_learning_rate_is_constant_then_decays_linearly_to_zero():
