@@ -22,7 +22,7 @@ from legan_tf.data import DataConfig, data_config_from_flags, define_data_flags,
 from legan_tf.data.pipeline import ManifestSource, Source
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation.quality_metrics import FOOLED_THRESHOLD, quality_metrics
-from legan_tf.training.run_dir import FLAGFILE_NAME
+from legan_tf.training.run_dir import FLAGFILE_NAME, parse_run_flags
 
 SPLITS = ("test", "train", "all")
 EVALUATION_DIR = "evaluation"
@@ -37,31 +37,13 @@ def read_run_data_flags(run_dir: str) -> flags.FlagValues:
     Lines for other flags (the trainer's, the task's) are left out, so the data layer's parser
     validates exactly the flags it defines.
     """
-    path = os.path.join(run_dir, FLAGFILE_NAME)
-    if not os.path.isdir(run_dir):
-        raise ConfigError(f"--run_dir={run_dir}: no such run directory.")
-    if not os.path.isfile(path):
-        raise ConfigError(f"--run_dir={run_dir}: not a run directory (it has no {FLAGFILE_NAME}).")
     data_flags = flags.FlagValues()
     define_data_flags(data_flags)
-    arguments, task = [], None
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line.startswith("--"):
-                continue  # blank lines and comments
-            name, _, value = line[2:].partition("=")
-            if name == "task":
-                task = value
-            bare_bool = name[2:] if name.startswith("no") and name[2:] in data_flags else name
-            if bare_bool in data_flags:
-                arguments.append(line)
-    if task is not None and task != "quality":
-        raise ConfigError(f"{path}: a --task={task} run; evaluate_quality needs a --task=quality run.")
-    try:
-        data_flags(["flags.txt", *arguments])
-    except flags.Error as error:
-        raise ConfigError(f"{path}: {error}") from None
+    flags.DEFINE_string("task", None, "The run's recipe.", flag_values=data_flags)
+    parse_run_flags(run_dir, data_flags)
+    if data_flags.task is not None and data_flags.task != "quality":
+        raise ConfigError(f"{os.path.join(run_dir, FLAGFILE_NAME)}: a --task={data_flags.task} run; "
+                          "evaluate_quality needs a --task=quality run.")
     return data_flags
 
 

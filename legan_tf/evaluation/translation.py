@@ -41,7 +41,7 @@ from legan_tf.data.synthetic.expressions import EXPRESSION_SETS
 from legan_tf.data.synthetic.render import FaceLab
 from legan_tf.data.synthetic.writer import SETTINGS_FILE as LAB_SETTINGS_FILE
 from legan_tf.errors import ConfigError
-from legan_tf.training.run_dir import FLAGFILE_NAME
+from legan_tf.training.run_dir import parse_run_flags
 
 TranslateFn = Callable[[np.ndarray, Dict[str, np.ndarray]], np.ndarray]
 
@@ -339,24 +339,13 @@ RUN_SETTINGS = ("image_size", "expression_names", "lighting_names", "num_lightin
 
 def read_run_settings(run_dir: str) -> Dict[str, object]:
     """The RUN_SETTINGS lines of `<run_dir>/flags.txt`, parsed with their types; absent ones are left out."""
-    path = os.path.join(run_dir, FLAGFILE_NAME)
-    if not os.path.isdir(run_dir):
-        raise ConfigError(f"--run_dir={run_dir}: no such run directory.")
-    if not os.path.isfile(path):
-        raise ConfigError(f"--run_dir={run_dir}: not a run directory (it has no {FLAGFILE_NAME}).")
     run_flags = flags.FlagValues()
     flags.DEFINE_integer("image_size", None, "", flag_values=run_flags)
     flags.DEFINE_list("expression_names", None, "", flag_values=run_flags)
     flags.DEFINE_list("lighting_names", None, "", flag_values=run_flags)
     flags.DEFINE_integer("num_lightings", None, "", flag_values=run_flags)
     flags.DEFINE_string("data_path", None, "", flag_values=run_flags)
-    with open(path, encoding="utf-8") as handle:
-        lines = [line.strip() for line in handle
-                 if line.strip().startswith("--") and line.strip()[2:].partition("=")[0] in RUN_SETTINGS]
-    try:
-        run_flags(["flags.txt", *lines])
-    except flags.Error as error:
-        raise ConfigError(f"{path}: {error}") from None
+    parse_run_flags(run_dir, run_flags)
     return {name: run_flags[name].value for name in RUN_SETTINGS if run_flags[name].present}
 
 

@@ -87,6 +87,30 @@ def write_flagfile(run_dir: str, values: dict[str, object]) -> str:
     return path
 
 
+def parse_run_flags(run_dir: str, flag_values: flags.FlagValues) -> flags.FlagValues:
+    """Parses into `flag_values` the lines of `<run_dir>/flags.txt` that set flags it defines.
+
+    `flag_values` is the caller's private FlagValues, so a script can read a run's settings without
+    touching its own flags; lines for flags it does not define are ignored.
+    """
+    path = os.path.join(run_dir, FLAGFILE_NAME)
+    if not os.path.isdir(run_dir):
+        raise ConfigError(f"--run_dir={run_dir}: no such run directory.")
+    if not os.path.isfile(path):
+        raise ConfigError(f"--run_dir={run_dir}: not a run directory (it has no {FLAGFILE_NAME}).")
+    arguments = []
+    for line in read_flagfile(path).splitlines():
+        line = line.strip()
+        name = line[2:].partition("=")[0]
+        if line.startswith("--") and (name in flag_values or (name.startswith("no") and name[2:] in flag_values)):
+            arguments.append(line)
+    try:
+        flag_values([FLAGFILE_NAME, *arguments])
+    except flags.Error as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return flag_values
+
+
 def read_flagfile(path: str) -> str:
     with open(path, encoding="utf-8") as handle:
         return handle.read()
