@@ -14,7 +14,6 @@ from legan_tf import scoring  # importing legan_tf registers QualityModel for lo
 from legan_tf.data import DataConfig, open_source
 from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError
-from legan_tf.models.quality import QualityModel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "score_faces.py")
@@ -26,15 +25,6 @@ def lab(tmp_path_factory):
     # 48 px images, so scoring really resizes to the model's 32.
     write_face_lab(root, image_size=48, num_identities=4, parts=("quality",), naturalness_variants=3)
     return root / "quality"
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    model = QualityModel(image_size=32, base_filters=4, num_downsamples=3, dense_units=8)
-    model(np.zeros((1, 32, 32, 3), np.float32))
-    path = str(tmp_path_factory.mktemp("model") / "q.keras")
-    model.save(path)
-    return path
 
 
 def _lab_images(lab):

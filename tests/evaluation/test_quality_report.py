@@ -16,7 +16,6 @@ from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation import quality_report
 from legan_tf.evaluation.quality_metrics import quality_metrics
-from legan_tf.models.quality import QualityModel
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "scripts", "evaluate_quality.py")
@@ -28,15 +27,6 @@ def ratings_csv(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     write_face_lab(root, image_size=32, num_identities=8, parts=("quality",), naturalness_variants=4)
     return str(root / "quality" / "ratings.csv")
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    model = QualityModel(image_size=32, base_filters=4, num_downsamples=3, dense_units=8)
-    model(np.zeros((1, 32, 32, 3), np.float32))
-    path = str(tmp_path_factory.mktemp("model") / "q.keras")
-    model.save(path)
-    return path
 
 
 def _fake_run(run_dir, ratings_csv, model_file=None, task="quality"):
