@@ -6,6 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 LAB_DIR ?= data/face_lab
+DEMO_LAB_DIR ?= data/face_lab_32
 DEMO_FLAGS ?= configs/demo.flags
 
 .PHONY: venv demo test lab clean-runs
@@ -18,13 +19,16 @@ $(STAMP): requirements.lock setup.py
 
 venv: $(STAMP)
 
-# The lab is rendered once; delete $(LAB_DIR) to render it again.
+# Labs are rendered once; delete the folder to render one again.
 $(LAB_DIR)/lab.json: | $(STAMP)
 	$(PY) scripts/make_synthetic.py --output_dir=$(LAB_DIR) --flagfile=configs/face_lab.flags
 
+$(DEMO_LAB_DIR)/lab.json: | $(STAMP)
+	$(PY) scripts/make_synthetic.py --output_dir=$(DEMO_LAB_DIR) --flagfile=configs/face_lab_32.flags
+
 lab: $(LAB_DIR)/lab.json
 
-demo: $(STAMP) $(LAB_DIR)/lab.json
+demo: $(STAMP) $(DEMO_LAB_DIR)/lab.json
 	$(PY) scripts/train.py --flagfile=$(DEMO_FLAGS)
 
 test: $(STAMP)

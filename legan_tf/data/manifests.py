@@ -325,6 +325,10 @@ def _assemble(config, origin, entries, faults, strata, group_kind, label_names) 
     groups = [entry.pop("group") for entry in entries]
     keys = entries[0].keys()
     columns = {key: [entry[key] for entry in entries] for key in keys}
+    if group_kind == "subject":
+        # Ids by sorted subject name: a function of the subjects only, so every split agrees.
+        subject_ids = {subject: index for index, subject in enumerate(sorted(set(groups)))}
+        columns["identity"] = [subject_ids[subject] for subject in groups]
     return ParsedData(config.data_format, origin, columns, groups, strata, group_kind,
                       label_names, faults)
 

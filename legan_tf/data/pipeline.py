@@ -47,6 +47,17 @@ class Source:
     def class_counts(self) -> Dict[str, Dict[str, int]]:
         raise NotImplementedError
 
+    def identities(self) -> np.ndarray:
+        """Sorted distinct `identity` ids in this split (ids index the whole dataset's sorted subjects).
+
+        Empty when the data has no subjects (folder, ratings, manifests without a subject column).
+        """
+        raise NotImplementedError
+
+    @property
+    def num_identities(self) -> int:
+        return len(self.identities())
+
     def split(self, holdout_fraction: Optional[float] = None,
               seed: Optional[int] = None) -> Tuple["Source", "Source"]:
         raise NotImplementedError
@@ -60,15 +71,21 @@ class Source:
         return self.config.shuffle_buffer
 
     def dataset(self, batch_size: int, training: bool, seed: int = 0, repeat: bool = True,
-                input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+                input_context: Optional[tf.distribute.InputContext] = None,
+                start_step: int = 0) -> tf.data.Dataset:
         """Batches of examples: dicts of float32 pixel maps in [-1, 1] and int32 labels.
 
         batch_size is the global batch; with an input_context each pipeline batches its
         per-replica share. Training shuffles, (optionally) flips and drops the last partial batch.
+        `start_step` continues the same seeded stream after that many global batches, as a resumed
+        run must: the examples are skipped before decoding, so skipping costs little.
         """
+        examples_per_step = batch_size
         if input_context is not None:
+            examples_per_step = batch_size // input_context.num_input_pipelines
             batch_size = input_context.get_per_replica_batch_size(batch_size)
             seed += input_context.input_pipeline_id
+        skip = start_step * examples_per_step
         image_size, apply_mask = self.config.image_size, self.config.apply_mask
 
         def decode(encoded):
@@ -89,11 +106,15 @@ class Source:
             dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             dataset = dataset.repeat()
+        if skip:
+            # A fixed seed with reshuffle_each_iteration gives the same sequence of epoch orders on
+            # every iterator, so the stream after `skip` examples is the one a run never stopped saw.
+            dataset = dataset.skip(skip)
         if not self.config.cache:
             dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE)
         if training and self.config.random_flip:
             # A seeded random stream beside the examples keeps flips reproducible under parallelism.
-            coins = tf.data.Dataset.random(seed=seed)
+            coins = tf.data.Dataset.random(seed=seed).skip(skip)
             dataset = tf.data.Dataset.zip((dataset, coins)).map(
                 lambda example, coin: preprocess.flip_horizontally(example, coin % 2 == 0),
                 num_parallel_calls=AUTOTUNE)
@@ -177,6 +198,11 @@ class ManifestSource(Source):
 
     def class_counts(self) -> Dict[str, Dict[str, int]]:
         return _count_classes(self.label_names, self._parsed.columns, self.indices)
+
+    def identities(self) -> np.ndarray:
+        if "identity" not in self._parsed.columns:
+            return np.zeros(0, np.int64)
+        return np.unique(np.asarray(self._parsed.columns["identity"], np.int64)[self.indices])
 
     def image_sizes(self) -> Dict[str, int]:
         sizes = collections.Counter(self._parsed.columns["image_size"][i] for i in self.indices)
@@ -310,6 +336,11 @@ class TFRecordSource(Source):
         index = self._index_columns()
         return _count_classes(self.label_names, index, np.arange(len(index["group"])))
 
+    def identities(self) -> np.ndarray:
+        if "identity" not in self.features:  # shards without subjects, or written before identities existed
+            return np.zeros(0, np.int64)
+        return np.unique(self._index_columns()["identity"].astype(np.int64))
+
     def split(self, holdout_fraction=None, seed=None):
         """The stored train/test shards when prepare_data held out a split; else split by group.
 
@@ -386,10 +417,13 @@ def open_source(config: DataConfig) -> Source:
 
 
 def distribute(strategy: tf.distribute.Strategy, source: Source, global_batch_size: int,
-               training: bool, seed: int = 0, repeat: bool = True) -> tf.distribute.DistributedDataset:
-    """One input pipeline per worker, each batching its replicas' share of global_batch_size."""
+               training: bool, seed: int = 0, repeat: bool = True,
+               start_step: int = 0) -> tf.distribute.DistributedDataset:
+    """One input pipeline per worker, each batching its replicas' share of global_batch_size.
+
+    `start_step` resumes the data stream where a run stopped (see `Source.dataset`)."""
     def dataset_fn(input_context):
         return source.dataset(global_batch_size, training=training, seed=seed, repeat=repeat,
-                              input_context=input_context)
+                              input_context=input_context, start_step=start_step)
 
     return strategy.distribute_datasets_from_function(dataset_fn)

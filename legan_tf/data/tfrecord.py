@@ -28,7 +28,9 @@ PARTIAL_PREFIX = ".partial-"
 FORMAT_VERSION = 1
 
 BYTES_FEATURES = ("image", "depth", "normals", "mask")
-INT_FEATURES = ("expression", "lighting")
+# `identity` is the subject's index among the sorted subjects of the whole dataset: an identity
+# label for face-recognition training, never an attribute (it is not in `label_names`).
+INT_FEATURES = ("expression", "lighting", "identity")
 FLOAT_FEATURES = ("mean", "std")
 # Bookkeeping kept in every record so stored shards can be re-split by group later.
 INDEX_FEATURES = ("group", "stratum", "path")

@@ -21,4 +21,4 @@ def task_names() -> list[str]:
 
 
 # Importing the recipes registers them.
-from legan_tf.tasks import classifier, quality, stargan  # noqa: E402,F401
+from legan_tf.tasks import classifier, identity, legan, quality, stargan  # noqa: E402,F401

@@ -42,9 +42,12 @@ class Task(abc.ABC):
     def checkpoint_items(self) -> dict[str, tf.Module]:
         """Everything stateful that a resume must restore, by name."""
 
-    @abc.abstractmethod
     def train_step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """One step on one replica's share of the global batch; returns scalar metrics."""
+        """One step on one replica's share of the global batch; returns scalar metrics.
+
+        The default `step_schedule()` runs this every step; a recipe that overrides
+        `step_schedule()` (a GAN with its D and G updates) need not define it."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither train_step nor step_schedule")
 
     def step_schedule(self) -> list[ScheduledStep]:
         """The updates of one training step. A GAN overrides this with its D and G updates."""

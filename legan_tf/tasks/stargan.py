@@ -20,25 +20,32 @@ from legan_tf.tasks import base, register
 from legan_tf.training.schedules import LinearDecayAfter
 
 
-def define_flags() -> None:
-    flags.DEFINE_integer("stargan_n_critic", 5, "Discriminator updates per generator update (reference: 5).", lower_bound=1)
-    flags.DEFINE_float("stargan_beta_1", 0.5, "Adam beta_1 (reference: 0.5).")
-    flags.DEFINE_float("stargan_beta_2", 0.999, "Adam beta_2 (reference: 0.999).")
-    flags.DEFINE_float("stargan_d_learning_rate", 0.0, "Discriminator learning rate; 0 means --learning_rate.", lower_bound=0.0)
-    flags.DEFINE_integer("stargan_decay_steps", -1,
+def define_gan_flags(prefix: str, model: str, lambda_qual: float = 0.0) -> None:
+    """The flags every StarGAN-style recipe shares, named `<prefix><argument>` (e.g. --stargan_n_critic)."""
+    flags.DEFINE_integer(f"{prefix}n_critic", 5, "Discriminator updates per generator update (reference: 5).", lower_bound=1)
+    flags.DEFINE_float(f"{prefix}beta_1", 0.5, "Adam beta_1 (reference: 0.5).")
+    flags.DEFINE_float(f"{prefix}beta_2", 0.999, "Adam beta_2 (reference: 0.999).")
+    flags.DEFINE_float(f"{prefix}d_learning_rate", 0.0, "Discriminator learning rate; 0 means --learning_rate.", lower_bound=0.0)
+    flags.DEFINE_integer(f"{prefix}decay_steps", -1,
                          "Decay both learning rates linearly to 0 over the last N training steps (reference: half "
                          "the run, 100k of 200k); -1 means half of --train_steps, 0 no decay.", lower_bound=-1)
-    flags.DEFINE_float("stargan_lambda_cls", 1.0, "Weight of the attribute classification losses (reference: 1).")
-    flags.DEFINE_float("stargan_lambda_rec", 10.0, "Weight of the cycle reconstruction L1 (reference: 10).")
-    flags.DEFINE_float("stargan_lambda_gp", 10.0, "Weight of the WGAN gradient penalty (reference: 10).")
-    flags.DEFINE_float("stargan_lambda_qual", 0.0, "Weight of L_qual from a frozen Q (LEGAN: 1; 0 turns it off).")
-    flags.DEFINE_string("stargan_quality_model", "", "Path of a trained Q (.keras) for L_qual; needed when --stargan_lambda_qual > 0.")
-    flags.DEFINE_float("stargan_q_target", 10.0, "L_qual target score: relu(q_target - Q(x)) / q_target (LEGAN: 10).")
-    flags.DEFINE_integer("stargan_g_filters", 64, "Generator base filters (reference: 64).", lower_bound=1)
-    flags.DEFINE_integer("stargan_g_residual_blocks", 6, "Generator residual blocks (reference: 6).", lower_bound=0)
-    flags.DEFINE_integer("stargan_d_filters", 64, "Discriminator base filters (reference: 64).", lower_bound=1)
-    flags.DEFINE_integer("stargan_d_downsamples", 6, "Discriminator stride-2 convs (reference: 6).", lower_bound=1)
-    flags.DEFINE_float("stargan_ema_decay", 0.0, "Exponential moving average of G's weights (e.g. 0.999); 0 keeps no average.")
+    flags.DEFINE_float(f"{prefix}lambda_cls", 1.0, "Weight of the attribute classification losses (reference: 1).")
+    flags.DEFINE_float(f"{prefix}lambda_rec", 10.0, "Weight of the cycle reconstruction L1 (reference: 10).")
+    flags.DEFINE_float(f"{prefix}lambda_gp", 10.0, "Weight of the WGAN gradient penalty (reference: 10).")
+    flags.DEFINE_float(f"{prefix}lambda_qual", lambda_qual,
+                       f"Weight of L_qual from a frozen Q on the translation and the cycle reconstruction "
+                       f"(LEGAN: 1; 0 turns it off).")
+    flags.DEFINE_string(f"{prefix}quality_model", "", f"Path of a trained Q (.keras) for L_qual; needed when --{prefix}lambda_qual > 0.")
+    flags.DEFINE_float(f"{prefix}q_target", 10.0, "L_qual target score: relu(q_target - Q(x)) / q_target (LEGAN: 10).")
+    flags.DEFINE_integer(f"{prefix}g_filters", 64, f"{model} generator base filters (reference: 64).", lower_bound=1)
+    flags.DEFINE_integer(f"{prefix}g_residual_blocks", 6, f"{model} generator residual blocks (reference: 6).", lower_bound=0)
+    flags.DEFINE_integer(f"{prefix}d_filters", 64, "Discriminator base filters (reference: 64).", lower_bound=1)
+    flags.DEFINE_integer(f"{prefix}d_downsamples", 6, "Discriminator stride-2 convs (reference: 6).", lower_bound=1)
+    flags.DEFINE_float(f"{prefix}ema_decay", 0.0, "Exponential moving average of G's weights (e.g. 0.999); 0 keeps no average.")
+
+
+def define_flags() -> None:
+    define_gan_flags("stargan_", "StarGAN")
 
 
 def one_hot_labels(ids: dict, label_sizes: dict) -> tf.Tensor:
@@ -66,19 +73,20 @@ class StarGAN(keras.Model):
         self.lambda_cls, self.lambda_rec, self.lambda_gp = lambda_cls, lambda_rec, lambda_gp
         self.lambda_qual, self.q_target = lambda_qual, q_target
         self.n_critic, self.ema_decay, self.seed = n_critic, ema_decay, seed
-        num_labels = sum(self.label_sizes.values())
-        self.generator = StarGANGenerator(image_size, num_labels, g_filters, num_residual_blocks=g_residual_blocks,
-                                          name="generator")
-        self.discriminator = StarGANDiscriminator(image_size, num_labels, d_filters, d_downsamples,
+        self.g_filters, self.g_residual_blocks = g_filters, g_residual_blocks
+        self.generator = self.make_generator("generator")
+        self.discriminator = StarGANDiscriminator(image_size, sum(self.label_sizes.values()), d_filters, d_downsamples,
                                                   head_classes=self.label_sizes, name="discriminator")
-        self.generator_ema = (StarGANGenerator(image_size, num_labels, g_filters,
-                                               num_residual_blocks=g_residual_blocks, name="generator_ema")
-                              if ema_decay > 0 else None)
+        self.generator_ema = self.make_generator("generator_ema") if ema_decay > 0 else None
         self.quality_model = quality_model
         if quality_model is not None:
             quality_model.trainable = False
         self.d_optimizer = None
         self.g_optimizer = None
+
+    def make_generator(self, name):
+        return StarGANGenerator(self.image_size, sum(self.label_sizes.values()), self.g_filters,
+                                num_residual_blocks=self.g_residual_blocks, name=name)
 
     def build_all(self, d_optimizer, g_optimizer):
         """Creates every variable (networks and optimizer slots) so checkpoints restore before step 1."""
@@ -149,31 +157,40 @@ class StarGAN(keras.Model):
                    "d/total": per_example}
         return {name: tf.reduce_mean(value) for name, value in metrics.items()}
 
+    def generator_loss_weights(self):
+        """The generator's loss terms and their weights, in the order they are reported."""
+        weights = {"adversarial": 1.0, "classification": self.lambda_cls, "reconstruction": self.lambda_rec}
+        if self.quality_model is not None and self.lambda_qual > 0:
+            weights["quality"] = self.lambda_qual
+        return weights
+
+    def generator_losses(self, images, fakes, reconstructed, targets, training):
+        """Per-example generator terms, keyed as in `generator_loss_weights()`."""
+        fake_scores, fake_logits = self.discriminator(fakes, training=False)
+        terms = {"adversarial": losses.wasserstein_generator_loss(fake_scores),
+                 "classification": self._classification(fake_logits, targets),
+                 "reconstruction": losses.cycle_loss(images, reconstructed)}
+        if "quality" in self.generator_loss_weights():
+            # LEGAN's L_qual on the translation and on the cycle reconstruction.
+            terms["quality"] = (losses.quality_loss(self.quality_model(fakes, training=False), self.q_target)
+                                + losses.quality_loss(self.quality_model(reconstructed, training=False), self.q_target))
+        return terms
+
     def generator_step(self, batch, step):
         images = batch["image"]
         source = {name: tf.cast(batch[name], tf.int32) for name in self.label_sizes}
         targets = self.random_targets(batch, step)
         with tf.GradientTape() as tape:
             fakes = self.generator((images, one_hot_labels(targets, self.label_sizes)), training=True)
-            fake_scores, fake_logits = self.discriminator(fakes, training=False)
             reconstructed = self.generator((fakes, one_hot_labels(source, self.label_sizes)), training=True)
-            adversarial = losses.wasserstein_generator_loss(fake_scores)
-            classification = self._classification(fake_logits, targets)
-            reconstruction = losses.cycle_loss(images, reconstructed)
-            per_example = adversarial + self.lambda_cls * classification + self.lambda_rec * reconstruction
-            metrics = {"g/adversarial": adversarial, "g/classification": classification,
-                       "g/reconstruction": reconstruction}
-            if self.quality_model is not None and self.lambda_qual > 0:
-                # LEGAN's L_qual on the translation and on the cycle reconstruction.
-                quality = (losses.quality_loss(self.quality_model(fakes, training=False), self.q_target)
-                           + losses.quality_loss(self.quality_model(reconstructed, training=False), self.q_target))
-                per_example += self.lambda_qual * quality
-                metrics["g/quality"] = quality
-            metrics["g/total"] = per_example
+            terms = self.generator_losses(images, fakes, reconstructed, targets, training=True)
+            per_example = tf.add_n([weight * terms[name] for name, weight in self.generator_loss_weights().items()])
             loss = self._average(per_example)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return {name: tf.reduce_mean(value) for name, value in metrics.items()}
+        metrics = {f"g/{name}": tf.reduce_mean(value) for name, value in terms.items()}
+        metrics["g/total"] = tf.reduce_mean(per_example)
+        return metrics
 
     def update_ema(self):
         """Cross-replica: moves the averaged generator toward the trained one.
@@ -209,13 +226,12 @@ class StarGAN(keras.Model):
         return {**metrics, **generator_metrics}
 
     def _generator_metric_names(self):
-        names = ["g/adversarial", "g/classification", "g/reconstruction", "g/total"]
-        return names + (["g/quality"] if self.quality_model is not None and self.lambda_qual > 0 else [])
+        return [f"g/{name}" for name in self.generator_loss_weights()] + ["g/total"]
 
     def get_config(self):
         config = super().get_config()
         config.update(image_size=self.image_size, label_sizes=self.label_sizes, global_batch_size=self.global_batch_size,
-                      g_filters=self.generator.base_filters, g_residual_blocks=self.generator.num_residual_blocks,
+                      g_filters=self.g_filters, g_residual_blocks=self.g_residual_blocks,
                       d_filters=self.discriminator.base_filters, d_downsamples=self.discriminator.num_downsamples,
                       lambda_cls=self.lambda_cls, lambda_rec=self.lambda_rec, lambda_gp=self.lambda_gp,
                       lambda_qual=self.lambda_qual, q_target=self.q_target, n_critic=self.n_critic,
@@ -227,6 +243,9 @@ class StarGAN(keras.Model):
 class StarGANTask(base.Task):
     name = "stargan"
     flag_prefix = "stargan_"
+    model_class = StarGAN
+    # Sample-grid columns: each target class of each attribute, in this order.
+    sample_attribute_order = ("expression", "lighting")
 
     def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=1e-4,
                  d_learning_rate=0.0, beta_1=0.5, beta_2=0.999, n_critic=5, decay_steps=-1, lambda_cls=1.0,
@@ -234,12 +253,15 @@ class StarGANTask(base.Task):
                  g_residual_blocks=6, d_filters=64, d_downsamples=6, ema_decay=0.0, seed=0):
         super().__init__(label_names, image_size, global_batch_size, train_steps)
         if not label_names:
-            raise ConfigError("StarGAN needs labelled data: the dataset has no expression or lighting labels.")
+            raise ConfigError(f"{self.name} needs labelled data: the dataset has no expression or lighting labels.")
         self.label_sizes = {name: len(names) for name, names in label_names.items()}
+        prefix = self.flag_prefix
         if lambda_qual > 0 and not quality_model:
-            raise ConfigError("--stargan_lambda_qual > 0 needs a trained Q: give --stargan_quality_model=path/quality_model.keras.")
+            raise ConfigError(f"--{prefix}lambda_qual={lambda_qual:g} needs a trained Q: give "
+                              f"--{prefix}quality_model=path/quality_model.keras (train one with "
+                              f"configs/quality.flags), or set --{prefix}lambda_qual=0.")
         if quality_model and not os.path.isfile(quality_model):
-            raise ConfigError(f"--stargan_quality_model={quality_model}: no such file.")
+            raise ConfigError(f"--{prefix}quality_model={quality_model}: no such file.")
         for owner, downsamples in (("generator", 2), ("discriminator", d_downsamples)):
             if image_size % 2**downsamples:
                 raise ConfigError(f"--image_size={image_size}: the {owner} needs a size divisible by {2**downsamples}.")
@@ -259,12 +281,16 @@ class StarGANTask(base.Task):
             return None
         model = keras.models.load_model(self.quality_model_path)
         if getattr(model, "image_size", self.image_size) != self.image_size:
-            raise ConfigError(f"--stargan_quality_model={self.quality_model_path} rates {model.image_size} px images, "
+            raise ConfigError(f"--{self.flag_prefix}quality_model={self.quality_model_path} rates {model.image_size} px images, "
                               f"but --image_size={self.image_size}.")
         return model
 
+    def frozen_models(self):
+        """Pretrained networks the recipe's model uses but never trains, by constructor argument."""
+        return {"quality_model": self._load_quality_model()}
+
     def build(self):
-        self.model = StarGAN(**self.model_args, quality_model=self._load_quality_model(), name="stargan")
+        self.model = self.model_class(**self.model_args, **self.frozen_models(), name=self.name)
         d_rate, g_rate = self.learning_rates
         # G is updated once per n_critic D steps, so its own step counter runs n_critic times slower.
         d_schedule = LinearDecayAfter(d_rate, self.train_steps, self.decay_steps)
@@ -284,9 +310,6 @@ class StarGANTask(base.Task):
         if self.model.generator_ema is not None:
             schedule[1] = schedule[1]._replace(cross_replica_after=self.model.update_ema)
         return schedule
-
-    def train_step(self, batch):
-        raise NotImplementedError("StarGAN trains through step_schedule()")
 
     def evaluate(self, dataset):
         """Cycle L1 and D's classification accuracy on held-out real faces (cheap health signals;
@@ -314,14 +337,23 @@ class StarGANTask(base.Task):
         source = {name: batch[name][:8] for name in self.label_sizes}
         generator = self.model.sampling_generator
         columns, titles = [images.numpy()], ["input"]
-        for name, size in self.label_sizes.items():
-            names = self.label_names[name]
+        attributes = [name for name in self.sample_attribute_order if name in self.label_sizes]
+        attributes += [name for name in self.label_sizes if name not in attributes]
+        for name in attributes:
+            size, names = self.label_sizes[name], self.label_names[name]
             for value in np.unique(np.linspace(0, size - 1, min(size, max_columns_per_attribute)).round().astype(int)):
                 targets = dict(source)
                 targets[name] = tf.fill(tf.shape(source[name]), int(value))
                 columns.append(generator((images, one_hot_labels(targets, self.label_sizes)), training=False).numpy())
                 titles.append(f"{name[:4]}={names[value]}")
+        for title, column in self.extra_sample_columns(images, source):
+            columns.append(column)
+            titles.append(title)
         return visualize.titled_mosaic([visualize.to_uint8(column) for column in columns], titles)
+
+    def extra_sample_columns(self, images, source):
+        """(title, images in [-1, 1]) columns a recipe adds after the target columns."""
+        return []
 
     def export(self, run_dir):
         paths = {"generator.keras": self.model.sampling_generator, "discriminator.keras": self.model.discriminator}

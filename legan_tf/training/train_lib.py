@@ -8,6 +8,8 @@ from legan_tf import tasks
 from legan_tf.data import data_config_from_flags, define_data_flags, distribute, open_source
 from legan_tf.errors import ConfigError
 from legan_tf.tasks import classifier as classifier_task
+from legan_tf.tasks import legan as legan_task
+from legan_tf.tasks import identity as identity_task
 from legan_tf.tasks import quality as quality_task
 from legan_tf.tasks import stargan as stargan_task
 from legan_tf.training import run_dir as run_dirs
@@ -23,8 +25,10 @@ def define_flags() -> None:
         return
     define_data_flags()
     classifier_task.define_flags()
+    identity_task.define_flags()
     quality_task.define_flags()
     stargan_task.define_flags()
+    legan_task.define_flags()
     flags.DEFINE_string("task", "classifier", f"Recipe to train: {', '.join(tasks.task_names())}.")
     flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
                       "Distribution: default (one device), mirrored (all local GPUs), multi_worker (TF_CONFIG cluster), tpu.")
@@ -49,10 +53,22 @@ def define_flags() -> None:
     flags.DEFINE_bool("progress_bar", True, "Show a progress bar.")
 
 
+def _init_parameters(task_class) -> set:
+    """The task constructor's argument names, including those a subclass passes on through **kwargs."""
+    names = set()
+    for cls in task_class.__mro__:
+        if "__init__" in vars(cls) and cls is not object:
+            parameters = inspect.signature(cls.__init__).parameters
+            names |= {name for name, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+                break
+    return names
+
+
 def _task_kwargs(task_class) -> dict:
     """Flags named `<flag_prefix><argument>` become the task's constructor arguments."""
     prefix = getattr(task_class, "flag_prefix", task_class.name + "_")
-    parameters = inspect.signature(task_class.__init__).parameters
+    parameters = _init_parameters(task_class)
     kwargs = {
         name[len(prefix):]: FLAGS[name].value
         for name in FLAGS
@@ -60,6 +76,15 @@ def _task_kwargs(task_class) -> dict:
     }
     if "seed" in parameters:
         kwargs["seed"] = FLAGS.seed
+    return kwargs
+
+
+def _data_kwargs(task_class, train_source) -> dict:
+    """What a task may take from the training data itself, by constructor argument name."""
+    parameters = _init_parameters(task_class)
+    kwargs = {}
+    if "identities" in parameters:  # a face-recognition task's classes: the training split's identities
+        kwargs["identities"] = tuple(int(i) for i in train_source.identities())
     return kwargs
 
 
@@ -99,6 +124,16 @@ def run() -> dict:
     tf.keras.utils.set_random_seed(FLAGS.seed)
     strategy = create_strategy(FLAGS.strategy, FLAGS.tpu_address)
     _check_batch_size(strategy, FLAGS.batch_size)
+    # Before the run directory exists, so a setting the task refuses leaves nothing behind.
+    task = task_class(
+        label_names=train_source.label_names,
+        image_size=FLAGS.image_size,
+        global_batch_size=FLAGS.batch_size,
+        train_steps=FLAGS.train_steps,
+        learning_rate=FLAGS.learning_rate,
+        **_task_kwargs(task_class),
+        **_data_kwargs(task_class, train_source),
+    )
     if FLAGS.resume:
         run_dir = run_dirs.existing_run_dir(FLAGS.resume)
     else:
@@ -109,14 +144,6 @@ def run() -> dict:
     print(f"Run directory: {run_dir}\nStrategy: {FLAGS.strategy}, {strategy.num_replicas_in_sync} replica(s), "
           f"global batch {FLAGS.batch_size}", flush=True)
 
-    task = task_class(
-        label_names=train_source.label_names,
-        image_size=FLAGS.image_size,
-        global_batch_size=FLAGS.batch_size,
-        train_steps=FLAGS.train_steps,
-        learning_rate=FLAGS.learning_rate,
-        **_task_kwargs(task_class),
-    )
     config = TrainerConfig(
         train_steps=FLAGS.train_steps,
         log_every=FLAGS.log_every,

@@ -36,7 +36,8 @@ class TrainerConfig:
 
 class Trainer:
     def __init__(self, task, strategy, run_dir, train_source, eval_source, config: TrainerConfig, distribute_fn):
-        """`distribute_fn(strategy, source, global_batch_size, training, seed)` returns a distributed dataset."""
+        """`distribute_fn(strategy, source, global_batch_size, training, seed, start_step=0)` returns a
+        distributed dataset that starts after `start_step` global batches."""
         self.task = task
         self.strategy = strategy
         self.run_dir = run_dir
@@ -122,8 +123,10 @@ class Trainer:
         if start >= config.train_steps:
             logging.info("The run already reached step %d of %d; nothing to train.", start, config.train_steps)
             return self._evaluate(start)
-        # A resumed run draws a fresh shuffle order rather than replaying the first epochs.
-        dataset = self.distribute_fn(self.strategy, self.train_source, self.task.global_batch_size, True, config.seed + start)
+        # The data position is a function of the step: a resumed run reads the batches an
+        # uninterrupted run would have read next (tf.data's distributed iterators are not trackable).
+        dataset = self.distribute_fn(self.strategy, self.train_source, self.task.global_batch_size, True, config.seed,
+                                     start_step=start)
         iterator = iter(dataset)
         schedule = [(entry, self._distributed_fn(entry)) for entry in self.task.step_schedule()]
         sample_batch = self._fixed_sample_batch()

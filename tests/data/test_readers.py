@@ -92,8 +92,12 @@ def test_csv_reader_with_named_labels(make_layout):
     examples = read_all(source)
     check_image_batch(examples["image"], 8)
     np.testing.assert_array_equal(examples["expression"], [i % 3 for i in range(8)])
-    assert set(examples) == {"image", "expression"}
+    assert set(examples) == {"image", "expression", "identity"}
     assert source.groups == [r["subject"] for r in layout.rows]
+    # The identity label: the subject's index among the sorted subjects; never an attribute.
+    subjects = sorted({r["subject"] for r in layout.rows})
+    np.testing.assert_array_equal(examples["identity"], [subjects.index(r["subject"]) for r in layout.rows])
+    assert list(source.label_names) == ["expression"] and source.num_identities == len(subjects)
 
 
 def test_rgbd_reader_normalises_8_and_16_bit_depth_alike(make_layout):
@@ -312,3 +316,28 @@ def test_cache_gives_the_same_examples(make_layout):
     for _ in range(2):   # the second pass comes from the cache
         for key, values in read_all(cached).items():
             np.testing.assert_array_equal(values, plain[key], err_msg=key)
+
+
+def _stream(source, start_step, steps, batch_size=4, seed=7):
+    dataset = source.dataset(batch_size, training=True, seed=seed, start_step=start_step)
+    return [batch for _, batch in zip(range(steps), dataset.as_numpy_iterator())]
+
+
+@pytest.mark.parametrize("kind", ["uncached", "cached", "tfrecord"])
+def test_a_resumed_stream_reads_what_the_uninterrupted_one_reads_next(make_layout, tmp_path, kind):
+    # 15 examples in batches of 4: step 9 is in the third epoch and mid-epoch, flips on.
+    layout = make_layout("multipie")
+    config = layout.config(random_flip=True, cache=kind == "cached")
+    source = open_source(config)
+    if kind == "tfrecord":
+        tfrecord.prepare_output_dir(str(tmp_path / "shards"), overwrite=False)
+        tfrecord.write_tfrecords(source, str(tmp_path / "shards"), num_shards=3, holdout_fraction=0.0, seed=0)
+        source = open_source(layout.config(random_flip=True, data_format="tfrecord",
+                                           data_path=str(tmp_path / "shards")))
+    uninterrupted = _stream(source, 0, 12)
+    resumed = _stream(source, 9, 3)
+    for expected, got in zip(uninterrupted[9:], resumed):
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    # Not trivially equal: another start reads other batches.
+    assert not np.array_equal(_stream(source, 8, 1)[0]["image"], resumed[0]["image"])

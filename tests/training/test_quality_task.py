@@ -1,6 +1,7 @@
 """Q trained through the shared trainer: it learns on easy data, and resume restores model, optimizer and step."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -23,12 +24,12 @@ def ratings(tmp_path_factory):
     return source.split(0.25, 0)
 
 
-def _trainer(ratings, run_dir, steps, seed=0):
+def _trainer(ratings, run_dir, steps, seed=0, checkpoint_every=10_000):
     train, test = ratings
     tf.keras.utils.set_random_seed(seed)
     task = QualityTask({}, 32, 32, steps, learning_rate=1e-3, base_filters=8, downsamples=5, dense_units=64)
     config = TrainerConfig(train_steps=steps, log_every=50, sample_every=10_000, eval_every=10_000,
-                           checkpoint_every=10_000, progress_bar=False, seed=seed)
+                           checkpoint_every=checkpoint_every, progress_bar=False, seed=seed)
     return Trainer(task, tf.distribute.get_strategy(), run_dir, train, test, config, distribute_fn=distribute)
 
 
@@ -61,3 +62,24 @@ def test_an_image_size_q_cannot_take_is_refused_at_start_up():
 
     with pytest.raises(ConfigError, match=r"--image_size=48: .*not divisible by 2\*\*num_downsamples = 64"):
         QualityTask({}, 48, 8, 10, downsamples=6)
+
+
+def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does(ratings, tmp_path):
+    # Resume restores the data position too: steps 5..8 read the batches the uninterrupted run read.
+    whole_dir = run_dirs.new_run_dir(str(tmp_path), "whole")
+    whole = _trainer(ratings, whole_dir, 8, checkpoint_every=4)
+    whole.run()
+    # An interrupted run: the same run directory as it stood after the step-4 checkpoint.
+    interrupted_dir = run_dirs.new_run_dir(str(tmp_path), "interrupted")
+    checkpoints = os.path.join(interrupted_dir, "checkpoints")
+    os.makedirs(checkpoints, exist_ok=True)
+    for name in os.listdir(os.path.join(whole_dir, "checkpoints")):
+        if name.startswith("ckpt-4."):
+            shutil.copy(os.path.join(whole_dir, "checkpoints", name), checkpoints)
+    tf.compat.v1.train.update_checkpoint_state(checkpoints, os.path.join(checkpoints, "ckpt-4"))
+
+    resumed = _trainer(ratings, interrupted_dir, 8, checkpoint_every=4)
+    resumed.run()
+    assert int(resumed.step.numpy()) == 8
+    for got, expected in zip(resumed.task.model.weights, whole.task.model.weights):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-6)

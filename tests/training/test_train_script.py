@@ -127,3 +127,56 @@ def test_stargan_recipe_trains_samples_exports_and_resumes(tiny_lab, tmp_path):
     resumed = _train(tiny_lab, tmp_path, "--train_steps=6", f"--resume={run}", *gan)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "at step 4" in resumed.stderr
+
+
+@pytest.fixture(scope="module")
+def identity_file(tmp_path_factory):
+    """A tiny, untrained identity embedder saved as .keras."""
+    import numpy as np
+
+    from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
+
+    embedder = IdentityEmbedder(LightCNN29v2(input_size=16, channels=(4, 4, 4, 4, 4), embedding_dim=8,
+                                             num_blocks=(1, 1, 1, 1)))
+    embedder(np.zeros((1, 32, 32, 3), np.float32))
+    path = str(tmp_path_factory.mktemp("identity") / "identity_model.keras")
+    embedder.save(path)
+    return path
+
+
+LEGAN_TINY = ("--task=legan", "--legan_g_filters=4", "--legan_g_residual_blocks=1", "--legan_d_filters=4",
+              "--legan_d_downsamples=5", "--legan_n_critic=2")
+
+
+def test_legan_recipe_with_identity_and_quality_losses_trains_samples_and_exports(
+        tiny_lab, tmp_path, model_file, identity_file):
+    result = _train(tiny_lab, tmp_path, "--train_steps=4", *LEGAN_TINY, f"--legan_quality_model={model_file}",
+                    f"--legan_identity_model={identity_file}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    assert {"generator.keras", "discriminator.keras"} <= set(os.listdir(run))
+    assert "step_0000004.png" in os.listdir(os.path.join(run, "samples"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(os.path.join(run, "logs")).Reload()
+    assert {"g/identity", "g/quality", "d/gradient_penalty"} <= set(events.Tags()["tensors"])
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys, keras, legan_tf; g = keras.models.load_model(sys.argv[1]); "
+                               "print(type(g).__name__, g.num_expressions, g.num_lightings)",
+         os.path.join(run, "generator.keras")], capture_output=True, text=True, timeout=120)
+    assert check.stdout.split() == ["LEGANGenerator", "6", "4"], check.stderr[-2000:]
+
+
+def test_legan_bad_settings_exit_1_with_a_message(tiny_lab, tmp_path, model_file):
+    missing = _train(tiny_lab, tmp_path, "--train_steps=2", *LEGAN_TINY, f"--legan_quality_model={model_file}",
+                     "--legan_identity_weights=/nowhere/lightcnn.npz")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "--legan_identity_weights=/nowhere/lightcnn.npz: no such file" in missing.stderr
+    stargan = _train(tiny_lab, tmp_path, "--train_steps=2", "--task=stargan", "--stargan_g_filters=4",
+                     "--stargan_g_residual_blocks=1", "--stargan_d_filters=4", "--stargan_d_downsamples=5")
+    assert stargan.returncode == 0, stargan.stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    foreign = _train(tiny_lab, tmp_path, "--train_steps=4", f"--resume={run}", *LEGAN_TINY, "--legan_lambda_id=0",
+                     "--legan_lambda_qual=0")
+    assert foreign.returncode == 1 and "Traceback" not in foreign.stderr
+    assert "does not fit the 'legan' model" in foreign.stderr

@@ -1,0 +1,108 @@
+"""LEGAN's tri-hourglass generator (Banerjee et al. 2021; METHOD.md section 2).
+
+Three hourglasses, each the StarGAN generator body (`StarGANGenerator`):
+
+- the expression hourglass takes the image and N_e tiled one-hot channels and outputs an
+  expression transformation mask M_e (3-channel tanh map);
+- the lighting hourglass takes the image and N_l tiled channels and outputs a lighting mask M_l;
+- the final hourglass takes concat(I, M_e, M_l) and outputs the translated image (tanh).
+
+Splitting the two attributes into separate hourglasses is what disentangles them: the expression
+mask never sees the lighting target and vice versa. At the paper size (128 px, N_e = 6, N_l = 20,
+StarGAN body widths) the expression hourglass input is 128x128x9 and the three hourglasses have
+8,433,664 + 8,477,568 + 8,433,664 = 25,344,896 parameters.
+
+LEGAN's discriminator is the StarGAN discriminator with two heads:
+`StarGANDiscriminator(image_size, head_classes={"expression": N_e, "lighting": N_l})`.
+"""
+
+import keras
+
+from legan_tf.models.stargan import StarGANGenerator
+
+
+@keras.saving.register_keras_serializable(package="legan_tf")
+class LEGANGenerator(keras.Model):
+    """Tri-hourglass generator: joint expression and lighting translation through two masks.
+
+    Call: `generator((images, labels))` like a StarGAN generator, with images (B, S, S, 3) in [-1, 1]
+    and labels (B, num_expressions + num_lightings): the one-hot target expression followed by the
+    one-hot target lighting (expression first, the order every label vector in this project uses).
+    Returns the translated images in [-1, 1]. `generator.translate_with_masks((images, labels))`
+    returns (images, expression_mask, lighting_mask).
+
+    Args:
+        image_size: square input size; divisible by 2**num_downsamples.
+        num_expressions: N_e (6 on Multi-PIE).
+        num_lightings: N_l (20 on Multi-PIE).
+        base_filters, num_downsamples, num_residual_blocks: the body of every hourglass
+            (StarGAN's 64, 2, 6 by default).
+        mask_channels: channels of each mask (3 in the paper).
+    """
+
+    def __init__(self, image_size=128, num_expressions=6, num_lightings=20, base_filters=64, num_downsamples=2,
+                 num_residual_blocks=6, mask_channels=3, **kwargs):
+        super().__init__(**kwargs)
+        for argument, value in (("num_expressions", num_expressions), ("num_lightings", num_lightings),
+                                ("mask_channels", mask_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"LEGANGenerator: {argument} must be a positive integer, got {value!r}.")
+        self.image_size = image_size
+        self.num_expressions = num_expressions
+        self.num_lightings = num_lightings
+        self.base_filters = base_filters
+        self.num_downsamples = num_downsamples
+        self.num_residual_blocks = num_residual_blocks
+        self.mask_channels = mask_channels
+        body = dict(image_size=image_size, base_filters=base_filters, num_downsamples=num_downsamples,
+                    num_residual_blocks=num_residual_blocks)
+        self.expression_hourglass = StarGANGenerator(num_labels=num_expressions, output_channels=mask_channels,
+                                                     name="expression_hourglass", **body)
+        self.lighting_hourglass = StarGANGenerator(num_labels=num_lightings, output_channels=mask_channels,
+                                                   name="lighting_hourglass", **body)
+        self.final_hourglass = StarGANGenerator(num_labels=0, input_channels=3 + 2 * mask_channels,
+                                                output_channels=3, name="final_hourglass", **body)
+
+    @property
+    def num_labels(self):
+        return self.num_expressions + self.num_lightings
+
+    def build(self, input_shape=None):
+        for hourglass in (self.expression_hourglass, self.lighting_hourglass, self.final_hourglass):
+            if not hourglass.built:
+                hourglass.build()
+        self.built = True
+
+    def _split(self, inputs):
+        if isinstance(inputs, dict) or not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+            raise ValueError(f"LEGANGenerator: call it with a pair (images, labels); got {type(inputs).__name__}.")
+        images, labels = inputs
+        label_shape = tuple(labels.shape)
+        if len(label_shape) != 2 or (label_shape[-1] is not None and label_shape[-1] != self.num_labels):
+            raise ValueError(
+                f"LEGANGenerator: expected labels of shape (batch, {self.num_labels}) = {self.num_expressions} "
+                f"expressions then {self.num_lightings} lightings, got {label_shape}.")
+        return images, labels[:, :self.num_expressions], labels[:, self.num_expressions:]
+
+    def translate_with_masks(self, inputs, training=False):
+        images, expression, lighting = self._split(inputs)
+        if not self.built:  # called directly rather than through __call__
+            self.build()
+        expression_mask = self.expression_hourglass((images, expression), training=training)
+        lighting_mask = self.lighting_hourglass((images, lighting), training=training)
+        merged = keras.ops.concatenate([images, expression_mask, lighting_mask], axis=-1)
+        return self.final_hourglass(merged, training=training), expression_mask, lighting_mask
+
+    def call(self, inputs, training=False):
+        return self.translate_with_masks(inputs, training=training)[0]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.image_size, self.image_size, 3)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(image_size=self.image_size, num_expressions=self.num_expressions,
+                      num_lightings=self.num_lightings, base_filters=self.base_filters,
+                      num_downsamples=self.num_downsamples, num_residual_blocks=self.num_residual_blocks,
+                      mask_channels=self.mask_channels)
+        return config

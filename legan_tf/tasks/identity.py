@@ -1,0 +1,197 @@
+"""Recipe: train LightCNN-29 v2, the identity network f of LEGAN's identity loss, as a face classifier.
+
+Softmax cross-entropy over the training split's identities (the reference's training objective);
+evaluation embeds the held-out faces, whose identities were never seen in training, and measures
+verification by cosine (ROC AUC, TAR at FAR 1%) and rank-1 retrieval. The export,
+`identity_model.keras`, is an `IdentityEmbedder` without the classifier head: RGB faces in [-1, 1]
+in, embeddings out, for `legan_tf.losses.identity_loss`.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import flags
+
+from legan_tf import visualize
+from legan_tf.errors import ConfigError
+from legan_tf.evaluation.identity_metrics import identity_metrics, nearest_neighbours
+from legan_tf.models.lightcnn import (PAPER_BLOCKS, PAPER_CHANNELS, IdentityEmbedder, LightCNN29v2,
+                                      faces_to_lightcnn_input, load_identity_embedder, load_lightcnn_weights)
+from legan_tf.tasks import base, register
+
+# Sample grid: this many held-out faces, each with its nearest others in the sample batch.
+GRID_QUERIES = 8
+GRID_NEIGHBOURS = 5
+
+
+def define_flags() -> None:
+    flags.DEFINE_list("identity_channels", [str(c) for c in PAPER_CHANNELS],
+                      "LightCNN-29 v2 widths: outputs of conv1 and group1..group4 (paper: 48,96,192,128,128).")
+    flags.DEFINE_list("identity_blocks", [str(b) for b in PAPER_BLOCKS],
+                      "Residual blocks in block1..block4 (paper: 1,2,3,4).")
+    flags.DEFINE_integer("identity_embedding_dim", 256, "Width of the embedding, LightCNN's fc (paper: 256).",
+                         lower_bound=1)
+    flags.DEFINE_integer("identity_input_size", 0,
+                         "Network input size, a multiple of 16; faces are resized to it (paper: 128). 0: --image_size.",
+                         lower_bound=0)
+    flags.DEFINE_float("identity_dropout", 0.5,
+                       "Dropout on the embedding before the classifier, in training (paper: 0.5).")
+    flags.DEFINE_string("identity_weights", "",
+                        "Start from these weights instead of a random init: an .npz of the official LightCNN-29 v2 "
+                        "(scripts/convert_lightcnn.py; paper widths and --identity_input_size=128) or an "
+                        "identity_model.keras of an earlier run. The classifier head always starts afresh.")
+    flags.DEFINE_integer("identity_eval_examples", 4000,
+                         "Held-out faces for verification and retrieval (every pair among them is scored); larger "
+                         "held-out splits are subsampled evenly.", lower_bound=2)
+
+
+def _int_tuple(flag, values):
+    try:
+        return tuple(int(value) for value in values)
+    except ValueError:
+        raise ConfigError(f"--{flag}={','.join(map(str, values))}: expected comma-separated integers.") from None
+
+
+@register
+class IdentityTask(base.Task):
+    name = "identity"
+    flag_prefix = "identity_"
+    export_name = "identity_model.keras"
+
+    def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=3e-4, identities=(),
+                 channels=PAPER_CHANNELS, blocks=PAPER_BLOCKS, embedding_dim=256, input_size=0, dropout=0.5,
+                 weights="", eval_examples=4000):
+        super().__init__(label_names, image_size, global_batch_size, train_steps)
+        self.identities = np.asarray(sorted(int(i) for i in identities), np.int64)
+        if len(self.identities) < 2:
+            raise ConfigError(
+                "--task=identity needs identity labels: the training data has "
+                f"{'no subjects' if len(self.identities) == 0 else 'a single subject'}. Use data grouped by "
+                "subject (multipie, or csv/rgbd with a `subject` column; TFRecord shards written from such data by "
+                "this version of prepare_data), with at least two training subjects.")
+        self.learning_rate = learning_rate
+        self.weights_path = weights
+        self.eval_examples = eval_examples
+        self.model_args = dict(
+            input_size=input_size or image_size,
+            channels=_int_tuple("identity_channels", channels),
+            num_blocks=_int_tuple("identity_blocks", blocks),
+            embedding_dim=embedding_dim,
+            dropout=dropout,
+        )
+        try:
+            LightCNN29v2(**self.model_args)  # validates the sizes before training starts
+        except ValueError as error:
+            raise ConfigError(f"LightCNN-29 v2 cannot be built from these flags: {error}") from None
+        if weights and not os.path.isfile(weights):
+            raise ConfigError(f"--identity_weights={weights}: no such file.")
+
+    @property
+    def num_classes(self):
+        return len(self.identities)
+
+    def build(self):
+        size = self.model_args["input_size"]
+        self.network = LightCNN29v2(**self.model_args, num_classes=self.num_classes, name="lightcnn")
+        self.network(tf.zeros((1, size, size, 1)))
+        if self.weights_path:
+            self._load_initial_weights()
+        # Dataset identity ids -> classifier rows; held-out ids never reach train_step.
+        table = np.full(int(self.identities.max()) + 1, -1, np.int32)
+        table[self.identities] = np.arange(self.num_classes, dtype=np.int32)
+        self.class_of_identity = tf.constant(table)
+        schedule = keras.optimizers.schedules.PolynomialDecay(self.learning_rate, self.train_steps, 0.0)
+        self.optimizer = keras.optimizers.Adam(schedule)
+        self.optimizer.build(self.network.trainable_variables)
+
+    def _load_initial_weights(self):
+        path = self.weights_path
+        if path.endswith(".npz"):
+            load_lightcnn_weights(self.network, path, include_classifier=False)
+            return
+        source = load_identity_embedder(path, trainable=True).network
+        mine = self.network
+        keys = ("input_size", "channels", "num_blocks", "embedding_dim")
+        if any(getattr(source, key) != getattr(mine, key) for key in keys):
+            raise ConfigError(f"--identity_weights={path} holds a LightCNN29v2 with "
+                              + ", ".join(f"{key}={getattr(source, key)}" for key in keys)
+                              + "; the flags build " + ", ".join(f"{key}={getattr(mine, key)}" for key in keys) + ".")
+        for from_layer, to_layer in zip(source.trunk_layers(), mine.trunk_layers()):
+            to_layer.set_weights(from_layer.get_weights())
+
+    def checkpoint_items(self):
+        return {"identity_network": self.network, "identity_optimizer": self.optimizer}
+
+    def _network_input(self, images):
+        return faces_to_lightcnn_input(images, self.model_args["input_size"])
+
+    def train_step(self, batch):
+        images = self._network_input(batch["image"])
+        classes = tf.gather(self.class_of_identity, tf.cast(batch["identity"], tf.int32))
+        with tf.GradientTape() as tape:
+            _, logits = self.network(images, training=True)
+            per_example = keras.losses.sparse_categorical_crossentropy(classes, logits, from_logits=True)
+            # Scaled by the global batch so gradients summed over replicas equal one big batch's.
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+        gradients = tape.gradient(loss, self.network.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.network.trainable_variables))
+        predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return {
+            "loss/identity": tf.reduce_mean(per_example),
+            "accuracy/identity": tf.reduce_mean(tf.cast(predicted == classes, tf.float32)),
+        }
+
+    def embed(self, images):
+        """(B, H, W, 3) faces in [-1, 1] -> (B, embedding_dim) numpy embeddings."""
+        embedding, _ = self.network(self._network_input(images), training=False)
+        return np.asarray(embedding)
+
+    def evaluate(self, dataset):
+        embeddings, identities = [], []
+        for batch in dataset:
+            embeddings.append(self.embed(batch["image"]))
+            identities.append(batch["identity"].numpy())
+        if not embeddings:
+            raise ValueError("evaluation data is empty")
+        embeddings, identities = np.concatenate(embeddings), np.concatenate(identities)
+        if len(identities) > self.eval_examples:
+            # Evenly spaced over the split's order, so every identity keeps a share of its faces.
+            keep = np.linspace(0, len(identities) - 1, self.eval_examples).round().astype(int)
+            embeddings, identities = embeddings[keep], identities[keep]
+        result = identity_metrics(embeddings, identities)
+        names = ("verification_auc", "tar_at_far_1pct", "rank1_accuracy")
+        return {f"eval/{name}": result[name] for name in names if name in result}
+
+    def sample_grid(self, batch):
+        """Rows: a held-out face, then its nearest other faces of the batch, with their cosine;
+        green when the neighbour is the same identity."""
+        images = batch["image"].numpy() if hasattr(batch["image"], "numpy") else np.asarray(batch["image"])
+        identities = np.asarray(batch["identity"])
+        neighbours, cosines = nearest_neighbours(self.embed(images), GRID_NEIGHBOURS)
+        pixels = visualize.to_uint8(images)
+        cells, captions, colours = [], [], []
+        for query in range(min(GRID_QUERIES, len(images))):
+            cells.append(pixels[query])
+            captions.append(f"id {identities[query]}")
+            colours.append("black")
+            for column in range(GRID_NEIGHBOURS):
+                if column < neighbours.shape[1]:
+                    other = neighbours[query, column]
+                    cells.append(pixels[other])
+                    captions.append(f"cos {cosines[query, column]:.2f}")
+                    colours.append("green" if identities[other] == identities[query] else "red")
+                else:  # a batch smaller than the grid: blank cells keep the rows aligned
+                    cells.append(np.full_like(pixels[query], 255))
+                    captions.append("")
+                    colours.append("black")
+        return visualize.labelled_grid(np.stack(cells), captions, colours, columns=GRID_NEIGHBOURS + 1)
+
+    def export(self, run_dir):
+        """identity_model.keras: `keras.models.load_model(path)(rgb_faces_in_minus1_1)` gives embeddings."""
+        embedder = IdentityEmbedder(self.network.without_classifier(), name="identity_embedder")
+        embedder(tf.zeros((1, self.image_size, self.image_size, 3)))
+        path = os.path.join(run_dir, self.export_name)
+        embedder.save(path)
+        return [path]
