@@ -223,9 +223,17 @@ class ManifestSource(Source):
         return max(1, self.num_examples)
 
     def _encoded_dataset(self, training, seed, input_context):
+        indices = self.indices
+        if training:
+            # Manifests usually list one subject's images together. A cached pipeline shuffles decoded
+            # images in a bounded buffer, which would keep each batch to a few neighbouring subjects;
+            # reading the rows in a random order (the same on every input pipeline, before sharding)
+            # makes every buffer a random sample.
+            base_seed = seed - (input_context.input_pipeline_id if input_context is not None else 0)
+            indices = indices[np.random.default_rng(base_seed).permutation(len(indices))]
         columns = {}
         for name in self.features:
-            values = [self._parsed.columns[name][i] for i in self.indices]
+            values = [self._parsed.columns[name][i] for i in indices]
             if name in tfrecord.INT_FEATURES:
                 columns[name] = np.asarray(values, np.int32)
             elif name in tfrecord.FLOAT_FEATURES:

@@ -341,3 +341,17 @@ def test_a_resumed_stream_reads_what_the_uninterrupted_one_reads_next(make_layou
             np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
     # Not trivially equal: another start reads other batches.
     assert not np.array_equal(_stream(source, 8, 1)[0]["image"], resumed[0]["image"])
+
+
+def test_cached_training_batches_mix_subjects_even_with_a_small_shuffle_buffer(tmp_path):
+    # The lab's manifest lists each identity's 24 images together; a buffer of 8 alone would give
+    # batches of one or two identities.
+    from legan_tf.data.synthetic.writer import write_face_lab
+
+    write_face_lab(tmp_path, image_size=32, num_identities=6, seed=0, num_lightings=4, parts=("multipie",),
+                   progress=False)
+    source = open_source(DataConfig(data_format="multipie", data_path=str(tmp_path / "multipie" / "manifest.csv"),
+                                    image_size=32, lighting_names=("00", "01", "02", "03"), cache=True,
+                                    shuffle_buffer=8))
+    batch = next(source.dataset(16, training=True, seed=0).as_numpy_iterator())
+    assert len(set(batch["identity"].tolist())) >= 4
