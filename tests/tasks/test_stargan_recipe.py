@@ -1,8 +1,5 @@
 """The StarGAN recipe: fit() through train_step, replica-independent maths, targets and schedules."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -13,6 +10,7 @@ import tensorflow as tf
 from legan_tf.errors import ConfigError
 from legan_tf.tasks.stargan import StarGAN, StarGANTask, one_hot_labels
 from legan_tf.training.schedules import LinearDecayAfter
+from tests.tasks.mirrored import worst_and_moved
 
 LABELS = {"expression": 3, "lighting": 4}
 TINY = dict(image_size=32, label_sizes=LABELS, g_filters=4, g_residual_blocks=1, d_filters=4, d_downsamples=5)
@@ -100,12 +98,24 @@ def test_bad_settings_stop_at_start_up_with_a_message():
         StarGANTask(labels, 64, 8, 10, lambda_qual=1.0, quality_model="/nonexistent/q.keras")
 
 
+def largest_difference(first, second):
+    """Largest absolute weight difference between two models (G and D of a GAN) or a weight list and a network."""
+    def weights(side):
+        if isinstance(side, list):
+            return side
+        if hasattr(side, "discriminator"):
+            return side.generator.get_weights() + side.discriminator.get_weights()
+        return side.get_weights()
+
+    return max(float(np.max(np.abs(a - b))) for a, b in zip(weights(first), weights(second)))
+
+
 MIRRORED_SCRIPT = textwrap.dedent("""
     import numpy as np, tensorflow as tf, keras
     from legan_tf.training.strategy import split_cpu_into_logical_devices
     split_cpu_into_logical_devices(2)
     from legan_tf.tasks.stargan import StarGAN
-    from tests.tasks.test_stargan_recipe import TINY, _batch
+    from tests.tasks.test_stargan_recipe import TINY, _batch, largest_difference
 
     def run(strategy, weights=None):
         with strategy.scope():
@@ -126,21 +136,11 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored_strategy.num_replicas_in_sync == 2
     _, mirrored = run(mirrored_strategy, start)
-    worst = 0.0
-    for network in ("generator", "discriminator"):
-        for a, b in zip(getattr(single, network).get_weights(), getattr(mirrored, network).get_weights()):
-            worst = max(worst, float(np.max(np.abs(a - b))))
-    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(start[0], single.generator.get_weights()))
-    print("WORST", worst, "MOVED", moved)
+    print("WORST", largest_difference(single, mirrored), "MOVED", largest_difference(start[0], single.generator))
 """)
 
 
 def test_mirrored_over_two_logical_cpus_matches_one_device_with_the_same_global_batch():
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, cwd=repo,
-                            timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = [line for line in result.stdout.splitlines() if line.startswith("WORST")][-1]
-    worst, moved = float(line.split()[1]), float(line.split()[3])
+    worst, moved = worst_and_moved(MIRRORED_SCRIPT, timeout=300)
     assert moved > 1e-4  # the steps changed the weights, so agreement is not vacuous
-    assert worst < 1e-4, line
+    assert worst < 1e-4, (worst, moved)
