@@ -507,3 +507,45 @@ def evaluate_run(classifier_path: str, run_dir: Optional[str] = None, generator_
                  num_faces, seed, attributes, image_size)
     report["output_dir"] = output_dir
     return report
+
+
+# --- comparing runs -------------------------------------------------------------------------------
+
+# The rows of a comparison table: the learning-check targets first, then what explains them.
+COMPARISON_ROWS = (
+    ("both/accuracy/expression", "target expression recognised (both edited)"),
+    ("both/accuracy/lighting", "target lighting recognised (both edited)"),
+    ("both/l1_reduction", "L1 to the exact target, reduction against the input"),
+    ("lighting_only/kept/expression", "lighting-only edits keep the expression"),
+    ("expression_only/kept/lighting", "expression-only edits keep the lighting"),
+    ("expression_only/accuracy/expression", "expression-only edits: target recognised"),
+    ("lighting_only/accuracy/lighting", "lighting-only edits: target recognised"),
+    ("expression_only/region_l1_reduction", "expression-only edits: change-region L1 reduction"),
+    ("lighting_only/region_l1_reduction", "lighting-only edits: change-region L1 reduction"),
+)
+
+
+def comparison_table(reports: Mapping[str, Mapping[str, float]]) -> str:
+    """A markdown table of the COMPARISON_ROWS of several runs' metrics, one column per run
+    (`{label: evaluate_translation metrics}`); a figure a run lacks shows as a dash."""
+    labels = list(reports)
+    lines = ["| figure | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for key, description in COMPARISON_ROWS:
+        if not any(key in metrics for metrics in reports.values()):
+            continue
+        cells = [f"{100 * reports[label][key]:.1f}%" if key in reports[label] else "-" for label in labels]
+        lines.append(f"| {description} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def read_evaluation(path: str) -> Dict[str, float]:
+    """The metrics of an evaluation: a translation_metrics.json, or a run directory holding evaluation/ with one."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "evaluation", METRICS_FILE)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no translation metrics here; run scripts/evaluate_translation.py first.")
+    with open(path) as f:
+        try:
+            return json.load(f)["metrics"]
+        except (json.JSONDecodeError, KeyError):
+            raise ConfigError(f"{path}: not a {METRICS_FILE} written by scripts/evaluate_translation.py.") from None

@@ -320,3 +320,33 @@ def test_without_lab_json_the_expression_set_follows_the_runs_names():
     assert (settings["expression_set"], settings["seed"], settings["image_size"]) == ("affectnet", 3, 64)
     with pytest.raises(ConfigError, match="no face-lab expression set"):
         translation.lab_settings(None, {}, ("happy", "sad"), num_lightings=20, image_size=64)
+
+
+def test_comparison_table_puts_runs_side_by_side_and_marks_missing_figures(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from legan_tf.evaluation.translation import comparison_table
+
+    stargan = {"both/accuracy/expression": 0.84, "both/l1_reduction": 0.538}
+    legan = {"both/accuracy/expression": 0.943, "both/l1_reduction": 0.534, "lighting_only/kept/expression": 0.923}
+    table = comparison_table({"StarGAN": stargan, "LEGAN": legan}).splitlines()
+    assert table[0] == "| figure | StarGAN | LEGAN |"
+    assert "| target expression recognised (both edited) | 84.0% | 94.3% |" in table
+    assert "| lighting-only edits keep the expression | - | 92.3% |" in table
+    assert not any("lighting recognised" in line for line in table)  # no run has it
+
+    run = tmp_path / "legan-run"
+    (run / "evaluation").mkdir(parents=True)
+    (run / "evaluation" / "translation_metrics.json").write_text(json.dumps({"metrics": legan}))
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "scripts", "compare_translations.py")
+    done = subprocess.run([sys.executable, script, f"--runs=LEGAN={run},{run}"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| figure | LEGAN | legan-run |" in done.stdout
+    missing = subprocess.run([sys.executable, script, f"--runs={tmp_path}"], capture_output=True, text=True,
+                             timeout=120)
+    assert missing.returncode == 1 and "run scripts/evaluate_translation.py first" in missing.stderr
+    assert "Traceback" not in missing.stderr

@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Puts the learning-check figures of several GAN runs side by side, as a markdown table.
+
+  python scripts/compare_translations.py \\
+      --runs=StarGAN=runs/stargan-lab-20250101-120000,LEGAN=runs/legan-lab-20250101-130000
+
+Each run needs evaluation/translation_metrics.json from scripts/evaluate_translation.py (or give that
+file's path instead of the run directory).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from legan_tf.cli import run_main  # noqa: E402
+from legan_tf.errors import ConfigError  # noqa: E402
+from legan_tf.evaluation import translation  # noqa: E402
+
+flags.DEFINE_list("runs", None, "Comma-separated label=path pairs (a path alone is labelled by its folder name).")
+flags.DEFINE_string("output", None, "Also write the table to this markdown file.")
+
+FLAGS = flags.FLAGS
+
+
+def compare(entries, output=None):
+    reports = {}
+    for entry in entries:
+        label, _, path = entry.rpartition("=")
+        label = label or os.path.basename(os.path.normpath(path))
+        if label in reports:
+            raise ConfigError(f"--runs: the label {label!r} is used twice.")
+        reports[label] = translation.read_evaluation(path)
+    table = translation.comparison_table(reports)
+    if output:
+        with open(output, "w") as f:
+            f.write(table + "\n")
+    return table
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.runs:
+        raise app.UsageError("--runs is required: label=run_dir pairs, comma-separated.")
+    print(run_main(compare, FLAGS.runs, FLAGS.output))
+
+
+if __name__ == "__main__":
+    app.run(main)
