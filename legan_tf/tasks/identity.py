@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from legan_tf import visualize
+from legan_tf import losses, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation.identity_metrics import identity_metrics, nearest_neighbours
 from legan_tf.models.lightcnn import (PAPER_BLOCKS, PAPER_CHANNELS, IdentityEmbedder, LightCNN29v2,
@@ -132,7 +132,7 @@ class IdentityTask(base.Task):
         classes = tf.gather(self.class_of_identity, tf.cast(batch["identity"], tf.int32))
         with tf.GradientTape() as tape:
             _, logits = self.network(images, training=True)
-            per_example = keras.losses.sparse_categorical_crossentropy(classes, logits, from_logits=True)
+            per_example = losses.classification_loss(logits, classes)
             # Scaled by the global batch so gradients summed over replicas equal one big batch's.
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
         gradients = tape.gradient(loss, self.network.trainable_variables)

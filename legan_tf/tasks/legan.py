@@ -18,7 +18,7 @@ from legan_tf.errors import ConfigError
 from legan_tf.models import lightcnn
 from legan_tf.models.legan import LEGANGenerator
 from legan_tf.tasks import register
-from legan_tf.tasks.stargan import StarGAN, StarGANTask, define_gan_flags
+from legan_tf.tasks.stargan import StarGAN, StarGANTask, define_gan_flags, one_hot_labels, replica_index
 
 ATTRIBUTES = ("expression", "lighting")
 TARGET_SAMPLINGS = ("shuffle", "random")
@@ -74,14 +74,13 @@ class LEGAN(StarGAN):
             return super().random_targets(batch, step)
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync if context is not None else 1
-        replica = tf.cast(context.replica_id_in_sync_group, tf.int32) if context is not None else 0
+        replica = replica_index()
         count = tf.shape(batch["image"])[0]
         targets = {}
         for stream, name in enumerate(self.label_sizes, start=17):
             labels = tf.cast(batch[name], tf.int32)
             everyone = context.all_gather(labels, axis=0) if replicas > 1 else labels
-            key = tf.cast(step, tf.int64) * 64 + stream
-            draws = tf.random.stateless_uniform(tf.shape(everyone), seed=tf.stack([key, tf.constant(self.seed, tf.int64)]))
+            draws = tf.random.stateless_uniform(tf.shape(everyone), seed=self.stream_seed(step, stream))
             permutation = tf.argsort(draws)
             targets[name] = tf.gather(everyone, tf.gather(permutation, replica * count + tf.range(count)))
         return targets
@@ -145,7 +144,7 @@ class LEGANTask(StarGANTask):
         round): they show which hourglass changed what."""
         targets = {name: (tf.cast(source[name], tf.int32) + max(1, size // 2 if name == "lighting" else 1)) % size
                    for name, size in self.label_sizes.items()}
-        labels = tf.concat([tf.one_hot(targets[name], size) for name, size in self.label_sizes.items()], axis=-1)
-        translated, expression_mask, lighting_mask = self.model.sampling_generator.translate_with_masks((images, labels))
+        translated, expression_mask, lighting_mask = self.model.sampling_generator.translate_with_masks(
+            (images, one_hot_labels(targets, self.label_sizes)))
         return [("joint edit", translated.numpy()), ("mask M_e", expression_mask.numpy()),
                 ("mask M_l", lighting_mask.numpy())]

@@ -48,6 +48,12 @@ def define_flags() -> None:
     define_gan_flags("stargan_", "StarGAN")
 
 
+def replica_index() -> tf.Tensor:
+    """This replica's position in the sync group (0 outside a strategy or in cross-replica code)."""
+    context = tf.distribute.get_replica_context()
+    return tf.cast(context.replica_id_in_sync_group if context is not None else 0, tf.int32)
+
+
 def one_hot_labels(ids: dict, label_sizes: dict) -> tf.Tensor:
     """StarGAN's label vector: one-hot groups concatenated in the order of `label_sizes`."""
     return tf.concat([tf.one_hot(tf.cast(ids[name], tf.int32), size) for name, size in label_sizes.items()], axis=-1)
@@ -111,13 +117,15 @@ class StarGAN(keras.Model):
         One vector per global batch is drawn and each replica takes its own examples' entries, so
         the numbers do not depend on how the batch is split over replicas.
         """
-        context = tf.distribute.get_replica_context()
-        replica = tf.cast(context.replica_id_in_sync_group if context is not None else 0, tf.int32)
-        key = tf.cast(step, tf.int64) * 64 + stream
+        replica = replica_index()
         # Evaluation batches may be larger than the training batch.
         length = tf.maximum(self.global_batch_size, (replica + 1) * count)
-        draws = tf.random.stateless_uniform([length], seed=tf.stack([key, tf.constant(self.seed, tf.int64)]))
+        draws = tf.random.stateless_uniform([length], seed=self.stream_seed(step, stream))
         return tf.gather(draws, replica * count + tf.range(count))
+
+    def stream_seed(self, step, stream):
+        """The stateless-RNG seed of one random stream of one training step."""
+        return tf.stack([tf.cast(step, tf.int64) * 64 + stream, tf.constant(self.seed, tf.int64)])
 
     def random_targets(self, batch, step):
         """A random target class per example and attribute, different from the example's own class."""
