@@ -7,9 +7,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 LAB_DIR ?= data/face_lab
 DEMO_LAB_DIR ?= data/face_lab_32
+IDENTITY_LAB_DIR ?= data/identity_lab_32
 DEMO_FLAGS ?= configs/demo.flags
 
-.PHONY: venv demo test lab clean-runs
+.PHONY: venv demo test lab identity-lab clean-runs
 
 $(STAMP): requirements.lock setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +27,13 @@ $(LAB_DIR)/lab.json: | $(STAMP)
 $(DEMO_LAB_DIR)/lab.json: | $(STAMP)
 	$(PY) scripts/make_synthetic.py --output_dir=$(DEMO_LAB_DIR) --flagfile=configs/face_lab_32.flags
 
+$(IDENTITY_LAB_DIR)/lab.json: | $(STAMP)
+	$(PY) scripts/make_synthetic.py --output_dir=$(IDENTITY_LAB_DIR) --flagfile=configs/face_lab_identities.flags
+
 lab: $(LAB_DIR)/lab.json
+
+# The 300-person lab that f, LEGAN's identity network, trains on (configs/identity_lab_300.flags).
+identity-lab: $(IDENTITY_LAB_DIR)/lab.json
 
 demo: $(STAMP) $(DEMO_LAB_DIR)/lab.json
 	$(PY) scripts/train.py --flagfile=$(DEMO_FLAGS)

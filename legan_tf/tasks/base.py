@@ -8,6 +8,12 @@ import numpy as np
 import tensorflow as tf
 
 
+def replica_index() -> tf.Tensor:
+    """This replica's position in the sync group (0 outside a strategy or in cross-replica code)."""
+    context = tf.distribute.get_replica_context()
+    return tf.cast(context.replica_id_in_sync_group if context is not None else 0, tf.int32)
+
+
 class ScheduledStep(typing.NamedTuple):
     """One per-replica update the trainer runs every `every` steps, on that step's batch.
 

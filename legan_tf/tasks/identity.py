@@ -15,6 +15,7 @@ import tensorflow as tf
 from absl import flags
 
 from legan_tf import losses, visualize
+from legan_tf.data.degradations import random_degradations
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation.identity_metrics import identity_metrics, nearest_neighbours
 from legan_tf.models.lightcnn import (PAPER_BLOCKS, PAPER_CHANNELS, IdentityEmbedder, LightCNN29v2,
@@ -42,6 +43,10 @@ def define_flags() -> None:
                         "Start from these weights instead of a random init: an .npz of the official LightCNN-29 v2 "
                         "(scripts/convert_lightcnn.py; paper widths and --identity_input_size=128) or an "
                         "identity_model.keras of an earlier run. The classifier head always starts afresh.")
+    flags.DEFINE_bool("identity_degrade", True,
+                      "Train on randomly degraded faces (blur, sub-pixel shift, contrast, noise; "
+                      "legan_tf.data.degradations). An f trained on clean lab renders reads a slight blur as "
+                      "another person, so L_id could not tell a generator's faithful output from a new face.")
     flags.DEFINE_integer("identity_eval_examples", 4000,
                          "Held-out faces for verification and retrieval (every pair among them is scored); larger "
                          "held-out splits are subsampled evenly.", lower_bound=2)
@@ -62,7 +67,7 @@ class IdentityTask(base.Task):
 
     def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=3e-4, identities=(),
                  channels=PAPER_CHANNELS, blocks=PAPER_BLOCKS, embedding_dim=256, input_size=0, dropout=0.5,
-                 weights="", eval_examples=4000):
+                 weights="", degrade=True, eval_examples=4000, seed=0):
         super().__init__(label_names, image_size, global_batch_size, train_steps)
         self.identities = np.asarray(sorted(int(i) for i in identities), np.int64)
         if len(self.identities) < 2:
@@ -74,6 +79,7 @@ class IdentityTask(base.Task):
         self.learning_rate = learning_rate
         self.weights_path = weights
         self.eval_examples = eval_examples
+        self.degrade, self.seed = degrade, seed
         self.model_args = dict(
             input_size=input_size or image_size,
             channels=_int_tuple("identity_channels", channels),
@@ -127,8 +133,15 @@ class IdentityTask(base.Task):
     def _network_input(self, images):
         return faces_to_lightcnn_input(images, self.model_args["input_size"])
 
+    def degraded(self, images):
+        """The step's random degradations, keyed by (seed, step, replica) so a resumed run repeats them."""
+        step = tf.cast(self.optimizer.iterations, tf.int64)
+        seed = tf.stack([step * 1024 + tf.cast(base.replica_index(), tf.int64), tf.constant(self.seed, tf.int64)])
+        return random_degradations(images, seed)
+
     def train_step(self, batch):
-        images = self._network_input(batch["image"])
+        images = self.degraded(batch["image"]) if self.degrade else batch["image"]
+        images = self._network_input(images)
         classes = tf.gather(self.class_of_identity, tf.cast(batch["identity"], tf.int32))
         with tf.GradientTape() as tape:
             _, logits = self.network(images, training=True)

@@ -18,7 +18,8 @@ from legan_tf.errors import ConfigError
 from legan_tf.models import lightcnn
 from legan_tf.models.legan import LEGANGenerator
 from legan_tf.tasks import register
-from legan_tf.tasks.stargan import StarGAN, StarGANTask, define_gan_flags, one_hot_labels, replica_index
+from legan_tf.tasks.base import replica_index
+from legan_tf.tasks.stargan import StarGAN, StarGANTask, define_gan_flags, one_hot_labels
 
 ATTRIBUTES = ("expression", "lighting")
 TARGET_SAMPLINGS = ("shuffle", "random")

@@ -48,12 +48,6 @@ def define_flags() -> None:
     define_gan_flags("stargan_", "StarGAN")
 
 
-def replica_index() -> tf.Tensor:
-    """This replica's position in the sync group (0 outside a strategy or in cross-replica code)."""
-    context = tf.distribute.get_replica_context()
-    return tf.cast(context.replica_id_in_sync_group if context is not None else 0, tf.int32)
-
-
 def one_hot_labels(ids: dict, label_sizes: dict) -> tf.Tensor:
     """StarGAN's label vector: one-hot groups concatenated in the order of `label_sizes`."""
     return tf.concat([tf.one_hot(tf.cast(ids[name], tf.int32), size) for name, size in label_sizes.items()], axis=-1)
@@ -117,7 +111,7 @@ class StarGAN(keras.Model):
         One vector per global batch is drawn and each replica takes its own examples' entries, so
         the numbers do not depend on how the batch is split over replicas.
         """
-        replica = replica_index()
+        replica = base.replica_index()
         # Evaluation batches may be larger than the training batch.
         length = tf.maximum(self.global_batch_size, (replica + 1) * count)
         draws = tf.random.stateless_uniform([length], seed=self.stream_seed(step, stream))

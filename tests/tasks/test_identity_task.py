@@ -87,7 +87,7 @@ def test_tfrecord_shards_keep_the_identities(splits, tmp_path):
 
 def test_training_reduces_the_loss_and_the_export_embeds_like_the_task(splits, tmp_path):
     train, test = splits
-    task = _task(train)
+    task = _task(train, degrade=False)  # one batch learnt by heart; degradations have their own test
     batch = next(iter(train.dataset(16, training=True, seed=1)))
     step = tf.function(task.train_step)
     first = float(step(batch)["loss/identity"])
@@ -107,6 +107,23 @@ def test_training_reduces_the_loss_and_the_export_embeds_like_the_task(splits, t
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, IdentityEmbedder) and loaded.network.fc2 is None
     np.testing.assert_allclose(loaded(samples["image"]), task.embed(samples["image"]), rtol=1e-5, atol=1e-5)
+
+
+def test_training_sees_faces_degraded_by_step_and_seed(splits):
+    train, _ = splits
+    task = _task(train)
+    images = next(iter(train.dataset(8, training=True)))["image"]
+    first = task.degraded(images).numpy()
+    np.testing.assert_array_equal(first, task.degraded(images).numpy())
+    assert np.mean(np.abs(first - images.numpy())) > 0.01
+    assert not np.allclose(first, _task(train, seed=1).degraded(images).numpy())
+    task.optimizer.iterations.assign_add(1)
+    assert not np.allclose(first, task.degraded(images).numpy())
+
+    clean = _task(train, degrade=False)
+    with_degradations = _task(train)
+    batch = next(iter(train.dataset(8, training=True)))
+    assert float(clean.train_step(batch)["loss/identity"]) != float(with_degradations.train_step(batch)["loss/identity"])
 
 
 def test_evaluation_subsamples_large_held_out_sets(splits):

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import ndimage
+
+from legan_tf.data.degradations import (BLUR_RADIUS, DegradationConfig, gaussian_blur, random_degradations,
+                                        translate)
+
+OFF = DegradationConfig(max_blur_sigma=0.0, max_shift=0.0, contrast=0.0, brightness=0.0, max_noise=0.0,
+                        max_blotches=0.0)
+
+
+def _images(count=4, height=16, width=12, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (count, height, width, 3)).astype(np.float32)
+
+
+def test_gaussian_blur_matches_scipy_per_example_and_sigma_zero_is_identity():
+    images = _images(3)
+    sigmas = np.array([0.0, 0.7, 1.5], np.float32)
+    blurred = gaussian_blur(images, sigmas).numpy()
+    np.testing.assert_array_equal(blurred[0], images[0])
+    for index in (1, 2):
+        # TF's REFLECT padding is scipy's "mirror"; the kernel stops at BLUR_RADIUS taps.
+        reference = np.stack([ndimage.gaussian_filter(images[index, :, :, c], sigmas[index], mode="mirror",
+                                                      truncate=BLUR_RADIUS / sigmas[index]) for c in range(3)], -1)
+        np.testing.assert_allclose(blurred[index], reference, atol=1e-5)
+
+
+def test_translate_moves_a_dot_by_the_offset_and_fills_with_black():
+    image = np.full((1, 9, 9, 1), -1.0, np.float32)
+    image[0, 4, 4, 0] = 1.0
+    moved = translate(image, [[2.0, -1.0]]).numpy()[0, :, :, 0]
+    assert [tuple(p) for p in np.argwhere(moved > 0)] == [(3, 6)]   # (row y - 1, column x + 2)
+    assert moved.min() == -1.0
+
+
+def test_random_degradations_are_seeded_bounded_and_off_when_all_strengths_are_zero():
+    images = _images()
+    first = random_degradations(images, [1, 2]).numpy()
+    np.testing.assert_array_equal(first, random_degradations(images, [1, 2]).numpy())
+    assert not np.allclose(first, random_degradations(images, [1, 3]).numpy())
+    assert first.shape == images.shape and first.min() >= -1.0 and first.max() <= 1.0
+    np.testing.assert_allclose(random_degradations(images, [1, 2], OFF).numpy(), images, atol=1e-6)
+
+
+def test_blur_alone_lowers_high_frequency_energy_and_keeps_the_mean():
+    images = _images(8)
+    blur_only = DegradationConfig(max_blur_sigma=1.2, blur_probability=1.0, max_shift=0.0, contrast=0.0,
+                                  brightness=0.0, max_noise=0.0, max_blotches=0.0)
+    out = random_degradations(images, [5, 6], blur_only).numpy()
+    energy = lambda x: np.mean(np.square(np.diff(x, axis=2)), axis=(1, 2, 3))  # noqa: E731
+    # Each image's sigma is drawn from [0, 1.2]: none gains high frequencies, and the batch loses them.
+    assert np.all(energy(out) <= energy(images) + 1e-6) and energy(out).mean() < 0.8 * energy(images).mean()
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), images.mean(axis=(1, 2, 3)), atol=0.03)
+
+
+def test_works_on_an_unknown_batch_size_in_a_graph():
+    degrade = tf.function(lambda x: random_degradations(x, [0, 1]),
+                          input_signature=[tf.TensorSpec([None, 16, 12, 3], tf.float32)])
+    assert degrade(_images(5)).shape == (5, 16, 12, 3)
+
+
+def test_blotches_alone_are_smooth_colour_fields():
+    images = np.zeros((6, 20, 20, 3), np.float32)
+    blotches_only = DegradationConfig(max_blur_sigma=0.0, max_shift=0.0, contrast=0.0, brightness=0.0, max_noise=0.0,
+                                      max_blotches=0.15)
+    field = random_degradations(images, [2, 2], blotches_only).numpy()
+    assert np.abs(field).max() > 0.01
+    # Smooth: neighbouring pixels differ far less than the field varies overall; the channels differ.
+    assert np.abs(np.diff(field, axis=1)).mean() < 0.5 * np.abs(field - field.mean(axis=(1, 2), keepdims=True)).mean()
+    assert not np.allclose(field[..., 0], field[..., 1])
+
+
+@pytest.mark.parametrize("field, value", [("max_noise", -0.1), ("max_blotches", -0.1), ("blur_probability", 1.5),
+                                          ("max_blur_sigma", BLUR_RADIUS)])
+def test_config_rejects_bad_strengths(field, value):
+    with pytest.raises(ValueError, match=field):
+        DegradationConfig(**{field: value})
