@@ -44,7 +44,7 @@ def define_flags() -> None:
                         "(scripts/convert_lightcnn.py; paper widths and --identity_input_size=128) or an "
                         "identity_model.keras of an earlier run. The classifier head always starts afresh.")
     flags.DEFINE_bool("identity_degrade", True,
-                      "Train on randomly degraded faces (blur, sub-pixel shift, contrast, noise; "
+                      "Train on randomly degraded faces (blur, sub-pixel shift, contrast, colour noise and blotches; "
                       "legan_tf.data.degradations). An f trained on clean lab renders reads a slight blur as "
                       "another person, so L_id could not tell a generator's faithful output from a new face.")
     flags.DEFINE_integer("identity_eval_examples", 4000,
