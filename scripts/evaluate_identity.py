@@ -53,18 +53,16 @@ def evaluate(model_path, lab_dir, first_identity, num_identities, faces_per_iden
     from legan_tf.evaluation.translation import to_model_images
     from legan_tf.models.lightcnn import load_identity_embedder
 
-    lab_json = os.path.join(lab_dir, "lab.json")
-    if not os.path.isfile(lab_json):
+    if not os.path.isfile(os.path.join(lab_dir, "lab.json")):
         raise ConfigError(f"--lab_dir={lab_dir}: no lab.json there (render a lab with scripts/make_synthetic.py).")
-    with open(lab_json, encoding="utf-8") as handle:
-        settings = json.load(handle)
-    if "multipie" not in settings:
-        raise ConfigError(f"{lab_json}: the lab has no multipie part (lights and expressions) to render from.")
-    if first_identity < settings["num_identities"]:
+    # lab_settings reads <lab>/lab.json from the lab's manifest path, as evaluate_translation does.
+    settings = translation.lab_settings(os.path.join(lab_dir, "multipie", "manifest.csv"), {}, (), 0, 0)
+    if settings["subjects"] and first_identity <= max(settings["subjects"]):
         raise ConfigError(f"--first_identity={first_identity} lies inside the lab's subjects "
-                          f"(0..{settings['num_identities'] - 1}); pick one beyond them.")
-    lab = FaceLab(settings["image_size"], settings["multipie"]["expression_set"], len(settings["lighting_names"]),
-                  settings["seed"], settings["ambient"])
+                          f"(0..{max(settings['subjects'])}); pick one beyond them.")
+    lab = FaceLab(settings["image_size"], settings["expression_set"], settings["num_lightings"], settings["seed"],
+                  settings["ambient"])
+    lab_json = settings["lab_json"]
     embedder = load_identity_embedder(model_path)
     size = settings["image_size"]
 

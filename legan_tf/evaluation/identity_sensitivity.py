@@ -12,7 +12,7 @@ import numpy as np
 
 from legan_tf.data.degradations import gaussian_blur
 from legan_tf.data.synthetic import FaceLab
-from legan_tf.evaluation.translation import to_model_images
+from legan_tf.evaluation.translation import draw_edits, to_model_images
 
 # Each compared face differs from its anchor in exactly one of these.
 CHANGES = ("lighting", "expression", "identity")
@@ -31,6 +31,7 @@ def _other(rng, values: np.ndarray, choices: np.ndarray) -> np.ndarray:
 
 
 def _one_minus_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair, L_id's 1 - cos (legan_tf.losses.identity_loss) in float64, so exact cases score exactly 0."""
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
     return 1.0 - np.sum(a * b, axis=1)
@@ -55,23 +56,25 @@ def attribute_sensitivity(embed: Callable[[np.ndarray], np.ndarray], lab: FaceLa
     choices = {"identity": identities, "expression": np.arange(lab.num_expressions),
                "lighting": np.arange(lab.num_lightings)}
 
-    def embedding(labels):
-        rgb = lab.render(labels["identity"], labels["expression"], labels["lighting"])["rgb"]
-        return np.asarray(embed(to_model_images(rgb, image_size)), np.float64)
+    def images_of(labels):
+        return to_model_images(lab.render(labels["identity"], labels["expression"], labels["lighting"])["rgb"],
+                               image_size)
 
-    anchor_embedding = embedding(anchor)
+    def embedding(images):
+        return np.asarray(embed(images), np.float64)
+
+    anchor_images = images_of(anchor)
+    anchor_embedding = embedding(anchor_images)
     result = {"num_pairs": float(num_pairs)}
     for change in CHANGES:
         other = dict(anchor, **{change: _other(rng, anchor[change], choices[change])})
-        distance = _one_minus_cosine(anchor_embedding, embedding(other))
+        distance = _one_minus_cosine(anchor_embedding, embedding(images_of(other)))
         result[f"other_{change}_mean"] = float(distance.mean())
         result[f"other_{change}_std"] = float(distance.std())
-    anchor_images = to_model_images(lab.render(anchor["identity"], anchor["expression"], anchor["lighting"])["rgb"],
-                                    image_size)
     for name, sigma, noise in DEGRADATIONS:
         degraded = gaussian_blur(anchor_images, np.full(num_pairs, sigma, np.float32)).numpy()
         degraded = np.clip(degraded + noise * rng.standard_normal(degraded.shape), -1.0, 1.0).astype(np.float32)
-        distance = _one_minus_cosine(anchor_embedding, np.asarray(embed(degraded), np.float64))
+        distance = _one_minus_cosine(anchor_embedding, embedding(degraded))
         result[f"{name}_mean"] = float(distance.mean())
         result[f"{name}_std"] = float(distance.std())
     result["lighting_over_expression"] = result["other_lighting_mean"] / max(result["other_expression_mean"], 1e-12)
@@ -87,8 +90,6 @@ def translation_identity_loss(embed: Callable[[np.ndarray], np.ndarray], transla
     `translate(images, {"expression": ids, "lighting": ids})` returns the translations. A large gap
     means f reads G's output as someone else, and L_id pushes G toward whatever closes it.
     """
-    from legan_tf.evaluation.translation import draw_edits
-
     identity, source, new = draw_edits(lab, identities, num_faces, seed)
 
     def render(labels):
