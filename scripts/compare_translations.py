@@ -5,7 +5,10 @@
       --runs=StarGAN=runs/stargan-lab-20250101-120000,LEGAN=runs/legan-lab-20250101-130000
 
 Each run needs evaluation/translation_metrics.json from scripts/evaluate_translation.py (or give that
-file's path instead of the run directory).
+file's path instead of the run directory). Runs given under the same label are one setting trained with
+different seeds: their column shows the mean and the range, so that seed noise can be told from an effect:
+
+  python scripts/compare_translations.py --runs=LEGAN=runs/legan-seed0,LEGAN=runs/legan-seed1,StarGAN=runs/stargan
 """
 
 import os
@@ -18,20 +21,23 @@ from legan_tf.cli import run_main  # noqa: E402
 from legan_tf.errors import ConfigError  # noqa: E402
 from legan_tf.evaluation import translation  # noqa: E402
 
-flags.DEFINE_list("runs", None, "Comma-separated label=path pairs (a path alone is labelled by its folder name).")
+flags.DEFINE_list("runs", None, "Comma-separated label=path pairs (a path alone is labelled by its folder name); "
+                  "runs sharing a label are seeds of one setting, shown as mean (min-max).")
 flags.DEFINE_string("output", None, "Also write the table to this markdown file.")
 
 FLAGS = flags.FLAGS
 
 
 def compare(entries, output=None):
-    reports = {}
+    reports, seen = {}, set()
     for entry in entries:
         label, _, path = entry.rpartition("=")
         label = label or os.path.basename(os.path.normpath(path))
-        if label in reports:
-            raise ConfigError(f"--runs: the label {label!r} is used twice.")
-        reports[label] = translation.read_evaluation(path)
+        # The same run twice in one column would shrink the range without being a second seed.
+        if (label, os.path.realpath(path)) in seen:
+            raise ConfigError(f"--runs: {path} is given twice under the label {label!r}.")
+        seen.add((label, os.path.realpath(path)))
+        reports.setdefault(label, []).append(translation.read_evaluation(path))
     table = translation.comparison_table(reports)
     if output:
         with open(output, "w") as f:

@@ -80,6 +80,8 @@ def main(argv):
           f"{identities[0]}..{identities[1]}, attributes {','.join(report['attributes'])}")
     verdict = [(row["name"], row["value"], row["target"], row["passed"]) for row in report["verdict"]]
     print(translation.format_verdict(verdict, translation.reported_figures(report["metrics"])))
+    if report["kept_breakdown"]:
+        print("\n" + translation.format_kept_breakdown(report["kept_breakdown"]) + "\n")
     print(f"learning check ({report['kind']}): {'PASSED' if report['passed'] else 'NOT PASSED'}")
     print(f"written to {report['output_dir']}: {translation.METRICS_FILE}, {translation.SAMPLES_FILE}")
 

@@ -21,6 +21,9 @@ Metrics (a flat dict; <a> is an attribute):
                                 punishes small correct edits
   classifier_on_truth/<a>       the classifier on the exact `both` target renders: its ceiling
   classifier_on_input/<a>       the classifier on the inputs: the ceiling of the kept figures
+
+Beside them, evaluate_run's report has "kept_breakdown": for each kept figure, the rate per source
+class, the commonest misreadings and the rate per target of the edited attribute (translation_figures).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import json
 import os
 import sys
 from collections import defaultdict
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from absl import flags
@@ -175,11 +178,35 @@ def evaluate_translation(translate_fn: TranslateFn, lab: FaceLab, classifier, id
     and returns [-1, 1] images of the same shape. `classifier(images)` returns {attribute: logits}.
     `image_size` is the models' input size (default the lab's).
     """
+    return translation_figures(translate_fn, lab, classifier, identities, num_faces, seed, attributes, image_size,
+                               batch_size, progress)[0]
+
+
+def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, identities: Sequence[int],
+                        num_faces: int = 300, seed: int = 0,
+                        attributes: Sequence[str] = ATTRIBUTES, image_size: Optional[int] = None,
+                        batch_size: int = 64, progress: bool = False):
+    """(metrics, kept_counts): evaluate_translation's metrics, and where a kept attribute is lost.
+
+    kept_counts maps "<mode>/kept/<a>" (single-attribute modes) to count matrices:
+      "confusion":    (C_a, C_a), row = the source's value of <a>, column = the classifier's reading;
+      "by_<edited>":  (C_edited, 2), per target value of the edited attribute: [kept, edits].
+    A kept figure below its target says how often the attribute is lost; these say which classes are
+    lost and under which edits (e.g. the extreme lights), without a second pass over the translator.
+    """
     modes = edit_modes(attributes)
     image_size = image_size or lab.image_size
     class_counts = {"expression": lab.num_expressions, "lighting": lab.num_lightings}
     identity, source, new = draw_edits(lab, identities, num_faces, seed)
     sums = defaultdict(float)
+    kept_counts = {}
+    for mode, edited in modes.items():
+        if mode != BOTH:
+            for name in attributes:
+                if name not in edited:
+                    kept_counts[f"{mode}/kept/{name}"] = {
+                        "confusion": np.zeros((class_counts[name],) * 2, np.int64),
+                        **{f"by_{other}": np.zeros((class_counts[other], 2), np.int64) for other in edited}}
     chunks = range(0, num_faces, batch_size)
     for start in tqdm(chunks, desc="translating", unit="batch", disable=not progress, file=sys.stderr):
         chunk = slice(start, start + batch_size)
@@ -203,6 +230,12 @@ def evaluate_translation(translate_fn: TranslateFn, lab: FaceLab, classifier, id
                 # An edited attribute must reach its target; one left alone must keep the source's value.
                 figure = "accuracy" if name in edited else "kept"
                 sums[f"{mode}/{figure}/{name}"] += np.sum(predicted[name] == targets[name])
+                counts = kept_counts.get(f"{mode}/{figure}/{name}")
+                if counts is not None:
+                    np.add.at(counts["confusion"], (targets[name], predicted[name]), 1)
+                    for other in edited:
+                        np.add.at(counts[f"by_{other}"], (targets[other], 0), predicted[name] == targets[name])
+                        np.add.at(counts[f"by_{other}"], (targets[other], 1), 1)
             if mode == BOTH:
                 on_truth = classify(classifier, truth, attributes, class_counts)
                 for name in attributes:
@@ -233,7 +266,7 @@ def evaluate_translation(translate_fn: TranslateFn, lab: FaceLab, classifier, id
                                                        if pixels else float("nan"))
             metrics[f"{mode}/region_l1_reduction"] = _reduction(metrics[f"{mode}/region_l1_out"],
                                                                 metrics[f"{mode}/region_l1_in"])
-    return dict(sorted(metrics.items()))
+    return dict(sorted(metrics.items())), kept_counts
 
 
 def _reduction(out: float, into: float) -> float:
@@ -267,6 +300,62 @@ def reported_figures(metrics: Mapping[str, float]) -> List[Tuple[str, float]]:
             if isinstance(value, float) and any(part in name for part in shown)]
 
 
+def class_names(lab: FaceLab) -> Dict[str, List[str]]:
+    """Display names of the lab's classes per attribute (lights as l00, l01, ...)."""
+    return {"expression": list(lab.expression_names), "lighting": [f"l{name}" for name in lab.lighting_names]}
+
+
+def kept_breakdown(kept_counts, names: Mapping[str, Sequence[str]]) -> Dict[str, dict]:
+    """translation_figures' kept counts as a JSON-ready report with class names.
+
+    Per "<mode>/kept/<a>": "by_source" {class: {kept, edits, rate}}, "lost_to" [{source, read_as,
+    count, of}] (most frequent first), and per edited attribute "by_target_<e>" {class: {kept, edits,
+    rate}}.
+    """
+    report = {}
+    for key, counts in kept_counts.items():
+        kept_name = key.rsplit("/", 1)[1]
+        confusion = counts["confusion"]
+        totals = confusion.sum(axis=1)
+        entry = {"by_source": {names[kept_name][c]: _rate(int(confusion[c, c]), int(totals[c]))
+                               for c in range(len(totals)) if totals[c]}}
+        lost = [(int(confusion[a, b]), a, b) for a in range(len(totals)) for b in range(len(totals))
+                if a != b and confusion[a, b]]
+        entry["lost_to"] = [{"source": names[kept_name][a], "read_as": names[kept_name][b], "count": count,
+                             "of": int(totals[a])} for count, a, b in sorted(lost, key=lambda row: (-row[0], row[1:]))]
+        for field, table in counts.items():
+            if field.startswith("by_"):
+                edited = field[3:]
+                entry[f"by_target_{edited}"] = {names[edited][v]: _rate(int(table[v, 0]), int(table[v, 1]))
+                                                for v in range(len(table)) if table[v, 1]}
+        report[key] = entry
+    return report
+
+
+def _rate(kept: int, edits: int) -> Dict[str, float]:
+    return {"kept": kept, "edits": edits, "rate": kept / edits}
+
+
+def format_kept_breakdown(breakdown: Mapping[str, dict], worst: int = 3) -> str:
+    """A few lines per kept figure: the rate per source class, the commonest misreadings and the
+    edits under which the attribute is lost most often."""
+    lines = []
+    for key, entry in breakdown.items():
+        lines.append(f"{key}:")
+        lines.append("  kept by source: " + ", ".join(f"{name} {100 * row['rate']:.0f}%"
+                                                      for name, row in entry["by_source"].items()))
+        if entry["lost_to"]:
+            lines.append("  lost most often: " + ", ".join(f"{row['source']} read as {row['read_as']} "
+                                                           f"{row['count']}/{row['of']}"
+                                                           for row in entry["lost_to"][:worst]))
+        for field, table in entry.items():
+            if field.startswith("by_target_"):
+                ranked = sorted(table.items(), key=lambda item: (item[1]["rate"], item[0]))[:worst]
+                lines.append(f"  worst targets of {field[len('by_target_'):]}: "
+                             + ", ".join(f"{name} {row['kept']}/{row['edits']}" for name, row in ranked))
+    return "\n".join(lines)
+
+
 def format_verdict(verdict, reported=()) -> str:
     width = max([len(name) for name, *_ in verdict] + [len(name) for name, _ in reported] + [6])
     lines = [f"{'check':{width}}  {'value':>7}  {'target':>7}  result"]
@@ -297,7 +386,7 @@ def plot_samples(translate_fn: TranslateFn, lab: FaceLab, classifier, identities
     identity = identity[:rows]
     source = {name: values[:rows] for name, values in source.items()}
     new = {name: values[:rows] for name, values in new.items()}
-    names = {"expression": lab.expression_names, "lighting": [f"l{name}" for name in lab.lighting_names]}
+    names = class_names(lab)
 
     def caption(labels, index):
         return " ".join(names[name][labels[name][index]] for name in attributes)
@@ -481,8 +570,8 @@ def evaluate_run(classifier_path: str, run_dir: Optional[str] = None, generator_
                           "--first_identity beyond its subjects so the faces are unseen.")
 
     translate = generator_translate_fn(generator, label_sizes, batch_size)
-    metrics = evaluate_translation(translate, lab, classifier, identities, num_faces, seed, attributes,
-                                   image_size, batch_size, progress)
+    metrics, kept_counts = translation_figures(translate, lab, classifier, identities, num_faces, seed, attributes,
+                                               image_size, batch_size, progress)
     verdict = learning_check_verdict(metrics, kind)
     report = {
         "generator": os.path.abspath(generator_path),
@@ -497,6 +586,7 @@ def evaluate_run(classifier_path: str, run_dir: Optional[str] = None, generator_
         "verdict": [{"name": name, "value": value, "target": target, "passed": passed}
                     for name, value, target, passed in verdict],
         "passed": all(passed for *_, passed in verdict),
+        "kept_breakdown": kept_breakdown(kept_counts, class_names(lab)),
     }
     output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(generator_path)),
                                             EVALUATION_DIR)
@@ -525,16 +615,32 @@ COMPARISON_ROWS = (
 )
 
 
-def comparison_table(reports: Mapping[str, Mapping[str, float]]) -> str:
-    """A markdown table of the COMPARISON_ROWS of several runs' metrics, one column per run
-    (`{label: evaluate_translation metrics}`); a figure a run lacks shows as a dash."""
-    labels = list(reports)
-    lines = ["| figure | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+def comparison_table(reports: Mapping[str, Union[Mapping[str, float], Sequence[Mapping[str, float]]]]) -> str:
+    """A markdown table of the COMPARISON_ROWS of several runs' metrics, one column per label.
+
+    `reports` maps a label to one run's evaluate_translation metrics, or to a list of them: the same
+    setting trained with different seeds. A list shows as "mean (min-max)" so that a difference between
+    settings can be read against the spread within one; the header gives the number of runs. A figure
+    a run lacks shows as a dash (for a group, it is averaged over the runs that have it).
+    """
+    groups = {label: [runs] if isinstance(runs, Mapping) else list(runs) for label, runs in reports.items()}
+    for label, runs in groups.items():
+        if not runs:
+            raise ValueError(f"comparison_table: no runs under the label {label!r}")
+    headers = [label if len(runs) == 1 else f"{label} ({len(runs)} runs)" for label, runs in groups.items()]
+    lines = ["| figure | " + " | ".join(headers) + " |", "|---|" + "---:|" * len(headers)]
     for key, description in COMPARISON_ROWS:
-        if not any(key in metrics for metrics in reports.values()):
-            continue
-        cells = [f"{100 * reports[label][key]:.1f}%" if key in reports[label] else "-" for label in labels]
-        lines.append(f"| {description} | " + " | ".join(cells) + " |")
+        cells = []
+        for runs in groups.values():
+            values = [100 * run[key] for run in runs if key in run]
+            if not values:
+                cells.append("-")
+            elif len(runs) == 1:
+                cells.append(f"{values[0]:.1f}%")
+            else:
+                cells.append(f"{np.mean(values):.1f}% ({min(values):.1f}-{max(values):.1f})")
+        if any(cell != "-" for cell in cells):
+            lines.append(f"| {description} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -122,6 +122,39 @@ def test_expression_only_attributes_evaluate_expression_edits_alone(lookup):
     assert metrics["both/accuracy/expression"] == 1.0 and metrics["both/l1_reduction"] == 1.0
 
 
+def test_kept_breakdown_names_the_lost_classes_and_the_edits_that_lose_them(lookup):
+    def loses_expression_under_light_0(images, targets):
+        # Under target light 0 the expression slips to the next class; elsewhere the translation is exact.
+        expression = np.where(targets["lighting"] == 0, (targets["expression"] + 1) % lookup.lab.num_expressions,
+                              targets["expression"])
+        return lookup.oracle(images, {"expression": expression, "lighting": targets["lighting"]})
+
+    metrics, kept_counts = translation.translation_figures(
+        loses_expression_under_light_0, lookup.lab, lookup.classifier(), HELD_OUT, num_faces=NUM_FACES, seed=1,
+        batch_size=10)
+    assert metrics == _evaluate(lookup, loses_expression_under_light_0, lookup.classifier())
+    assert sorted(kept_counts) == ["expression_only/kept/lighting", "lighting_only/kept/expression"]
+    counts = kept_counts["lighting_only/kept/expression"]
+    assert counts["confusion"].sum() == NUM_FACES and counts["by_lighting"][:, 1].sum() == NUM_FACES
+    assert np.trace(counts["confusion"]) / NUM_FACES == metrics["lighting_only/kept/expression"] < 1.0
+
+    breakdown = translation.kept_breakdown(kept_counts, translation.class_names(lookup.lab))
+    by_light = breakdown["lighting_only/kept/expression"]["by_target_lighting"]
+    assert by_light["l00"]["rate"] == 0.0 and by_light["l00"]["edits"] > 0
+    assert all(row["rate"] == 1.0 for name, row in by_light.items() if name != "l00")
+    lost = breakdown["lighting_only/kept/expression"]["lost_to"]
+    names = list(lookup.lab.expression_names)
+    assert sum(row["count"] for row in lost) == by_light["l00"]["edits"]
+    assert all(names.index(row["read_as"]) == (names.index(row["source"]) + 1) % len(names) for row in lost)
+    assert [row["count"] for row in lost] == sorted((row["count"] for row in lost), reverse=True)
+    # Expression edits keep the lighting: nothing is lost there.
+    kept_lighting = breakdown["expression_only/kept/lighting"]
+    assert kept_lighting["lost_to"] == [] and all(row["rate"] == 1.0 for row in kept_lighting["by_source"].values())
+    text = translation.format_kept_breakdown(breakdown)
+    assert "worst targets of lighting: l00 0/" in text and "read as" in text
+    json.dumps(breakdown)  # the report is written as JSON
+
+
 def test_draws_are_seeded_and_every_target_differs_from_its_source(lookup):
     identity, source, new = translation.draw_edits(lookup.lab, HELD_OUT, 500, seed=4)
     again = translation.draw_edits(lookup.lab, HELD_OUT, 500, seed=4)
@@ -270,6 +303,9 @@ def test_script_end_to_end(tiny_run):
                                                              "lighting_only/kept/expression"]
     assert os.path.getsize(os.path.join(output, "translation_samples.png")) > 0
     assert "both/accuracy/expression" in result.stdout and "learning check (legan)" in result.stdout
+    breakdown = report["kept_breakdown"]["lighting_only/kept/expression"]
+    assert sum(row["edits"] for row in breakdown["by_source"].values()) == 6
+    assert "lighting_only/kept/expression:" in result.stdout and "kept by source:" in result.stdout
 
 
 def test_script_missing_classifier_is_one_line(tiny_run):
@@ -350,3 +386,37 @@ def test_comparison_table_puts_runs_side_by_side_and_marks_missing_figures(tmp_p
                              timeout=120)
     assert missing.returncode == 1 and "run scripts/evaluate_translation.py first" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_comparison_table_shows_seed_groups_as_mean_and_range(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from legan_tf.evaluation.translation import comparison_table
+
+    seeds = [{"lighting_only/kept/expression": value, "both/l1_reduction": 0.66} for value in (0.85, 0.91, 0.88)]
+    seeds[2].pop("both/l1_reduction")
+    table = comparison_table({"LEGAN": seeds, "StarGAN": {"lighting_only/kept/expression": 0.877}}).splitlines()
+    assert table[0] == "| figure | LEGAN (3 runs) | StarGAN |"
+    assert "| lighting-only edits keep the expression | 88.0% (85.0-91.0) | 87.7% |" in table
+    assert "| L1 to the exact target, reduction against the input | 66.0% (66.0-66.0) | - |" in table
+    with pytest.raises(ValueError, match="no runs"):
+        comparison_table({"LEGAN": []})
+
+    runs = []
+    for seed, metrics in enumerate(seeds[:2]):
+        run = tmp_path / f"seed{seed}"
+        (run / "evaluation").mkdir(parents=True)
+        (run / "evaluation" / "translation_metrics.json").write_text(json.dumps({"metrics": metrics}))
+        runs.append(run)
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "scripts", "compare_translations.py")
+    done = subprocess.run([sys.executable, script, f"--runs=LEGAN={runs[0]},LEGAN={runs[1]}"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| lighting-only edits keep the expression | 88.0% (85.0-91.0) |" in done.stdout
+    twice = subprocess.run([sys.executable, script, f"--runs=LEGAN={runs[0]},LEGAN={runs[0]}"],
+                           capture_output=True, text=True, timeout=120)
+    assert twice.returncode == 1 and "given twice under the label 'LEGAN'" in twice.stderr
+    assert "Traceback" not in twice.stderr
