@@ -84,29 +84,39 @@ def translate(images, offsets, fill_value=-1.0):
         fill_value=tf.constant(fill_value, tf.float32), interpolation="BILINEAR", fill_mode="CONSTANT")
 
 
-def random_degradations(images, seed, config: DegradationConfig = DegradationConfig()):
+def random_degradations(images, seed, config: DegradationConfig = DegradationConfig(), offset=0, total=None):
     """(B, H, W, C) images in [-1, 1] -> the same images, each randomly blurred, shifted, re-contrasted,
-    brightened, noised and blotched; clipped to [-1, 1]. `seed`: a stateless-RNG seed, shape (2,) int."""
+    brightened, noised and blotched; clipped to [-1, 1]. `seed`: a stateless-RNG seed, shape (2,) int.
+
+    `offset` and `total` place the images in a larger batch (a replica's share of the global batch):
+    every draw is made for all `total` examples and these images take rows offset..offset+B-1, so an
+    example is degraded the same way whether the batch runs on one device or is split over replicas.
+    """
     images = tf.convert_to_tensor(images, tf.float32)
     count = tf.shape(images)[0]
+    total = count if total is None else tf.maximum(tf.cast(total, tf.int32), offset + count)
+    rows = offset + tf.range(count)
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 9)
-    uniform = lambda index, shape: tf.random.stateless_uniform(shape, seed=seeds[index])  # noqa: E731
+
+    def draw(index, tail=(), sampler=tf.random.stateless_uniform):
+        """Rows `rows` of a (total, *tail) draw from stream `index`."""
+        return tf.gather(sampler(tf.concat([[total], tf.cast(tail, tf.int32)], 0), seed=seeds[index]), rows)
 
     if config.max_blur_sigma > 0 and config.blur_probability > 0:
-        blurred = tf.cast(uniform(0, [count]) < config.blur_probability, tf.float32)
-        images = gaussian_blur(images, blurred * config.max_blur_sigma * uniform(1, [count]))
+        blurred = tf.cast(draw(0) < config.blur_probability, tf.float32)
+        images = gaussian_blur(images, blurred * config.max_blur_sigma * draw(1))
     if config.max_shift > 0:
-        images = translate(images, config.max_shift * (2.0 * uniform(2, [count, 2]) - 1.0))
+        images = translate(images, config.max_shift * (2.0 * draw(2, [2]) - 1.0))
     if config.contrast > 0 or config.brightness > 0:
-        scale = 1.0 + config.contrast * (2.0 * uniform(3, [count, 1, 1, 1]) - 1.0)
-        shift = config.brightness * (2.0 * uniform(4, [count, 1, 1, 1]) - 1.0)
+        scale = 1.0 + config.contrast * (2.0 * draw(3, [1, 1, 1]) - 1.0)
+        shift = config.brightness * (2.0 * draw(4, [1, 1, 1]) - 1.0)
         mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
         images = (images - mean) * scale + mean + shift
     if config.max_noise > 0:
-        std = config.max_noise * uniform(5, [count, 1, 1, 1])
-        images = images + std * tf.random.stateless_normal(tf.shape(images), seed=seeds[6])
+        std = config.max_noise * draw(5, [1, 1, 1])
+        images = images + std * draw(6, tf.shape(images)[1:], tf.random.stateless_normal)
     if config.max_blotches > 0:
-        std = config.max_blotches * uniform(7, [count, 1, 1, 1])
-        field = tf.random.stateless_normal([count, BLOTCH_GRID, BLOTCH_GRID, tf.shape(images)[3]], seed=seeds[8])
+        std = config.max_blotches * draw(7, [1, 1, 1])
+        field = draw(8, [BLOTCH_GRID, BLOTCH_GRID, tf.shape(images)[3]], tf.random.stateless_normal)
         images = images + std * tf.image.resize(field, tf.shape(images)[1:3], method="bilinear")
     return tf.clip_by_value(images, -1.0, 1.0)

@@ -134,10 +134,13 @@ class IdentityTask(base.Task):
         return faces_to_lightcnn_input(images, self.model_args["input_size"])
 
     def degraded(self, images):
-        """The step's random degradations, keyed by (seed, step, replica) so a resumed run repeats them."""
+        """The step's random degradations, keyed by (seed, step) and the example's place in the global
+        batch, so a resumed run repeats them and a run split over replicas degrades each face as one
+        device would."""
         step = tf.cast(self.optimizer.iterations, tf.int64)
-        seed = tf.stack([step * 1024 + tf.cast(base.replica_index(), tf.int64), tf.constant(self.seed, tf.int64)])
-        return random_degradations(images, seed)
+        seed = tf.stack([step * 1024, tf.constant(self.seed, tf.int64)])
+        count = tf.shape(images)[0]
+        return random_degradations(images, seed, offset=base.replica_index() * count, total=self.global_batch_size)
 
     def train_step(self, batch):
         images = self.degraded(batch["image"]) if self.degrade else batch["image"]

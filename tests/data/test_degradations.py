@@ -54,6 +54,19 @@ def test_blur_alone_lowers_high_frequency_energy_and_keeps_the_mean():
     np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), images.mean(axis=(1, 2, 3)), atol=0.03)
 
 
+def test_a_batch_split_in_two_places_is_degraded_as_the_whole_batch():
+    # A replica's share of the global batch (offset, total) gets the draws the whole batch gives its rows.
+    images = _images(6)
+    whole = random_degradations(images, [3, 4]).numpy()
+    halves = [random_degradations(images[start:start + 3], [3, 4], offset=start, total=6).numpy() for start in (0, 3)]
+    # Same draws, same per-example arithmetic; only the blur's conv runs on 3 images' channels instead of 6,
+    # which may re-associate its 2 x 9 taps: weights summing to 1 on values within [-1, 1] (plus noise of
+    # std <= 0.15), so each output moves by at most about 18 roundings of magnitude <= 2, 18 * 2 * 2**-24 < 3e-6.
+    np.testing.assert_allclose(np.concatenate(halves), whole, atol=3e-6)
+    shifted = random_degradations(images[3:], [3, 4]).numpy()
+    assert not np.allclose(shifted, whole[3:], atol=1e-3)  # without the offset the second half draws other values
+
+
 def test_works_on_an_unknown_batch_size_in_a_graph():
     degrade = tf.function(lambda x: random_degradations(x, [0, 1]),
                           input_signature=[tf.TensorSpec([None, 16, 12, 3], tf.float32)])

@@ -1,0 +1,79 @@
+"""The recipes that tests/tasks/test_mirrored_equality.py runs on one device and on two replicas.
+
+A case is `case(GradientRecorder) -> {"networks": [...], "updates": [(name, fn(batch, step), recorder)],
+"draws": fn(batch, step) -> {name: int tensor}}` (draws optional), built at tiny widths on 32 px
+faces. A new recipe adds its case here. Dropout stays 0: Keras draws dropout masks per replica,
+so the same numbers on any layout can only be asked of a recipe without it.
+"""
+
+import keras
+import numpy as np
+
+from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
+from legan_tf.models.quality import QualityModel
+from legan_tf.tasks.classifier import ClassifierTask
+from legan_tf.tasks.identity import IdentityTask
+from legan_tf.tasks.legan import LEGAN
+from legan_tf.tasks.quality import QualityTask
+from legan_tf.tasks.stargan import StarGAN
+from tests.tasks.mirrored import GLOBAL_BATCH
+
+LABEL_NAMES = {"expression": ("a", "b", "c"), "lighting": ("0", "1", "2", "3")}
+GAN = dict(image_size=32, label_sizes={"expression": 3, "lighting": 4}, g_filters=4, g_residual_blocks=1, d_filters=4,
+           d_downsamples=5, global_batch_size=GLOBAL_BATCH, n_critic=1)
+
+
+def _gan(model, recorder):
+    d, g = recorder("d_recorder"), recorder("g_recorder")
+    model.build_all(d, g)
+    networks = [model.generator, model.discriminator]
+    networks += [network for network in (getattr(model, "identity_model", None), model.quality_model) if network]
+    return {"networks": networks, "draws": model.random_targets,
+            "updates": [("discriminator", model.discriminator_step, d), ("generator", model.generator_step, g)]}
+
+
+def stargan(recorder):
+    keras.utils.set_random_seed(0)
+    return _gan(StarGAN(**GAN), recorder)
+
+
+def legan(recorder):
+    keras.utils.set_random_seed(1)
+    identity = IdentityEmbedder(LightCNN29v2(input_size=16, channels=(4, 4, 4, 4, 4), embedding_dim=8,
+                                             num_blocks=(1, 1, 1, 1)))
+    quality = QualityModel(image_size=32, base_filters=4, num_downsamples=3, dense_units=8)
+    identity(np.zeros((1, 32, 32, 3), np.float32))
+    quality(np.zeros((1, 32, 32, 3), np.float32))
+    keras.utils.set_random_seed(0)
+    # Both judges on: L_id and L_qual flow through frozen networks on every replica.
+    return _gan(LEGAN(identity_model=identity, quality_model=quality, lambda_qual=1.0, lambda_id=1.0, **GAN), recorder)
+
+
+def _task(task, network, recorder):
+    """A single-network recipe: its optimizer swapped for the recorder after build()."""
+    task.build()
+    task.optimizer = recorder(f"{task.name}_recorder")
+    model = getattr(task, network)
+    task.optimizer.build(model.trainable_variables)
+    return {"networks": [model], "updates": [(task.name, lambda batch, step: task.train_step(batch), task.optimizer)]}
+
+
+def classifier(recorder):
+    keras.utils.set_random_seed(0)
+    return _task(ClassifierTask(LABEL_NAMES, 32, GLOBAL_BATCH, 10, base_filters=4, downsamples=3), "model", recorder)
+
+
+def quality(recorder):
+    keras.utils.set_random_seed(0)
+    return _task(QualityTask({}, 32, GLOBAL_BATCH, 10, base_filters=4, downsamples=3, dense_units=8), "model", recorder)
+
+
+def identity(recorder):
+    keras.utils.set_random_seed(0)
+    # Degradations on (the default): each face must be degraded as one device would degrade it.
+    task = IdentityTask({}, 32, GLOBAL_BATCH, 10, identities=(0, 1, 2, 3), channels=("4", "4", "4", "4", "4"),
+                        blocks=("1", "1", "1", "1"), embedding_dim=8, dropout=0.0, degrade=True)
+    return _task(task, "network", recorder)
+
+
+CASES = {"stargan": stargan, "legan": legan, "classifier": classifier, "quality": quality, "identity": identity}
