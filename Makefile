@@ -36,7 +36,7 @@ lab: $(LAB_DIR)/lab.json
 identity-lab: $(IDENTITY_LAB_DIR)/lab.json
 
 demo: $(STAMP) $(DEMO_LAB_DIR)/lab.json
-	$(PY) scripts/train.py --flagfile=$(DEMO_FLAGS)
+	$(PY) scripts/train.py --flagfile=$(DEMO_FLAGS) --export_to=serving/models
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q

@@ -5,6 +5,9 @@
 
 lab:        face-lab rendering, ms per image, at several sizes (batches of 64).
 classifier: attribute-classifier training step on the default strategy, images per second.
+serving:    a LEGAN generator exported for TF-Serving (random weights: speed does not depend on them):
+            latency p50/p99 of one face and images/s at batch 32, through the in-process gRPC and REST
+            server against calling the Keras model directly.
 """
 
 import os
@@ -17,11 +20,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("benchmarks", ["lab", "classifier"], "Which benchmarks to run: lab, classifier.")
+flags.DEFINE_list("benchmarks", ["lab", "classifier"], "Which benchmarks to run: lab, classifier, serving.")
 flags.DEFINE_integer("repeats", 7, "Timed repetitions per setting; the median is reported.", lower_bound=1)
 flags.DEFINE_list("lab_sizes", ["32", "64", "128", "256"], "Image sizes of the lab benchmark.")
 flags.DEFINE_integer("classifier_size", 64, "Image size of the classifier benchmark.")
 flags.DEFINE_integer("classifier_batch", 64, "Batch size of the classifier benchmark.")
+flags.DEFINE_integer("serving_size", 128, "Face size of the serving benchmark (LEGAN paper: 128).")
+flags.DEFINE_integer("serving_filters", 64, "Base filters of each hourglass in the serving benchmark (paper: 64).")
+flags.DEFINE_integer("serving_requests", 30, "Single-face requests timed per path for the latency percentiles.")
 
 
 def _median_seconds(function, repeats):
@@ -80,9 +86,73 @@ def bench_classifier(repeats):
              f"{per_second(high):.0f}..{per_second(low):.0f}")]
 
 
+def _percentiles(function, count):
+    function()  # warm-up: tracing, first allocation
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    times = sorted(times)
+    return statistics.median(times), times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
+
+
+def bench_serving(repeats):
+    import io
+    import tempfile
+
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from legan_tf import export
+    from legan_tf.models.legan import LEGANGenerator
+    from legan_tf.serving.client import GrpcClient, RestClient, edit_faces
+    from legan_tf.serving.server import Server
+
+    size, filters = FLAGS.serving_size, FLAGS.serving_filters
+    names = {"expression": tuple(f"e{i}" for i in range(6)), "lighting": tuple(f"{i:02d}" for i in range(20))}
+    generator = LEGANGenerator(size, 6, 20, base_filters=filters)
+    labels = np.zeros((32, 26), np.float32)
+    labels[:, [1, 6 + 7]] = 1
+    faces = np.random.default_rng(0).uniform(-1, 1, (32, size, size, 3)).astype(np.float32)
+    generator((faces[:1], labels[:1]))
+    pngs = []
+    for pixels in np.round((faces + 1) * 127.5).astype(np.uint8):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "PNG")
+        pngs.append(buffer.getvalue())
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        path = export.export_model(generator, "generator", root, "legan", names)
+        server = Server(root, grpc_port=0, rest_port=0)
+        server.start()
+        clients = {"gRPC": GrpcClient(f"127.0.0.1:{server.grpc_port}", timeout=600),
+                   "REST": RestClient(f"127.0.0.1:{server.rest_port}", timeout=600)}
+        serving_default = tf.saved_model.load(path).signatures["serving_default"]
+        compiled = tf.function(lambda x, y: generator((x, y), training=False))
+        paths = {
+            "Keras model eager, float face in and out": lambda n: generator((faces[:n], labels[:n]), training=False).numpy(),
+            "Keras model in a tf.function, float face in and out": lambda n: compiled(faces[:n], labels[:n]).numpy(),
+            "SavedModel in-process, PNG in and out": lambda n: serving_default(
+                images_bytes=tf.constant(pngs[:n]), expression=tf.constant(["e1"] * n), lighting=tf.constant(["07"] * n)),
+        }
+        for protocol, client in clients.items():
+            paths[f"{protocol} to the in-process server, PNG in and out"] = (
+                lambda n, client=client: edit_faces(client, "legan", pngs[:n], expression="e1", lighting="07"))
+        for label, call in paths.items():
+            p50, p99 = _percentiles(lambda: call(1), FLAGS.serving_requests)
+            median, low, high = _median_seconds(lambda: call(32), max(1, repeats // 2))
+            rows.append((f"{label}: 1 face at {size} px, p50 / p99", f"{1000 * p50:.0f} ms / {1000 * p99:.0f} ms",
+                         f"{FLAGS.serving_requests} requests"))
+            rows.append((f"{label}: batch 32", f"{32 / median:.1f} images/s", f"{32 / high:.1f}..{32 / low:.1f}"))
+        server.stop()
+    return rows
+
+
 def main(argv):
     del argv
-    available = {"lab": bench_lab, "classifier": bench_classifier}
+    available = {"lab": bench_lab, "classifier": bench_classifier, "serving": bench_serving}
     unknown = [name for name in FLAGS.benchmarks if name not in available]
     if unknown:
         raise app.UsageError(f"unknown benchmarks {unknown}; choose from {sorted(available)}")

@@ -19,7 +19,7 @@ FLAGFILE_NAME = "flags.txt"
 SUBDIRS = ("checkpoints", "logs", "samples")
 # Flags that say where or whether to run, not what to run: left out so the saved flagfile
 # starts a new run of the same configuration rather than resuming or dry-running.
-_NOT_REPRODUCED = frozenset({"resume", "dry_run", "flagfile", "run_name_suffix"})
+_NOT_REPRODUCED = frozenset({"resume", "dry_run", "flagfile", "run_name_suffix", "export_to"})
 
 
 def new_run_dir(root: str, name: str, now: datetime.datetime | None = None) -> str:

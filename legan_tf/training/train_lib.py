@@ -4,7 +4,7 @@ import inspect
 
 from absl import flags, logging
 
-from legan_tf import tasks
+from legan_tf import export, tasks
 from legan_tf.data import data_config_from_flags, define_data_flags, distribute, open_source
 from legan_tf.errors import ConfigError
 from legan_tf.tasks import classifier as classifier_task
@@ -51,6 +51,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("num_samples", 16, "Held-out images shown in each sample grid.", lower_bound=1)
     flags.DEFINE_integer("seed", 0, "Seed for weights and data order.")
     flags.DEFINE_bool("progress_bar", True, "Show a progress bar.")
+    flags.DEFINE_string("export_to", "",
+                        "When training ends, export the run's models as SavedModels into this TF-Serving directory "
+                        "(as scripts/export.py does) and print the commands that serve them.")
 
 
 def _init_parameters(task_class) -> set:
@@ -140,6 +143,8 @@ def run() -> dict:
         run_dir = run_dirs.new_run_dir(FLAGS.runs_root, FLAGS.run_name or FLAGS.task)
     if is_chief(strategy):
         run_dirs.write_flagfile(run_dir, run_dirs.project_flag_values(FLAGS))
+        # The exported models take label names, not ids: keep them with the run, not only with the data.
+        export.write_run_labels(run_dir, train_source.label_names)
     logging.info("Run directory: %s", run_dir)
     print(f"Run directory: {run_dir}\nStrategy: {FLAGS.strategy}, {strategy.num_replicas_in_sync} replica(s), "
           f"global batch {FLAGS.batch_size}", flush=True)
@@ -158,4 +163,7 @@ def run() -> dict:
     trainer = Trainer(task, strategy, run_dir, train_source, eval_source, config, distribute_fn=distribute)
     metrics = trainer.run()
     print(f"Finished: {run_dir}" + ("".join(f"\n  {name}: {value:.4f}" for name, value in metrics.items())), flush=True)
+    if FLAGS.export_to and is_chief(strategy):
+        exported = export.export_run(run_dir, FLAGS.export_to)
+        print(export.serving_commands(exported, FLAGS.export_to, run_dir), flush=True)
     return metrics

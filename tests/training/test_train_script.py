@@ -55,6 +55,16 @@ def test_run_writes_flags_checkpoints_logs_samples_and_resumes(tiny_lab, tmp_pat
     assert len(glob.glob(str(tmp_path / "tiny-*"))) == 1
 
 
+def test_export_to_writes_a_serving_version_with_the_runs_label_names(tiny_lab, tmp_path):
+    result = _train(tiny_lab, tmp_path, "--train_steps=1", f"--export_to={tmp_path / 'models'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    assert json.load(open(os.path.join(run, "labels.json")))["lighting"] == ["00", "01", "02", "03"]
+    assert "--export_to" not in open(os.path.join(run, "flags.txt")).read()  # where to export is not the run
+    assert os.path.isfile(tmp_path / "models" / "classifier" / "1" / "saved_model.pb")
+    assert f"serving/server.py --model_dir={tmp_path / 'models'}" in result.stdout
+
+
 def test_the_saved_flagfile_reproduces_the_run(tiny_lab, tmp_path):
     first = _train(tiny_lab, tmp_path / "a", "--train_steps=2", "--seed=3")
     assert first.returncode == 0, first.stderr[-3000:]

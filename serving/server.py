@@ -1,0 +1,62 @@
+#!/usr/bin/env python
+"""Serves an exported model directory over gRPC (:8500) and REST (:8501), as TF-Serving would.
+
+  python serving/server.py --model_dir=serving/models
+
+A stand-in for `tensorflow/serving` (which cannot be installed on every machine): the same protos,
+endpoints and status codes, so serving/client.py works unchanged against either. For production,
+run the real server on the same folder (docs/serving.md):
+
+  docker run --rm -p 8500:8500 -p 8501:8501 -v "$PWD/serving/models:/models" tensorflow/serving \
+      --model_config_file=/models/models.config --enable_batching --batching_parameters_file=/models/batching.config
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("model_dir", "serving/models", "The serving directory scripts/export.py wrote.")
+flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: every interface, as TF-Serving does).")
+flags.DEFINE_integer("grpc_port", 8500, "gRPC port (TF-Serving's default 8500); -1 turns gRPC off.", lower_bound=-1)
+flags.DEFINE_integer("rest_port", 8501, "REST port (TF-Serving's default 8501); -1 turns REST off.", lower_bound=-1)
+flags.DEFINE_integer("workers", 4, "Requests handled at once.", lower_bound=1)
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from legan_tf.serving.server import Server
+
+    try:
+        server = Server(FLAGS.model_dir, None if FLAGS.grpc_port < 0 else FLAGS.grpc_port,
+                        None if FLAGS.rest_port < 0 else FLAGS.rest_port, FLAGS.host, FLAGS.workers)
+    except FileNotFoundError as error:
+        print(f"error: {error}; export a run first: python scripts/export.py --run_dir=runs/... "
+              f"--serving_dir={FLAGS.model_dir}", file=sys.stderr)
+        sys.exit(1)
+    names = server.repository.names()
+    if not names:
+        print(f"error: {FLAGS.model_dir} holds no exported model (no <name>/<version>/ folder)", file=sys.stderr)
+        sys.exit(1)
+    try:
+        grpc_port, rest_port = server.start()
+    except OSError as error:
+        print(f"error: cannot listen on {FLAGS.host} ({error}); is another server using the port?", file=sys.stderr)
+        sys.exit(1)
+    for name in names:
+        print(f"model {name}: version {server.repository.resolve(name)[0]} (the latest) "
+              f"from {os.path.join(FLAGS.model_dir, name)}")
+    print(f"serving gRPC on {FLAGS.host}:{grpc_port}, REST on http://{FLAGS.host}:{rest_port}; Ctrl-C stops",
+          flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    app.run(main)

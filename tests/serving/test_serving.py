@@ -1,0 +1,194 @@
+"""The in-process TF-Serving stand-in and the clients: round trips over gRPC and REST, every bad request."""
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from legan_tf import export
+from legan_tf.serving.client import GrpcClient, RestClient, ServingError, edit_faces, score_faces
+from legan_tf.serving.server import Server
+from tests.serving.conftest import SIZE, face, png_bytes
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLIENT = os.path.join(REPO, "serving", "client.py")
+
+
+@pytest.fixture(scope="module")
+def live_dir(serving_dir, tmp_path_factory):
+    """A copy of the export this module may add versions to."""
+    root = tmp_path_factory.mktemp("live") / "models"
+    shutil.copytree(serving_dir, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(live_dir):
+    server = Server(str(live_dir), grpc_port=0, rest_port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=["grpc", "rest"])
+def client(request, server):
+    if request.param == "grpc":
+        client = GrpcClient(f"127.0.0.1:{server.grpc_port}", timeout=60)
+    else:
+        client = RestClient(f"127.0.0.1:{server.rest_port}", timeout=60)
+    yield client
+    client.close()
+
+
+def _direct(live_dir, name, signature, **inputs):
+    return tf.saved_model.load(str(live_dir / name / "1")).signatures[signature](**inputs)
+
+
+def test_edit_round_trip_gives_the_savedmodels_png_bytes(client, live_dir):
+    faces = [png_bytes(face(0)), png_bytes(face(1, 40, 60))]
+    edited = edit_faces(client, "legan", faces, expression=["smile", "surprise"], lighting="02")
+    direct = _direct(live_dir, "legan", "serving_default", images_bytes=tf.constant(faces),
+                     expression=tf.constant(["smile", "surprise"]), lighting=tf.constant(["02", "02"]))
+    assert edited == list(direct["images_bytes"].numpy())  # the same graph on the same input: the same bytes
+    assert [Image.open(io.BytesIO(png)).size for png in edited] == [(SIZE, SIZE), (40, 40)]
+
+
+def test_float_and_score_signatures_through_the_server_equal_the_savedmodel(client, live_dir):
+    images = np.random.default_rng(0).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    labels = np.eye(7, dtype=np.float32)[[0, 2]] + np.eye(7, dtype=np.float32)[[3, 6]]
+    got = client.predict("legan", {"images": images, "labels": labels}, signature="translate")["images"]
+    expected = _direct(live_dir, "legan", "translate", images=images, labels=labels)["images"].numpy()
+    # gRPC carries float32 bit for bit; REST prints floats as JSON with float64's shortest repr, also exact.
+    np.testing.assert_array_equal(got, expected)
+    scores = score_faces(client, "quality", [png_bytes(face(4))])
+    assert scores.shape == (1,) and np.isfinite(scores).all()
+    classified = client.predict("classifier", {"images_bytes": [png_bytes(face(5))]})
+    assert classified["expression"][0] in (b"neutral", b"smile", b"surprise")
+    np.testing.assert_allclose(classified["lighting_probabilities"].sum(-1), 1.0, rtol=1e-6)  # softmax, float32
+    assert client.predict("identity", {"images_bytes": [png_bytes(face(6))]})["embedding"].shape == (1, 8)
+
+
+def test_metadata_lists_the_signatures_with_their_inputs(client):
+    signatures = client.signatures("legan")
+    assert set(signatures) == {"serving_default", "translate"}
+    assert signatures["serving_default"]["inputs"] == {"images_bytes": "string", "expression": "string",
+                                                       "lighting": "string"}
+    assert signatures["translate"]["outputs"] == {"images": "float32"}
+
+
+BAD_REQUESTS = [
+    # (what, model, inputs, signature, code, words the message must contain)
+    ("unknown label name", "legan", {"images_bytes": [b"x"], "expression": ["laugh"], "lighting": ["00"]},
+     "serving_default", "INVALID_ARGUMENT", "unknown expression name(s): laugh"),
+    ("undecodable bytes", "legan", {"images_bytes": [b"not an image"], "expression": ["smile"], "lighting": ["00"]},
+     "serving_default", "INVALID_ARGUMENT", "Unknown image file format"),
+    ("empty batch", "legan", {"images_bytes": [], "expression": [], "lighting": []},
+     "serving_default", "INVALID_ARGUMENT", "empty batch"),
+    ("wrong rank", "legan", {"images": np.zeros((2, SIZE, SIZE), np.float32), "labels": np.zeros((2, 7), np.float32)},
+     "translate", "INVALID_ARGUMENT", "'images' must have rank 4"),
+    ("wrong size", "quality", {"images": np.zeros((1, 16, 16, 3), np.float32)},
+     "score", "INVALID_ARGUMENT", "dimension 1 must be 32"),
+    ("missing input", "legan", {"images_bytes": [b"x"]}, "serving_default", "INVALID_ARGUMENT",
+     "missing input(s) 'expression', 'lighting'"),
+    ("unknown input", "quality", {"images_bytes": [b"x"], "extra": [b"y"]}, "serving_default", "INVALID_ARGUMENT",
+     "no input 'extra'"),
+    ("unknown signature", "legan", {"images_bytes": [b"x"]}, "edit", "INVALID_ARGUMENT",
+     'signature key "edit" not found'),
+    ("unknown model", "nobody", {"images_bytes": [b"x"]}, "serving_default", "NOT_FOUND", "Servable not found"),
+]
+
+
+@pytest.mark.parametrize("what, model, inputs, signature, code, words", BAD_REQUESTS, ids=[r[0] for r in BAD_REQUESTS])
+def test_a_bad_request_is_refused_with_a_message_naming_the_fault(client, what, model, inputs, signature, code, words):
+    if what == "unknown label name":
+        inputs = dict(inputs, images_bytes=[png_bytes(face())])
+    with pytest.raises(ServingError) as raised:
+        client.predict(model, inputs, signature=signature)
+    assert raised.value.code == code and words in raised.value.message, (raised.value.code, raised.value.message)
+    # The server goes on answering valid requests.
+    assert score_faces(client, "quality", [png_bytes(face(7))]).shape == (1,)
+
+
+def test_wrong_dtype_over_grpc_is_refused(server):
+    client = GrpcClient(f"127.0.0.1:{server.grpc_port}")
+    with pytest.raises(ServingError, match="INVALID_ARGUMENT: input 'images' must be float32, got int32"):
+        client.predict("quality", {"images": np.zeros((1, SIZE, SIZE, 3), np.int32)}, signature="score")
+
+
+def _post(server, path, body: bytes):
+    request = urllib.request.Request(f"http://127.0.0.1:{server.rest_port}{path}", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_rest_refuses_malformed_json_strings_for_floats_and_huge_bodies_with_status_and_message(server):
+    status, reply = _post(server, "/v1/models/quality:predict", b"{not json")
+    assert status == 400 and "not JSON" in reply["error"]
+    status, reply = _post(server, "/v1/models/quality:predict",
+                          json.dumps({"signature_name": "score", "inputs": {"images": [["a"]]}}).encode())
+    assert status == 400 and "'images' is not a float32 tensor" in reply["error"]
+    status, reply = _post(server, "/v1/models/quality:predict", json.dumps({"inputs": {"images_bytes": [{"b64": "%%"}]}}).encode())
+    assert status == 400 and "not valid base64" in reply["error"]
+    status, reply = _post(server, "/v1/models/nobody:predict", b"{}")
+    assert status == 404
+    from legan_tf.serving import server as server_module
+    status, reply = _post(server, "/v1/models/quality:predict", b" " * (server_module.MAX_MESSAGE_BYTES + 1))
+    assert status == 413 and "at most" in reply["error"]
+
+
+def test_rest_row_format_instances_as_tf_serving_documents(server):
+    import base64
+
+    png = base64.b64encode(png_bytes(face(8))).decode()
+    body = {"instances": [{"images_bytes": {"b64": png}, "expression": "smile", "lighting": "01"}]}
+    status, reply = _post(server, "/v1/models/legan:predict", json.dumps(body).encode())
+    assert status == 200 and len(reply["predictions"]) == 1
+    assert Image.open(io.BytesIO(base64.b64decode(reply["predictions"][0]["b64"]))).size == (SIZE, SIZE)
+
+
+def test_a_version_exported_while_serving_becomes_the_latest(server, tiny_run, live_dir):
+    export.export_run(str(tiny_run), str(live_dir), kinds=("quality",))
+    client = GrpcClient(f"127.0.0.1:{server.grpc_port}")
+    assert score_faces(client, "quality", [png_bytes(face(9))]).shape == (1,)
+    version, _ = server.repository.get("quality")
+    assert version == 2
+    assert client.predict("quality", {"images_bytes": [png_bytes(face(9))]}, version=1)["quality"].shape == (1,)
+    with pytest.raises(ServingError, match="NOT_FOUND"):
+        client.predict("quality", {"images_bytes": [png_bytes(face(9))]}, version=7)
+
+
+def test_no_server_is_a_clear_unavailable_error():
+    with pytest.raises(ServingError, match="UNAVAILABLE: no server answers at 127.0.0.1:9"):
+        GrpcClient("127.0.0.1:9", timeout=5).predict("legan", {"images_bytes": [b"x"]})
+    with pytest.raises(ServingError, match="UNAVAILABLE: no server answers at http://127.0.0.1:9"):
+        RestClient("127.0.0.1:9", timeout=5).predict("legan", {"images_bytes": [b"x"]})
+
+
+def test_client_command_edits_a_face_scores_and_fails_clearly(server, tmp_path):
+    image = tmp_path / "face.png"
+    image.write_bytes(png_bytes(face(10)))
+    output = tmp_path / "edited.png"
+    run = lambda *args: subprocess.run([sys.executable, CLIENT, *args], capture_output=True, text=True,  # noqa: E731
+                                       timeout=120, cwd=REPO)
+    result = run(f"--server=127.0.0.1:{server.grpc_port}", "--model=legan", f"--image={image}", "--expression=smile",
+                 "--lighting=02", f"--output={output}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert Image.open(output).size == (SIZE, SIZE)
+    result = run("--protocol=rest", f"--server=127.0.0.1:{server.rest_port}", "--model=classifier", f"--image={image}")
+    assert result.returncode == 0 and "expression " in result.stdout and "(p=" in result.stdout, result.stderr[-2000:]
+    result = run(f"--server=127.0.0.1:{server.grpc_port}", "--model=legan", f"--image={image}", "--expression=laugh",
+                 "--lighting=02", f"--output={output}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: INVALID_ARGUMENT: unknown expression name(s): laugh")
