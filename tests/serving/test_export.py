@@ -170,3 +170,20 @@ def test_export_script_writes_versions_and_prints_the_serve_and_edit_commands(ti
     bad = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "export.py"), f"--run_dir={tmp_path}/none"],
                          capture_output=True, text=True, timeout=300, cwd=REPO)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith("error: --run_dir=")
+
+
+def test_a_stargan_generator_with_expression_labels_only_takes_just_that_name(tmp_path):
+    from legan_tf.models.stargan import StarGANGenerator
+
+    generator = StarGANGenerator(SIZE, num_labels=3, base_filters=4, num_residual_blocks=1)
+    generator((np.zeros((1, SIZE, SIZE, 3), np.float32), np.zeros((1, 3), np.float32)))
+    path = export.export_model(generator, "generator", str(tmp_path), "stargan",
+                               {"expression": LABEL_NAMES["expression"]})
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    assert sorted(signature.structured_input_signature[1]) == ["expression", "images_bytes"]
+    pixels = face(11)
+    png = signature(images_bytes=tf.constant([png_bytes(pixels)]), expression=tf.constant(["surprise"]))["images_bytes"]
+    edited = np.asarray(Image.open(io.BytesIO(png.numpy()[0])), np.int32)
+    floats = generator(((pixels[None] / 127.5 - 1).astype(np.float32), np.eye(3, dtype=np.float32)[[2]])).numpy()[0]
+    # Same maths in eager Keras and in the graph, then 8-bit quantisation: at most one level apart.
+    assert np.abs(edited - np.round(np.clip((floats + 1) * 127.5, 0, 255))).max() <= 1
