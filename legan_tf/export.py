@@ -395,7 +395,10 @@ def export_run(run_dir: str, serving_dir: str, kinds: Sequence[str] = KINDS, gen
                           "the run has not finished (models are written at its end).")
     label_names = run_label_names(run_dir) if any(kind in ("generator", "classifier") for _, kind, _ in found) else {}
     metrics_path = os.path.join(run_dir, "metrics.json")
-    metrics = json.load(open(metrics_path, encoding="utf-8")) if os.path.isfile(metrics_path) else {}
+    metrics = {}
+    if os.path.isfile(metrics_path):
+        with open(metrics_path, encoding="utf-8") as handle:
+            metrics = json.load(handle)
     exported = []
     for filename, kind, name in found:
         path = os.path.join(run_dir, filename)
