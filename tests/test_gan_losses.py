@@ -30,6 +30,8 @@ def test_gradient_penalty_vanishes_for_a_1_lipschitz_linear_critic():
     fake = RNG.normal(size=(4, 5, 5, 3)).astype(np.float32)
     penalty = gradient_penalty(_linear_critic(_unit((5, 5, 3), 1.0)), real, fake)
     assert penalty.shape == (4,)
+    # The gradient is w, whose float32 squared norm is 1 within eps ~ 150 * 6e-8 = 9e-6 (numpy's normalising and
+    # tf's 75-term sum); (sqrt(1 + eps) - 1)**2 ~ eps**2 / 4 < 1e-10.
     np.testing.assert_allclose(np.asarray(penalty), 0.0, atol=1e-6)
 
 
@@ -37,6 +39,8 @@ def test_gradient_penalty_of_a_linear_critic_with_norm_3_is_4():
     real = RNG.normal(size=(3, 4, 4, 2)).astype(np.float32)
     fake = RNG.normal(size=(3, 4, 4, 2)).astype(np.float32)
     penalty = gradient_penalty(_linear_critic(_unit((4, 4, 2), 3.0)), real, fake)
+    # |w|**2 = 9 within eps <= ~70 * 6e-8 (numpy's 32-term norm and scaling, tf's 32-term sum of squares);
+    # (3 sqrt(1 + eps) - 1)**2 moves by 1.5 eps relative, plus a few roundings: < 7e-6.
     np.testing.assert_allclose(np.asarray(penalty), (3.0 - 1.0) ** 2, rtol=1e-5)
 
 
@@ -46,7 +50,10 @@ def test_gradient_penalty_sums_patch_outputs_and_uses_one_alpha_per_example():
     critic = lambda x: tf.stack([tf.reduce_sum(w1 * x, [1, 2, 3]), tf.reduce_sum(w2 * x, [1, 2, 3])], axis=1)
     real = np.zeros((2, 2, 2, 1), np.float32)
     penalty = gradient_penalty(critic, real, real)
-    np.testing.assert_allclose(np.asarray(penalty), (np.linalg.norm(w1 + w2) - 1.0) ** 2, rtol=1e-5)
+    # The gradient is float32 w1 + w2 (one rounding, as here); against its float64 norm N <= 2, tf's 4-term sum,
+    # sqrt and square move (N - 1)**2 <= 1 by <= 2 |N - 1| * 6 * 6e-8 + 6e-8 < 1e-6. Absolute, as N may be near 1.
+    expected = (np.linalg.norm((w1 + w2).astype(np.float64)) - 1.0) ** 2
+    np.testing.assert_allclose(np.asarray(penalty), expected, rtol=0, atol=1e-6)
 
     # Quadratic critic: the gradient is x_hat itself, so the norm reveals the interpolation.
     real = np.ones((2, 2, 2, 1), np.float32)
@@ -54,7 +61,8 @@ def test_gradient_penalty_sums_patch_outputs_and_uses_one_alpha_per_example():
     alpha = np.array([0.25, 1.0], np.float32)
     penalty = gradient_penalty(lambda x: 0.5 * tf.reduce_sum(x * x, [1, 2, 3]), real, fake, alpha=alpha)
     # x_hat = alpha everywhere (4 pixels): norm 2 * alpha.
-    np.testing.assert_allclose(np.asarray(penalty), (2.0 * alpha - 1.0) ** 2, atol=1e-6)
+    # Exact: alpha in {0.25, 1}, so every value is a power of two or a sum of them; the 1e-12 is below half an ulp.
+    np.testing.assert_array_equal(np.asarray(penalty), (2.0 * alpha - 1.0) ** 2)
 
 
 def test_gradient_penalty_on_a_discriminator_is_finite_and_trains_its_weights():
@@ -76,6 +84,7 @@ def test_gradient_penalty_on_a_discriminator_is_finite_and_trains_its_weights():
 
 
 def test_wasserstein_losses_average_the_patch_map_per_example():
+    # Exact: means of small integers over 4 cells.
     real = np.array([[1.0, 3.0, 2.0, 2.0], [0.0, 0.0, 0.0, 4.0]], np.float32).reshape(2, 2, 2, 1)
     fake = np.array([[-1.0, -1.0, 0.0, 2.0], [5.0, 5.0, 5.0, 5.0]], np.float32).reshape(2, 2, 2, 1)
     np.testing.assert_allclose(np.asarray(wasserstein_critic_loss(real, fake)), [-2.0 + 0.0, -1.0 + 5.0])
@@ -85,9 +94,12 @@ def test_wasserstein_losses_average_the_patch_map_per_example():
 
 def test_single_label_classification_loss_is_softmax_cross_entropy():
     logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], np.float32)
-    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    # The reference in float64: numpy's float32 exp and log differ by CPU (SIMD kernels of up to ~4 ulps).
+    log_softmax = logits - np.log(np.exp(logits.astype(np.float64)).sum(axis=1, keepdims=True))
     expected = [-log_softmax[0, 2], -log_softmax[1, 0]]  # 0.40761, log 3
-    np.testing.assert_allclose(expected, [0.4076059644, np.log(3.0)], rtol=1e-6)
+    np.testing.assert_allclose(expected, [0.4076059644, np.log(3.0)], rtol=1e-9)  # the constant has 10 digits
+    # float32: exp of logits - max (<= 0), a 3-term sum and log, each within ~2 ulps: ~3.5 * 6e-8 absolute on 0.41
+    # (the subtraction of the target's logit is exact), ~5e-7 relative.
     np.testing.assert_allclose(np.asarray(classification_loss(logits, np.array([2, 0]))), expected, rtol=1e-6)
     one_hot = np.array([[0, 0, 1], [1, 0, 0]], np.float32)
     np.testing.assert_allclose(np.asarray(classification_loss(logits, one_hot)), expected, rtol=1e-6)
@@ -100,17 +112,20 @@ def test_multi_label_classification_loss_sums_sigmoid_cross_entropy_over_labels(
     expected = [np.log(2.0) + np.log1p(np.exp(2.0)), np.log1p(np.exp(-1.0)) + np.log1p(np.exp(-3.0))]
     got = classification_loss(logits, labels, multi_label=True)
     assert got.shape == (2,)
+    # float32: per label exact max(x, 0) - x z plus log1p(exp(-|x|)) (~2 ulps each), then a 2-term sum; all terms
+    # positive, so <= ~8 * 6e-8 relative.
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6)
 
 
 def test_cycle_loss_is_mean_absolute_error_per_example():
     original = np.zeros((2, 2, 2, 1), np.float32)
     reconstructed = np.array([[1, -1, 2, 0], [0.5, 0.5, 0.5, 0.5]], np.float32).reshape(2, 2, 2, 1)
-    np.testing.assert_allclose(np.asarray(cycle_loss(original, reconstructed)), [1.0, 0.5])
+    np.testing.assert_allclose(np.asarray(cycle_loss(original, reconstructed)), [1.0, 0.5])  # exact: halves / 4
 
 
 def test_quality_loss_is_the_relative_shortfall_below_the_target():
     scores = np.array([[12.0], [10.0], [5.0], [-2.0]], np.float32)
+    # float32: exact integer differences, then one rounding in / q_target (6e-8 relative).
     np.testing.assert_allclose(np.asarray(quality_loss(scores)), [0.0, 0.0, 0.5, 1.2], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(quality_loss(np.array([3.0, 4.0]), q_target=5.0)), [0.4, 0.2], rtol=1e-6)
 
@@ -118,4 +133,6 @@ def test_quality_loss_is_the_relative_shortfall_below_the_target():
 def test_identity_loss_is_one_minus_cosine():
     a = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [3.0, 4.0]], np.float32)
     b = np.array([[0.0, 1.0], [2.0, 2.0], [-1.0, 0.0], [4.0, 3.0]], np.float32)
+    # float32: 2-term sums, rsqrt (<= 2 ulps) and products on values <= 1 put cos within ~6 * 6e-8 = 3.6e-7;
+    # 1 - cos is exact where cos is near 1.
     np.testing.assert_allclose(np.asarray(identity_loss(a, b)), [1.0, 0.0, 2.0, 1.0 - 24.0 / 25.0], atol=1e-6)

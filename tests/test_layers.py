@@ -5,6 +5,22 @@ import pytest
 from legan_tf.layers import ConvBlock, InstanceNorm, ResidualBlock, TileLabels, torch_default_kernel_initializer
 
 RNG = np.random.default_rng(0)
+U = 2.0**-24  # float32 unit roundoff
+
+
+def _dot_product_bound(terms, magnitudes):
+    """A float32 sum of `terms` products, in any order (FMA or not), is within terms * U * sum|w x| of exact."""
+    return terms * U / (1 - terms * U) * magnitudes
+
+
+def _instance_norm_bound(h, gamma, beta):
+    """float32 rounding of InstanceNorm(h): the n-value mean (<= n + 1 roundings) and variance (<= n + 3), rsqrt
+    (<= 2 ulps) and x * inv + (beta - mean * inv) each round a term <= max|h| |gamma| / std + |beta|;
+    collected, <= (2n + 16) U times that."""
+    h = np.asarray(h, np.float64)
+    n = h.shape[1] * h.shape[2]
+    std = np.sqrt(h.var(axis=(1, 2)) + 1e-5)
+    return (2 * n + 16) * U * (np.abs(h).max(axis=(1, 2)) * np.abs(gamma) / std + np.abs(beta)).max()
 
 
 def _torch_conv2d(x, kernel, stride, padding):
@@ -44,7 +60,10 @@ def test_same_conv_is_the_reference_padding_on_even_sizes(kernel_size, stride, p
     got = np.asarray(conv(x))[0]
     expected = _torch_conv2d(x[0].astype(np.float64), np.asarray(conv.kernel, np.float64), stride, padding)
     assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # float32 sums of k * k * 2 products against float64; a wrong padding is off by whole terms, O(0.1).
+    magnitudes = _torch_conv2d(np.abs(x[0]).astype(np.float64), np.abs(np.asarray(conv.kernel, np.float64)), stride,
+                               padding)
+    assert np.all(np.abs(got - expected) <= _dot_product_bound(kernel_size**2 * 2, magnitudes))
 
 
 @pytest.mark.parametrize("size", [4, 6])
@@ -58,7 +77,10 @@ def test_same_transposed_conv_is_pytorch_conv_transpose_k4_s2_p1(size):
     got = np.asarray(conv(x))[0]
     expected = _torch_conv_transpose2d(x[0].astype(np.float64), kernel.astype(np.float64), stride=2, padding=1)
     assert got.shape == expected.shape == (2 * size, 2 * size, 3)  # PyTorch: (H-1)*2 - 2*1 + 4 = 2H
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    # float32 sums of at most 4 * 4 * 2 products (the taps that land on an output) against float64.
+    magnitudes = _torch_conv_transpose2d(np.abs(x[0]).astype(np.float64), np.abs(kernel).astype(np.float64), stride=2,
+                                         padding=1)
+    assert np.all(np.abs(got - expected) <= _dot_product_bound(4 * 4 * 2, magnitudes))
 
 
 def test_kernels_start_as_pytorch_default_uniform():
@@ -66,6 +88,8 @@ def test_kernels_start_as_pytorch_default_uniform():
     conv.build((None, 8, 8, 32))
     bound = 1.0 / np.sqrt(4 * 4 * 32)
     kernel = np.asarray(conv.kernel)
+    # 32768 seeded uniform draws (the same bits on any CPU): all within 5% of the bound has odds 0.95**32768, and
+    # the sample std's relative standard error is sqrt(0.8 / (4 * 32768)) = 0.25%, so 5% is 20 of them.
     assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.95 * bound
     np.testing.assert_allclose(kernel.std(), bound / np.sqrt(3), rtol=0.05)
     transposed = keras.layers.Conv2DTranspose(16, 4, kernel_initializer=torch_default_kernel_initializer(seed=1))
@@ -82,13 +106,15 @@ def test_instance_norm_normalises_each_image_and_channel_with_affine_parameters(
     assert [tuple(w.shape) for w in norm.weights] == [(2,), (2,)]  # gamma, beta: PyTorch affine=True
     norm.gamma.assign([2.0, 0.5])
     norm.beta.assign([1.0, -1.0])
-    mean = x.mean(axis=(1, 2), keepdims=True)
-    var = x.var(axis=(1, 2), keepdims=True)  # biased, as PyTorch
-    expected = (x - mean) / np.sqrt(var + 1e-5) * np.array([2.0, 0.5]) + np.array([1.0, -1.0])
-    np.testing.assert_allclose(np.asarray(norm(x)), expected, atol=1e-5)
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=(1, 2), keepdims=True)
+    var = x64.var(axis=(1, 2), keepdims=True)  # biased, as PyTorch
+    expected = (x64 - mean) / np.sqrt(var + 1e-5) * np.array([2.0, 0.5]) + np.array([1.0, -1.0])
+    tolerance = _instance_norm_bound(x, [2.0, 0.5], [1.0, -1.0])  # float32 against float64
+    np.testing.assert_allclose(np.asarray(norm(x)), expected, rtol=0, atol=tolerance)
     # Per instance in inference too, and independent of the rest of the batch.
-    np.testing.assert_allclose(np.asarray(norm(x[:1], training=False)), expected[:1], atol=1e-5)
-    np.testing.assert_allclose(np.asarray(norm(x, training=True)), expected, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(norm(x[:1], training=False)), expected[:1], rtol=0, atol=tolerance)
+    np.testing.assert_allclose(np.asarray(norm(x, training=True)), expected, rtol=0, atol=tolerance)
 
 
 def test_instance_norm_config_round_trip_and_fixed_groups():
@@ -122,11 +148,16 @@ def test_residual_block_is_identity_plus_a_bias_free_branch():
     assert not block.conv_a.use_bias and not block.conv_b.use_bias
     # With the branch's last norm at scale 0 and offset 0 the block passes x through.
     block.norm_b.gamma.assign(np.zeros(4, np.float32))
-    np.testing.assert_allclose(np.asarray(block(x)), x, atol=1e-6)
+    # Exact: inv = rsqrt(var + eps) * 0 = 0, so the branch is x * 0 + (0 - mean * 0) = 0.
+    np.testing.assert_array_equal(np.asarray(block(x)), x)
     # The branch ends in instance norm: with scale 1 its contribution has zero mean per channel.
     block.norm_b.gamma.assign(np.ones(4, np.float32))
-    branch = np.asarray(block(x)) - x
-    np.testing.assert_allclose(branch.mean(axis=(1, 2)), 0.0, atol=1e-5)
+    out = np.asarray(block(x))
+    branch = out.astype(np.float64) - x  # exact in float64
+    # Its mean is off 0 by the norm's rounding and that of the sum x + branch (<= U |out|).
+    hidden = block.conv_b(block.relu(block.norm_a(block.conv_a(x))))  # what norm_b normalises
+    tolerance = _instance_norm_bound(hidden, 1.0, 0.0) + U * np.abs(out).max()
+    np.testing.assert_allclose(branch.mean(axis=(1, 2)), 0.0, atol=tolerance)
     restored = ResidualBlock.from_config(block.get_config())
     assert restored.filters == 4
     with pytest.raises(ValueError, match="skip connection"):

@@ -39,6 +39,7 @@ def test_ratings_reader(make_layout):
     source = open_source(layout.config())
     examples = read_all(source)
     check_image_batch(examples["image"], 12)
+    # The reader stores the CSV's numbers as float32: one rounding, <= 2**-24 = 6e-8 relative.
     np.testing.assert_allclose(examples["mean"], [float(r["mean"]) for r in layout.rows], rtol=1e-6)
     np.testing.assert_allclose(examples["std"], [float(r["std"]) for r in layout.rows], rtol=1e-6)
     assert set(examples) == {"image", "mean", "std"}
@@ -110,12 +111,13 @@ def test_rgbd_reader_normalises_8_and_16_bit_depth_alike(make_layout):
     face_value = DEPTH_LEVEL * 2 - 1
     for index in range(8):   # even rows hold 8-bit maps, odd rows 16-bit ones
         values = np.unique(depth[index])
+        # 153/255 and 39321/65535 are both 0.6; float32 scaling and * 2 - 1 round a few times by <= 6e-8.
         np.testing.assert_allclose(values, [-1.0, face_value], atol=1e-6)
     np.testing.assert_array_equal(examples["mask"], (depth > -1).astype(np.float32))
     normals = examples["normals"]
     assert normals.shape == (8, IMAGE_SIZE, IMAGE_SIZE, 3)
-    np.testing.assert_allclose(normals[..., 0], 1.0)
-    np.testing.assert_allclose(normals[..., 1:], 128 / 127.5 - 1, atol=1e-6)
+    np.testing.assert_allclose(normals[..., 0], 1.0)  # exact: 255 / 127.5 (and 255 * fl(1 / 127.5)) is 2.0 in float32
+    np.testing.assert_allclose(normals[..., 1:], 128 / 127.5 - 1, atol=1e-6)  # float32 division: <= 1.2e-7
     np.testing.assert_array_equal(examples["expression"], [i % 3 for i in range(8)])
     assert source.label_names == {"expression": RGBD_EXPRESSIONS}
 
@@ -151,7 +153,9 @@ def test_centre_crop_then_resize():
     cropped = preprocess.center_crop_square(tf.constant(image))
     np.testing.assert_array_equal(cropped.numpy(), np.full((4, 4, 3), 255, np.uint8))
     resized = preprocess.resize_rgb(cropped, 2).numpy()
-    np.testing.assert_allclose(resized, 1.0)
+    # The antialiased weights sum to 1 only within a few float32 roundings (255 comes back as 255.00003 here and
+    # is clipped to 1); a few 6e-8 below 255 relative, / 127.5 - 1 doubles that: < 1e-6.
+    np.testing.assert_allclose(resized, 1.0, rtol=0, atol=1e-6)
 
 
 def test_convert_color_turns_grayscale_and_rgba_into_rgb(make_layout):
@@ -160,8 +164,10 @@ def test_convert_color_turns_grayscale_and_rgba_into_rgb(make_layout):
     Image.new("RGBA", (20, 16), (200, 100, 50, 0)).save(layout.file("pics/rgba.png"))
     layout.set_cell(2, "image", "pics/rgba.png")
     examples = read_all(open_source(layout.config(convert_color=True)))
+    # JPEG keeps a flat grey's DC term only, quantised to within a grey level (1/127.5 = 0.008) at PIL's
+    # default quality; the resize adds float32 rounding (~1e-6).
     np.testing.assert_allclose(examples["image"][0], 200 / 127.5 - 1, atol=0.02)
-    np.testing.assert_allclose(examples["image"][1], -1.0)   # alpha 0 over black
+    np.testing.assert_allclose(examples["image"][1], -1.0)   # alpha 0 over black; exact: weights times 0 are 0
 
 
 def assert_same_examples(direct, stored):

@@ -56,6 +56,7 @@ def test_rendering_is_deterministic_and_independent_of_the_batch(lab):
 def test_seed_changes_identities():
     a = FaceLab(image_size=32, seed=0).render_one(0, 0, 1)["rgb"]
     b = FaceLab(image_size=32, seed=1).render_one(0, 0, 1)["rgb"]
+    # Another identity moves pixels by ~0.02 on average; renders differ across CPUs by float rounding only (~1e-7).
     assert np.abs(a - b).mean() > 1e-3
 
 
@@ -79,7 +80,9 @@ def test_shapes_dtypes_and_ranges(size):
     assert np.all(out["normals"][background] == 0)
     assert np.all(out["depth"][~background] > 0)  # readers take the mask as depth > 0
     norms = np.linalg.norm(out["normals"][~background], axis=-1)
-    np.testing.assert_allclose(norms, 1.0, atol=1e-4)
+    # Unit vectors normalised in float64, rounded to float32 (<= 6e-8 a component), norm taken in float32:
+    # a handful of roundings of values <= 1, < 1e-6.
+    np.testing.assert_allclose(norms, 1.0, atol=1e-6)
     assert 0.3 < out["mask"].mean() < 0.8
 
 
@@ -121,6 +124,8 @@ def test_every_expression_changes_the_geometry(expression_set):
             if expression == neutral:
                 continue
             difference = np.abs(out["depth"][expression] - out["depth"][neutral])[inside[expression]]
+            # Effect sizes of the deterministic renderer (smallest: 2.2e-3 mean, 0.02 max), far above the
+            # float rounding (~1e-7) by which CPUs can differ.
             assert difference.mean() > 1.5e-3, (name, difference.mean())
             assert difference.max() > 0.015, (name, difference.max())
 
@@ -130,7 +135,7 @@ def test_lightings_change_the_shading_but_not_the_geometry(lab):
     for a in range(lab.num_lightings):
         np.testing.assert_array_equal(out["depth"][a], out["depth"][0])
         for b in range(a + 1, lab.num_lightings):
-            assert np.abs(out["rgb"][a] - out["rgb"][b]).mean() > 0.005, (a, b)
+            assert np.abs(out["rgb"][a] - out["rgb"][b]).mean() > 0.005, (a, b)  # smallest pair: 0.021
     # A light from the left brightens the left half of the face more than the right half.
     left_light = lab.render_one(0, 0, 1)["rgb"].mean(-1)
     half = lab.image_size // 2
@@ -142,18 +147,21 @@ def test_light_directions_layout(count):
     directions = light_directions(count)
     assert directions.shape == (count, 3) and directions.dtype == np.float32
     np.testing.assert_array_equal(directions[0], 0.0)  # no flash
+    # float64 unit vectors rounded to float32 (<= 6e-8 a component), norm in float32: < 1e-6.
     np.testing.assert_allclose(np.linalg.norm(directions[1:], axis=1), 1.0, atol=1e-6)
-    assert np.all(directions[1:, 2] >= -1e-6)  # every flash is on the camera's side
+    assert np.all(directions[1:, 2] >= -1e-6)  # every flash is on the camera's side (cos 90 deg = 6e-17 > 0)
     assert len(np.unique(directions.round(5), axis=0)) == count
     azimuths = np.degrees(np.arctan2(directions[1:, 0], directions[1:, 2]))
+    # float32 arctan2 and degrees round +-90 by a few float32 ulps of 90 (7.6e-6 each).
     assert azimuths.min() >= -90.0 - 1e-4 and azimuths.max() <= 90.0 + 1e-4
 
 
 def test_default_light_layout_is_mostly_a_horizontal_ring():
     directions = light_directions()
-    on_ring = np.abs(directions[1:, 1]) < 1e-6
+    on_ring = np.abs(directions[1:, 1]) < 1e-6  # ring lights have y = sin(0) = 0 exactly, elevated ones 0.57
     assert on_ring.sum() == 13
     elevations = np.degrees(np.arcsin(directions[1:, 1][~on_ring]))
+    # float32: sin 35 deg rounded (6e-8), arcsin and degrees rounded: a few ulps of 35 deg (3.8e-6 each).
     np.testing.assert_allclose(elevations, 35.0, atol=1e-4)
     with pytest.raises(ValueError):
         light_directions(1)
@@ -169,12 +177,15 @@ def test_artifacts_keep_shape_and_range_and_grow_with_severity(lab):
             assert 0.0 <= out.min() and out.max() <= 1.0
             change = np.abs(out - rgb).mean()
             if kind == "clean" or severity == 0.0:
+                # Exact for every kind but blockiness, which rebuilds each pixel as m + (x - m) in float32:
+                # two roundings of values <= 1, <= 1.2e-7.
                 assert change < 1e-6, (kind, severity, change)
             else:
                 assert change > previous, (kind, severity)
             previous = change
     per_image = apply_artifact(rgb, "blur", np.array([0.0, 1.0]), np.random.default_rng(0))
-    np.testing.assert_allclose(per_image[0], rgb[0], atol=1e-6)
+    # Exact: at sigma 0 the off-centre taps exp(-0.5 * (k / 1e-3)**2) underflow to 0 and the centre one is 1.
+    np.testing.assert_array_equal(per_image[0], rgb[0])
     with pytest.raises(ValueError):
         apply_artifact(rgb, "jpeg", 0.5, np.random.default_rng(0))
     with pytest.raises(ValueError):
@@ -183,8 +194,8 @@ def test_artifacts_keep_shape_and_range_and_grow_with_severity(lab):
 
 def test_rating_summary_uses_population_std():
     mean, std = summarise_ratings(np.array([[7.0, 7.0, 7.0], [4.0, 5.0, 6.0]]))
-    np.testing.assert_allclose(mean, [7.0, 5.0])
-    np.testing.assert_allclose(std, [0.0, np.std([4.0, 5.0, 6.0])], rtol=1e-6)
+    np.testing.assert_allclose(mean, [7.0, 5.0])  # exact: small integers
+    np.testing.assert_allclose(std, [0.0, np.std([4.0, 5.0, 6.0])], rtol=1e-6)  # float64, then one float32 rounding
     assert std[0] == 0.0
 
 

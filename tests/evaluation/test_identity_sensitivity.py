@@ -20,6 +20,7 @@ IDENTITIES = np.arange(100000, 100004)
 
 def test_a_constant_embedding_moves_for_nothing():
     result = attribute_sensitivity(lambda images: np.ones((len(images), 3)), LAB, IDENTITIES, 32, num_pairs=12)
+    # Equal vectors: 1 - cos is float64 1 - (a sum of 3 squares of a normalised vector), <= ~4 * 1.1e-16.
     for name in [f"other_{change}" for change in CHANGES] + [name for name, _, _ in DEGRADATIONS]:
         assert result[f"{name}_mean"] == pytest.approx(0.0, abs=1e-9)
 
@@ -45,8 +46,10 @@ def test_translation_identity_loss_of_an_exact_and_of_a_do_nothing_translator():
     from legan_tf.evaluation.translation import draw_edits
     exact.identity = draw_edits(LAB, IDENTITIES, 20, 3)[0]
     result = translation_identity_loss(_pixels, exact, LAB, IDENTITIES, 32, num_faces=20, seed=3)
+    # The same renders through the same float64 ops: equal but for rounding (~1e-16), well inside approx's 1e-6.
     assert result["translation_mean"] == pytest.approx(result["exact_target_mean"]) and result["exact_target_mean"] > 0
     unchanged = translation_identity_loss(_pixels, lambda images, targets: images, LAB, IDENTITIES, 32, num_faces=20)
+    # Equal embeddings of 32*32*3 values: float64 1 - (a sum of 3072 squares summing to 1) is <= 3072 * 1.1e-16.
     assert unchanged["translation_mean"] == pytest.approx(0.0, abs=1e-9)
 
 

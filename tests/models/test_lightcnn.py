@@ -154,12 +154,13 @@ def test_max_feature_map_layers_take_the_max_of_the_two_halves():
     x = np.random.default_rng(1).normal(size=(1, 9, 9, 2)).astype(np.float32)
     y = conv(x)
     assert tuple(y.shape) == (1, 5, 5, 3)  # PyTorch: (9 + 2*2 - 5) // 2 + 1 = 5
+    # Exact: the layer runs this same conv (and dense) on the same input; split and max do not round.
     full = conv.filter(conv.pad(x)).numpy()
-    np.testing.assert_allclose(y, np.maximum(full[..., :3], full[..., 3:]), rtol=1e-6)
+    np.testing.assert_array_equal(y, np.maximum(full[..., :3], full[..., 3:]))
     dense = MaxFeatureMapDense(4)
     z = dense(x.reshape(1, -1))
     full = dense.filter(x.reshape(1, -1)).numpy()
-    np.testing.assert_allclose(z, np.maximum(full[:, :4], full[:, 4:]), rtol=1e-6)
+    np.testing.assert_array_equal(z, np.maximum(full[:, :4], full[:, 4:]))
 
 
 @pytest.mark.parametrize("size", [100, 8, 0])
@@ -181,7 +182,8 @@ def test_keras_save_and_load_give_equal_outputs(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)
     for got, want in zip(loaded(images), model(images)):
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+        # Exact: .keras keeps float32 weights bit for bit, and the same ops run on the same shapes in this process.
+        np.testing.assert_array_equal(got, want)
     assert loaded.get_config()["channels"] == list(SMALL["channels"])
 
 
@@ -192,15 +194,34 @@ def test_official_weights_give_the_reference_embeddings_and_logits(official_smal
     model = _small_model()
     loaded = load_lightcnn_weights(model, path)
     assert len(loaded) == len(state)
+    # The port is compared in float64, where rounding cannot blur a layout error: 31 layers of dot products of
+    # <= 72 terms, each rounding <= 72 * 1.1e-16 of its scale (times ~14, a He row's L1 norm), add up to
+    # ~3e-12 of the output's scale; float32 would give ~2e-3 by the same count, too coarse for a tight check.
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        model64 = _small_model()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    load_lightcnn_weights(model64, path)
+    # Exact: both models are given the same float32 arrays, so the float32 model holds the same weights.
+    for weight32, weight64 in zip(model.weights, model64.weights):
+        assert weight64.dtype == "float64"
+        np.testing.assert_array_equal(weight32.numpy(), weight64.numpy().astype(np.float32))
     images = np.random.default_rng(3).uniform(0, 1, (2, 32, 32, 1)).astype(np.float32)
     want_logits, want_embedding = _reference_forward(
         images.transpose(0, 3, 1, 2).astype(np.float64), {k: v.astype(np.float64) for k, v in state.items()},
         (1, 2, 3, 4))
-    embedding, logits = model(images)
+    embedding, logits = model64(images.astype(np.float64))
     scale = np.abs(want_embedding).max()
     assert scale > 0.1  # the activations did not vanish, so the comparison is meaningful
-    np.testing.assert_allclose(embedding, want_embedding, atol=1e-4 * max(1.0, scale), rtol=1e-4)
-    np.testing.assert_allclose(logits, want_logits, atol=1e-4 * max(1.0, np.abs(want_logits).max()), rtol=1e-4)
+    np.testing.assert_allclose(embedding, want_embedding, rtol=0, atol=1e-9 * scale)
+    np.testing.assert_allclose(logits, want_logits, rtol=0, atol=1e-9 * np.abs(want_logits).max())
+    # The float32 model end to end, at the ~2e-3 of the scale that float32's rounding allows (see above); a
+    # layout error moves outputs by their own order.
+    embedding32, logits32 = model(images)
+    np.testing.assert_allclose(embedding32, want_embedding, rtol=0, atol=1e-2 * scale)
+    np.testing.assert_allclose(logits32, want_logits, rtol=0, atol=1e-2 * np.abs(want_logits).max())
 
 
 def test_the_classifier_head_may_be_absent_or_ignored(official_small, tmp_path):
@@ -259,8 +280,9 @@ def test_faces_become_luma_grayscale_in_0_1_at_the_network_size():
     gray = faces_to_lightcnn_input(faces, 32).numpy()
     assert gray.shape == (2, 32, 32, 1)
     expected = np.dot((colour + 1) / 2, [0.299, 0.587, 0.114])
+    # float32: a 3-term luma sum and resampling weights summing to 1, on values <= 1: a few roundings of 6e-8.
     np.testing.assert_allclose(gray, expected, atol=1e-5)
-    np.testing.assert_allclose(faces_to_lightcnn_input(-np.ones((1, 32, 32, 1)), 32), 0.0)
+    np.testing.assert_allclose(faces_to_lightcnn_input(-np.ones((1, 32, 32, 1)), 32), 0.0)  # exact: (-1 + 1) * 0.5
 
 
 def test_embedder_feeds_the_network_and_passes_gradients_for_the_identity_loss():
@@ -268,8 +290,11 @@ def test_embedder_feeds_the_network_and_passes_gradients_for_the_identity_loss()
     embedder = IdentityEmbedder(network)
     faces = tf.constant(np.random.default_rng(4).uniform(-1, 1, (2, 48, 48, 3)).astype(np.float32))
     embedding = embedder(faces)
-    np.testing.assert_allclose(embedding, network(faces_to_lightcnn_input(faces, 32))[0], rtol=1e-6)
-    np.testing.assert_allclose(identity_loss(embedding, embedder(faces)), 0.0, atol=1e-6)
+    # Exact: the embedder runs these very ops on the same tensors.
+    np.testing.assert_array_equal(embedding, network(faces_to_lightcnn_input(faces, 32))[0])
+    # 1 - cos(a, a) in float32: two 16-term sums of squares (<= 15 roundings each), rsqrt and products:
+    # <= ~36 * 6e-8 = 2.2e-6.
+    np.testing.assert_allclose(identity_loss(embedding, embedder(faces)), 0.0, atol=1e-5)
     embedder.trainable = False
     with tf.GradientTape() as tape:
         tape.watch(faces)
@@ -287,7 +312,8 @@ def test_embedder_round_trips_and_loads_for_legan(official_small, tmp_path):
     saved = str(tmp_path / "identity_model.keras")
     embedder.save(saved)
     again = load_identity_embedder(saved)
-    np.testing.assert_allclose(again(faces), embedder(faces), rtol=1e-6, atol=1e-6)
+    # Exact: .keras keeps float32 weights bit for bit, and the same ops run on the same shapes in this process.
+    np.testing.assert_array_equal(again(faces), embedder(faces))
     assert not again.trainable_weights
     network_file = str(tmp_path / "network.keras")
     _small_model().save(network_file)

@@ -81,13 +81,16 @@ def test_paper_size_discriminator_layer_shapes_and_parameter_count():
 
 
 def test_tiny_generator_translates_conditioned_on_the_labels():
+    keras.utils.set_random_seed(0)  # the weights, so the size of the label's effect is not a random outcome
     generator = StarGANGenerator(image_size=32, num_labels=3, base_filters=8, num_residual_blocks=2)
     images, _ = _tiny_inputs()
     to_first = generator((images, np.tile([[1, 0, 0]], (2, 1)).astype(np.float32)))
     to_second = generator([images, np.tile([[0, 1, 0]], (2, 1)).astype(np.float32)])
     assert to_first.shape == (2, 32, 32, 3)
     assert np.abs(np.asarray(to_first)).max() <= 1.0  # tanh
-    assert np.abs(np.asarray(to_first) - np.asarray(to_second)).max() > 1e-4
+    # The label moves this output by ~0.7 (0.57-0.81 over seeds 0-9). A label lost to the instance norms would
+    # leave only rounding: ~8 layers of <= 300-term float32 sums, ~8 * 300 * 6e-8 * a few = ~1e-3 at worst.
+    assert np.abs(np.asarray(to_first) - np.asarray(to_second)).max() > 0.01
     assert generator.count_params() == _generator_parameters_from_the_reference_table(3, 8, 2, 2)
 
 

@@ -81,5 +81,7 @@ def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does(rating
     resumed = _trainer(ratings, interrupted_dir, 8, checkpoint_every=4)
     resumed.run()
     assert int(resumed.step.numpy()) == 8
+    # Exact: the checkpoint round trip is bit-exact, and steps 5..8 then run the same traced ops on the same
+    # batch shapes and the same batches in this process, so each kernel sums in the same order on this CPU.
     for got, expected in zip(resumed.task.model.weights, whole.task.model.weights):
-        np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-6)
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
