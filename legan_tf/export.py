@@ -32,6 +32,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 from absl import flags
+from absl import logging as absl_logging
 
 import legan_tf
 from legan_tf.data.images import decode_rgb
@@ -111,7 +112,7 @@ class _LabelTable(tf.Module):
         checks = [tf.debugging.assert_equal(tf.size(names), batch, message=f"give one {self.attribute} name per image"),
                   tf.debugging.Assert(tf.reduce_all(ids >= 0),
                                       [f"unknown {self.attribute} name(s):", tf.boolean_mask(names, ids < 0),
-                                       f"known {self.attribute} names: {', '.join(self.names)}"], summarize=8)]
+                                       f"(known: {', '.join(self.names)})"], summarize=8)]
         with tf.control_dependencies(checks):
             return tf.identity(ids)
 
@@ -325,8 +326,16 @@ def export_model(model, kind: str, serving_dir: str, name: str, label_names: Opt
     model_dir = os.path.join(serving_dir, name)
     os.makedirs(model_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=model_dir)
+    verbosity = absl_logging.get_verbosity()
     try:
+        # TF's SavedModel writer logs renamed handles and shard timings at INFO: noise to a user.
+        absl_logging.set_verbosity(absl_logging.WARNING)
         tf.saved_model.save(module, staging, signatures=module.signatures())
+        absl_logging.set_verbosity(verbosity)
+        # mkdtemp made the folder private (0700); a version must be readable by a server running as another user.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)
         source = {"exported": datetime.datetime.now().isoformat(timespec="seconds"), **(source or {})}
         os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
         while True:
@@ -341,6 +350,7 @@ def export_model(model, kind: str, serving_dir: str, name: str, label_names: Opt
                 if not os.path.exists(target):
                     raise
     finally:
+        absl_logging.set_verbosity(verbosity)
         if os.path.isdir(staging):
             shutil.rmtree(staging, ignore_errors=True)
     write_configs(serving_dir)
@@ -412,8 +422,11 @@ def export_run(run_dir: str, serving_dir: str, kinds: Sequence[str] = KINDS, gen
 
 
 def example_label_values(label_names: Mapping[str, Sequence[str]]) -> Dict[str, str]:
-    """A target per attribute for printed example commands: the second class, the first if it has one."""
-    return {attribute: names[min(1, len(names) - 1)] for attribute, names in label_names.items()}
+    """A target per attribute for printed example commands: the middle light (the lights run from one
+    side to the other, so the middle one is near frontal, where a young model already does well) and
+    the second class of any other attribute (the first is often neutral)."""
+    return {attribute: names[len(names) // 2] if attribute == "lighting" else names[min(1, len(names) - 1)]
+            for attribute, names in label_names.items()}
 
 
 def example_image(run_dir: str) -> str:

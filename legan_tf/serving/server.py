@@ -366,13 +366,14 @@ class Server:
     """gRPC and REST over one ModelRepository. Port 0 picks a free port; `start()` returns the ports."""
 
     def __init__(self, model_dir: str, grpc_port: int = 8500, rest_port: int = 8501, host: str = "127.0.0.1",
-                 workers: int = 4):
+                 workers: int = 4, max_request_bytes: int = MAX_MESSAGE_BYTES):
         self.repository = ModelRepository(model_dir)
         self.host, self.grpc_port, self.rest_port, self.workers = host, grpc_port, rest_port, workers
+        self.max_request_bytes = max_request_bytes
         self._grpc = self._http = None
 
     def start(self) -> Tuple[Optional[int], Optional[int]]:
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        options = [("grpc.max_receive_message_length", self.max_request_bytes),
                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
         if self.grpc_port is not None:
             self._grpc = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=self.workers), options=options)
@@ -383,7 +384,7 @@ class Server:
                 raise OSError(f"cannot listen for gRPC on {self.host}")
             self._grpc.start()
         if self.rest_port is not None:
-            self._http = http.server.ThreadingHTTPServer((self.host, self.rest_port), make_rest_handler(self.repository))
+            self._http = http.server.ThreadingHTTPServer((self.host, self.rest_port), make_rest_handler(self.repository, self.max_request_bytes))
             self._http.daemon_threads = True
             self.rest_port = self._http.server_address[1]
             threading.Thread(target=self._http.serve_forever, daemon=True).start()

@@ -38,6 +38,11 @@ def test_every_model_of_the_run_is_a_version_in_the_tf_serving_layout(serving_di
         assert f'name: "{name}"\n    base_path: "/models/{name}"' in config
     assert "max_batch_size { value: 32 }" in (serving_dir / export.BATCHING_CONFIG).read_text()
     assert not [entry for entry in os.listdir(serving_dir / "legan") if entry.startswith(".")]  # no staging left
+    # Not mkdtemp's private 0700: a version gets what any new folder gets here, so a server's user can read it.
+    os.mkdir(serving_dir / "plain-folder")
+    plain = os.stat(serving_dir / "plain-folder").st_mode & 0o777
+    os.rmdir(serving_dir / "plain-folder")
+    assert os.stat(serving_dir / "legan" / "1").st_mode & 0o777 == plain
 
 
 def test_a_second_export_is_a_new_version_and_leaves_the_first_untouched(tiny_run, tmp_path):
@@ -165,7 +170,7 @@ def test_export_script_writes_versions_and_prints_the_serve_and_edit_commands(ti
     assert f"serving/server.py --model_dir={root}" in result.stdout
     assert "tensorflow/serving --model_config_file=/models/models.config" in result.stdout
     assert ("serving/client.py --server=localhost:8500 --model=legan --image=face.png --expression=smile "
-            "--lighting=01 --output=edited.png") in result.stdout
+            "--lighting=02 --output=edited.png") in result.stdout
 
     bad = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "export.py"), f"--run_dir={tmp_path}/none"],
                          capture_output=True, text=True, timeout=300, cwd=REPO)

@@ -20,6 +20,7 @@ from tests.serving.conftest import SIZE, face, png_bytes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLIENT = os.path.join(REPO, "serving", "client.py")
+MAX_REQUEST = 1 << 20  # the server's request limit here (64 MiB by default): large enough for every test request
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def live_dir(serving_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(live_dir):
-    server = Server(str(live_dir), grpc_port=0, rest_port=0)
+    server = Server(str(live_dir), grpc_port=0, rest_port=0, max_request_bytes=MAX_REQUEST)
     server.start()
     yield server
     server.stop()
@@ -143,9 +144,16 @@ def test_rest_refuses_malformed_json_strings_for_floats_and_huge_bodies_with_sta
     assert status == 400 and "not valid base64" in reply["error"]
     status, reply = _post(server, "/v1/models/nobody:predict", b"{}")
     assert status == 404
-    from legan_tf.serving import server as server_module
-    status, reply = _post(server, "/v1/models/quality:predict", b" " * (server_module.MAX_MESSAGE_BYTES + 1))
-    assert status == 413 and "at most" in reply["error"]
+    status, reply = _post(server, "/v1/models/quality:predict", b" " * (MAX_REQUEST + 1))
+    assert status == 413 and f"at most {MAX_REQUEST}" in reply["error"]
+
+
+def test_an_oversized_grpc_request_is_resource_exhausted_and_the_server_goes_on(server):
+    client = GrpcClient(f"127.0.0.1:{server.grpc_port}")
+    with pytest.raises(ServingError) as raised:
+        client.predict("quality", {"images_bytes": [b"x" * (MAX_REQUEST + 1)]})
+    assert raised.value.code == "RESOURCE_EXHAUSTED"
+    assert score_faces(client, "quality", [png_bytes(face(7))]).shape == (1,)
 
 
 def test_rest_row_format_instances_as_tf_serving_documents(server):
