@@ -18,8 +18,8 @@ with the reference widths (48, 96, 192, 128, 128) and input 128x128x1:
     fc2     dropout(0.5, training only), Linear 256 -> num_classes, bias-free (80013 for the
             released model, trained on CASIA-WebFace + MS-Celeb-1M)
 
-An MFM (max-feature-map) conv or dense layer computes 2*n channels and returns the elementwise
-max of the first n and the last n. Every conv has a bias. The network has 10,475,872 parameters
+An MFM (max-feature-map) conv layer computes 2*n channels and returns the elementwise max of
+the first n and the last n. Every conv has a bias. The network has 10,475,872 parameters
 without fc2 (30,959,200 with the released 80013-class head).
 
 Input: grayscale (B, S, S, 1) in [0, 1], as the reference's `ToTensor()` of an 8-bit gray image.
@@ -81,36 +81,6 @@ class MaxFeatureMapConv2D(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides, padding=self.padding)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="legan_tf")
-class MaxFeatureMapDense(keras.layers.Layer):
-    """Dense to 2*units, then the elementwise max of the two halves (the reference's `mfm`, type 0).
-
-    LightCNN-9 and LightCNN-29 (v1) use it for their fc layer; v2's fc is a plain Linear.
-    """
-
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.filter = keras.layers.Dense(
-            2 * units, kernel_initializer=torch_default_kernel_initializer(), name="filter")
-
-    def build(self, input_shape):
-        if not self.filter.built:
-            self.filter.build(input_shape)
-
-    def call(self, inputs):
-        first, second = keras.ops.split(self.filter(inputs), 2, axis=-1)
-        return keras.ops.maximum(first, second)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(units=self.units)
         return config
 
 

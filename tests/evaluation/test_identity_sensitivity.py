@@ -11,7 +11,7 @@ import pytest
 from legan_tf.data.synthetic import FaceLab
 from legan_tf.evaluation.identity_sensitivity import (CHANGES, DEGRADATIONS, _other, attribute_sensitivity,
                                                       translation_identity_loss)
-from legan_tf.evaluation.translation import to_model_images
+from legan_tf.evaluation.translation import draw_edits, to_model_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB = FaceLab(image_size=32, expression_set="multipie", num_lightings=4, seed=0)
@@ -84,7 +84,29 @@ def test_script_reports_both_tables_and_refuses_a_folder_without_a_lab(tmp_path)
     assert "verification AUC" in result.stdout and "same face, other light" in result.stdout
     report = json.load(open(tmp_path / "identity_evaluation.json"))
     assert report["identities"] == [100000, 100002] and report["sensitivity"]["num_pairs"] == 10
-    assert 0.0 <= report["generator"]["translation_mean"] <= 2.0 and "L_id on" in result.stdout
+    assert "L_id on" in result.stdout
+    # L_id of the generator's edits, recomputed here from its definition: seeded edits of the lab's faces
+    # (lab.json: 32 px, multipie expressions, 3 lights, seed 0), translated with expression-then-lighting
+    # one-hots, 1 - cos of the embeddings in float64. The embedder and generator are the saved ones, run on
+    # the same 10 faces in one batch as the script does: the same float32 ops on the same shapes, so only the
+    # float64 mean of 10 terms <= 2 can differ by its order: <= 10 * 2 * 1.1e-16, far inside 1e-12.
+    lab = FaceLab(image_size=32, expression_set="multipie", num_lightings=3, seed=0)
+    identity, source, new = draw_edits(lab, np.arange(100000, 100003), 10, 0)
+
+    def faces(labels):
+        return to_model_images(lab.render(identity, labels["expression"], labels["lighting"])["rgb"], 32)
+
+    def one_minus_cosine(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        return 1.0 - np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+    labels = np.concatenate([np.eye(6, dtype=np.float32)[new["expression"]],
+                             np.eye(3, dtype=np.float32)[new["lighting"]]], axis=1)
+    anchor = embedder(faces(source))
+    translated = one_minus_cosine(anchor, embedder(np.asarray(generator((faces(source), labels)))))
+    exact = one_minus_cosine(anchor, embedder(faces(new)))
+    assert report["generator"]["translation_mean"] == pytest.approx(translated.mean(), rel=0, abs=1e-12)
+    assert report["generator"]["exact_target_mean"] == pytest.approx(exact.mean(), rel=0, abs=1e-12)
 
     refused = subprocess.run(script + [f"--lab_dir={tmp_path}"], capture_output=True, text=True, env=env, timeout=300)
     assert refused.returncode == 1 and "no lab.json there" in refused.stderr and "Traceback" not in refused.stderr

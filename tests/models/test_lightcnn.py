@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from legan_tf.errors import ConfigError
 from legan_tf.losses import identity_loss
-from legan_tf.models.lightcnn import (IdentityEmbedder, LightCNN29v2, MaxFeatureMapConv2D, MaxFeatureMapDense,
-                                      faces_to_lightcnn_input, load_identity_embedder, load_lightcnn_weights)
+from legan_tf.models.lightcnn import (IdentityEmbedder, LightCNN29v2, MaxFeatureMapConv2D, faces_to_lightcnn_input,
+                                      load_identity_embedder, load_lightcnn_weights)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONVERT = os.path.join(REPO, "scripts", "convert_lightcnn.py")
@@ -149,18 +149,14 @@ def test_outputs_embedding_and_logits_with_a_classifier():
     assert model.fc2.bias is None and model.fc.bias is not None
 
 
-def test_max_feature_map_layers_take_the_max_of_the_two_halves():
+def test_max_feature_map_conv_takes_the_max_of_the_two_halves():
     conv = MaxFeatureMapConv2D(3, 5, strides=2, padding=2)
     x = np.random.default_rng(1).normal(size=(1, 9, 9, 2)).astype(np.float32)
     y = conv(x)
     assert tuple(y.shape) == (1, 5, 5, 3)  # PyTorch: (9 + 2*2 - 5) // 2 + 1 = 5
-    # Exact: the layer runs this same conv (and dense) on the same input; split and max do not round.
+    # Exact: the layer runs this same conv on the same input; split and max do not round.
     full = conv.filter(conv.pad(x)).numpy()
     np.testing.assert_array_equal(y, np.maximum(full[..., :3], full[..., 3:]))
-    dense = MaxFeatureMapDense(4)
-    z = dense(x.reshape(1, -1))
-    full = dense.filter(x.reshape(1, -1)).numpy()
-    np.testing.assert_array_equal(z, np.maximum(full[:, :4], full[:, 4:]))
 
 
 @pytest.mark.parametrize("size", [100, 8, 0])
@@ -234,8 +230,24 @@ def test_the_classifier_head_may_be_absent_or_ignored(official_small, tmp_path):
     head = before.fc2.kernel.numpy()
     assert "fc2.weight" not in load_lightcnn_weights(before, headless)
     np.testing.assert_array_equal(before.fc2.kernel.numpy(), head)
+    # A 7-class head in the file and a 3-class one in the model: loading it would be a shape error ...
     other_head = _small_model(num_classes=3)
-    load_lightcnn_weights(other_head, path, include_classifier=False)  # 7-class head in the file: ignored
+    other_head_kernel = other_head.fc2.kernel.numpy()
+    with pytest.raises(ConfigError, match=r"fc2.weight has shape \(7, 16\), the model expects \(3, 16\)"):
+        load_lightcnn_weights(other_head, path)
+    # ... so include_classifier=False leaves the model's head as it was and loads every trunk weight.
+    loaded = load_lightcnn_weights(other_head, path, include_classifier=False)
+    assert sorted(loaded) == sorted(name for name in state if name != "fc2.weight")
+    np.testing.assert_array_equal(other_head.fc2.kernel.numpy(), other_head_kernel)
+    # Exact: the loader only transposes the file's float32 arrays (OIHW -> HWIO; (out, in) -> (in, out)).
+    np.testing.assert_array_equal(other_head.conv1.filter.kernel.numpy(),
+                                  state["conv1.filter.weight"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(other_head.fc.bias.numpy(), state["fc.bias"])
+    reference = _small_model(num_classes=0)
+    load_lightcnn_weights(reference, path)
+    for got, want in zip(other_head.trunk_layers(), reference.trunk_layers()):
+        for got_weight, want_weight in zip(got.get_weights(), want.get_weights()):
+            np.testing.assert_array_equal(got_weight, want_weight)
 
 
 def _write_npz(path, state):

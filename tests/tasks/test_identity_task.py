@@ -17,6 +17,7 @@ from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation.identity_metrics import identity_metrics, nearest_neighbours
 from legan_tf.models.lightcnn import IdentityEmbedder
+from legan_tf.tasks import identity as identity_task
 from legan_tf.tasks.identity import IdentityTask
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -95,9 +96,30 @@ def test_training_reduces_the_loss_and_the_export_embeds_like_the_task(splits, t
         last = float(step(batch)["loss/identity"])
     assert last < 0.6 * first, (first, last)  # from ln(4), four training identities
 
-    metrics = task.evaluate(test.dataset(32, training=False, repeat=False))
+    held_out = list(test.dataset(32, training=False, repeat=False))
+    metrics = task.evaluate(held_out)
     assert set(metrics) == {"eval/verification_auc", "eval/tar_at_far_1pct", "eval/rank1_accuracy"}
-    assert all(0.0 <= value <= 1.0 for value in metrics.values())
+    # The figures by their definitions, on every held-out face (fewer than eval_examples): the embeddings are the
+    # task's (the same ops on the same batches), the cosines float64 as the metrics define them.
+    embeddings = np.concatenate([task.embed(b["image"]) for b in held_out]).astype(np.float64)
+    identities = np.concatenate([b["identity"] for b in held_out])
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    cosine = unit @ unit.T
+    same = identities[:, None] == identities[None, :]
+    pairs = np.triu_indices(len(identities), k=1)
+    genuine, impostor = cosine[pairs][same[pairs]], cosine[pairs][~same[pairs]]
+    # AUC: the chance that a same-identity pair scores above a different-identity one (ties count half); a
+    # ratio of pair counts that sklearn sums as trapezoids, each rounding <= 1.1e-16 relative: <= 1e-12 apart.
+    wins = (genuine[:, None] > impostor[None, :]).sum() + 0.5 * (genuine[:, None] == impostor[None, :]).sum()
+    assert metrics["eval/verification_auc"] == pytest.approx(wins / (len(genuine) * len(impostor)), rel=1e-12)
+    # TAR at FAR 1%: a same-identity pair is accepted when at most 1% of the impostor pairs score as high.
+    allowed = int(0.01 * len(impostor))
+    accepted = [(impostor >= score).sum() <= allowed for score in genuine]
+    assert metrics["eval/tar_at_far_1pct"] == np.mean(accepted)  # exact: a count over the same count
+    # Rank-1: each face's most similar other face has its identity (every held-out face has a partner here).
+    np.fill_diagonal(cosine, -np.inf)
+    assert np.all(same.sum(axis=1) > 1)
+    assert metrics["eval/rank1_accuracy"] == np.mean(identities[np.argmax(cosine, axis=1)] == identities)
     samples = next(iter(test.dataset(6, training=False, repeat=False)))
     grid = task.sample_grid(samples)
     assert grid.dtype == np.uint8 and grid.ndim == 3 and grid.shape[2] == 3
@@ -129,10 +151,38 @@ def test_training_sees_faces_degraded_by_step_and_seed(splits):
     assert float(clean.train_step(batch)["loss/identity"]) != float(with_degradations.train_step(batch)["loss/identity"])
 
 
-def test_evaluation_subsamples_large_held_out_sets(splits):
+def test_evaluation_subsamples_large_held_out_sets_evenly(splits, monkeypatch):
     train, test = splits
+    held_out = list(test.dataset(32, training=False, repeat=False))
+    identities = np.concatenate([b["identity"] for b in held_out])
+    count = len(identities)
+    assert count > 5
+    scored = []
+
+    def recording_metrics(embeddings, kept):
+        scored.append((np.asarray(embeddings), np.asarray(kept)))
+        return identity_metrics(embeddings, kept)
+
+    monkeypatch.setattr(identity_task, "identity_metrics", recording_metrics)
     task = _task(train, eval_examples=5)
-    assert task.evaluate(test.dataset(32, training=False, repeat=False))  # 5 of the held-out faces
+    metrics = task.evaluate(held_out)
+    # 5 faces evenly spaced over the split's order: the first, the last and every (count - 1) / 4 between
+    # (rounded half to even, as numpy rounds; (count - 1) / 4 * k is exact in binary).
+    keep = [round(k * (count - 1) / 4) for k in range(5)]
+    assert keep[0] == 0 and keep[-1] == count - 1 and len(set(keep)) == 5
+    [(embeddings, kept)] = scored
+    np.testing.assert_array_equal(kept, identities[keep])
+    assert set(kept) == set(identities)  # every held-out identity keeps a share of its faces
+    # Exact: the task's own embeddings of the same batches (same ops, same shapes), at those places.
+    everyone = np.concatenate([task.embed(b["image"]) for b in held_out])
+    np.testing.assert_array_equal(embeddings, everyone[keep])
+    expected = identity_metrics(everyone[keep], identities[keep])
+    assert metrics == {f"eval/{name}": expected[name] for name in ("verification_auc", "tar_at_far_1pct",
+                                                                    "rank1_accuracy") if name in expected}
+    # A held-out split no larger than eval_examples is scored whole.
+    scored.clear()
+    _task(train, eval_examples=count).evaluate(held_out)
+    np.testing.assert_array_equal(scored[0][1], identities)
 
 
 def test_data_without_identities_is_a_config_error(splits):

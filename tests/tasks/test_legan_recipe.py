@@ -1,15 +1,19 @@
 """The LEGAN recipe: shuffled targets, identity and quality terms, fit(), replica independence, bad settings."""
 
+import inspect
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from legan_tf import visualize
 from legan_tf.errors import ConfigError
 from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
 from legan_tf.models.quality import QualityModel
 from legan_tf.tasks.legan import LEGAN, LEGANTask
+from legan_tf.tasks.stargan import one_hot_labels
+from tests.tasks.test_stargan_recipe import fit_equals_the_updates_by_hand
 
 LABELS = {"expression": 3, "lighting": 4}
 TINY = dict(image_size=32, label_sizes=LABELS, g_filters=4, g_residual_blocks=1, d_filters=4, d_downsamples=5)
@@ -68,9 +72,18 @@ def test_generator_step_adds_identity_and_quality_terms_and_trains_only_the_gene
     frozen = [w.numpy().copy() for w in model.identity_model.weights + model.quality_model.weights]
     before = [w.numpy().copy() for w in model.generator.trainable_weights]
     batch = {key: tf.constant(value) for key, value in _batch().items()}
+    # The step's translations, by the generator it starts from: the same ops on the same shapes as in the step.
+    targets = model.random_targets(batch, tf.constant(1, tf.int64))
+    fakes = model.generator((batch["image"], one_hot_labels(targets, LABELS)), training=True)
+    real_embedding = model.identity_model(batch["image"], training=False).numpy().astype(np.float64)
+    fake_embedding = model.identity_model(fakes, training=False).numpy().astype(np.float64)
     metrics = model.generator_step(batch, tf.constant(1, tf.int64))
     assert {"g/identity", "g/quality", "g/total"} <= set(metrics)
-    assert 0.0 <= float(metrics["g/identity"]) <= 2.0
+    cosine = np.sum(real_embedding * fake_embedding, 1) / (np.linalg.norm(real_embedding, axis=1)
+                                                           * np.linalg.norm(fake_embedding, axis=1))
+    # L_id in float32 against float64 from the same embeddings: two normalisations of 8 values and a sum of 8
+    # products (<= ~20 roundings of 6e-8 per example, as below), then a mean of 8 terms <= 2 (8 more): < 3e-6.
+    np.testing.assert_allclose(float(metrics["g/identity"]), np.mean(1.0 - cosine), rtol=0, atol=3e-6)
     assert all(np.isfinite(float(value)) for value in metrics.values())
     unchanged = [w.path for w, b in zip(model.generator.trainable_weights, before) if np.array_equal(w.numpy(), b)]
     assert not unchanged
@@ -99,11 +112,18 @@ def test_identity_term_is_one_minus_cosine_of_the_frozen_embeddings():
 
 def test_fit_trains_through_train_step():
     model = _model(n_critic=2)
-    model.compile()
+    model.compile()  # fit's default: a compiled train_step
     data = tf.data.Dataset.from_tensor_slices(_batch(32)).batch(8)
     history = model.fit(data, epochs=1, verbose=0, shuffle=False)
     assert int(model.d_optimizer.iterations.numpy()) == 4 and int(model.g_optimizer.iterations.numpy()) == 2
     assert "g/identity" in history.history and all(np.isfinite(v[-1]) for v in history.history.values())
+
+
+def test_fit_runs_each_given_batch_through_the_d_and_g_updates_in_order():
+    # LEGAN's shuffled targets and its identity and quality terms, on the batches fit() was given.
+    # Two batches (D; then D and G) keep it quick: the StarGAN test runs the longer schedule of the same train_step.
+    _, _, history = fit_equals_the_updates_by_hand(_model, num_batches=2)
+    assert {"g/identity", "g/quality"} <= set(history.history)
 
 
 def test_bad_settings_stop_at_start_up_with_a_message(tmp_path):
@@ -119,12 +139,49 @@ def test_bad_settings_stop_at_start_up_with_a_message(tmp_path):
         LEGANTask(NAMES, 32, 8, 10, lambda_id=0, lambda_qual=0)
 
 
-def test_sample_grid_has_lightings_then_expressions_then_masks():
+def test_sample_grid_has_lightings_then_expressions_then_masks(monkeypatch):
     task = LEGANTask(NAMES, 32, 8, 10, lambda_id=0, lambda_qual=0, g_filters=4, g_residual_blocks=1, d_filters=4,
                      d_downsamples=5)
     task.build()
-    grid = task.sample_grid({key: tf.constant(value) for key, value in _batch(4).items()})
-    # input + 4 lightings + 3 expressions + joint edit + two masks = 11 columns of 32 px (plus titles/margins).
-    assert grid.dtype == np.uint8 and grid.ndim == 3
-    assert grid.shape[1] >= 11 * 32
+    batch = {key: tf.constant(value) for key, value in _batch(4).items()}
+    mosaics = []
+    real_mosaic = visualize.titled_mosaic
 
+    def spy(columns, titles, **kwargs):
+        mosaics.append((columns, titles))
+        return real_mosaic(columns, titles, **kwargs)
+
+    monkeypatch.setattr(visualize, "titled_mosaic", spy)
+    grid = task.sample_grid(batch)
+    [(columns, titles)] = mosaics
+    assert titles == ["input", "ligh=0", "ligh=1", "ligh=2", "ligh=3", "expr=a", "expr=b", "expr=c", "joint edit",
+                      "mask M_e", "mask M_l"]
+    images, source = batch["image"], {name: batch[name] for name in LABELS}
+    generator = task.model.sampling_generator
+
+    def translated(expression, lighting):
+        return generator((images, one_hot_labels({"expression": expression, "lighting": lighting}, LABELS)),
+                         training=False)
+
+    def full(value):
+        return tf.fill([4], value)
+
+    # The joint edit: the next expression and the light half-way round (4 lights: + 2).
+    joint = generator.translate_with_masks((images, one_hot_labels(
+        {"expression": (source["expression"] + 1) % 3, "lighting": (source["lighting"] + 2) % 4}, LABELS)))
+    expected = ([images] + [translated(source["expression"], full(light)) for light in range(4)]
+                + [translated(full(expression), source["lighting"]) for expression in range(3)] + list(joint))
+    # Exact: the grid's columns come from the same generator ops on the same shapes, then the same to_uint8.
+    assert len(columns) == len(expected)
+    for title, column, want in zip(titles, columns, expected):
+        np.testing.assert_array_equal(column, visualize.to_uint8(want.numpy()), err_msg=title)
+    # Different targets give different pictures, so the order above is one the test can tell apart.
+    assert len({column.tobytes() for column in columns[1:8]}) == 7
+    # The image holds the columns side by side in that order: each block is one column's faces, row by row.
+    gap, title_height = (inspect.signature(real_mosaic).parameters[name].default for name in ("gap", "title_height"))
+    pitch = grid.shape[1] // len(columns)
+    assert grid.dtype == np.uint8 and grid.shape == (title_height + 4 * (32 + gap), len(columns) * pitch, 3)
+    for index, column in enumerate(columns):
+        for row in range(4):
+            top = title_height + row * (32 + gap)
+            np.testing.assert_array_equal(grid[top:top + 32, index * pitch:index * pitch + 32], column[row])

@@ -46,17 +46,67 @@ def test_random_targets_differ_from_the_source_and_cover_every_other_class():
     assert len(seen["lighting"]) == 4 * 3  # every (source, other class) pair occurs
 
 
+def fit_equals_the_updates_by_hand(make_model, n_critic=2, num_batches=4):
+    """fit() over known batches against the same D and G updates called by hand on a twin model.
+
+    fit (run eagerly, so it runs the ops train_step names, as the by-hand calls do) must update D on
+    batch i with step i (d_optimizer.iterations before the update), then G on that batch whenever the
+    D step count reached a multiple of n_critic (batches n_critic - 1, 2 n_critic - 1, ..., with that count
+    as G's step, as the distributed trainer's 1-based steps n_critic, 2 n_critic, ... do).
+    Exact: both twins start from the same seeded weights and run the same ops on the same shapes in this
+    process, so any other batch, order, step or G schedule gives other weights.
+    Returns (fitted, by_hand, history).
+    """
+    data = _batch(8 * num_batches)
+    fitted, by_hand = make_model(n_critic=n_critic), make_model(n_critic=n_critic)
+    for a, b in zip(fitted.weights, by_hand.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    initial = {w.path: w.numpy().copy() for w in fitted.generator.weights + fitted.discriminator.weights}
+    fitted.compile(run_eagerly=True)
+    history = fitted.fit(tf.data.Dataset.from_tensor_slices(data).batch(8), epochs=1, verbose=0, shuffle=False)
+    last = {}
+    for index in range(num_batches):
+        batch = {key: tf.constant(value[8 * index:8 * index + 8]) for key, value in data.items()}
+        last = dict(by_hand.discriminator_step(batch, tf.constant(index, tf.int64)))
+        if (index + 1) % n_critic == 0:
+            last.update(by_hand.generator_step(batch, tf.constant(index + 1, tf.int64)))
+    assert int(fitted.d_optimizer.iterations.numpy()) == num_batches
+    assert int(fitted.g_optimizer.iterations.numpy()) == num_batches // n_critic
+    pairs = (list(zip(fitted.weights, by_hand.weights))
+             + list(zip(fitted.d_optimizer.variables, by_hand.d_optimizer.variables))
+             + list(zip(fitted.g_optimizer.variables, by_hand.g_optimizer.variables)))
+    for a, b in pairs:
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    # Both networks trained: every D weight and the G kernels moved (the comparison is not of two idle twins).
+    moved = {w.path for w in fitted.generator.weights + fitted.discriminator.weights
+             if not np.array_equal(w.numpy(), initial[w.path])}
+    assert {w.path for w in fitted.discriminator.trainable_weights} <= moved
+    assert any(w.path in moved for w in fitted.generator.trainable_weights)
+    # fit's logs are the last train_step's metrics: the last batch's D update and (when its count is a multiple
+    # of n_critic, as with the defaults) its G update.
+    assert sorted(history.history) == sorted(last)
+    for name, value in last.items():
+        assert history.history[name] == [float(value)], name
+    return fitted, by_hand, history
+
+
 def test_fit_trains_discriminator_every_batch_and_generator_every_n_critic():
     model = _model(n_critic=2)
-    model.compile()
+    model.compile()  # fit's default: a compiled train_step (XLA where keras picks it)
     data = tf.data.Dataset.from_tensor_slices(_batch(32)).batch(8)
-    before = [w.numpy().copy() for w in model.generator.trainable_weights]
+    networks = (model.generator, model.discriminator)
+    before = [[w.numpy().copy() for w in network.trainable_weights] for network in networks]
     history = model.fit(data, epochs=1, verbose=0, shuffle=False)
     assert int(model.d_optimizer.iterations.numpy()) == 4
-    assert int(model.g_optimizer.iterations.numpy()) == 2  # batches 0 and 2
+    assert int(model.g_optimizer.iterations.numpy()) == 2  # batches 1 and 3 (D counts 2 and 4)
     assert all(np.isfinite(values[-1]) for values in history.history.values())
     # Adam's first step moves each weight by about the learning rate, 1e-3: far outside allclose's 1e-5 relative.
-    assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, model.generator.trainable_weights))
+    for network, saved in zip(networks, before):
+        assert any(not np.allclose(a, w.numpy()) for a, w in zip(saved, network.trainable_weights)), network.name
+
+
+def test_fit_runs_each_given_batch_through_the_d_and_g_updates_in_order():
+    fit_equals_the_updates_by_hand(_model)
 
 
 def test_generator_gradients_reach_every_weight():
