@@ -7,16 +7,14 @@ so the same numbers on any layout can only be asked of a recipe without it.
 """
 
 import keras
-import numpy as np
 
-from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
-from legan_tf.models.quality import QualityModel
 from legan_tf.tasks.classifier import ClassifierTask
 from legan_tf.tasks.identity import IdentityTask
 from legan_tf.tasks.legan import LEGAN
 from legan_tf.tasks.quality import QualityTask
 from legan_tf.tasks.stargan import StarGAN
 from tests.tasks.mirrored import GLOBAL_BATCH
+from tests.tasks.test_legan_recipe import _judges
 
 LABEL_NAMES = {"expression": ("a", "b", "c"), "lighting": ("0", "1", "2", "3")}
 GAN = dict(image_size=32, label_sizes={"expression": 3, "lighting": 4}, g_filters=4, g_residual_blocks=1, d_filters=4,
@@ -38,12 +36,7 @@ def stargan(recorder):
 
 
 def legan(recorder):
-    keras.utils.set_random_seed(1)
-    identity = IdentityEmbedder(LightCNN29v2(input_size=16, channels=(4, 4, 4, 4, 4), embedding_dim=8,
-                                             num_blocks=(1, 1, 1, 1)))
-    quality = QualityModel(image_size=32, base_filters=4, num_downsamples=3, dense_units=8)
-    identity(np.zeros((1, 32, 32, 3), np.float32))
-    quality(np.zeros((1, 32, 32, 3), np.float32))
+    identity, quality = _judges()  # the LEGAN recipe tests' tiny frozen f and Q
     keras.utils.set_random_seed(0)
     # Both judges on: L_id and L_qual flow through frozen networks on every replica.
     return _gan(LEGAN(identity_model=identity, quality_model=quality, lambda_qual=1.0, lambda_id=1.0, **GAN), recorder)
