@@ -68,17 +68,26 @@ def _init_parameters(task_class) -> set:
     return names
 
 
-def _task_kwargs(task_class) -> dict:
-    """Flags named `<flag_prefix><argument>` become the task's constructor arguments."""
+def _task_kwargs(task_class, flag_values: flags.FlagValues = FLAGS) -> dict:
+    """Flags named `<flag_prefix><argument>` become the task's constructor arguments.
+
+    A prefixed flag that names no argument is an error, not a silent default: set in a flagfile,
+    it would otherwise train with the constructor's value while flags.txt records another.
+    """
     prefix = getattr(task_class, "flag_prefix", task_class.name + "_")
     parameters = _init_parameters(task_class)
+    unused = sorted(name for name in flag_values if name.startswith(prefix) and name[len(prefix):] not in parameters)
+    if unused:
+        raise ConfigError(f"{', '.join('--' + name for name in unused)}: defined for the {task_class.name!r} recipe, "
+                          f"but {task_class.__name__} takes no argument "
+                          f"{', '.join(repr(name[len(prefix):]) for name in unused)}; the flag would be ignored.")
     kwargs = {
-        name[len(prefix):]: FLAGS[name].value
-        for name in FLAGS
+        name[len(prefix):]: flag_values[name].value
+        for name in flag_values
         if name.startswith(prefix) and name[len(prefix):] in parameters
     }
     if "seed" in parameters:
-        kwargs["seed"] = FLAGS.seed
+        kwargs["seed"] = flag_values["seed"].value if "seed" in flag_values else 0
     return kwargs
 
 
