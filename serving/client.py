@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Edits, scores or classifies faces through TF-Serving (or serving/server.py), over gRPC or REST.
+r"""Edits, scores or classifies faces through TF-Serving (or serving/server.py), over gRPC or REST.
 
   python serving/client.py --server=localhost:8500 --model=legan --image=face.jpg --expression=smile \
       --lighting=07 --output=edited.png

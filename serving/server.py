@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Serves an exported model directory over gRPC (:8500) and REST (:8501), as TF-Serving would.
+r"""Serves an exported model directory over gRPC (:8500) and REST (:8501), as TF-Serving would.
 
   python serving/server.py --model_dir=serving/models
 
@@ -42,6 +42,13 @@ def main(argv):
     if not names:
         print(f"error: {FLAGS.model_dir} holds no exported model (no <name>/<version>/ folder)", file=sys.stderr)
         sys.exit(1)
+    for name in names:  # load now: a broken export fails here, not at the first request
+        try:
+            server.repository.get(name)
+        except Exception as error:  # noqa: BLE001 (any load failure is reported the same way)
+            print(f"error: cannot load {os.path.join(FLAGS.model_dir, name)}: {str(error).strip().splitlines()[0]}",
+                  file=sys.stderr)
+            sys.exit(1)
     try:
         grpc_port, rest_port = server.start()
     except OSError as error:

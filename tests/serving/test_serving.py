@@ -200,3 +200,42 @@ def test_client_command_edits_a_face_scores_and_fails_clearly(server, tmp_path):
                  "--lighting=02", f"--output={output}")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: INVALID_ARGUMENT: unknown expression name(s): laugh")
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_server_command_serves_a_folder_and_refuses_a_broken_one(serving_dir, tmp_path):
+    import time
+
+    grpc_port, rest_port = _free_port(), _free_port()
+    server = subprocess.Popen([sys.executable, os.path.join(REPO, "serving", "server.py"), f"--model_dir={serving_dir}",
+                               f"--grpc_port={grpc_port}", f"--rest_port={rest_port}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        lines = []
+        while time.monotonic() < deadline:  # the readiness line comes after every model has loaded
+            line = server.stdout.readline()
+            lines.append(line)
+            if line.startswith("serving gRPC") or not line:
+                break
+        assert lines[-1].startswith(f"serving gRPC on 127.0.0.1:{grpc_port}"), lines
+        assert any(line.startswith("model legan: version 1") for line in lines)
+        scores = score_faces(GrpcClient(f"127.0.0.1:{grpc_port}"), "quality", [png_bytes(face(12))])
+        assert scores.shape == (1,)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    broken = tmp_path / "broken"
+    (broken / "legan" / "1").mkdir(parents=True)
+    (broken / "legan" / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    result = subprocess.run([sys.executable, os.path.join(REPO, "serving", "server.py"), f"--model_dir={broken}",
+                             "--grpc_port=-1", "--rest_port=-1"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1].startswith(f"error: cannot load {broken}/legan")
