@@ -23,13 +23,13 @@ to a default class. TF-Serving's REST API base64-encodes string outputs only whe
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import shutil
 import tempfile
 from typing import Dict, List, Mapping, Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 from absl import flags
 from absl import logging as absl_logging
@@ -47,7 +47,7 @@ BATCHING_CONFIG = "batching.config"
 # What each exported .keras file of a run is, and the serving name it gets (None: the task's name).
 RUN_FILES = {"generator.keras": ("generator", None), "quality_model.keras": ("quality", "quality"),
              "attribute_classifier.keras": ("classifier", "classifier"), "identity_model.keras": ("identity", "identity")}
-KINDS = ("generator", "quality", "classifier", "identity")
+KINDS = tuple(kind for kind, _ in RUN_FILES.values())
 # --enable_batching: up to 32 requests merged, waiting at most 5 ms for a batch to fill.
 BATCHING_TEXT = """max_batch_size { value: 32 }
 batch_timeout_micros { value: 5000 }
@@ -154,77 +154,78 @@ class GeneratorModule(tf.Module):
                 "translate": self.translate.get_concrete_function()}
 
 
-class QualityModule(tf.Module):
-    """Q: faces in, naturalness score (1-10 scale of the ratings) out."""
+class _FacesModule(tf.Module):
+    """A model that takes faces only: `serving_default` on encoded faces, `float_signature` on floats,
+    both answering with `outputs(images)`."""
 
-    def __init__(self, model):
-        super().__init__(name="quality_serving")
-        self.model, self.size = model, int(model.image_size)
-        self.rate = tf.function(self._rate, input_signature=[tf.TensorSpec([None], tf.string, name="images_bytes")])
-        self.score = tf.function(self._score, input_signature=[
-            tf.TensorSpec([None, self.size, self.size, 3], tf.float32, name="images")])
+    float_signature = ""
 
-    def _score(self, images):
-        images = _check_float_batch(images)
-        return {"quality": tf.reshape(self.model(images, training=False), [-1])}
+    def __init__(self, model, size, float_size=None):
+        super().__init__(name=f"{self.float_signature}_serving")
+        self.model, self.size = model, int(size)
+        self.from_bytes = tf.function(self._from_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="images_bytes")])
+        self.from_floats = tf.function(self._from_floats, input_signature=[
+            tf.TensorSpec([None, float_size, float_size, 3], tf.float32, name="images")])
 
-    def _rate(self, images_bytes):
-        return self._score(_decode_faces(images_bytes, self.size)[0])
+    def outputs(self, images):
+        raise NotImplementedError
+
+    def _from_floats(self, images):
+        return self.outputs(_check_float_batch(images))
+
+    def _from_bytes(self, images_bytes):
+        return self.outputs(_decode_faces(images_bytes, self.size)[0])
 
     def signatures(self):
-        return {"serving_default": self.rate.get_concrete_function(), "score": self.score.get_concrete_function()}
+        return {"serving_default": self.from_bytes.get_concrete_function(),
+                self.float_signature: self.from_floats.get_concrete_function()}
 
 
-class ClassifierModule(tf.Module):
+class QualityModule(_FacesModule):
+    """Q: faces in, naturalness score (1-10 scale of the ratings) out."""
+
+    float_signature = "score"
+
+    def __init__(self, model):
+        super().__init__(model, model.image_size, int(model.image_size))
+
+    def outputs(self, images):
+        return {"quality": tf.reshape(self.model(images, training=False), [-1])}
+
+
+class ClassifierModule(_FacesModule):
     """The attribute classifier: per attribute, class probabilities and the most likely class's name."""
 
+    float_signature = "classify"
+
     def __init__(self, model, label_names: Mapping[str, Sequence[str]]):
-        super().__init__(name="classifier_serving")
-        self.model, self.size = model, int(model.image_size)
         missing = [name for name in model.head_classes if name not in label_names]
         if missing:
             raise ConfigError(f"the classifier has heads {', '.join(missing)} that the run's label names lack.")
         for name, count in model.head_classes.items():
             if len(label_names[name]) != count:
                 raise ConfigError(f"the classifier's {name} head has {count} classes; the run names {len(label_names[name])}.")
+        super().__init__(model, model.image_size, int(model.image_size))
         self.tables = {name: _LabelTable(name, label_names[name]) for name in model.head_classes}
-        self.rate = tf.function(self._bytes, input_signature=[tf.TensorSpec([None], tf.string, name="images_bytes")])
-        self.classify = tf.function(self._classify, input_signature=[
-            tf.TensorSpec([None, self.size, self.size, 3], tf.float32, name="images")])
 
-    def _classify(self, images):
-        images = _check_float_batch(images)
+    def outputs(self, images):
         outputs = {}
         for name, logits in self.model(images, training=False).items():
             outputs[f"{name}_probabilities"] = tf.nn.softmax(logits, axis=-1)
             outputs[name] = tf.gather(self.tables[name].name_tensor, tf.argmax(logits, axis=-1))
         return outputs
 
-    def _bytes(self, images_bytes):
-        return self._classify(_decode_faces(images_bytes, self.size)[0])
 
-    def signatures(self):
-        return {"serving_default": self.rate.get_concrete_function(), "classify": self.classify.get_concrete_function()}
+class IdentityModule(_FacesModule):
+    """The identity network f: faces in (floats of any size), embeddings out (compare two by cosine)."""
 
-
-class IdentityModule(tf.Module):
-    """The identity network f: faces in, embeddings out (compare two by cosine)."""
+    float_signature = "embed"
 
     def __init__(self, model):
-        super().__init__(name="identity_serving")
-        self.model, self.size = model, int(model.input_size)
-        self.rate = tf.function(self._bytes, input_signature=[tf.TensorSpec([None], tf.string, name="images_bytes")])
-        self.embed = tf.function(self._embed, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+        super().__init__(model, model.input_size)
 
-    def _embed(self, images):
-        images = _check_float_batch(images)
+    def outputs(self, images):
         return {"embedding": self.model(images, training=False)}
-
-    def _bytes(self, images_bytes):
-        return self._embed(_decode_faces(images_bytes, self.size)[0])
-
-    def signatures(self):
-        return {"serving_default": self.rate.get_concrete_function(), "embed": self.embed.get_concrete_function()}
 
 
 def serving_module(kind: str, model, label_names: Mapping[str, Sequence[str]]) -> tf.Module:
@@ -265,12 +266,17 @@ def _write_atomically(path: str, text: str) -> None:
     os.replace(temporary, path)
 
 
+def signature_inputs(function) -> Dict[str, tf.TensorSpec]:
+    """A signature's inputs by name: a traced function names its positional specs, a loaded one its keywords."""
+    positional, named = function.structured_input_signature
+    return {**{spec.name: spec for spec in positional}, **named}
+
+
 def describe_signatures(module: tf.Module) -> Dict[str, dict]:
     """{signature: {"inputs": {name: (dtype, shape)}, "outputs": {...}}} from the concrete functions."""
     described = {}
     for key, function in module.signatures().items():
-        positional, named = function.structured_input_signature
-        inputs = {**{s.name: s for s in positional}, **named}
+        inputs = signature_inputs(function)
         outputs = function.structured_outputs
         spec = lambda s: (s.dtype.name, [d if d is not None else -1 for d in s.shape.as_list()])  # noqa: E731
         described[key] = {"inputs": {name: spec(s) for name, s in sorted(inputs.items())},
@@ -331,7 +337,6 @@ def export_model(model, kind: str, serving_dir: str, name: str, label_names: Opt
         # TF's SavedModel writer logs renamed handles and shard timings at INFO: noise to a user.
         absl_logging.set_verbosity(absl_logging.WARNING)
         tf.saved_model.save(module, staging, signatures=module.signatures())
-        absl_logging.set_verbosity(verbosity)
         # mkdtemp made the folder private (0700); a version must be readable by a server running as another user.
         umask = os.umask(0)
         os.umask(umask)
@@ -372,13 +377,21 @@ def run_label_names(run_dir: str) -> Dict[str, tuple]:
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
             return {attribute: tuple(names) for attribute, names in json.load(handle).items()}
+    return dict(_label_names_from_data(os.path.abspath(run_dir)))
+
+
+@functools.lru_cache(maxsize=4)
+def _label_names_from_data(run_dir: str) -> tuple:
+    """(attribute, names) pairs of an old run's training data; kept, so export and the printed commands
+    that follow it open the data once."""
+    path = os.path.join(run_dir, LABELS_FILE)
     from legan_tf.data import data_config_from_flags, define_data_flags, open_source
 
     run_flags = flags.FlagValues()
     define_data_flags(run_flags)
     run_dirs.parse_run_flags(run_dir, run_flags)
     try:
-        return dict(open_source(data_config_from_flags(run_flags)).label_names)
+        return tuple(open_source(data_config_from_flags(run_flags)).label_names.items())
     except Exception as error:  # the data may be gone; say what is needed instead of a traceback
         raise ConfigError(f"{run_dir} has no {LABELS_FILE} (a run older than it) and its training data cannot be "
                           f"opened to read the label names ({error}). Write {path} as "
@@ -435,7 +448,8 @@ def example_image(run_dir: str) -> str:
     flags.DEFINE_string("data_path", None, "", flag_values=run_flags)
     run_dirs.parse_run_flags(run_dir, run_flags)
     folder = os.path.dirname(run_flags.data_path or "")
-    for root, _, files in (sorted(os.walk(folder)) if folder else ()):
+    for root, folders, files in (os.walk(folder) if folder else ()):
+        folders.sort()  # walked in name order, stopping at the first image: a large dataset is not listed whole
         for name in sorted(files):
             if name.lower().endswith((".png", ".jpg", ".jpeg")):
                 return os.path.join(root, name)

@@ -30,14 +30,20 @@ flags.DEFINE_integer("serving_filters", 64, "Base filters of each hourglass in t
 flags.DEFINE_integer("serving_requests", 30, "Single-face requests timed per path for the latency percentiles.")
 
 
-def _median_seconds(function, repeats):
-    function()  # warm-up: caches, tracing
+def _timings(function, repeats):
+    """Sorted seconds of `repeats` calls after one warm-up call (caches, tracing)."""
+    function()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times), max(times)
+    return sorted(times)
+
+
+def _median_seconds(function, repeats):
+    times = _timings(function, repeats)
+    return statistics.median(times), times[0], times[-1]
 
 
 def bench_lab(repeats):
@@ -87,14 +93,8 @@ def bench_classifier(repeats):
 
 
 def _percentiles(function, count):
-    function()  # warm-up: tracing, first allocation
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    times = sorted(times)
-    return statistics.median(times), times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
+    times = _timings(function, count)
+    return statistics.median(times), times[int(round(0.99 * (len(times) - 1)))]
 
 
 def bench_serving(repeats):

@@ -133,11 +133,14 @@ class RestClient:
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             raise ServingError("UNAVAILABLE", f"no server answers at {self.base} ({getattr(error, 'reason', error)})") from None
 
+    @staticmethod
+    def _model_path(model: str, version: Optional[int]) -> str:
+        return f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "")
+
     def signatures(self, model: str, version: Optional[int] = None) -> Dict[str, dict]:
         key = (model, version)
         if key not in self._signatures:
-            path = f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "") + "/metadata"
-            found = self._request(path)["metadata"]["signature_def"]
+            found = self._request(self._model_path(model, version) + "/metadata")["metadata"]["signature_def"]
             defs = found.get("signature_def", found.get("signatureDef", {}))
             self._signatures[key] = {
                 name: {side: {tensor: _DTYPES.get(info["dtype"], info["dtype"]) for tensor, info in d.get(side, {}).items()}
@@ -154,8 +157,7 @@ class RestClient:
             return array.tolist()
 
         payload = {"signature_name": signature, "inputs": {name: encode(_as_array(v)) for name, v in inputs.items()}}
-        path = f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "") + ":predict"
-        outputs = self._request(path, payload)["outputs"]
+        outputs = self._request(self._model_path(model, version) + ":predict", payload)["outputs"]
         dtypes = self.signatures(model, version)[signature]["outputs"]
         if not isinstance(outputs, dict) or set(outputs) - set(dtypes):  # one output: TF-Serving drops its name
             outputs = {next(iter(dtypes)): outputs}

@@ -32,7 +32,7 @@ from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from legan_tf.export import versions
+from legan_tf.export import signature_inputs, versions
 
 DEFAULT_SIGNATURE = "serving_default"
 # Larger than a batch of 32 encoded faces at 1024 px; gRPC's own default (4 MiB) is too small for that.
@@ -97,18 +97,26 @@ class ModelRepository:
                 self._loaded[(name, version)] = tf.saved_model.load(path)
             return version, self._loaded[(name, version)]
 
+    def signature(self, name: str, version: Optional[int], signature_name: str):
+        """(version, signature name, concrete function) of a request, or the fault to answer with."""
+        version, model = self.get(name, version)
+        signature_name = signature_name or DEFAULT_SIGNATURE
+        if signature_name not in model.signatures:
+            raise ServingFault("INVALID_ARGUMENT", f"Serving signature key \"{signature_name}\" not found; "
+                                                   f"{name} has {', '.join(sorted(model.signatures))}")
+        return version, signature_name, model.signatures[signature_name]
+
     def signature_defs(self, name: str, version: Optional[int] = None):
+        """(version, SignatureDefMap) as GetModelMetadata answers it, read from saved_model.pb."""
         version, path = self.resolve(name, version)
         saved = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
             saved.ParseFromString(handle.read())
-        defs = {key: value for key, value in saved.meta_graphs[0].signature_def.items() if not key.startswith("__")}
-        return version, defs
-
-
-def signature_inputs(function) -> Dict[str, tf.TensorSpec]:
-    positional, named = function.structured_input_signature
-    return {**{spec.name: spec for spec in positional}, **named}
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, value in saved.meta_graphs[0].signature_def.items():
+            if not key.startswith("__"):
+                signature_map.signature_def[key].CopyFrom(value)
+        return version, signature_map
 
 
 def check_inputs(signature_name: str, specs: Mapping[str, tf.TensorSpec], inputs: Mapping[str, Tuple[tf.DType, np.ndarray]]):
@@ -136,15 +144,9 @@ def check_inputs(signature_name: str, specs: Mapping[str, tf.TensorSpec], inputs
             raise ServingFault("INVALID_ARGUMENT", f"input '{name}' has a batch of {value.shape[0]}; at most {MAX_BATCH}")
 
 
-def predict(repository: ModelRepository, name: str, version: Optional[int], signature_name: str,
-            inputs: Mapping[str, Tuple[tf.DType, np.ndarray]], output_filter=()) -> Tuple[int, str, Dict[str, np.ndarray]]:
-    """Runs one signature of one model; returns (version, signature, outputs as numpy)."""
-    version, model = repository.get(name, version)
-    signature_name = signature_name or DEFAULT_SIGNATURE
-    if signature_name not in model.signatures:
-        raise ServingFault("INVALID_ARGUMENT", f"Serving signature key \"{signature_name}\" not found; "
-                                               f"{name} has {', '.join(sorted(model.signatures))}")
-    function = model.signatures[signature_name]
+def predict(function, signature_name: str, inputs: Mapping[str, Tuple[tf.DType, np.ndarray]],
+            output_filter=()) -> Dict[str, np.ndarray]:
+    """Runs one signature (from `ModelRepository.signature`) on checked inputs; returns numpy outputs."""
     check_inputs(signature_name, signature_inputs(function), inputs)
     try:
         outputs = function(**{key: tf.constant(value, dtype=dtype) for key, (dtype, value) in inputs.items()})
@@ -157,8 +159,7 @@ def predict(repository: ModelRepository, name: str, version: Optional[int], sign
     unknown = [key for key in output_filter if key not in outputs]
     if unknown:
         raise ServingFault("INVALID_ARGUMENT", f"output_filter names unknown outputs: {', '.join(unknown)}")
-    return version, signature_name, {key: value.numpy() for key, value in outputs.items()
-                                     if not output_filter or key in output_filter}
+    return {key: value.numpy() for key, value in outputs.items() if not output_filter or key in output_filter}
 
 
 # --- gRPC ---------------------------------------------------------------------------------------------
@@ -179,8 +180,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 except (TypeError, ValueError) as error:
                     raise ServingFault("INVALID_ARGUMENT", f"input '{key}' is not a readable tensor ({error})") from None
             version = request.model_spec.version.value if request.model_spec.HasField("version") else None
-            version, signature, outputs = predict(self.repository, request.model_spec.name, version,
-                                                  request.model_spec.signature_name, inputs, list(request.output_filter))
+            version, signature, function = self.repository.signature(request.model_spec.name, version,
+                                                                     request.model_spec.signature_name)
+            outputs = predict(function, signature, inputs, list(request.output_filter))
         except ServingFault as fault:
             self._abort(context, fault)
         response = predict_pb2.PredictResponse()
@@ -197,15 +199,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             if fields != ["signature_def"]:
                 raise ServingFault("INVALID_ARGUMENT", "metadata_field must be ['signature_def']")
             version = request.model_spec.version.value if request.model_spec.HasField("version") else None
-            version, defs = self.repository.signature_defs(request.model_spec.name, version)
+            version, signature_map = self.repository.signature_defs(request.model_spec.name, version)
         except ServingFault as fault:
             self._abort(context, fault)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = version
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for key, value in defs.items():
-            signature_map.signature_def[key].CopyFrom(value)
         response.metadata["signature_def"].Pack(signature_map)
         return response
 
@@ -256,18 +255,15 @@ def array_to_json(name: str, array: np.ndarray):
 
 
 def rest_predict(repository: ModelRepository, name: str, version: Optional[int], body: bytes) -> dict:
-    _, model = repository.get(name, version)
+    repository.resolve(name, version)  # an unknown model is NOT_FOUND before the body is looked at
     try:
         request = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ServingFault("INVALID_ARGUMENT", f"the request body is not JSON ({error})") from None
     if not isinstance(request, dict) or ("inputs" in request) == ("instances" in request):
         raise ServingFault("INVALID_ARGUMENT", "the request must be a JSON object with exactly one of \"inputs\" or \"instances\"")
-    signature_name = request.get("signature_name") or DEFAULT_SIGNATURE
-    if signature_name not in model.signatures:
-        raise ServingFault("INVALID_ARGUMENT", f"Serving signature key \"{signature_name}\" not found; "
-                                               f"{name} has {', '.join(sorted(model.signatures))}")
-    specs = signature_inputs(model.signatures[signature_name])
+    version, signature_name, function = repository.signature(name, version, request.get("signature_name"))
+    specs = signature_inputs(function)
     if "inputs" in request:
         columns = request["inputs"]
         if not isinstance(columns, dict):  # one unnamed input
@@ -290,7 +286,7 @@ def rest_predict(repository: ModelRepository, name: str, version: Optional[int],
         if key not in specs:
             raise ServingFault("INVALID_ARGUMENT", f"signature '{signature_name}' has no input '{key}'")
         inputs[key] = json_to_array(key, value, specs[key])
-    version, _, outputs = predict(repository, name, version, signature_name, inputs)
+    outputs = predict(function, signature_name, inputs)
     encoded = {key: array_to_json(key, value) for key, value in outputs.items()}
     if "instances" in request:
         count = len(next(iter(outputs.values())))
@@ -337,10 +333,7 @@ def make_rest_handler(repository: ModelRepository, max_body_bytes: int = MAX_MES
                         raise ServingFault("RESOURCE_EXHAUSTED", f"the request has {length} bytes; at most {max_body_bytes}")
                     self._send(200, rest_predict(repository, name, version, self.rfile.read(length)))
                 elif rest == "/metadata":
-                    version, defs = repository.signature_defs(name, version)
-                    signature_map = get_model_metadata_pb2.SignatureDefMap()
-                    for key, value in defs.items():
-                        signature_map.signature_def[key].CopyFrom(value)
+                    version, signature_map = repository.signature_defs(name, version)
                     self._send(200, {"model_spec": {"name": name, "version": str(version)},
                                      "metadata": {"signature_def": json_format.MessageToDict(
                                          signature_map, preserving_proto_field_name=True)}})

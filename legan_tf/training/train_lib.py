@@ -76,18 +76,15 @@ def _task_kwargs(task_class, flag_values: flags.FlagValues = FLAGS) -> dict:
     """
     prefix = getattr(task_class, "flag_prefix", task_class.name + "_")
     parameters = _init_parameters(task_class)
-    unused = sorted(name for name in flag_values if name.startswith(prefix) and name[len(prefix):] not in parameters)
+    prefixed = {name[len(prefix):]: name for name in flag_values if name.startswith(prefix)}
+    unused = sorted(argument for argument in prefixed if argument not in parameters)
     if unused:
-        raise ConfigError(f"{', '.join('--' + name for name in unused)}: defined for the {task_class.name!r} recipe, "
-                          f"but {task_class.__name__} takes no argument "
-                          f"{', '.join(repr(name[len(prefix):]) for name in unused)}; the flag would be ignored.")
-    kwargs = {
-        name[len(prefix):]: flag_values[name].value
-        for name in flag_values
-        if name.startswith(prefix) and name[len(prefix):] in parameters
-    }
+        raise ConfigError(f"{', '.join('--' + prefixed[argument] for argument in unused)}: defined for the "
+                          f"{task_class.name!r} recipe, but {task_class.__name__} takes no argument "
+                          f"{', '.join(map(repr, unused))}; the flag would be ignored.")
+    kwargs = {argument: flag_values[name].value for argument, name in prefixed.items() if argument in parameters}
     if "seed" in parameters:
-        kwargs["seed"] = flag_values["seed"].value if "seed" in flag_values else 0
+        kwargs["seed"] = flag_values["seed"].value
     return kwargs
 
 
