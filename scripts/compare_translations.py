@@ -19,7 +19,8 @@ from absl import app, flags  # noqa: E402
 
 from legan_tf.cli import run_main  # noqa: E402
 from legan_tf.errors import ConfigError  # noqa: E402
-from legan_tf.evaluation import translation  # noqa: E402
+from legan_tf.evaluation.run_io import read_evaluation  # noqa: E402
+from legan_tf.evaluation.translation_report import comparison_table  # noqa: E402
 
 flags.DEFINE_list("runs", None, "Comma-separated label=path pairs (a path alone is labelled by its folder name); "
                   "runs sharing a label are seeds of one setting, shown as mean (min-max).")
@@ -37,8 +38,8 @@ def compare(entries, output=None):
         if (label, os.path.realpath(path)) in seen:
             raise ConfigError(f"--runs: {path} is given twice under the label {label!r}.")
         seen.add((label, os.path.realpath(path)))
-        reports.setdefault(label, []).append(translation.read_evaluation(path))
-    table = translation.comparison_table(reports)
+        reports.setdefault(label, []).append(read_evaluation(path))
+    table = comparison_table(reports)
     if output:
         with open(output, "w") as f:
             f.write(table + "\n")

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 from absl import app, flags  # noqa: E402
 
 from legan_tf.cli import run_main  # noqa: E402
-from legan_tf.evaluation import translation  # noqa: E402
+from legan_tf.evaluation import run_io, translation, translation_metrics, translation_report  # noqa: E402
 
 flags.DEFINE_string("run_dir", None, "A GAN run directory holding generator.keras and flags.txt.")
 flags.DEFINE_string("generator", None, "A saved generator (.keras) to evaluate instead of <run_dir>/generator.keras.")
@@ -26,9 +26,11 @@ flags.DEFINE_string(
     "classifier", None,
     "Required: an AttributeClassifier (.keras) trained on real lab renders at the generator's image "
     "size, e.g. the attribute_classifier.keras of a `--flagfile=configs/demo.flags` run.")
-flags.DEFINE_enum("kind", "stargan", list(translation.KINDS),
-                  "Which targets apply: legan adds the disentanglement checks (the attribute not "
-                  "edited keeps its value in >= 90% of single-attribute edits).")
+flags.DEFINE_enum("kind", None, list(translation_metrics.CHECK_SETS),
+                  "Which learning-check set applies: stargan (target attributes recognised, L1 to the exact "
+                  "target reduced); legan adds disentanglement (the attribute not edited keeps its value in "
+                  ">= 90% of single-attribute edits). Default: the run's recipe's check (its --task in "
+                  "flags.txt), stargan without one.")
 flags.DEFINE_list("attributes", None,
                   "Attributes the generator's label vector covers, in its order (expression,lighting). "
                   "Default: inferred from the generator's label count.")
@@ -64,7 +66,8 @@ def main(argv):
         raise app.UsageError("--classifier is required (an AttributeClassifier .keras trained on lab renders).")
     if not FLAGS.run_dir and not FLAGS.generator:
         raise app.UsageError("give --run_dir=<a GAN run directory> or --generator=<generator.keras>.")
-    settings = {name: FLAGS[name].value for name in translation.RUN_SETTINGS}
+    # The run's task has no flag here: --kind names its check directly.
+    settings = {name: FLAGS[name].value for name in run_io.RUN_SETTINGS if name != "task"}
     lab_overrides = {"image_size": FLAGS.lab_image_size, "expression_set": FLAGS.lab_expression_set,
                      "num_lightings": FLAGS.lab_num_lightings, "seed": FLAGS.lab_seed,
                      "ambient": FLAGS.lab_ambient}
@@ -79,11 +82,11 @@ def main(argv):
           f"{report['metrics']['num_faces']} faces per mode from held-out identities "
           f"{identities[0]}..{identities[1]}, attributes {','.join(report['attributes'])}")
     verdict = [(row["name"], row["value"], row["target"], row["passed"]) for row in report["verdict"]]
-    print(translation.format_verdict(verdict, translation.reported_figures(report["metrics"])))
+    print(translation_report.format_verdict(verdict, translation_metrics.reported_figures(report["metrics"])))
     if report["kept_breakdown"]:
-        print("\n" + translation.format_kept_breakdown(report["kept_breakdown"]) + "\n")
+        print("\n" + translation_report.format_kept_breakdown(report["kept_breakdown"]) + "\n")
     print(f"learning check ({report['kind']}): {'PASSED' if report['passed'] else 'NOT PASSED'}")
-    print(f"written to {report['output_dir']}: {translation.METRICS_FILE}, {translation.SAMPLES_FILE}")
+    print(f"written to {report['output_dir']}: {run_io.METRICS_FILE}, {run_io.SAMPLES_FILE}")
 
 
 if __name__ == "__main__":

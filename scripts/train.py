@@ -12,13 +12,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 from absl import app, flags, logging  # noqa: E402
 
 from legan_tf.cli import run_main  # noqa: E402
+from legan_tf import tasks  # noqa: E402
 from legan_tf.data import flags as data_flags  # noqa: E402
-from legan_tf.tasks import classifier, identity, legan, quality, stargan  # noqa: E402
 from legan_tf.training import train_lib  # noqa: E402
 
 train_lib.define_flags()
-# --help lists the flags of these modules too, not only those defined in this file.
-for module in (train_lib, data_flags, classifier, identity, legan, quality, stargan):
+# --help lists the flags of these modules too, not only those defined in this file; every recipe
+# found in legan_tf/tasks/ is among them.
+for module in (train_lib, data_flags, *tasks.recipe_modules()):
     flags.adopt_module_key_flags(module)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from legan_tf.data.degradations import gaussian_blur
 from legan_tf.data.synthetic import FaceLab
-from legan_tf.evaluation.translation import draw_edits, to_model_images
+from legan_tf.evaluation.translation_metrics import draw_edits, to_model_images
 
 # Each compared face differs from its anchor in exactly one of these.
 CHANGES = ("lighting", "expression", "identity")

@@ -7,11 +7,7 @@ import typing
 import numpy as np
 import tensorflow as tf
 
-
-def replica_index() -> tf.Tensor:
-    """This replica's position in the sync group (0 outside a strategy or in cross-replica code)."""
-    context = tf.distribute.get_replica_context()
-    return tf.cast(context.replica_id_in_sync_group if context is not None else 0, tf.int32)
+from legan_tf import hparams
 
 
 class ScheduledStep(typing.NamedTuple):
@@ -28,16 +24,32 @@ class ScheduledStep(typing.NamedTuple):
 
 
 class Task(abc.ABC):
-    """One training recipe. Subclasses register themselves with `legan_tf.tasks.register`."""
+    """One training recipe. Subclasses register themselves with `legan_tf.tasks.register`.
+
+    `Hyperparameters` (a dataclass of `legan_tf.hparams.hparam` fields) declares the recipe's own
+    settings once: each becomes the flag `--<flag_prefix><field>` and a keyword argument here, and
+    the instance holds them as `self.hp`. Constructor arguments beyond the common ones are things the
+    trainer takes from the data (e.g. the identity task's `identities`).
+    """
 
     name: str = ""
+    flag_prefix: str = ""  # default: name + "_"
+    Hyperparameters = hparams.NoHyperparameters
+    default_learning_rate: float = 1e-3
 
     def __init__(self, label_names: dict[str, tuple[str, ...]], image_size: int, global_batch_size: int,
-                 train_steps: int):
+                 train_steps: int, learning_rate: float | None = None, seed: int = 0, **hyperparameters):
         self.label_names = dict(label_names)
         self.image_size = image_size
         self.global_batch_size = global_batch_size
         self.train_steps = train_steps
+        self.learning_rate = self.default_learning_rate if learning_rate is None else learning_rate
+        self.seed = seed
+        self.hp = hparams.create(self.Hyperparameters, f"the {self.name!r} recipe", hyperparameters, self.prefix())
+
+    @classmethod
+    def prefix(cls) -> str:
+        return cls.flag_prefix or cls.name + "_"
 
     @abc.abstractmethod
     def build(self) -> None:

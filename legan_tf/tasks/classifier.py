@@ -4,41 +4,44 @@ It is the smallest complete model in the project, the main job until the GAN rec
 independent judge of generated images later on.
 """
 
+import dataclasses
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import flags
 
 from legan_tf import visualize
 from legan_tf.errors import ConfigError
+from legan_tf.hparams import hparam
+from legan_tf.losses import classification_loss
 from legan_tf.models.classifier import AttributeClassifier
 from legan_tf.tasks import base, register
 
 
-def define_flags() -> None:
-    flags.DEFINE_integer("classifier_base_filters", 32, "Filters of the classifier's first stage (doubled per stage, up to 8x).")
-    flags.DEFINE_integer("classifier_downsamples", 4, "Stride-2 stages of the classifier; image_size must divide by 2**this.")
-    flags.DEFINE_float("classifier_dropout", 0.0, "Dropout before the classifier heads.")
+@dataclasses.dataclass(frozen=True)
+class ClassifierHyperparameters:
+    base_filters: int = hparam(32, "Filters of the classifier's first stage (doubled per stage, up to 8x).", lower_bound=1)
+    downsamples: int = hparam(4, "Stride-2 stages of the classifier; image_size must divide by 2**this.", lower_bound=1)
+    dropout: float = hparam(0.0, "Dropout before the classifier heads.", lower_bound=0.0, upper_bound=1.0)
 
 
 @register
 class ClassifierTask(base.Task):
     name = "classifier"
-    flag_prefix = "classifier_"
+    Hyperparameters = ClassifierHyperparameters
 
-    def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=1e-3,
-                 base_filters=32, downsamples=4, dropout=0.0):
-        super().__init__(label_names, image_size, global_batch_size, train_steps)
+    def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=None, seed=0,
+                 **hyperparameters):
+        super().__init__(label_names, image_size, global_batch_size, train_steps, learning_rate, seed,
+                         **hyperparameters)
         self.attributes = tuple(label_names)
-        self.learning_rate = learning_rate
         self.model_args = dict(
             image_size=image_size,
             head_classes={name: len(names) for name, names in label_names.items()},
-            base_filters=base_filters,
-            num_downsamples=downsamples,
-            dropout=dropout,
+            base_filters=self.hp.base_filters,
+            num_downsamples=self.hp.downsamples,
+            dropout=self.hp.dropout,
         )
         try:
             AttributeClassifier(**self.model_args)  # checks the size and label counts before training starts
@@ -58,7 +61,7 @@ class ClassifierTask(base.Task):
 
     def _per_example_losses(self, logits, batch):
         return {
-            name: keras.losses.sparse_categorical_crossentropy(batch[name], logits[name], from_logits=True)
+            name: classification_loss(logits[name], batch[name])
             for name in self.attributes
         }
 

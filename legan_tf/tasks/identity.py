@@ -7,68 +7,61 @@ verification by cosine (ROC AUC, TAR at FAR 1%) and rank-1 retrieval. The export
 in, embeddings out, for `legan_tf.losses.identity_loss`.
 """
 
+import dataclasses
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import flags
 
 from legan_tf import losses, visualize
 from legan_tf.data.degradations import random_degradations
 from legan_tf.errors import ConfigError
+from legan_tf.hparams import hparam
 from legan_tf.evaluation.identity_metrics import identity_metrics, nearest_neighbours
 from legan_tf.models.lightcnn import (PAPER_BLOCKS, PAPER_CHANNELS, IdentityEmbedder, LightCNN29v2,
                                       faces_to_lightcnn_input, load_identity_embedder, load_lightcnn_weights)
+from legan_tf.random_streams import Stream, replica_index
 from legan_tf.tasks import base, register
 
+DEGRADATIONS = Stream("identity/degradations")
 # Sample grid: this many held-out faces, each with its nearest others in the sample batch.
 GRID_QUERIES = 8
 GRID_NEIGHBOURS = 5
 
 
-def define_flags() -> None:
-    flags.DEFINE_list("identity_channels", [str(c) for c in PAPER_CHANNELS],
-                      "LightCNN-29 v2 widths: outputs of conv1 and group1..group4 (paper: 48,96,192,128,128).")
-    flags.DEFINE_list("identity_blocks", [str(b) for b in PAPER_BLOCKS],
-                      "Residual blocks in block1..block4 (paper: 1,2,3,4).")
-    flags.DEFINE_integer("identity_embedding_dim", 256, "Width of the embedding, LightCNN's fc (paper: 256).",
-                         lower_bound=1)
-    flags.DEFINE_integer("identity_input_size", 0,
-                         "Network input size, a multiple of 16; faces are resized to it (paper: 128). 0: --image_size.",
-                         lower_bound=0)
-    flags.DEFINE_float("identity_dropout", 0.5,
-                       "Dropout on the embedding before the classifier, in training (paper: 0.5).")
-    flags.DEFINE_string("identity_weights", "",
-                        "Start from these weights instead of a random init: an .npz of the official LightCNN-29 v2 "
-                        "(scripts/convert_lightcnn.py; paper widths and --identity_input_size=128) or an "
-                        "identity_model.keras of an earlier run. The classifier head always starts afresh.")
-    flags.DEFINE_bool("identity_degrade", True,
-                      "Train on randomly degraded faces (blur, sub-pixel shift, contrast, colour noise and blotches; "
-                      "legan_tf.data.degradations). An f trained on clean lab renders reads a slight blur as "
-                      "another person, so L_id could not tell a generator's faithful output from a new face.")
-    flags.DEFINE_integer("identity_eval_examples", 4000,
-                         "Held-out faces for verification and retrieval (every pair among them is scored); larger "
-                         "held-out splits are subsampled evenly.", lower_bound=2)
-
-
-def _int_tuple(flag, values):
-    try:
-        return tuple(int(value) for value in values)
-    except ValueError:
-        raise ConfigError(f"--{flag}={','.join(map(str, values))}: expected comma-separated integers.") from None
+@dataclasses.dataclass(frozen=True)
+class IdentityHyperparameters:
+    channels: tuple[int, ...] = hparam(PAPER_CHANNELS, "LightCNN-29 v2 widths: outputs of conv1 and group1..group4 "
+                                       "(paper: 48,96,192,128,128).")
+    blocks: tuple[int, ...] = hparam(PAPER_BLOCKS, "Residual blocks in block1..block4 (paper: 1,2,3,4).")
+    embedding_dim: int = hparam(256, "Width of the embedding, LightCNN's fc (paper: 256).", lower_bound=1)
+    input_size: int = hparam(0, "Network input size, a multiple of 16; faces are resized to it (paper: 128). "
+                             "0: --image_size.", lower_bound=0)
+    dropout: float = hparam(0.5, "Dropout on the embedding before the classifier, in training (paper: 0.5).",
+                            lower_bound=0.0, upper_bound=1.0)
+    weights: str = hparam("", "Start from these weights instead of a random init: an .npz of the official LightCNN-29 "
+                          "v2 (scripts/convert_lightcnn.py; paper widths and --identity_input_size=128) or an "
+                          "identity_model.keras of an earlier run. The classifier head always starts afresh.")
+    degrade: bool = hparam(True, "Train on randomly degraded faces (blur, sub-pixel shift, contrast, colour noise and "
+                           "blotches; legan_tf.data.degradations). An f trained on clean lab renders reads a slight "
+                           "blur as another person, so L_id could not tell a generator's faithful output from a new "
+                           "face.")
+    eval_examples: int = hparam(4000, "Held-out faces for verification and retrieval (every pair among them is "
+                                "scored); larger held-out splits are subsampled evenly.", lower_bound=2)
 
 
 @register
 class IdentityTask(base.Task):
     name = "identity"
-    flag_prefix = "identity_"
+    Hyperparameters = IdentityHyperparameters
+    default_learning_rate = 3e-4
     export_name = "identity_model.keras"
 
-    def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=3e-4, identities=(),
-                 channels=PAPER_CHANNELS, blocks=PAPER_BLOCKS, embedding_dim=256, input_size=0, dropout=0.5,
-                 weights="", degrade=True, eval_examples=4000, seed=0):
-        super().__init__(label_names, image_size, global_batch_size, train_steps)
+    def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=None, seed=0,
+                 identities=(), **hyperparameters):
+        super().__init__(label_names, image_size, global_batch_size, train_steps, learning_rate, seed,
+                         **hyperparameters)
         self.identities = np.asarray(sorted(int(i) for i in identities), np.int64)
         if len(self.identities) < 2:
             raise ConfigError(
@@ -76,23 +69,18 @@ class IdentityTask(base.Task):
                 f"{'no subjects' if len(self.identities) == 0 else 'a single subject'}. Use data grouped by "
                 "subject (multipie, or csv/rgbd with a `subject` column; TFRecord shards written from such data by "
                 "this version of prepare_data), with at least two training subjects.")
-        self.learning_rate = learning_rate
-        self.weights_path = weights
-        self.eval_examples = eval_examples
-        self.degrade, self.seed = degrade, seed
-        self.model_args = dict(
-            input_size=input_size or image_size,
-            channels=_int_tuple("identity_channels", channels),
-            num_blocks=_int_tuple("identity_blocks", blocks),
-            embedding_dim=embedding_dim,
-            dropout=dropout,
-        )
+        hp = self.hp
+        self.weights_path = hp.weights
+        self.eval_examples = hp.eval_examples
+        self.degrade = hp.degrade
+        self.model_args = dict(input_size=hp.input_size or image_size, channels=hp.channels, num_blocks=hp.blocks,
+                               embedding_dim=hp.embedding_dim, dropout=hp.dropout)
         try:
             LightCNN29v2(**self.model_args)  # validates the sizes before training starts
         except ValueError as error:
             raise ConfigError(f"LightCNN-29 v2 cannot be built from these flags: {error}") from None
-        if weights and not os.path.isfile(weights):
-            raise ConfigError(f"--identity_weights={weights}: no such file.")
+        if hp.weights and not os.path.isfile(hp.weights):
+            raise ConfigError(f"--identity_weights={hp.weights}: no such file.")
 
     @property
     def num_classes(self):
@@ -137,10 +125,9 @@ class IdentityTask(base.Task):
         """The step's random degradations, keyed by (seed, step) and the example's place in the global
         batch, so a resumed run repeats them and a run split over replicas degrades each face as one
         device would."""
-        step = tf.cast(self.optimizer.iterations, tf.int64)
-        seed = tf.stack([step * 1024, tf.constant(self.seed, tf.int64)])
         count = tf.shape(images)[0]
-        return random_degradations(images, seed, offset=base.replica_index() * count, total=self.global_batch_size)
+        return random_degradations(images, DEGRADATIONS.seed(self.seed, self.optimizer.iterations),
+                                   offset=replica_index() * count, total=self.global_batch_size)
 
     def train_step(self, batch):
         images = self.degraded(batch["image"]) if self.degrade else batch["image"]

@@ -1,43 +1,47 @@
 """Recipe: train Q, the perceptual quality model, on naturalness ratings (mean and std of raters)."""
 
+import dataclasses
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import flags
 
 from legan_tf import losses, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation.quality_metrics import quality_metrics
+from legan_tf.hparams import hparam
 from legan_tf.models.quality import QualityModel
 from legan_tf.tasks import base, register
 
 
-def define_flags() -> None:
-    flags.DEFINE_integer("quality_base_filters", 64, "Filters of Q's first conv (paper: 64), doubled per conv.")
-    flags.DEFINE_integer("quality_downsamples", 6, "Q's 4x4 stride-2 convs (paper: 6); image_size must divide by 2**this.")
-    flags.DEFINE_integer("quality_dense_units", 256, "Q's hidden dense width (paper: 256).")
-    flags.DEFINE_bool("quality_squared_loss", False, "Squared-hinge variant of the margin loss instead of L1 outside the band.")
+@dataclasses.dataclass(frozen=True)
+class QualityHyperparameters:
+    base_filters: int = hparam(64, "Filters of Q's first conv (paper: 64), doubled per conv.", lower_bound=1)
+    downsamples: int = hparam(6, "Q's 4x4 stride-2 convs (paper: 6); image_size must divide by 2**this.", lower_bound=1)
+    dense_units: int = hparam(256, "Q's hidden dense width (paper: 256).", lower_bound=1)
+    squared_loss: bool = hparam(False, "Squared-hinge variant of the margin loss instead of L1 outside the band.")
 
 
 @register
 class QualityTask(base.Task):
     name = "quality"
-    flag_prefix = "quality_"
+    Hyperparameters = QualityHyperparameters
+    default_learning_rate = 1e-4
     export_name = "quality_model.keras"
 
-    def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=1e-4,
-                 base_filters=64, downsamples=6, dense_units=256, squared_loss=False):
-        super().__init__(label_names, image_size, global_batch_size, train_steps)
+    def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=None, seed=0,
+                 **hyperparameters):
+        super().__init__(label_names, image_size, global_batch_size, train_steps, learning_rate, seed,
+                         **hyperparameters)
+        hp = self.hp
+        self.squared_loss = hp.squared_loss
+        self.model_args = dict(image_size=image_size, base_filters=hp.base_filters, num_downsamples=hp.downsamples,
+                               dense_units=hp.dense_units)
         try:
-            QualityModel(image_size, base_filters, downsamples, dense_units)  # validates the size now
+            QualityModel(**self.model_args)  # validates the size now
         except ValueError as error:
             raise ConfigError(f"--image_size={image_size}: {error}") from None
-        self.learning_rate = learning_rate
-        self.squared_loss = squared_loss
-        self.model_args = dict(image_size=image_size, base_filters=base_filters, num_downsamples=downsamples,
-                               dense_units=dense_units)
 
     def build(self):
         self.model = QualityModel(**self.model_args, name="quality_model")

@@ -7,11 +7,6 @@ from absl import flags, logging
 from legan_tf import export, tasks
 from legan_tf.data import data_config_from_flags, define_data_flags, distribute, open_source
 from legan_tf.errors import ConfigError
-from legan_tf.tasks import classifier as classifier_task
-from legan_tf.tasks import legan as legan_task
-from legan_tf.tasks import identity as identity_task
-from legan_tf.tasks import quality as quality_task
-from legan_tf.tasks import stargan as stargan_task
 from legan_tf.training import run_dir as run_dirs
 from legan_tf.training.strategy import STRATEGIES, create_strategy, is_chief, split_cpu_into_logical_devices
 from legan_tf.training.trainer import Trainer, TrainerConfig
@@ -24,11 +19,7 @@ def define_flags() -> None:
     if "task" in FLAGS:
         return
     define_data_flags()
-    classifier_task.define_flags()
-    identity_task.define_flags()
-    quality_task.define_flags()
-    stargan_task.define_flags()
-    legan_task.define_flags()
+    tasks.define_flags()
     flags.DEFINE_string("task", "classifier", f"Recipe to train: {', '.join(tasks.task_names())}.")
     flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
                       "Distribution: default (one device), mirrored (all local GPUs), multi_worker (TF_CONFIG cluster), tpu.")
@@ -56,41 +47,14 @@ def define_flags() -> None:
                         "(as scripts/export.py does) and print the commands that serve them.")
 
 
-def _init_parameters(task_class) -> set:
-    """The task constructor's argument names, including those a subclass passes on through **kwargs."""
-    names = set()
-    for cls in task_class.__mro__:
-        if "__init__" in vars(cls) and cls is not object:
-            parameters = inspect.signature(cls.__init__).parameters
-            names |= {name for name, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
-            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-                break
-    return names
-
-
 def _task_kwargs(task_class, flag_values: flags.FlagValues = FLAGS) -> dict:
-    """Flags named `<flag_prefix><argument>` become the task's constructor arguments.
-
-    A prefixed flag that names no argument is an error, not a silent default: set in a flagfile,
-    it would otherwise train with the constructor's value while flags.txt records another.
-    """
-    prefix = getattr(task_class, "flag_prefix", task_class.name + "_")
-    parameters = _init_parameters(task_class)
-    prefixed = {name[len(prefix):]: name for name in flag_values if name.startswith(prefix)}
-    unused = sorted(argument for argument in prefixed if argument not in parameters)
-    if unused:
-        raise ConfigError(f"{', '.join('--' + prefixed[argument] for argument in unused)}: defined for the "
-                          f"{task_class.name!r} recipe, but {task_class.__name__} takes no argument "
-                          f"{', '.join(map(repr, unused))}; the flag would be ignored.")
-    kwargs = {argument: flag_values[name].value for argument, name in prefixed.items() if argument in parameters}
-    if "seed" in parameters:
-        kwargs["seed"] = flag_values["seed"].value
-    return kwargs
+    """The recipe's hyperparameters from its flags, and the run seed."""
+    return {**tasks.hyperparameters_from_flags(task_class, flag_values), "seed": flag_values["seed"].value}
 
 
 def _data_kwargs(task_class, train_source) -> dict:
     """What a task may take from the training data itself, by constructor argument name."""
-    parameters = _init_parameters(task_class)
+    parameters = inspect.signature(task_class.__init__).parameters
     kwargs = {}
     if "identities" in parameters:  # a face-recognition task's classes: the training split's identities
         kwargs["identities"] = tuple(int(i) for i in train_source.identities())

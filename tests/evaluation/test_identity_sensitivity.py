@@ -11,7 +11,7 @@ import pytest
 from legan_tf.data.synthetic import FaceLab
 from legan_tf.evaluation.identity_sensitivity import (CHANGES, DEGRADATIONS, _other, attribute_sensitivity,
                                                       translation_identity_loss)
-from legan_tf.evaluation.translation import draw_edits, to_model_images
+from legan_tf.evaluation.translation_metrics import draw_edits, to_model_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB = FaceLab(image_size=32, expression_set="multipie", num_lightings=4, seed=0)
@@ -43,7 +43,6 @@ def test_translation_identity_loss_of_an_exact_and_of_a_do_nothing_translator():
     def exact(images, targets):
         return to_model_images(LAB.render(exact.identity, targets["expression"], targets["lighting"])["rgb"], 32)
 
-    from legan_tf.evaluation.translation import draw_edits
     exact.identity = draw_edits(LAB, IDENTITIES, 20, 3)[0]
     result = translation_identity_loss(_pixels, exact, LAB, IDENTITIES, 32, num_faces=20, seed=3)
     # The same renders through the same float64 ops: equal but for rounding (~1e-16), well inside approx's 1e-6.

@@ -10,9 +10,9 @@ import keras
 
 from legan_tf.tasks.classifier import ClassifierTask
 from legan_tf.tasks.identity import IdentityTask
-from legan_tf.tasks.legan import LEGAN
+from legan_tf.gan import LEGAN
 from legan_tf.tasks.quality import QualityTask
-from legan_tf.tasks.stargan import StarGAN
+from legan_tf.gan import StarGAN
 from tests.tasks.mirrored import GLOBAL_BATCH
 from tests.tasks.test_legan_recipe import _judges
 

@@ -11,8 +11,9 @@ from legan_tf import visualize
 from legan_tf.errors import ConfigError
 from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
 from legan_tf.models.quality import QualityModel
-from legan_tf.tasks.legan import LEGAN, LEGANTask
-from legan_tf.tasks.stargan import one_hot_labels
+from legan_tf.gan import LEGAN
+from legan_tf.tasks.legan import LEGANTask
+from legan_tf.labels import one_hot_labels
 from tests.tasks.test_stargan_recipe import fit_equals_the_updates_by_hand
 
 LABELS = {"expression": 3, "lighting": 4}
@@ -93,15 +94,15 @@ def test_generator_step_adds_identity_and_quality_terms_and_trains_only_the_gene
 
 def test_identity_term_is_one_minus_cosine_of_the_frozen_embeddings():
     model = _model()
-    images = tf.constant(_batch()["image"])
-    same = model.generator_losses(images, images, images, {k: tf.constant(v) for k, v in _batch().items()
-                                                         if k != "image"}, training=False)["identity"]
+    batch = {key: tf.constant(value) for key, value in _batch().items()}
+    images, targets = batch["image"], {key: value for key, value in batch.items() if key != "image"}
+    step = tf.constant(1, tf.int64)
+    same = model.generator_losses(batch, images, images, targets, step)["identity"]
     # 1 - cos(a, a) in float32 (8-dim): two sums of 8 squares (<= 7 roundings each), rsqrt (<= 2 ulps, twice
     # over as r**2) and the products: <= ~20 * 6e-8 = 1.2e-6; 1 - c itself is exact near 1.
     np.testing.assert_allclose(same.numpy(), 0.0, atol=2e-6)
     other = -images  # the negative of each face
-    changed = model.generator_losses(images, other, images, {k: tf.constant(v) for k, v in _batch().items()
-                                                           if k != "image"}, training=False)["identity"]
+    changed = model.generator_losses(batch, other, images, targets, step)["identity"]
     f = model.identity_model
     expected = 1 - np.sum(tf.math.l2_normalize(f(images), 1) * tf.math.l2_normalize(f(other), 1), axis=1)
     # The same normalised float32 embeddings (same ops on the same shapes), whose 8 products (sum of |a b| <= 1)

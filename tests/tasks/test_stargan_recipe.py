@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 
 from legan_tf.errors import ConfigError
-from legan_tf.tasks.stargan import StarGAN, StarGANTask, one_hot_labels
+from legan_tf.gan import StarGAN
+from legan_tf.labels import one_hot_labels
+from legan_tf.tasks.stargan import StarGANTask
 from legan_tf.training.schedules import LinearDecayAfter
 
 LABELS = {"expression": 3, "lighting": 4}
@@ -49,10 +51,10 @@ def test_random_targets_differ_from_the_source_and_cover_every_other_class():
 def fit_equals_the_updates_by_hand(make_model, n_critic=2, num_batches=4):
     """fit() over known batches against the same D and G updates called by hand on a twin model.
 
-    fit (run eagerly, so it runs the ops train_step names, as the by-hand calls do) must update D on
-    batch i with step i (d_optimizer.iterations before the update), then G on that batch whenever the
-    D step count reached a multiple of n_critic (batches n_critic - 1, 2 n_critic - 1, ..., with that count
-    as G's step, as the distributed trainer's 1-based steps n_critic, 2 n_critic, ... do).
+    fit (run eagerly, so it runs the ops train_step names, as the by-hand calls do) must number its steps
+    as the distributed trainer does, from 1: D on batch i with step i + 1, then G on that batch with the
+    same step whenever it is a multiple of n_critic (batches n_critic - 1, 2 n_critic - 1, ...). Then a
+    fit() run and a trainer run draw the same random targets on the same batches.
     Exact: both twins start from the same seeded weights and run the same ops on the same shapes in this
     process, so any other batch, order, step or G schedule gives other weights.
     Returns (fitted, by_hand, history).
@@ -67,7 +69,7 @@ def fit_equals_the_updates_by_hand(make_model, n_critic=2, num_batches=4):
     last = {}
     for index in range(num_batches):
         batch = {key: tf.constant(value[8 * index:8 * index + 8]) for key, value in data.items()}
-        last = dict(by_hand.discriminator_step(batch, tf.constant(index, tf.int64)))
+        last = dict(by_hand.discriminator_step(batch, tf.constant(index + 1, tf.int64)))
         if (index + 1) % n_critic == 0:
             last.update(by_hand.generator_step(batch, tf.constant(index + 1, tf.int64)))
     assert int(fitted.d_optimizer.iterations.numpy()) == num_batches

@@ -192,7 +192,7 @@ def test_legan_bad_settings_exit_1_with_a_message(tiny_lab, tmp_path, model_file
     assert "does not fit the 'legan' model" in foreign.stderr
 
 
-def test_a_recipe_flag_that_names_no_constructor_argument_is_an_error():
+def test_a_recipe_flag_that_names_no_hyperparameter_is_an_error():
     from absl import flags
 
     from legan_tf.errors import ConfigError
@@ -203,9 +203,9 @@ def test_a_recipe_flag_that_names_no_constructor_argument_is_an_error():
     flags.DEFINE_integer("quality_base_filters", 8, "", flag_values=values)
     flags.DEFINE_integer("seed", 3, "", flag_values=values)
     values(["test"])
-    assert train_lib._task_kwargs(QualityTask, values) == {"base_filters": 8}  # QualityTask takes no seed
-    flags.DEFINE_integer("quality_base_filtres", 16, "", flag_values=values)  # a misspelt argument
+    assert train_lib._task_kwargs(QualityTask, values) == {"base_filters": 8, "seed": 3}
+    flags.DEFINE_integer("quality_base_filtres", 16, "", flag_values=values)  # a misspelt hyperparameter
     values(["test"])
-    with pytest.raises(ConfigError, match=r"--quality_base_filtres: defined for the 'quality' recipe, but QualityTask "
-                                          r"takes no argument 'base_filtres'"):
+    with pytest.raises(ConfigError, match=r"--quality_base_filtres: named like a flag of this recipe \(prefix "
+                                          r"'quality_'\), but it has no hyperparameter 'base_filtres'"):
         train_lib._task_kwargs(QualityTask, values)

@@ -1,0 +1,234 @@
+"""The conditional image-to-image GAN that every StarGAN-style recipe is: read this file first.
+
+One training step of a recipe, per replica, on one batch (a dict: "image" in [-1, 1] and one int
+id per attribute):
+
+  discriminator_step(batch, step)        every step
+      targets = random_targets(batch, step)                      a new class per attribute
+      fakes   = generator(image, one_hot(targets))               no gradient to G
+      terms   = discriminator_losses(batch, fakes, step)         per-example, by name
+      loss    = sum(weight * term for discriminator_loss_weights())
+      d_optimizer steps on discriminator_variables()             D and any extra discriminators
+  generator_step(batch, step)            every `n_critic` steps
+      fakes         = generator(image, one_hot(targets))
+      reconstructed = generator(fakes, one_hot(source))          the cycle back
+      terms = generator_losses(batch, fakes, reconstructed, targets, step)
+      loss  = sum(weight * term for generator_loss_weights())
+      g_optimizer steps on generator_variables()
+  update_ema()                           after each G step, across replicas, if ema_decay > 0
+
+Losses are averaged over the *global* batch (`tf.nn.compute_average_loss`), so gradients summed
+over replicas equal one device's. Random draws use named streams (`legan_tf.random_streams`).
+
+A subclass supplies the networks (`make_generator`, `make_discriminator`) and the loss terms; it
+adds a term by extending `*_loss_weights()` and `*_losses()` with `super()`, and an extra
+discriminator by returning it from `extra_discriminators()` (it is then built, trained in the D
+step and checkpointed). `StarGAN` (legan_tf.gan.stargan) is the reference subclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from legan_tf import hparams
+from legan_tf.hparams import hparam
+from legan_tf.labels import one_hot_labels
+from legan_tf.random_streams import Stream, uniform_per_example
+
+TARGET_STREAM_PREFIX = "gan/target/"
+
+
+@dataclasses.dataclass(frozen=True)
+class GANHyperparameters:
+    n_critic: int = hparam(5, "Discriminator updates per generator update (reference: 5).", lower_bound=1)
+    ema_decay: float = hparam(0.0, "Exponential moving average of G's weights (e.g. 0.999); 0 keeps no average.",
+                              lower_bound=0.0, upper_bound=1.0)
+
+
+class ConditionalGAN(keras.Model):
+    """Generator, discriminator(s), their optimizers and the per-replica D and G updates.
+
+    `discriminator_step` and `generator_step` are what the distributed trainer runs under
+    `strategy.run`; `train_step` runs the same maths for `model.fit()` users (one D update per
+    batch, one G update every `n_critic` batches).
+    """
+
+    Hyperparameters = GANHyperparameters
+    _KERAS_ARGUMENTS = ("name", "trainable", "dtype")
+
+    def __init__(self, image_size, label_sizes, global_batch_size, seed=0, **hyperparameters):
+        super().__init__(**{key: hyperparameters.pop(key) for key in self._KERAS_ARGUMENTS if key in hyperparameters})
+        self.image_size = image_size
+        self.label_sizes = dict(label_sizes)
+        self.num_labels = sum(self.label_sizes.values())
+        self.global_batch_size = global_batch_size
+        self.seed = seed
+        self.hp = hparams.create(self.Hyperparameters, type(self).__name__, hyperparameters)
+        self.target_streams = {name: Stream(TARGET_STREAM_PREFIX + name) for name in self.label_sizes}
+        self.generator = self.make_generator("generator")
+        self.discriminator = self.make_discriminator()
+        self.generator_ema = self.make_generator("generator_ema") if self.hp.ema_decay > 0 else None
+        self.d_optimizer = None
+        self.g_optimizer = None
+
+    # -- what a subclass supplies -----------------------------------------------------------------
+
+    def make_generator(self, name: str) -> keras.Model:
+        """A network called as `generator((images, labels))`."""
+        raise NotImplementedError
+
+    def make_discriminator(self) -> keras.Model:
+        raise NotImplementedError
+
+    def extra_discriminators(self) -> dict[str, keras.Model]:
+        """Further networks trained in the D step, by checkpoint name (e.g. a depth discriminator)."""
+        return {}
+
+    def build_networks(self) -> None:
+        """Creates the networks' variables by calling each once; extend it for extra networks."""
+        images = tf.zeros((1, self.image_size, self.image_size, 3))
+        labels = tf.zeros((1, self.num_labels))
+        self.generator((images, labels))
+        self.discriminator(images)
+        if self.generator_ema is not None:
+            self.generator_ema((images, labels))
+            self.generator_ema.set_weights(self.generator.get_weights())
+            self.generator_ema.trainable = False
+
+    def discriminator_loss_weights(self) -> dict[str, float]:
+        """The D loss terms and their weights, in the order they are reported."""
+        return {}
+
+    def discriminator_losses(self, batch, fakes, step) -> dict[str, tf.Tensor]:
+        """Per-example D terms, keyed as in `discriminator_loss_weights()` (computed under the tape)."""
+        return {}
+
+    def generator_loss_weights(self) -> dict[str, float]:
+        """The G loss terms and their weights, in the order they are reported."""
+        return {}
+
+    def generator_losses(self, batch, fakes, reconstructed, targets, step) -> dict[str, tf.Tensor]:
+        """Per-example G terms, keyed as in `generator_loss_weights()` (computed under the tape)."""
+        return {}
+
+    # -- labels and targets ------------------------------------------------------------------------
+
+    def source_labels(self, batch) -> dict[str, tf.Tensor]:
+        return {name: tf.cast(batch[name], tf.int32) for name in self.label_sizes}
+
+    def one_hot(self, ids) -> tf.Tensor:
+        return one_hot_labels(ids, self.label_sizes)
+
+    def uniform_per_example(self, stream: Stream, step, count) -> tf.Tensor:
+        return uniform_per_example(stream, self.seed, step, count, self.global_batch_size)
+
+    def random_targets(self, batch, step) -> dict[str, tf.Tensor]:
+        """A random target class per example and attribute, different from the example's own class."""
+        count = tf.shape(batch["image"])[0]
+        targets = {}
+        for name, size in self.label_sizes.items():
+            draw = self.uniform_per_example(self.target_streams[name], step, count)
+            shift = 1 + tf.cast(tf.floor(draw * (size - 1)), tf.int32)  # 1..size-1: never the source class
+            targets[name] = (tf.cast(batch[name], tf.int32) + shift) % size
+        return targets
+
+    # -- the updates -------------------------------------------------------------------------------
+
+    def build_all(self, d_optimizer, g_optimizer) -> None:
+        """Creates every variable (networks and optimizer slots) so checkpoints restore before step 1."""
+        self.build_networks()
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+        d_optimizer.build(self.discriminator_variables())
+        g_optimizer.build(self.generator_variables())
+        self.built = True
+
+    def discriminator_variables(self) -> list[tf.Variable]:
+        networks = [self.discriminator, *self.extra_discriminators().values()]
+        return [variable for network in networks for variable in network.trainable_variables]
+
+    def generator_variables(self) -> list[tf.Variable]:
+        return list(self.generator.trainable_variables)
+
+    def _update(self, optimizer, variables, side, weights, compute_terms):
+        """One optimizer step on the weighted sum of `compute_terms()`; returns the step's mean metrics."""
+        with tf.GradientTape() as tape:
+            terms = compute_terms()
+            per_example = tf.add_n([weight * terms[name] for name, weight in weights.items()])
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        values = [*(terms[name] for name in weights), per_example]
+        return {name: tf.reduce_mean(value) for name, value in zip(self.metric_names(side), values)}
+
+    def metric_names(self, side: str) -> list[str]:
+        """The metrics a step reports: `d/<term>` or `g/<term>` per loss term, then `d/total` or `g/total`."""
+        weights = self.discriminator_loss_weights() if side == "d" else self.generator_loss_weights()
+        return [f"{side}/{name}" for name in weights] + [f"{side}/total"]
+
+    def discriminator_step(self, batch, step):
+        fakes = self.generator((batch["image"], self.one_hot(self.random_targets(batch, step))), training=False)
+        return self._update(self.d_optimizer, self.discriminator_variables(), "d", self.discriminator_loss_weights(),
+                            lambda: self.discriminator_losses(batch, fakes, step))
+
+    def generator_step(self, batch, step):
+        targets = self.random_targets(batch, step)
+
+        def terms():
+            fakes = self.generator((batch["image"], self.one_hot(targets)), training=True)
+            reconstructed = self.generator((fakes, self.one_hot(self.source_labels(batch))), training=True)
+            return self.generator_losses(batch, fakes, reconstructed, targets, step)
+
+        return self._update(self.g_optimizer, self.generator_variables(), "g", self.generator_loss_weights(), terms)
+
+    def update_ema(self):
+        """Cross-replica: moves the averaged generator toward the trained one.
+
+        The decay warms up as min(ema_decay, (1 + n) / (10 + n)) over the n generator updates so far
+        (as tf.train.ExponentialMovingAverage's num_updates does): a fixed 0.999 would keep most of
+        the random initial weights for thousands of updates, which short runs never reach.
+        """
+        updates = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.hp.ema_decay, (1.0 + updates) / (10.0 + updates))
+        for average, current in zip(self.generator_ema.weights, self.generator.weights):
+            average.assign(decay * average + (1.0 - decay) * current)
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator to sample and export: the moving average when one is kept."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def networks(self) -> dict[str, keras.Model]:
+        """Everything trained, by checkpoint name."""
+        items = {"generator": self.generator, "discriminator": self.discriminator, **self.extra_discriminators()}
+        if self.generator_ema is not None:
+            items["generator_ema"] = self.generator_ema
+        return items
+
+    # -- keras.Model API for fit() users ------------------------------------------------------------
+
+    def call(self, inputs, training=False):
+        return self.sampling_generator(inputs, training=training)
+
+    def train_step(self, data):
+        # Steps count from 1 as in the trainer, so fit() draws the trainer's random numbers and
+        # updates G on the same batches (every n_critic-th).
+        step = self.d_optimizer.iterations + 1
+        metrics = self.discriminator_step(data, step)
+
+        def generator_update():
+            generator_metrics = self.generator_step(data, step)
+            if self.generator_ema is not None:  # as the trainer: the average moves after each G update
+                self.update_ema()
+            return generator_metrics
+
+        generator_metrics = tf.cond(tf.equal(step % self.hp.n_critic, 0), generator_update,
+                                    lambda: {name: tf.constant(0.0) for name in self.metric_names("g")})
+        return {**metrics, **generator_metrics}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(image_size=self.image_size, label_sizes=self.label_sizes,
+                      global_batch_size=self.global_batch_size, seed=self.seed, **dataclasses.asdict(self.hp))
+        return config

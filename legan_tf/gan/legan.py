@@ -1,0 +1,94 @@
+"""LEGAN (Banerjee et al. 2021): StarGAN's updates with LEGAN's generator, targets and identity loss.
+
+METHOD.md section 2: the tri-hourglass generator, a discriminator with a lighting and an expression
+head, targets shuffled within the batch per attribute, and two frozen judges in the generator's
+loss: an identity network f for L_id = 1 - cos(f(I), f(G(I, c_trg))), and the quality model Q for
+L_qual on the translation and the cycle reconstruction (StarGAN's term, on by default here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from legan_tf import losses
+from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
+from legan_tf.hparams import hparam
+from legan_tf.models.legan import LEGANGenerator
+from legan_tf.random_streams import Stream, replica_index
+
+ATTRIBUTES = ("expression", "lighting")
+TARGET_SAMPLINGS = ("shuffle", "random")
+SHUFFLE_STREAMS = {name: Stream(f"legan/shuffle/{name}") for name in ATTRIBUTES}
+
+
+@dataclasses.dataclass(frozen=True)
+class LEGANHyperparameters(StarGANHyperparameters):
+    g_filters: int = hparam(64, "Base filters of each of LEGAN's hourglasses (paper: 64).", lower_bound=1)
+    g_residual_blocks: int = hparam(6, "Residual blocks of each hourglass (paper: 6).", lower_bound=0)
+    lambda_qual: float = hparam(1.0, "Weight of L_qual from a frozen Q on the translation and the cycle "
+                                "reconstruction (LEGAN: 1; 0 turns it off).")
+    lambda_id: float = hparam(1.0, "Weight of L_id = 1 - cos(f(I), f(G(I, c_trg))) (LEGAN: 1; 0 turns it off).")
+    target_sampling: str = hparam("shuffle", "Target labels: shuffle each attribute's labels within the global "
+                                  "batch (LEGAN), or draw a random class different from the source per example "
+                                  "(the project's StarGAN).", choices=TARGET_SAMPLINGS)
+
+
+@keras.saving.register_keras_serializable(package="legan_tf")
+class LEGAN(StarGAN):
+    """`label_sizes` must be {"expression": N_e, "lighting": N_l} in that order: the generator reads its
+    label vector expression first. `identity_model`: the frozen f for L_id."""
+
+    Hyperparameters = LEGANHyperparameters
+
+    def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None, identity_model=None,
+                 **hyperparameters):
+        if tuple(label_sizes) != ATTRIBUTES:
+            raise ValueError(f"LEGAN: label_sizes must name {ATTRIBUTES} in that order, got {tuple(label_sizes)}.")
+        if hyperparameters.get("target_sampling", "shuffle") not in TARGET_SAMPLINGS:
+            raise ValueError(f"LEGAN: target_sampling must be one of {TARGET_SAMPLINGS}, "
+                             f"got {hyperparameters['target_sampling']!r}.")
+        super().__init__(image_size, label_sizes, global_batch_size, seed, quality_model, **hyperparameters)
+        self.identity_model = identity_model
+        if identity_model is not None:
+            identity_model.trainable = False
+
+    def make_generator(self, name):
+        return LEGANGenerator(self.image_size, self.label_sizes["expression"], self.label_sizes["lighting"],
+                              self.hp.g_filters, num_residual_blocks=self.hp.g_residual_blocks, name=name)
+
+    def random_targets(self, batch, step):
+        """LEGAN's targets: each attribute's labels permuted within the global batch, independently.
+
+        The permutation is drawn for the labels of the whole global batch (gathered from every
+        replica), so it does not depend on the replica layout. Unlike the "random" sampling, a
+        shuffled target may equal the source class.
+        """
+        if self.hp.target_sampling == "random":
+            return super().random_targets(batch, step)
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        count = tf.shape(batch["image"])[0]
+        rows = replica_index() * count + tf.range(count)
+        targets = {}
+        for name in self.label_sizes:
+            labels = tf.cast(batch[name], tf.int32)
+            everyone = context.all_gather(labels, axis=0) if replicas > 1 else labels
+            draws = tf.random.stateless_uniform(tf.shape(everyone), seed=SHUFFLE_STREAMS[name].seed(self.seed, step))
+            targets[name] = tf.gather(everyone, tf.gather(tf.argsort(draws), rows))
+        return targets
+
+    def generator_loss_weights(self):
+        weights = super().generator_loss_weights()
+        if self.identity_model is not None and self.hp.lambda_id > 0:
+            weights["identity"] = self.hp.lambda_id
+        return weights
+
+    def generator_losses(self, batch, fakes, reconstructed, targets, step):
+        terms = super().generator_losses(batch, fakes, reconstructed, targets, step)
+        if "identity" in self.generator_loss_weights():
+            terms["identity"] = losses.identity_loss(self.identity_model(batch["image"], training=False),
+                                                     self.identity_model(fakes, training=False))
+        return terms

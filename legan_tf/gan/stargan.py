@@ -1,0 +1,90 @@
+"""StarGAN (Choi et al. 2018), the baseline of both papers, optionally with LEGAN's L_qual.
+
+Attributes (expression, lighting, ...) are one-hot groups concatenated into StarGAN's label vector;
+the discriminator has one classification head per attribute. The losses are the reference's:
+WGAN-GP for D, classification of real faces (D) and of translations (G), the cycle L1 (G).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from legan_tf import losses
+from legan_tf.gan.base import ConditionalGAN, GANHyperparameters
+from legan_tf.hparams import hparam
+from legan_tf.models.stargan import StarGANDiscriminator, StarGANGenerator
+from legan_tf.random_streams import Stream
+
+GRADIENT_PENALTY_ALPHA = Stream("gan/gradient_penalty_alpha")
+
+
+@dataclasses.dataclass(frozen=True)
+class StarGANHyperparameters(GANHyperparameters):
+    g_filters: int = hparam(64, "Generator base filters (reference: 64).", lower_bound=1)
+    g_residual_blocks: int = hparam(6, "Generator residual blocks (reference: 6).", lower_bound=0)
+    d_filters: int = hparam(64, "Discriminator base filters (reference: 64).", lower_bound=1)
+    d_downsamples: int = hparam(6, "Discriminator stride-2 convs (reference: 6).", lower_bound=1)
+    lambda_cls: float = hparam(1.0, "Weight of the attribute classification losses (reference: 1).")
+    lambda_rec: float = hparam(10.0, "Weight of the cycle reconstruction L1 (reference: 10).")
+    lambda_gp: float = hparam(10.0, "Weight of the WGAN gradient penalty (reference: 10).")
+    lambda_qual: float = hparam(0.0, "Weight of L_qual from a frozen Q on the translation and the cycle "
+                                "reconstruction (LEGAN: 1; 0 turns it off).")
+    q_target: float = hparam(10.0, "L_qual target score: relu(q_target - Q(x)) / q_target (LEGAN: 10).")
+
+
+@keras.saving.register_keras_serializable(package="legan_tf")
+class StarGAN(ConditionalGAN):
+    """StarGAN's networks and losses on the shared updates. `quality_model`: a frozen Q for L_qual."""
+
+    Hyperparameters = StarGANHyperparameters
+
+    def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None, **hyperparameters):
+        super().__init__(image_size, label_sizes, global_batch_size, seed, **hyperparameters)
+        self.quality_model = quality_model
+        if quality_model is not None:
+            quality_model.trainable = False
+
+    def make_generator(self, name):
+        return StarGANGenerator(self.image_size, self.num_labels, self.hp.g_filters,
+                                num_residual_blocks=self.hp.g_residual_blocks, name=name)
+
+    def make_discriminator(self):
+        return StarGANDiscriminator(self.image_size, self.num_labels, self.hp.d_filters, self.hp.d_downsamples,
+                                    head_classes=self.label_sizes, name="discriminator")
+
+    def _classification(self, logits, ids):
+        return tf.add_n([losses.classification_loss(logits[name], ids[name]) for name in self.label_sizes])
+
+    def discriminator_loss_weights(self):
+        return {"adversarial": 1.0, "gradient_penalty": self.hp.lambda_gp, "classification": self.hp.lambda_cls}
+
+    def discriminator_losses(self, batch, fakes, step):
+        images = batch["image"]
+        alpha = self.uniform_per_example(GRADIENT_PENALTY_ALPHA, step, tf.shape(images)[0])
+        real_scores, real_logits = self.discriminator(images, training=True)
+        fake_scores, _ = self.discriminator(fakes, training=True)
+        return {"adversarial": losses.wasserstein_critic_loss(real_scores, fake_scores),
+                "gradient_penalty": losses.gradient_penalty(lambda x: self.discriminator(x, training=True)[0],
+                                                            images, fakes, alpha),
+                "classification": self._classification(real_logits, self.source_labels(batch))}
+
+    def generator_loss_weights(self):
+        weights = {"adversarial": 1.0, "classification": self.hp.lambda_cls, "reconstruction": self.hp.lambda_rec}
+        if self.quality_model is not None and self.hp.lambda_qual > 0:
+            weights["quality"] = self.hp.lambda_qual
+        return weights
+
+    def generator_losses(self, batch, fakes, reconstructed, targets, step):
+        fake_scores, fake_logits = self.discriminator(fakes, training=False)
+        terms = {"adversarial": losses.wasserstein_generator_loss(fake_scores),
+                 "classification": self._classification(fake_logits, targets),
+                 "reconstruction": losses.cycle_loss(batch["image"], reconstructed)}
+        if "quality" in self.generator_loss_weights():
+            # LEGAN's L_qual on the translation and on the cycle reconstruction.
+            terms["quality"] = (losses.quality_loss(self.quality_model(fakes, training=False), self.hp.q_target)
+                                + losses.quality_loss(self.quality_model(reconstructed, training=False),
+                                                      self.hp.q_target))
+        return terms
