@@ -179,3 +179,15 @@ class ResidualBlock(keras.layers.Layer):
         config = super().get_config()
         config.update(filters=self.filters)
         return config
+
+
+def check_image_size(owner, image_size, num_downsamples):
+    """A network with `num_downsamples` stride-2 stages needs a positive size divisible by 2**num_downsamples."""
+    if not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"{owner}: image_size must be a positive integer, got {image_size!r}.")
+    if not isinstance(num_downsamples, int) or num_downsamples < 0:
+        raise ValueError(f"{owner}: num_downsamples must be a non-negative integer, got {num_downsamples!r}.")
+    if image_size % (2**num_downsamples):
+        raise ValueError(
+            f"{owner}: image_size {image_size} is not divisible by 2**num_downsamples = {2**num_downsamples}."
+        )

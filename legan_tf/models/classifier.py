@@ -8,6 +8,8 @@ import math
 
 import keras
 
+from legan_tf.layers import check_image_size
+
 
 @keras.saving.register_keras_serializable(package="legan_tf")
 class AttributeClassifier(keras.Model):
@@ -24,10 +26,7 @@ class AttributeClassifier(keras.Model):
     def __init__(self, image_size=64, head_classes=None, base_filters=32, num_downsamples=4, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         head_classes = dict(head_classes or {"expression": 6, "lighting": 20})
-        if image_size % (2**num_downsamples):
-            raise ValueError(
-                f"AttributeClassifier: image_size {image_size} is not divisible by 2**num_downsamples = {2**num_downsamples}."
-            )
+        check_image_size("AttributeClassifier", image_size, num_downsamples)
         if not head_classes or any(count < 2 for count in head_classes.values()):
             raise ValueError(f"AttributeClassifier: every head needs at least 2 classes, got {head_classes}.")
         self.image_size = image_size

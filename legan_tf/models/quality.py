@@ -7,6 +7,8 @@ flatten (2x2x2048 = 8192); dense 256 + LeakyReLU(0.01); dense 1, linear.
 
 import keras
 
+from legan_tf.layers import check_image_size
+
 
 @keras.saving.register_keras_serializable(package="legan_tf")
 class QualityModel(keras.Model):
@@ -22,10 +24,7 @@ class QualityModel(keras.Model):
 
     def __init__(self, image_size=128, base_filters=64, num_downsamples=6, dense_units=256, leaky_slope=0.01, **kwargs):
         super().__init__(**kwargs)
-        if image_size % (2**num_downsamples):
-            raise ValueError(
-                f"QualityModel: image_size {image_size} is not divisible by 2**num_downsamples = {2**num_downsamples}."
-            )
+        check_image_size("QualityModel", image_size, num_downsamples)
         self.image_size = image_size
         self.base_filters = base_filters
         self.num_downsamples = num_downsamples

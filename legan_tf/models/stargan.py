@@ -17,18 +17,7 @@ reference's 3-channel RGB.
 
 import keras
 
-from legan_tf.layers import ConvBlock, ResidualBlock, TileLabels, torch_default_kernel_initializer
-
-
-def _check_size(owner, image_size, num_downsamples):
-    if not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"{owner}: image_size must be a positive integer, got {image_size!r}.")
-    if not isinstance(num_downsamples, int) or num_downsamples < 0:
-        raise ValueError(f"{owner}: num_downsamples must be a non-negative integer, got {num_downsamples!r}.")
-    if image_size % (2**num_downsamples):
-        raise ValueError(
-            f"{owner}: image_size {image_size} is not divisible by 2**num_downsamples = {2**num_downsamples}."
-        )
+from legan_tf.layers import ConvBlock, ResidualBlock, TileLabels, check_image_size, torch_default_kernel_initializer
 
 
 def _check_images(owner, images, image_size, channels):
@@ -83,7 +72,7 @@ class StarGANGenerator(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_size("StarGANGenerator", image_size, num_downsamples)
+        check_image_size("StarGANGenerator", image_size, num_downsamples)
         for argument, value, minimum in (
             ("num_labels", num_labels, 0),
             ("base_filters", base_filters, 1),
@@ -224,7 +213,7 @@ class StarGANDiscriminator(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_size("StarGANDiscriminator", image_size, num_downsamples)
+        check_image_size("StarGANDiscriminator", image_size, num_downsamples)
         if num_downsamples < 1:
             raise ValueError("StarGANDiscriminator: num_downsamples must be at least 1.")
         for argument, value in (("base_filters", base_filters), ("input_channels", input_channels)):

@@ -60,16 +60,14 @@ class Task(abc.ABC):
     def checkpoint_items(self) -> dict[str, tf.Module]:
         """Everything stateful that a resume must restore, by name."""
 
-    def train_step(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """One step on one replica's share of the global batch; returns scalar metrics.
-
-        The default `step_schedule()` runs this every step; a recipe that overrides
-        `step_schedule()` (a GAN with its D and G updates) need not define it."""
-        raise NotImplementedError(f"{type(self).__name__} defines neither train_step nor step_schedule")
-
     def step_schedule(self) -> list[ScheduledStep]:
-        """The updates of one training step. A GAN overrides this with its D and G updates."""
-        return [ScheduledStep("train", lambda batch, step: self.train_step(batch))]
+        """The updates of one training step: by default `self.train_step(batch)` every step, which a
+        single-network recipe defines (one step on one replica's share of the global batch, returning
+        scalar metrics). A GAN overrides this with its D and G updates instead."""
+        train_step = getattr(self, "train_step", None)
+        if train_step is None:
+            raise TypeError(f"{type(self).__name__} defines neither train_step(batch) nor step_schedule()")
+        return [ScheduledStep("train", lambda batch, step: train_step(batch))]
 
     @abc.abstractmethod
     def evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:

@@ -17,6 +17,7 @@ from legan_tf.errors import ConfigError
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
 from legan_tf.labels import one_hot_labels
+from legan_tf.layers import check_image_size
 from legan_tf.tasks import base, register
 from legan_tf.training.schedules import LinearDecayAfter
 
@@ -65,8 +66,11 @@ class StarGANTask(base.Task):
         if hp.quality_model and not os.path.isfile(hp.quality_model):
             raise ConfigError(f"--{prefix}quality_model={hp.quality_model}: no such file.")
         for owner, downsamples in (("generator", 2), ("discriminator", hp.d_downsamples)):
-            if image_size % 2**downsamples:
-                raise ConfigError(f"--image_size={image_size}: the {owner} needs a size divisible by {2**downsamples}.")
+            try:
+                check_image_size(owner, image_size, downsamples)
+            except ValueError:
+                raise ConfigError(f"--image_size={image_size}: the {owner} needs a size divisible by "
+                                  f"{2**downsamples}.") from None
         self.decay_steps = train_steps // 2 if hp.decay_steps < 0 else hp.decay_steps
 
     def model_hyperparameters(self) -> dict:
