@@ -80,14 +80,18 @@ def define_flags(config_class, prefix: str, module_name: str, flag_values: flags
         flags.DEFINE(parser, name, default, help_text, flag_values, serializer, module_name=module_name)
 
 
-def from_flags(config_class, prefix: str, flag_values: flags.FlagValues = flags.FLAGS) -> dict[str, object]:
+def from_flags(config_class, prefix: str, flag_values: flags.FlagValues = flags.FLAGS,
+               other_prefixes: typing.Sequence[str] = ()) -> dict[str, object]:
     """The field values set by `--<prefix><field>` flags, as constructor keyword arguments.
 
     A flag with the prefix that names no field is an error, not a silent default: set in a flagfile,
-    it would otherwise train with the code's value while flags.txt records another.
+    it would otherwise train with the code's value while flags.txt records another. Flags of other
+    recipes whose longer prefix starts with this one (`stargan_depth_` beside `stargan_`) are theirs.
     """
     names = {field.name for field in dataclasses.fields(config_class)}
-    prefixed = {name[len(prefix):]: name for name in flag_values if name.startswith(prefix)}
+    others = [other for other in other_prefixes if other != prefix and other.startswith(prefix)]
+    prefixed = {name[len(prefix):]: name for name in flag_values
+                if name.startswith(prefix) and not any(name.startswith(other) for other in others)}
     unused = sorted(argument for argument in prefixed if argument not in names)
     if unused:
         raise ConfigError(f"{', '.join('--' + prefixed[argument] for argument in unused)}: named like a flag of this "

@@ -111,3 +111,41 @@ def identity_loss(emb_a, emb_b):
     emb_a = tf.math.l2_normalize(tf.reshape(emb_a, [tf.shape(emb_a)[0], -1]), axis=1)
     emb_b = tf.math.l2_normalize(tf.reshape(emb_b, [tf.shape(emb_b)[0], -1]), axis=1)
     return 1.0 - tf.reduce_sum(emb_a * emb_b, axis=1)
+
+
+# Bodur et al.'s depth network (METHOD.md section 3, eq. 9-11).
+
+
+def l1_loss(target, predicted):
+    """Pixel L1 per example (eq. 9): mean |target - predicted| over pixels and channels."""
+    return _per_example_mean(tf.abs(tf.cast(target, tf.float32) - tf.cast(predicted, tf.float32)))
+
+
+def perceptual_loss(target_features, predicted_features):
+    """Perceptual loss per example (eq. 10): mean over layers of the mean |V_l(target) - V_l(predicted)|.
+
+    Features are lists of (B, ...) maps from one feature network (VGG19 in the paper). Each layer's
+    L1 is averaged over its own elements, so wide early layers do not outweigh deep ones.
+    """
+    target_features, predicted_features = list(target_features), list(predicted_features)
+    if not target_features or len(target_features) != len(predicted_features):
+        raise ValueError(f"perceptual_loss: need equally many feature maps, got {len(target_features)} and "
+                         f"{len(predicted_features)}")
+    per_layer = [l1_loss(a, b) for a, b in zip(target_features, predicted_features)]
+    return tf.add_n(per_layer) / float(len(per_layer))
+
+
+def entropy(logits):
+    """Entropy H(softmax(logits)) in nats per example, from logits (B, C); 0 for a one-hot, log C for uniform."""
+    logits = tf.cast(logits, tf.float32)
+    log_probabilities = tf.nn.log_softmax(logits, axis=-1)
+    return -tf.reduce_sum(tf.exp(log_probabilities) * log_probabilities, axis=-1)
+
+
+def confidence_penalty(logits, beta):
+    """The confidence penalty per example (eq. 11, Pereyra et al. 2017): -beta * H(softmax(logits)).
+
+    Added to a classifier's cross-entropy, it rewards spread-out predictions, so a classifier of
+    noisy labels (depth maps fitted by a 3D model) does not grow overconfident.
+    """
+    return -float(beta) * entropy(logits)

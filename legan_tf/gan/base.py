@@ -5,13 +5,13 @@ id per attribute):
 
   discriminator_step(batch, step)        every step
       targets = random_targets(batch, step)                      a new class per attribute
-      fakes   = generator(image, one_hot(targets))               no gradient to G
+      fakes   = translate(image, targets)                        generator(image, one_hot(targets)); no gradient to G
       terms   = discriminator_losses(batch, fakes, step)         per-example, by name
       loss    = sum(weight * term for discriminator_loss_weights())
       d_optimizer steps on discriminator_variables()             D and any extra discriminators
   generator_step(batch, step)            every `n_critic` steps
-      fakes         = generator(image, one_hot(targets))
-      reconstructed = generator(fakes, one_hot(source))          the cycle back
+      fakes         = translate(image, targets)
+      reconstructed = reconstruct(batch, fakes)                  the cycle back: generator(fakes, one_hot(source))
       terms = generator_losses(batch, fakes, reconstructed, targets, step)
       loss  = sum(weight * term for generator_loss_weights())
       g_optimizer steps on generator_variables()
@@ -21,9 +21,13 @@ Losses are averaged over the *global* batch (`tf.nn.compute_average_loss`), so g
 over replicas equal one device's. Random draws use named streams (`legan_tf.random_streams`).
 
 A subclass supplies the networks (`make_generator`, `make_discriminator`) and the loss terms; it
-adds a term by extending `*_loss_weights()` and `*_losses()` with `super()`, and an extra
+adds a term by extending `*_loss_weights()` and `*_losses()` with `super()`, an extra
 discriminator by returning it from `extra_discriminators()` (it is then built, trained in the D
-step and checkpointed). `StarGAN` (legan_tf.gan.stargan) is the reference subclass.
+step and checkpointed), and a further trained generator-side network through
+`generator_variables()` and `networks()`. A generator that is no label-conditioned translator (the
+depth network: RGB -> depth and back) overrides `translate` and `reconstruct`.
+`StarGAN` (legan_tf.gan.stargan) is the reference subclass; `legan_tf.gan.depth` holds the two
+depth recipes' models.
 """
 
 from __future__ import annotations
@@ -167,8 +171,16 @@ class ConditionalGAN(keras.Model):
         weights = self.discriminator_loss_weights() if side == "d" else self.generator_loss_weights()
         return [f"{side}/{name}" for name in weights] + [f"{side}/total"]
 
+    def translate(self, images, targets, training):
+        """The generator's output for `targets` ({attribute: ids}): the fakes D judges."""
+        return self.generator((images, self.one_hot(targets)), training=training)
+
+    def reconstruct(self, batch, fakes, training):
+        """The way back from the fakes, for the cycle loss: here the translation to the source labels."""
+        return self.generator((fakes, self.one_hot(self.source_labels(batch))), training=training)
+
     def discriminator_step(self, batch, step):
-        fakes = self.generator((batch["image"], self.one_hot(self.random_targets(batch, step))), training=False)
+        fakes = self.translate(batch["image"], self.random_targets(batch, step), training=False)
         return self._update(self.d_optimizer, self.discriminator_variables(), "d", self.discriminator_loss_weights(),
                             lambda: self.discriminator_losses(batch, fakes, step))
 
@@ -176,8 +188,8 @@ class ConditionalGAN(keras.Model):
         targets = self.random_targets(batch, step)
 
         def terms():
-            fakes = self.generator((batch["image"], self.one_hot(targets)), training=True)
-            reconstructed = self.generator((fakes, self.one_hot(self.source_labels(batch))), training=True)
+            fakes = self.translate(batch["image"], targets, training=True)
+            reconstructed = self.reconstruct(batch, fakes, training=True)
             return self.generator_losses(batch, fakes, reconstructed, targets, step)
 
         return self._update(self.g_optimizer, self.generator_variables(), "g", self.generator_loss_weights(), terms)

@@ -66,4 +66,5 @@ def recipe_modules() -> list:
 
 def hyperparameters_from_flags(task_class: type[Task], flag_values: flags.FlagValues = flags.FLAGS) -> dict:
     """The recipe's hyperparameters as set by its flags (an unknown prefixed flag is a ConfigError)."""
-    return hparams.from_flags(task_class.Hyperparameters, task_class.prefix(), flag_values)
+    prefixes = [other.prefix() for other in task_classes()]
+    return hparams.from_flags(task_class.Hyperparameters, task_class.prefix(), flag_values, prefixes)

@@ -2,12 +2,19 @@
 owns the loop, the strategy, checkpoints and summaries."""
 
 import abc
+import dataclasses
+import os
 import typing
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from legan_tf import hparams
+from legan_tf.errors import ConfigError
+from legan_tf.hparams import hparam
+from legan_tf.layers import check_image_size
+from legan_tf.training.schedules import LinearDecayAfter
 
 
 class ScheduledStep(typing.NamedTuple):
@@ -80,3 +87,92 @@ class Task(abc.ABC):
     def export(self, run_dir: str) -> list[str]:
         """Writes the trained models for users (e.g. `.keras` files); returns their paths."""
         return []
+
+
+@dataclasses.dataclass(frozen=True)
+class GANTrainingHyperparameters:
+    """How a GAN recipe trains (beside its model's hyperparameters)."""
+
+    d_learning_rate: float = hparam(0.0, "Discriminator learning rate; 0 means --learning_rate.", lower_bound=0.0)
+    beta_1: float = hparam(0.5, "Adam beta_1 (reference: 0.5).")
+    beta_2: float = hparam(0.999, "Adam beta_2 (reference: 0.999).")
+    decay_steps: int = hparam(-1, "Decay both learning rates linearly to 0 over the last N training steps "
+                              "(reference: half the run, 100k of 200k); -1 means half of --train_steps, 0 no decay.",
+                              lower_bound=-1)
+
+
+class GANTask(Task):
+    """A recipe around a `legan_tf.gan` model: Adam for D and G with StarGAN's schedule, the D step every
+    step and the G step every `n_critic` steps (plus the EMA), checkpoints of every network, export.
+
+    A subclass sets `model_class`, a `Hyperparameters` dataclass that holds the model's fields and
+    `GANTrainingHyperparameters`', and writes `evaluate` and `sample_grid`. `pretrained_models()`
+    gives the model's constructor the networks the recipe loads from files.
+    """
+
+    model_class = None
+    default_learning_rate = 1e-4
+
+    def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=None, seed=0,
+                 **hyperparameters):
+        super().__init__(label_names, image_size, global_batch_size, train_steps, learning_rate, seed,
+                         **hyperparameters)
+        if not label_names:
+            raise ConfigError(f"{self.name} needs labelled data: the dataset has no expression or lighting labels.")
+        self.label_sizes = {name: len(names) for name, names in label_names.items()}
+        for owner, downsamples in self.image_size_constraints():
+            try:
+                check_image_size(owner, image_size, downsamples)
+            except ValueError:
+                raise ConfigError(f"--image_size={image_size}: the {owner} needs a size divisible by "
+                                  f"{2**downsamples}.") from None
+        hp = self.hp
+        self.decay_steps = train_steps // 2 if hp.decay_steps < 0 else hp.decay_steps
+
+    def image_size_constraints(self) -> list[tuple[str, int]]:
+        """(network, stride-2 stages) pairs: the image size must be divisible by 2**stages for each."""
+        return [("generator", 2), ("discriminator", self.hp.d_downsamples)]
+
+    def model_hyperparameters(self) -> dict:
+        """The share of the recipe's hyperparameters that the Keras model takes."""
+        return hparams.subset(self.hp, self.model_class.Hyperparameters)
+
+    def pretrained_models(self) -> dict:
+        """Networks loaded from files, by the model's constructor argument (frozen judges, pre-trained parts)."""
+        return {}
+
+    @staticmethod
+    def check_file(flag: str, path: str) -> None:
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"{flag}={path}: no such file.")
+
+    def build(self):
+        self.model = self.model_class(self.image_size, self.label_sizes, self.global_batch_size, self.seed,
+                                      **self.pretrained_models(), **self.model_hyperparameters(), name=self.name)
+        hp, n_critic = self.hp, self.hp.n_critic
+        # G is updated once per n_critic D steps, so its own step counter runs n_critic times slower.
+        d_schedule = LinearDecayAfter(hp.d_learning_rate or self.learning_rate, self.train_steps, self.decay_steps)
+        g_schedule = LinearDecayAfter(self.learning_rate, self.train_steps // n_critic, self.decay_steps // n_critic)
+        self.model.build_all(keras.optimizers.Adam(d_schedule, hp.beta_1, hp.beta_2),
+                             keras.optimizers.Adam(g_schedule, hp.beta_1, hp.beta_2))
+
+    def checkpoint_items(self):
+        return {**self.model.networks(), "d_optimizer": self.model.d_optimizer, "g_optimizer": self.model.g_optimizer}
+
+    def step_schedule(self):
+        schedule = [ScheduledStep("discriminator", self.model.discriminator_step, 1),
+                    ScheduledStep("generator", self.model.generator_step, self.hp.n_critic)]
+        if self.model.generator_ema is not None:
+            schedule[1] = schedule[1]._replace(cross_replica_after=self.model.update_ema)
+        return schedule
+
+    def exported_networks(self) -> dict[str, keras.Model]:
+        """What `export` writes, by file name in the run directory."""
+        return {"generator.keras": self.model.sampling_generator, "discriminator.keras": self.model.discriminator}
+
+    def export(self, run_dir):
+        paths = []
+        for filename, network in self.exported_networks().items():
+            network.save(os.path.join(run_dir, filename))
+            paths.append(os.path.join(run_dir, filename))
+        return paths

@@ -6,7 +6,6 @@ quality model Q for L_qual.
 """
 
 import dataclasses
-import os
 
 import tensorflow as tf
 
@@ -55,16 +54,14 @@ class LEGANTask(StarGANTask):
                               "scripts/convert_lightcnn.py) or --legan_identity_model=path/identity_model.keras "
                               "(train one with configs/identity.flags), or set --legan_lambda_id=0.")
         for flag in ("identity_weights", "identity_model"):
-            path = getattr(hp, flag)
-            if path and not os.path.isfile(path):
-                raise ConfigError(f"--legan_{flag}={path}: no such file.")
+            self.check_file(f"--legan_{flag}", getattr(hp, flag))
 
     def _load_identity_model(self):
         path = self.hp.identity_weights or self.hp.identity_model
         return lightcnn.load_identity_embedder(path) if path else None
 
-    def frozen_models(self):
-        return {**super().frozen_models(), "identity_model": self._load_identity_model()}
+    def pretrained_models(self):
+        return {**super().pretrained_models(), "identity_model": self._load_identity_model()}
 
     def extra_sample_columns(self, images, source):
         """The two masks for one joint target per row (the next expression and the light half-way

@@ -6,32 +6,23 @@ step lives in `legan_tf/gan/base.py`. Other GAN recipes (LEGAN) subclass this ta
 """
 
 import dataclasses
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from legan_tf import hparams, losses, visualize
+from legan_tf import losses, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
 from legan_tf.labels import one_hot_labels
-from legan_tf.layers import check_image_size
 from legan_tf.tasks import base, register
-from legan_tf.training.schedules import LinearDecayAfter
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingHyperparameters:
-    """How a GAN recipe trains (beside its model's hyperparameters)."""
+class TrainingHyperparameters(base.GANTrainingHyperparameters):
+    """How a StarGAN-style recipe trains, and where its optional Q comes from."""
 
-    d_learning_rate: float = hparam(0.0, "Discriminator learning rate; 0 means --learning_rate.", lower_bound=0.0)
-    beta_1: float = hparam(0.5, "Adam beta_1 (reference: 0.5).")
-    beta_2: float = hparam(0.999, "Adam beta_2 (reference: 0.999).")
-    decay_steps: int = hparam(-1, "Decay both learning rates linearly to 0 over the last N training steps "
-                              "(reference: half the run, 100k of 200k); -1 means half of --train_steps, 0 no decay.",
-                              lower_bound=-1)
     quality_model: str = hparam("", "Path of a trained Q (.keras) for L_qual; needed when lambda_qual > 0.")
 
 
@@ -41,10 +32,9 @@ class StarGANRecipe(StarGANHyperparameters, TrainingHyperparameters):
 
 
 @register
-class StarGANTask(base.Task):
+class StarGANTask(base.GANTask):
     name = "stargan"
     Hyperparameters = StarGANRecipe
-    default_learning_rate = 1e-4
     model_class = StarGAN
     # Sample-grid columns: each target class of each attribute, in this order.
     sample_attribute_order = ("expression", "lighting")
@@ -55,27 +45,12 @@ class StarGANTask(base.Task):
                  **hyperparameters):
         super().__init__(label_names, image_size, global_batch_size, train_steps, learning_rate, seed,
                          **hyperparameters)
-        if not label_names:
-            raise ConfigError(f"{self.name} needs labelled data: the dataset has no expression or lighting labels.")
-        self.label_sizes = {name: len(names) for name, names in label_names.items()}
         prefix, hp = self.prefix(), self.hp
         if hp.lambda_qual > 0 and not hp.quality_model:
             raise ConfigError(f"--{prefix}lambda_qual={hp.lambda_qual:g} needs a trained Q: give "
                               f"--{prefix}quality_model=path/quality_model.keras (train one with "
                               f"configs/quality.flags), or set --{prefix}lambda_qual=0.")
-        if hp.quality_model and not os.path.isfile(hp.quality_model):
-            raise ConfigError(f"--{prefix}quality_model={hp.quality_model}: no such file.")
-        for owner, downsamples in (("generator", 2), ("discriminator", hp.d_downsamples)):
-            try:
-                check_image_size(owner, image_size, downsamples)
-            except ValueError:
-                raise ConfigError(f"--image_size={image_size}: the {owner} needs a size divisible by "
-                                  f"{2**downsamples}.") from None
-        self.decay_steps = train_steps // 2 if hp.decay_steps < 0 else hp.decay_steps
-
-    def model_hyperparameters(self) -> dict:
-        """The share of the recipe's hyperparameters that the Keras model takes."""
-        return hparams.subset(self.hp, self.model_class.Hyperparameters)
+        self.check_file(f"--{prefix}quality_model", hp.quality_model)
 
     def _load_quality_model(self):
         path = self.hp.quality_model
@@ -87,29 +62,8 @@ class StarGANTask(base.Task):
                               f"but --image_size={self.image_size}.")
         return model
 
-    def frozen_models(self):
-        """Pretrained networks the recipe's model uses but never trains, by constructor argument."""
+    def pretrained_models(self):
         return {"quality_model": self._load_quality_model()}
-
-    def build(self):
-        self.model = self.model_class(self.image_size, self.label_sizes, self.global_batch_size, self.seed,
-                                      **self.frozen_models(), **self.model_hyperparameters(), name=self.name)
-        hp, n_critic = self.hp, self.hp.n_critic
-        # G is updated once per n_critic D steps, so its own step counter runs n_critic times slower.
-        d_schedule = LinearDecayAfter(hp.d_learning_rate or self.learning_rate, self.train_steps, self.decay_steps)
-        g_schedule = LinearDecayAfter(self.learning_rate, self.train_steps // n_critic, self.decay_steps // n_critic)
-        self.model.build_all(keras.optimizers.Adam(d_schedule, hp.beta_1, hp.beta_2),
-                             keras.optimizers.Adam(g_schedule, hp.beta_1, hp.beta_2))
-
-    def checkpoint_items(self):
-        return {**self.model.networks(), "d_optimizer": self.model.d_optimizer, "g_optimizer": self.model.g_optimizer}
-
-    def step_schedule(self):
-        schedule = [base.ScheduledStep("discriminator", self.model.discriminator_step, 1),
-                    base.ScheduledStep("generator", self.model.generator_step, self.hp.n_critic)]
-        if self.model.generator_ema is not None:
-            schedule[1] = schedule[1]._replace(cross_replica_after=self.model.update_ema)
-        return schedule
 
     def evaluate(self, dataset):
         """Cycle L1 and D's classification accuracy on held-out real faces (cheap health signals;
@@ -154,9 +108,3 @@ class StarGANTask(base.Task):
     def extra_sample_columns(self, images, source):
         """(title, images in [-1, 1]) columns a recipe adds after the target columns."""
         return []
-
-    def export(self, run_dir):
-        paths = {"generator.keras": self.model.sampling_generator, "discriminator.keras": self.model.discriminator}
-        for filename, network in paths.items():
-            network.save(os.path.join(run_dir, filename))
-        return [os.path.join(run_dir, filename) for filename in paths]

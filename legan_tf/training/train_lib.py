@@ -58,6 +58,8 @@ def _data_kwargs(task_class, train_source) -> dict:
     kwargs = {}
     if "identities" in parameters:  # a face-recognition task's classes: the training split's identities
         kwargs["identities"] = tuple(int(i) for i in train_source.identities())
+    if "data_features" in parameters:  # what each example holds (e.g. depth), for recipes that need more than images
+        kwargs["data_features"] = tuple(train_source.features)
     return kwargs
 
 
