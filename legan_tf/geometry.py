@@ -35,10 +35,10 @@ def _one_sided_aware_difference(depth, inside, axis):
 
     Central difference where both neighbours are face, one-sided where only one is, 0 where neither
     is: the background's 0 is no surface, so differencing across the silhouette would invent a cliff.
-    Replicated edges make a pixel on the image border its own neighbour (a zero step).
+    Beyond the image border counts as background, so border pixels take a one-sided difference.
     """
     pad = [[0, 0], [1, 1], [0, 0], [0, 0]] if axis == 1 else [[0, 0], [0, 0], [1, 1], [0, 0]]
-    padded = tf.pad(depth, pad, mode="SYMMETRIC")
+    padded = tf.pad(depth, pad, mode="CONSTANT")
     padded_inside = tf.pad(inside, pad, mode="CONSTANT")
     size = tf.shape(depth)[axis]
     before = tf.gather(padded, tf.range(0, size), axis=axis)

@@ -25,6 +25,8 @@ MULTIPIE_LIGHTINGS = numbered_names(MULTIPIE_NUM_LIGHTINGS)
 
 DATA_FORMATS = ("ratings", "multipie", "folder", "csv", "rgbd", "tfrecord")
 ON_ERROR_CHOICES = ("fail", "skip")
+# Declared bit depth of rgbd depth maps: auto accepts 8- and 16-bit files alike.
+DEPTH_BITS_CHOICES = ("auto", "8", "16")
 # Attributes a generic CSV may carry; each one's class names come from the matching *_names field.
 LABEL_ATTRIBUTES = ("expression", "lighting")
 
@@ -43,6 +45,8 @@ class DataConfig:
     label_columns: Tuple[str, ...] = ("expression", "lighting")
     on_error: str = "fail"
     convert_color: bool = False
+    # Only read by data_format="rgbd": the depth maps' declared bit depth ("auto", "8" or "16").
+    depth_bits: str = "auto"
     random_flip: bool = False
     apply_mask: bool = False
     cache: bool = False
@@ -65,6 +69,10 @@ class DataConfig:
             raise DataError(f"image_size must be a positive integer, got {self.image_size!r}")
         if self.on_error not in ON_ERROR_CHOICES:
             raise DataError(f"on_error must be 'fail' or 'skip', got {self.on_error!r}")
+        object.__setattr__(self, "depth_bits", str(self.depth_bits))
+        if self.depth_bits not in DEPTH_BITS_CHOICES:
+            raise DataError(f"depth_bits must be one of {', '.join(DEPTH_BITS_CHOICES)}, "
+                            f"got {self.depth_bits!r}")
         if not self.expression_names:
             raise DataError("expression_names must name at least one expression")
         if self.data_format == "csv":

@@ -5,8 +5,8 @@ from __future__ import annotations
 from absl import flags
 
 from legan_tf.data.config import (
-    DATA_FORMATS, MULTIPIE_EXPRESSIONS, MULTIPIE_NUM_LIGHTINGS, ON_ERROR_CHOICES, DataConfig,
-    numbered_names)
+    DATA_FORMATS, DEPTH_BITS_CHOICES, MULTIPIE_EXPRESSIONS, MULTIPIE_NUM_LIGHTINGS,
+    ON_ERROR_CHOICES, DataConfig, numbered_names)
 from legan_tf.data.errors import DataError
 
 
@@ -58,6 +58,11 @@ def define_data_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "convert_color", False,
         "Accept grayscale (repeated to RGB), RGBA (composited over black) and palette images "
         "instead of rejecting them as faults.", flag_values=flag_values)
+    flags.DEFINE_enum(
+        "depth_bits", "auto", list(DEPTH_BITS_CHOICES),
+        "data_format=rgbd only: the bit depth of the depth PNGs. auto = 8- and 16-bit maps alike "
+        "(each normalised by its own maximum); 8 or 16 = a map of the other bit depth is a bad "
+        "entry (see --on_error).", flag_values=flag_values)
     flags.DEFINE_bool(
         "random_flip", False,
         "Randomly mirror training images left-right (with their depth, normals and mask). The "
@@ -98,6 +103,7 @@ def data_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> DataC
         label_columns=tuple(flag_values.label_columns),
         on_error=flag_values.on_error,
         convert_color=flag_values.convert_color,
+        depth_bits=flag_values.depth_bits,
         random_flip=flag_values.random_flip,
         apply_mask=flag_values.apply_mask,
         cache=flag_values.cache,

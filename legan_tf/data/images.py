@@ -75,16 +75,30 @@ def inspect_rgb(path: str, convert_color: bool) -> ImageInfo:
     raise ImageFault(f"image mode {image.mode} not supported; expected RGB")
 
 
-def inspect_depth(path: str) -> ImageInfo:
-    """Validates a depth map: a single-channel 8- or 16-bit PNG. Returns its bit depth."""
+def inspect_depth(path: str, depth_bits: str = "auto") -> ImageInfo:
+    """Validates a depth map: a single-channel 8- or 16-bit PNG, of the declared bit depth
+    (`depth_bits` "8" or "16"; "auto" accepts both), that is not all zero or constant (no face,
+    or a failed 3D fit). Returns its bit depth."""
     image = _load_fully(path, "depth map")
     if image.format != "PNG":
         raise ImageFault(f"depth map is {image.format}; expected a single-channel PNG")
     if image.mode == "L":
-        return _info(image, 8)
-    if image.mode in SIXTEEN_BIT_MODES:
-        return _info(image, 16)
-    raise ImageFault(f"depth map has mode {image.mode}; expected single-channel 8- or 16-bit")
+        bits = 8
+    elif image.mode in SIXTEEN_BIT_MODES:
+        bits = 16
+    else:
+        raise ImageFault(f"depth map has mode {image.mode}; expected single-channel 8- or 16-bit")
+    if depth_bits != "auto" and int(depth_bits) != bits:
+        raise ImageFault(
+            f"depth map is {bits}-bit (mode {image.mode}) but --depth_bits={depth_bits} declares "
+            f"{depth_bits}-bit")
+    low, high = image.getextrema()
+    if high == 0:
+        raise ImageFault("depth map is all zero (no face, or a failed fit)")
+    if low == high:
+        raise ImageFault(
+            f"depth map is constant ({low} everywhere, of {2 ** bits - 1}; no face, or a failed fit)")
+    return _info(image, bits)
 
 
 def inspect_normals(path: str) -> ImageInfo:

@@ -192,7 +192,8 @@ def _rgbd_row(cells, base, config, header):
     }
     image_info = _check_file(lambda p: images.inspect_rgb(p, config.convert_color), image, base)
     entry["image_size"] = _size(image_info)
-    depth_info = _check_file(images.inspect_depth, cells["depth"], base)
+    depth_info = _check_file(lambda p: images.inspect_depth(p, config.depth_bits), cells["depth"],
+                             base)
     _check_same_size("depth map", cells["depth"], depth_info, image_info)
     entry["depth"] = resolve(cells["depth"], base)
     entry["depth_bits"] = depth_info.bit_depth

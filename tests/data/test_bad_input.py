@@ -5,14 +5,17 @@ skip: the entry is left out, the rest still loads, the fault is kept and written
 """
 
 import csv
+import json
 import os
 
 import numpy as np
 import pytest
+from absl import flags
 from PIL import Image
 
-from legan_tf.data import DataConfig, DataError, open_source
-from tests.data.conftest import save_depth, save_rgb, truncate
+from legan_tf.data import DataConfig, DataError, data_config_from_flags, define_data_flags, open_source
+from legan_tf.data import tfrecord
+from tests.data.conftest import IMAGE_HEIGHT, IMAGE_WIDTH, save_depth, save_rgb, truncate
 
 ALL_READERS = ["ratings", "multipie", "folder", "csv", "rgbd"]
 BAD_ROW = 2
@@ -143,8 +146,22 @@ def rgb_depth(path):
     save_rgb(path, seed=0)
 
 
+def flat_depth(value, bits):
+    """A depth map of one value everywhere: no face (0), or a failed fit (anything else)."""
+    def damage(path):
+        dtype = np.uint8 if bits == 8 else np.uint16
+        Image.fromarray(np.full((IMAGE_HEIGHT, IMAGE_WIDTH), value, dtype)).save(path)
+    return damage
+
+
 PAIRED_FILE_FAULTS = [
     ("rgbd", "depth", small_depth, "depth map is 10x8 but the image is 20x16"),
+    ("rgbd", "depth", flat_depth(0, 8), "depth map is all zero (no face, or a failed fit)"),
+    ("rgbd", "depth", flat_depth(0, 16), "depth map is all zero (no face, or a failed fit)"),
+    ("rgbd", "depth", flat_depth(153, 8),
+     "depth map is constant (153 everywhere, of 255; no face, or a failed fit)"),
+    ("rgbd", "depth", flat_depth(40000, 16),
+     "depth map is constant (40000 everywhere, of 65535; no face, or a failed fit)"),
     ("rgbd", "depth", rgb_depth, "depth map has mode RGB; expected single-channel"),
     ("rgbd", "depth", os.remove, "missing depth map file"),
     ("rgbd", "depth", truncate, "truncated depth map file"),
@@ -163,6 +180,81 @@ def test_bad_paired_file(make_layout, tmp_path, reader, column, damage, fault, o
     paired = layout.rows[BAD_ROW - 1][column]
     damage(layout.file(paired))
     expect_fault(layout, on_error, tmp_path, paired, fault)
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+def test_empty_depth_cell(make_layout, tmp_path, on_error):
+    layout = make_layout("rgbd")
+    layout.set_cell(BAD_ROW, "depth", "")
+    expect_fault(layout, on_error, tmp_path, layout.image_of(BAD_ROW), "empty 'depth' value")
+
+
+def rgbd_with_bits(make_layout, declared, odd_bits):
+    """The rgbd fixture with every depth map in the declared bit depth except BAD_ROW's."""
+    layout = make_layout("rgbd")
+    for row in range(1, layout.count + 1):
+        save_depth(layout.file(layout.rows[row - 1]["depth"]), odd_bits if row == BAD_ROW else declared)
+    layout.config_kwargs["depth_bits"] = str(declared)
+    return layout
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.parametrize("declared,found,mode", [(8, 16, "I;16"), (16, 8, "L")])
+def test_depth_of_another_bit_depth_than_declared(make_layout, tmp_path, declared, found, mode, on_error):
+    layout = rgbd_with_bits(make_layout, declared, found)
+    expect_fault(layout, on_error, tmp_path, layout.rows[BAD_ROW - 1]["depth"],
+                 f"depth map is {found}-bit (mode {mode}) but --depth_bits={declared} declares "
+                 f"{declared}-bit")
+
+
+def test_depth_bits_auto_accepts_8_and_16_bit_maps(make_layout):
+    layout = make_layout("rgbd")       # the fixture alternates 8- and 16-bit depth maps
+    source = open_source(layout.config(depth_bits="auto"))
+    assert source.num_examples == layout.count and not source.faults
+    assert sorted(set(source.all_columns["depth_bits"])) == [8, 16]
+
+
+def test_depth_bits_flag_reaches_the_config():
+    flag_values = flags.FlagValues()
+    define_data_flags(flag_values)
+    flag_values(["prog", "--data_format=rgbd", "--data_path=pairs.csv"])
+    assert data_config_from_flags(flag_values).depth_bits == "auto"
+    flag_values(["prog", "--data_format=rgbd", "--data_path=pairs.csv", "--depth_bits=16"])
+    assert data_config_from_flags(flag_values).depth_bits == "16"
+    with pytest.raises(flags.IllegalFlagValueError):
+        flag_values(["prog", "--depth_bits=12"])
+    assert DataConfig(data_format="rgbd", data_path="p.csv", depth_bits=8).depth_bits == "8"
+    with pytest.raises(DataError, match="depth_bits must be one of auto, 8, 16, got '12'"):
+        DataConfig(data_format="rgbd", data_path="p.csv", depth_bits="12")
+
+
+def test_tfrecord_shards_get_the_same_depth_checks(make_layout, tmp_path):
+    """prepare_data validates through open_source, so the shards leave out what the reader would."""
+    layout = rgbd_with_bits(make_layout, 8, 16)                       # row 2: 16-bit, declared 8
+    flat_depth(90, 8)(layout.file(layout.rows[4]["depth"]))           # row 5: constant
+    flag_values = flags.FlagValues()
+    define_data_flags(flag_values)
+    flag_values(["prepare_data", "--data_format=rgbd", f"--data_path={layout.data_path}",
+                 "--expression_names=happy,neutral,sadness", "--depth_bits=8", "--on_error=fail"])
+    with pytest.raises(DataError, match=r"^pairs.csv row 2 \(depth/1.png\): depth map is 16-bit"):
+        open_source(data_config_from_flags(flag_values))
+    flag_values.on_error = "skip"
+    output = str(tmp_path / "shards")
+    tfrecord.prepare_output_dir(output, overwrite=False)
+    result = tfrecord.write_tfrecords(open_source(data_config_from_flags(flag_values)), output,
+                                      num_shards=2, holdout_fraction=0.0, seed=0)
+    assert result.skipped == 2
+    with open(os.path.join(output, tfrecord.SKIPPED_REPORT_FILE), newline="") as report:
+        rows = list(csv.reader(report))
+    assert rows == [["row", "path", "fault"],
+                    ["2", "depth/1.png", "depth map is 16-bit (mode I;16) but --depth_bits=8 declares 8-bit"],
+                    ["5", "depth/4.png", "depth map is constant (90 everywhere, of 255; no face, or a failed fit)"]]
+    with open(os.path.join(output, tfrecord.METADATA_FILE)) as meta:
+        metadata = json.load(meta)
+    assert (metadata["num_records"], metadata["skipped"]) == (layout.count - 2, 2)
+    shards = open_source(DataConfig(data_format="tfrecord", data_path=output, image_size=8,
+                                    expression_names=("happy", "neutral", "sadness"), lighting_names=()))
+    assert shards.num_examples == layout.count - 2
 
 
 @pytest.mark.parametrize("on_error", ["fail", "skip"])
