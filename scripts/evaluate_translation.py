@@ -31,6 +31,10 @@ flags.DEFINE_enum("kind", None, list(translation_metrics.CHECK_SETS),
                   "target reduced); legan adds disentanglement (the attribute not edited keeps its value in "
                   ">= 90% of single-attribute edits). Default: the run's recipe's check (its --task in "
                   "flags.txt), stargan without one.")
+flags.DEFINE_string("depth_judge", None,
+                    "A depth network (depth_generator.keras of a --task=depth_pretrain run) that adds depth "
+                    "consistency: its geometry of the translations against the exact geometry of the target faces. "
+                    "Use the same pre-trained network for every run compared, not one trained along with a GAN.")
 flags.DEFINE_list("attributes", None,
                   "Attributes the generator's label vector covers, in its order (expression,lighting). "
                   "Default: inferred from the generator's label count.")
@@ -39,7 +43,8 @@ flags.DEFINE_integer("image_size", None, "The run's image size (checked against 
 flags.DEFINE_list("expression_names", None, "The run's expression names in label order. Default: Multi-PIE's six.")
 flags.DEFINE_list("lighting_names", None, "The run's lighting names in label order.")
 flags.DEFINE_integer("num_lightings", None, "The run's number of lights (when no --lighting_names). Default 20.")
-flags.DEFINE_string("data_path", None, "The run's <lab>/multipie/manifest.csv; <lab>/lab.json gives the lab settings.")
+flags.DEFINE_string("data_path", None, "The run's <lab>/multipie/manifest.csv (or <lab>/rgbd/manifest.csv); "
+                    "<lab>/lab.json gives the lab settings.")
 # The face lab; each overrides lab.json.
 flags.DEFINE_integer("lab_image_size", None, "Size the lab renders at (then resized to the model's, as in training).")
 flags.DEFINE_enum("lab_expression_set", None, ["multipie", "affectnet"], "The lab's expression set.")
@@ -76,7 +81,7 @@ def main(argv):
         settings=settings, lab_overrides=lab_overrides, attributes=FLAGS.attributes,
         first_identity=FLAGS.first_identity, num_identities=FLAGS.num_identities, num_faces=FLAGS.num_faces,
         seed=FLAGS.seed, batch_size=FLAGS.batch_size, kind=FLAGS.kind, output_dir=FLAGS.output_dir,
-        sample_rows=FLAGS.sample_rows, progress=FLAGS.progress_bar)
+        sample_rows=FLAGS.sample_rows, progress=FLAGS.progress_bar, depth_judge_path=FLAGS.depth_judge)
     identities = report["identities"]
     print(f"generator: {report['generator']}\nclassifier: {report['classifier']}\n"
           f"{report['metrics']['num_faces']} faces per mode from held-out identities "

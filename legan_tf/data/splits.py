@@ -21,10 +21,13 @@ def split_by_group(
     With strata, each group belongs to the stratum most of its examples have, and each stratum
     gives about holdout_fraction of its examples to the test side, so both sides see every
     generator. Groups are ordered by name before the seeded shuffle, so the split depends only on
-    the data and the seed, not on row order.
+    the data and the seed, not on row order. A holdout_fraction of 0 holds nothing out (all examples
+    train), which is what --holdout_fraction's default asks for.
     """
+    if holdout_fraction == 0.0:
+        return list(range(len(groups))), []
     if not 0.0 < holdout_fraction < 1.0:
-        raise DataError(f"holdout_fraction must be in (0, 1) to split, got {holdout_fraction}")
+        raise DataError(f"holdout_fraction must be in [0, 1) to split, got {holdout_fraction}")
     members = collections.defaultdict(list)
     for index, group in enumerate(groups):
         members[group].append(index)

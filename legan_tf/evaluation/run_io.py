@@ -38,22 +38,27 @@ def read_run_settings(run_dir: str) -> Dict[str, object]:
 
 def lab_settings(data_path: Optional[str], overrides: Mapping[str, object], expression_names: Sequence[str],
                  num_lightings: int, image_size: int) -> Dict[str, object]:
-    """The FaceLab arguments: `<lab>/lab.json` (the lab root holds `multipie/manifest.csv`), then overrides.
+    """The FaceLab arguments: `<lab>/lab.json` (the lab root holds `multipie/manifest.csv`, or
+    `rgbd/manifest.csv` for a run on the lab's RGB-depth pairs), then overrides.
 
     Without a lab.json, the expression set is the one whose names are the run's, the lights the
     run's count, the size the model's, and seed and ambient FaceLab's defaults (held-out identities
     are unseen under any seed; the ambient share must be the lab's, so pass it when not the default).
     """
     settings = {"image_size": image_size, "expression_set": None, "num_lightings": num_lightings,
-                "seed": 0, "ambient": 0.25, "subjects": [], "lab_json": None}
+                "seed": 0, "ambient": 0.25, "subjects": [], "lab_json": None, "part": "multipie"}
     if data_path:
-        lab_json = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(data_path))), LAB_SETTINGS_FILE)
+        data_path = os.path.abspath(data_path)
+        lab_json = os.path.join(os.path.dirname(os.path.dirname(data_path)), LAB_SETTINGS_FILE)
+        # The part the run trained on: its manifest's folder (rgbd/ for RGB-depth pairs).
+        part = "rgbd" if os.path.basename(os.path.dirname(data_path)) == "rgbd" else "multipie"
         if os.path.isfile(lab_json):
             with open(lab_json, encoding="utf-8") as handle:
                 saved = json.load(handle)
-            if "multipie" not in saved:
-                raise ConfigError(f"{lab_json}: the lab has no multipie part, so no labelled faces to translate.")
-            settings.update(image_size=saved["image_size"], expression_set=saved["multipie"]["expression_set"],
+            if part not in saved or not saved.get("counts", {}).get(part, 1):
+                raise ConfigError(f"{lab_json}: the lab has no {part} part, so no labelled faces to translate.")
+            settings.update(part=part)
+            settings.update(image_size=saved["image_size"], expression_set=saved[part]["expression_set"],
                             num_lightings=len(saved["lighting_names"]), seed=saved["seed"],
                             ambient=saved["ambient"], subjects=saved["subjects"], lab_json=lab_json)
     settings.update({name: value for name, value in overrides.items() if value is not None})

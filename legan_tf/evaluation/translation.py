@@ -45,12 +45,14 @@ def evaluate_run(classifier_path: str, run_dir: Optional[str] = None, generator_
                  attributes: Optional[Sequence[str]] = None, first_identity: int = 100000,
                  num_identities: int = 20, num_faces: int = 300, seed: int = 0, batch_size: int = 64,
                  kind: Optional[str] = None, output_dir: Optional[str] = None, sample_rows: int = 4,
-                 progress: bool = True) -> Dict[str, object]:
+                 progress: bool = True, depth_judge_path: Optional[str] = None) -> Dict[str, object]:
     """Runs the learning check of a saved generator; writes translation_metrics.json and translation_samples.png.
 
     `settings` (run_io.RUN_SETTINGS names) override the run's flags.txt; `lab_overrides` (FaceLab
     argument names) override lab.json. `kind` names the check set (CHECK_SETS); None takes the run's
-    recipe's (recipe_check). Returns the JSON content plus output_dir.
+    recipe's (recipe_check). `depth_judge_path`: a depth network (depth_generator.keras of a
+    --task=depth_pretrain run) that adds the depth-consistency figures. Returns the JSON content plus
+    output_dir.
     """
     from legan_tf.models.classifier import AttributeClassifier
 
@@ -99,7 +101,8 @@ def evaluate_run(classifier_path: str, run_dir: Optional[str] = None, generator_
     if tuple(lab.expression_names) != expression_names:
         raise ConfigError(f"the lab's expressions ({','.join(lab.expression_names)}) are not the run's "
                           f"({','.join(expression_names)}), so the label ids would mean other classes.")
-    if lab.num_lightings != num_lightings:
+    # RGB-depth runs have no lighting labels: the lab's lights are only the faces' nuisance then.
+    if lab.num_lightings != num_lightings and lab_args["part"] != "rgbd":
         raise ConfigError(f"the lab has {lab.num_lightings} lights, the run {num_lightings}.")
     class_counts = {"expression": lab.num_expressions, "lighting": lab.num_lightings}
     attributes = tuple(attributes) if attributes else infer_attributes(generator.num_labels, class_counts)
@@ -120,13 +123,28 @@ def evaluate_run(classifier_path: str, run_dir: Optional[str] = None, generator_
         raise ConfigError(f"identities {seen[0]}..{seen[-1]} are in the lab the models trained on; pick "
                           "--first_identity beyond its subjects so the faces are unseen.")
 
+    geometry_fn, geometry = None, "depth"
+    if depth_judge_path:
+        from legan_tf.models.depth import DepthGenerator
+
+        judge = load_model(depth_judge_path, "depth network", "--depth_judge")
+        if not isinstance(judge, DepthGenerator):
+            raise ConfigError(f"{depth_judge_path}: a {type(judge).__name__}, not a DepthGenerator "
+                              "(the depth_generator.keras of a --task=depth_pretrain run).")
+        if judge.image_size != image_size:
+            raise ConfigError(f"--depth_judge={depth_judge_path} works on {judge.image_size} px images, the "
+                              f"generator on {image_size} px.")
+        geometry = judge.geometry
+        geometry_fn = _batched(judge, batch_size)
     translate = generator_translate_fn(generator, label_sizes, batch_size)
     metrics, kept_counts, samples = translation_figures(translate, lab, classifier, identities, num_faces, seed,
-                                                        attributes, image_size, batch_size, progress, sample_rows)
+                                                        attributes, image_size, batch_size, progress, sample_rows,
+                                                        geometry_fn, geometry)
     verdict = learning_check_verdict(metrics, kind)
     report = {
         "generator": os.path.abspath(generator_path),
         "classifier": os.path.abspath(classifier_path),
+        "depth_judge": os.path.abspath(depth_judge_path) if depth_judge_path else None,
         "task": resolved.get("task"),
         "kind": kind,
         "attributes": list(attributes),
@@ -148,3 +166,14 @@ def evaluate_run(classifier_path: str, run_dir: Optional[str] = None, generator_
     plot_samples(samples, class_names(lab), os.path.join(output_dir, SAMPLES_FILE))
     report["output_dir"] = output_dir
     return report
+
+
+def _batched(network, batch_size: int):
+    """numpy images -> numpy outputs of `network`, `batch_size` at a time."""
+    import numpy as np
+
+    def run(images):
+        return np.concatenate([np.asarray(network(images[start:start + batch_size]))
+                               for start in range(0, len(images), batch_size)])
+
+    return run

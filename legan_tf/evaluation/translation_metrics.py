@@ -22,6 +22,16 @@ Metrics (a flat dict; <a> is an attribute):
   classifier_on_truth/<a>       the classifier on the exact `both` target renders: its ceiling
   classifier_on_input/<a>       the classifier on the inputs: the ceiling of the kept figures
 
+With a geometry judge (a depth network G_depth: images -> depth or normals maps, Bodur et al.), the
+depth consistency of `both` edits, in network-scale L1 ([-1, 1] maps) against the exact geometry of
+the target face (the lab's depth, or normals from it):
+  both/geometry_l1_out          G_depth(translation); /geometry_l1_in: G_depth(input), i.e. no edit;
+  both/geometry_l1_truth        G_depth(exact target render): the judge's own floor;
+  both/geometry_l1_reduction    1 - out / in;
+  both/geometry_region_l1_out, _in, /geometry_region_l1_reduction
+                                the same inside the geometry change region, where the exact source
+                                and target geometry differ (an expression moves a small part of the face)
+
 Beside them, translation_figures counts where a kept attribute is lost (kept_breakdown names the
 classes) and keeps the first rows of its draw for the sample figure (translation_report.plot_samples).
 """
@@ -57,6 +67,10 @@ DEFAULT_CHECK = "stargan"
 # the [0, 1] scale). The cut sits at 1.5 levels so that float rounding of two 8-bit images cannot
 # put an exact one-level difference on either side.
 CHANGE_THRESHOLD = 1.5 * 2.0 / 255.0  # [-1, 1] scale
+# The geometry change region: where the exact source and target maps differ by more than this
+# ([-1, 1] scale). The lab's depth is exact (no 8-bit step), so any difference is real; the cut only
+# keeps float noise of equal surfaces (~1e-7) out.
+GEOMETRY_CHANGE_THRESHOLD = 1e-4
 
 
 # --- images and labels ----------------------------------------------------------------------------
@@ -77,8 +91,27 @@ def to_model_images(rgb: np.ndarray, image_size: int) -> np.ndarray:
 
 def render_model_images(lab: FaceLab, identity: np.ndarray, labels: Mapping[str, np.ndarray],
                         image_size: int) -> np.ndarray:
-    rgb = lab.render(identity, labels["expression"], labels["lighting"])["rgb"]
-    return to_model_images(rgb, image_size)
+    return render_model_faces(lab, identity, labels, image_size)[0]
+
+
+def render_model_faces(lab: FaceLab, identity: np.ndarray, labels: Mapping[str, np.ndarray],
+                       image_size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(images, depth): the model's [-1, 1] images and the exact depth maps (B, S, S, 1) in [0, 1],
+    resized as the data pipeline resizes depth (nearest) when the model's size is not the lab's."""
+    out = lab.render(identity, labels["expression"], labels["lighting"])
+    depth = out["depth"][..., None]
+    if depth.shape[1] != image_size:
+        from legan_tf.data.preprocess import resize_geometry  # TensorFlow, only when a resize is needed
+
+        depth = resize_geometry(depth, image_size).numpy()
+    return to_model_images(out["rgb"], image_size), depth.astype(np.float32)
+
+
+def exact_geometry(depth: np.ndarray, geometry: str) -> np.ndarray:
+    """The network-scale geometry map (legan_tf.geometry) of exact depth maps in [0, 1]."""
+    from legan_tf.geometry import geometry_from_depth  # TensorFlow, imported when a depth network runs anyway
+
+    return geometry_from_depth(depth, geometry).numpy()
 
 
 def one_hot_labels(targets: Mapping[str, np.ndarray], label_sizes: Mapping[str, int]) -> np.ndarray:
@@ -165,15 +198,18 @@ def classify(classifier, images: np.ndarray, attributes: Sequence[str], class_co
 def evaluate_translation(translate_fn: TranslateFn, lab: FaceLab, classifier, identities: Sequence[int],
                          num_faces: int = 300, seed: int = 0,
                          attributes: Sequence[str] = ATTRIBUTES, image_size: Optional[int] = None,
-                         batch_size: int = 64, progress: bool = False) -> Dict[str, float]:
+                         batch_size: int = 64, progress: bool = False,
+                         geometry_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                         geometry: str = "depth") -> Dict[str, float]:
     """The learning-check metrics (module docstring) of `translate_fn` on `num_faces` seeded edits.
 
     translate_fn gets [-1, 1] images (B, S, S, 3) and {attribute: target ids (B,)} for `attributes`,
     and returns [-1, 1] images of the same shape. `classifier(images)` returns {attribute: logits}.
-    `image_size` is the models' input size (default the lab's).
+    `image_size` is the models' input size (default the lab's). `geometry_fn` (images -> `geometry`
+    maps) adds depth consistency.
     """
     return translation_figures(translate_fn, lab, classifier, identities, num_faces, seed, attributes, image_size,
-                               batch_size, progress).metrics
+                               batch_size, progress, geometry_fn=geometry_fn, geometry=geometry).metrics
 
 
 @dataclasses.dataclass
@@ -206,7 +242,9 @@ class TranslationFigures(NamedTuple):
 def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, identities: Sequence[int],
                         num_faces: int = 300, seed: int = 0,
                         attributes: Sequence[str] = ATTRIBUTES, image_size: Optional[int] = None,
-                        batch_size: int = 64, progress: bool = False, sample_rows: int = 0) -> TranslationFigures:
+                        batch_size: int = 64, progress: bool = False, sample_rows: int = 0,
+                        geometry_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                        geometry: str = "depth") -> TranslationFigures:
     """(metrics, kept_counts, samples): evaluate_translation's metrics, where a kept attribute is lost,
     and the first `sample_rows` faces with their translations.
 
@@ -216,6 +254,7 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
     A kept figure below its target says how often the attribute is lost; these say which classes are
     lost and under which edits (e.g. the extreme lights), without a second pass over the translator.
     The samples are kept for the same reason: the figure shows the very translations that were scored.
+    `geometry_fn` (images -> `geometry` maps, e.g. a DepthGenerator) adds the depth-consistency figures.
     """
     modes = edit_modes(attributes)
     image_size = image_size or lab.image_size
@@ -238,7 +277,7 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
         faces = identity[chunk]
         chunk_source = {name: values[chunk] for name, values in source.items()}
         chunk_new = {name: values[chunk] for name, values in new.items()}
-        inputs = render_model_images(lab, faces, chunk_source, image_size)
+        inputs, source_depth = render_model_faces(lab, faces, chunk_source, image_size)
         predicted = classify(classifier, inputs, attributes, class_counts)
         for name in attributes:
             sums[f"classifier_on_input/{name}"] += np.sum(predicted[name] == chunk_source[name])
@@ -247,7 +286,7 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
 
         for mode, edited in modes.items():
             targets = mode_targets(chunk_source, chunk_new, edited)
-            truth = render_model_images(lab, faces, targets, image_size)
+            truth, truth_depth = render_model_faces(lab, faces, targets, image_size)
             translated = np.asarray(translate_fn(inputs, {name: targets[name] for name in attributes}),
                                     dtype=np.float32)
             if translated.shape != inputs.shape:
@@ -269,6 +308,9 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
                 on_truth = classify(classifier, truth, attributes, class_counts)
                 for name in attributes:
                     sums[f"classifier_on_truth/{name}"] += np.sum(on_truth[name] == targets[name])
+                if geometry_fn is not None:
+                    _add_geometry_sums(sums, geometry_fn, geometry, inputs, translated, truth, source_depth,
+                                       truth_depth)
 
             error_out = np.abs(translated - truth).mean(axis=-1)  # (B, S, S)
             error_in = np.abs(inputs - truth).mean(axis=-1)
@@ -285,7 +327,7 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
 
     metrics = {"num_faces": num_faces, "num_identities": int(np.unique(identity).size)}
     for name, total in sums.items():
-        if "region_" not in name:
+        if "region_" not in name and "geometry_" not in name:
             metrics[name] = float(total) / num_faces
     for mode in modes:
         metrics[f"{mode}/l1_reduction"] = _reduction(metrics[f"{mode}/l1_out"], metrics[f"{mode}/l1_in"])
@@ -297,6 +339,8 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
                                                        if pixels else float("nan"))
             metrics[f"{mode}/region_l1_reduction"] = _reduction(metrics[f"{mode}/region_l1_out"],
                                                                 metrics[f"{mode}/region_l1_in"])
+    if geometry_fn is not None:
+        _finish_geometry_metrics(metrics, sums, num_faces)
     samples = None
     if sample_parts:
         joined = _concatenate(sample_parts)
@@ -304,6 +348,31 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
             tuple(attributes), joined["inputs"], joined["source"],
             {mode: ModeSamples(modes[mode], **fields) for mode, fields in joined["modes"].items()})
     return TranslationFigures(dict(sorted(metrics.items())), kept_counts, samples)
+
+
+def _add_geometry_sums(sums, geometry_fn, geometry, inputs, translated, truth, source_depth, truth_depth):
+    """Per-face geometry L1 sums of a `both` chunk (see the module docstring)."""
+    target = exact_geometry(truth_depth, geometry)
+    region = np.abs(exact_geometry(source_depth, geometry) - target).max(axis=-1) > GEOMETRY_CHANGE_THRESHOLD
+    for side, images in (("out", translated), ("in", inputs), ("truth", truth)):
+        error = np.abs(np.asarray(geometry_fn(images), np.float32) - target).mean(axis=-1)  # (B, S, S)
+        sums[f"{BOTH}/geometry_l1_{side}"] += error.mean(axis=(1, 2)).sum()
+        if side != "truth":
+            sums[f"{BOTH}/geometry_region_l1_{side}"] += error[region].sum()
+    sums[f"{BOTH}/geometry_region_pixels"] += region.sum()
+
+
+def _finish_geometry_metrics(metrics, sums, num_faces):
+    for side in ("out", "in", "truth"):
+        metrics[f"{BOTH}/geometry_l1_{side}"] = float(sums[f"{BOTH}/geometry_l1_{side}"]) / num_faces
+    metrics[f"{BOTH}/geometry_l1_reduction"] = _reduction(metrics[f"{BOTH}/geometry_l1_out"],
+                                                          metrics[f"{BOTH}/geometry_l1_in"])
+    pixels = sums[f"{BOTH}/geometry_region_pixels"]
+    for side in ("out", "in"):
+        metrics[f"{BOTH}/geometry_region_l1_{side}"] = (float(sums[f"{BOTH}/geometry_region_l1_{side}"]) / pixels
+                                                         if pixels else float("nan"))
+    metrics[f"{BOTH}/geometry_region_l1_reduction"] = _reduction(metrics[f"{BOTH}/geometry_region_l1_out"],
+                                                                 metrics[f"{BOTH}/geometry_region_l1_in"])
 
 
 def _rows(arrays: Mapping[str, np.ndarray], rows: slice) -> Dict[str, np.ndarray]:
@@ -348,7 +417,8 @@ def learning_check_verdict(metrics: Mapping[str, float],
 
 def reported_figures(metrics: Mapping[str, float]) -> List[Tuple[str, float]]:
     """Figures shown beside the verdict: single-edit accuracies and region L1, the classifier's ceilings."""
-    shown = ("/region_l1_reduction", "_only/accuracy/", "classifier_on_truth/", "classifier_on_input/")
+    shown = ("/region_l1_reduction", "_only/accuracy/", "classifier_on_truth/", "classifier_on_input/",
+             "/geometry_")
     return [(name, float(value)) for name, value in metrics.items()
             if isinstance(value, float) and any(part in name for part in shown)]
 

@@ -57,7 +57,14 @@ COMPARISON_ROWS = (
     ("lighting_only/accuracy/lighting", "lighting-only edits: target recognised"),
     ("expression_only/region_l1_reduction", "expression-only edits: change-region L1 reduction"),
     ("lighting_only/region_l1_reduction", "lighting-only edits: change-region L1 reduction"),
+    # Depth consistency (evaluate_translation.py --depth_judge): L1 values, not rates.
+    ("both/geometry_l1_out", "depth consistency: L1 of G_depth(translation) to the target's exact geometry"),
+    ("both/geometry_l1_in", "  the same for the unedited input"),
+    ("both/geometry_l1_truth", "  the same for the exact target render (the judge's floor)"),
+    ("both/geometry_region_l1_reduction", "depth consistency in the geometry change region: reduction vs input"),
 )
+# Rows whose values are L1 distances, shown as numbers; the others are rates, shown in %.
+VALUE_ROWS = ("both/geometry_l1_out", "both/geometry_l1_in", "both/geometry_l1_truth")
 
 
 def comparison_table(reports: Mapping[str, Union[Mapping[str, float], Sequence[Mapping[str, float]]]]) -> str:
@@ -77,13 +84,14 @@ def comparison_table(reports: Mapping[str, Union[Mapping[str, float], Sequence[M
     for key, description in COMPARISON_ROWS:
         cells = []
         for runs in groups.values():
-            values = [100 * run[key] for run in runs if key in run]
+            scale, unit, digits = (1, "", 3) if key in VALUE_ROWS else (100, "%", 1)
+            values = [scale * run[key] for run in runs if key in run]
             if not values:
                 cells.append("-")
             elif len(runs) == 1:
-                cells.append(f"{values[0]:.1f}%")
+                cells.append(f"{values[0]:.{digits}f}{unit}")
             else:
-                cells.append(f"{np.mean(values):.1f}% ({min(values):.1f}-{max(values):.1f})")
+                cells.append(f"{np.mean(values):.{digits}f}{unit} ({min(values):.{digits}f}-{max(values):.{digits}f})")
         if any(cell != "-" for cell in cells):
             lines.append(f"| {description} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

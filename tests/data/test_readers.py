@@ -245,6 +245,15 @@ def test_split_by_group_is_disjoint_and_deterministic(make_layout, name):
     assert again_test.groups == test.groups and again_train.groups == train.groups
 
 
+def test_a_zero_holdout_fraction_trains_on_everything(make_layout):
+    # --holdout_fraction's default: scripts/train.py then runs without held-out metrics, as it says.
+    source = open_source(make_layout("multipie").config())
+    train, test = source.split(0.0, seed=0)
+    assert train.num_examples == source.num_examples and test.num_examples == 0
+    with pytest.raises(DataError, match=r"must be in \[0, 1\)"):
+        source.split(1.0, seed=0)
+
+
 def test_ratings_split_is_stratified_by_generator(make_layout):
     source = open_source(make_layout("ratings").config())
     _, test = source.split(0.34, seed=0)

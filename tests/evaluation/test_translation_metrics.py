@@ -67,6 +67,36 @@ def test_expression_only_attributes_evaluate_expression_edits_alone(lookup):
     assert metrics["both/accuracy/expression"] == 1.0 and metrics["both/l1_reduction"] == 1.0
 
 
+def _geometry_oracle(lookup, geometry):
+    """A perfect depth network for the lookup lab: the exact geometry of whatever render it is shown."""
+    from legan_tf.geometry import geometry_from_depth
+
+    def estimate(images):
+        labels = np.array([lookup.labels[pixel_key(image)] for image in images])
+        depth = lookup.lab.render(labels[:, 0], labels[:, 1], labels[:, 2])["depth"][..., None]
+        return geometry_from_depth(depth, geometry).numpy()
+
+    return estimate
+
+
+@pytest.mark.parametrize("geometry", ["depth", "normals"])
+def test_depth_consistency_of_a_perfect_and_an_idle_translator(lookup, geometry):
+    judge = _geometry_oracle(lookup, geometry)
+    perfect = _evaluate(lookup, lookup.oracle, lookup.classifier(), attributes=("expression",), geometry_fn=judge,
+                        geometry=geometry)
+    # The judge is exact, so the oracle's translations have exactly the target's geometry, as do the truths.
+    assert perfect["both/geometry_l1_out"] == perfect["both/geometry_l1_truth"] == 0.0
+    assert perfect["both/geometry_l1_in"] > 0 and perfect["both/geometry_l1_reduction"] == 1.0
+    assert perfect["both/geometry_region_l1_reduction"] == 1.0
+    # Inside the change region the unedited input is further off than over the whole image.
+    assert perfect["both/geometry_region_l1_in"] > perfect["both/geometry_l1_in"]
+    idle = _evaluate(lookup, lambda images, targets: images, lookup.classifier(), attributes=("expression",),
+                     geometry_fn=judge, geometry=geometry)
+    assert idle["both/geometry_l1_out"] == idle["both/geometry_l1_in"] == perfect["both/geometry_l1_in"]
+    assert idle["both/geometry_l1_reduction"] == 0.0
+    assert "both/geometry_l1_out" not in _evaluate(lookup, lookup.oracle, lookup.classifier())
+
+
 def test_kept_breakdown_names_the_lost_classes_and_the_edits_that_lose_them(lookup):
     def loses_expression_under_light_0(images, targets):
         # Under target light 0 the expression slips to the next class; elsewhere the translation is exact.

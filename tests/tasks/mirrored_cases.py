@@ -8,12 +8,14 @@ so the same numbers on any layout can only be asked of a recipe without it.
 
 import keras
 
+from legan_tf.gan import LEGAN, DepthGuidedStarGAN, DepthNetworkGAN, StarGAN
+from legan_tf.gan.depth import make_depth_discriminator
+from legan_tf.models.depth import DepthGenerator
 from legan_tf.tasks.classifier import ClassifierTask
 from legan_tf.tasks.identity import IdentityTask
-from legan_tf.gan import LEGAN
 from legan_tf.tasks.quality import QualityTask
-from legan_tf.gan import StarGAN
 from tests.tasks.mirrored import GLOBAL_BATCH
+from tests.tasks.test_depth_recipes import TinyFeatures
 from tests.tasks.test_legan_recipe import _judges
 
 LABEL_NAMES = {"expression": ("a", "b", "c"), "lighting": ("0", "1", "2", "3")}
@@ -25,7 +27,8 @@ def _gan(model, recorder):
     d, g = recorder("d_recorder"), recorder("g_recorder")
     model.build_all(d, g)
     networks = [model.generator, model.discriminator]
-    networks += [network for network in (getattr(model, "identity_model", None), model.quality_model) if network]
+    judges = ("identity_model", "quality_model", "depth_generator", "depth_discriminator", "feature_network")
+    networks += [getattr(model, name) for name in judges if getattr(model, name, None) is not None]
     return {"networks": networks, "draws": model.random_targets,
             "updates": [("discriminator", model.discriminator_step, d), ("generator", model.generator_step, g)]}
 
@@ -40,6 +43,28 @@ def legan(recorder):
     keras.utils.set_random_seed(0)
     # Both judges on: L_id and L_qual flow through frozen networks on every replica.
     return _gan(LEGAN(identity_model=identity, quality_model=quality, lambda_qual=1.0, lambda_id=1.0, **GAN), recorder)
+
+
+DEPTH = dict(image_size=32, label_sizes={"expression": 3}, global_batch_size=GLOBAL_BATCH, n_critic=1)
+
+
+def depth_pretrain(recorder):
+    keras.utils.set_random_seed(0)
+    features = TinyFeatures()
+    features(keras.ops.zeros((1, 32, 32, 1)))
+    # Perceptual loss and confidence penalty on: every term of the pre-training.
+    return _gan(DepthNetworkGAN(feature_network=features, g_filters=4, g_residual_blocks=1, d_filters=4,
+                                d_downsamples=3, confidence_beta=0.1, **DEPTH), recorder)
+
+
+def stargan_depth(recorder):
+    keras.utils.set_random_seed(0)
+    generator = DepthGenerator(32, "normals", base_filters=4, num_residual_blocks=1)
+    discriminator = make_depth_discriminator(32, "normals", 3, 4, 3)
+    # Normals (finite differences across the replicas' own examples), the depth terms and G_depth training on.
+    return _gan(DepthGuidedStarGAN(depth_generator=generator, depth_discriminator=discriminator, geometry="normals",
+                                   depth_weight=0.3, g_filters=4, g_residual_blocks=1, d_filters=4, d_downsamples=3,
+                                   **DEPTH), recorder)
 
 
 def _task(task, network, recorder):
@@ -69,4 +94,5 @@ def identity(recorder):
     return _task(task, "network", recorder)
 
 
-CASES = {"stargan": stargan, "legan": legan, "classifier": classifier, "quality": quality, "identity": identity}
+CASES = {"stargan": stargan, "legan": legan, "classifier": classifier, "quality": quality, "identity": identity,
+         "depth_pretrain": depth_pretrain, "stargan_depth": stargan_depth}
