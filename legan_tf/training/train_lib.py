@@ -14,37 +14,41 @@ from legan_tf.training.trainer import Trainer, TrainerConfig
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     """Every flag of the training entry point; safe to call more than once."""
-    if "task" in FLAGS:
+    if "task" in flag_values:
         return
-    define_data_flags()
-    tasks.define_flags()
-    flags.DEFINE_string("task", "classifier", f"Recipe to train: {', '.join(tasks.task_names())}.")
-    flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
-                      "Distribution: default (one device), mirrored (all local GPUs), multi_worker (TF_CONFIG cluster), tpu.")
+    define_data_flags(flag_values)
+    tasks.define_flags(flag_values)
+    into = {"flag_values": flag_values}
+    flags.DEFINE_string("task", "classifier", f"Recipe to train: {', '.join(tasks.task_names())}.", **into)
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "Distribution: default (one device), mirrored (all "
+                      "local GPUs), multi_worker (TF_CONFIG cluster), tpu.", **into)
     flags.DEFINE_integer("cpu_replicas", 0,
                          "Split the CPU into this many logical devices (0: leave it whole), so --strategy=mirrored "
-                         "runs several replicas without GPUs: for trying distribution on a laptop.", lower_bound=0)
-    flags.DEFINE_string("tpu_address", "", "TPU name or grpc:// address for --strategy=tpu.")
-    flags.DEFINE_string("runs_root", "runs", "Folder that holds run directories.")
-    flags.DEFINE_string("run_name", "", "Run directory name prefix (default: the task name); a timestamp is appended.")
-    flags.DEFINE_string("resume", "", "Continue the run in this run directory from its latest checkpoint.")
-    flags.DEFINE_bool("dry_run", False, "Print the resolved configuration and a summary of the data, then exit.")
-    flags.DEFINE_integer("batch_size", 32, "Global batch size, split evenly over replicas.", lower_bound=1)
-    flags.DEFINE_integer("train_steps", 1000, "Total optimisation steps of the run.", lower_bound=1)
-    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", lower_bound=0.0)
-    flags.DEFINE_integer("log_every", 50, "Steps between TensorBoard scalars.", lower_bound=1)
-    flags.DEFINE_integer("sample_every", 500, "Steps between sample grids (samples/ and TensorBoard).", lower_bound=1)
-    flags.DEFINE_integer("eval_every", 1000, "Steps between evaluations on the held-out split.", lower_bound=1)
-    flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.", lower_bound=1)
-    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in the run directory.", lower_bound=1)
-    flags.DEFINE_integer("num_samples", 16, "Held-out images shown in each sample grid.", lower_bound=1)
-    flags.DEFINE_integer("seed", 0, "Seed for weights and data order.")
-    flags.DEFINE_bool("progress_bar", True, "Show a progress bar.")
+                         "runs several replicas without GPUs: for trying distribution on a laptop.", lower_bound=0,
+                         **into)
+    flags.DEFINE_string("tpu_address", "", "TPU name or grpc:// address for --strategy=tpu.", **into)
+    flags.DEFINE_string("runs_root", "runs", "Folder that holds run directories.", **into)
+    flags.DEFINE_string("run_name", "", "Run directory name prefix (default: the task name); a timestamp is "
+                        "appended.", **into)
+    flags.DEFINE_string("resume", "", "Continue the run in this run directory from its latest checkpoint.", **into)
+    flags.DEFINE_bool("dry_run", False, "Print the resolved configuration and a summary of the data, then exit.", **into)
+    flags.DEFINE_integer("batch_size", 32, "Global batch size, split evenly over replicas.", lower_bound=1, **into)
+    flags.DEFINE_integer("train_steps", 1000, "Total optimisation steps of the run.", lower_bound=1, **into)
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", lower_bound=0.0, **into)
+    flags.DEFINE_integer("log_every", 50, "Steps between TensorBoard scalars.", lower_bound=1, **into)
+    flags.DEFINE_integer("sample_every", 500, "Steps between sample grids (samples/ and TensorBoard).", lower_bound=1,
+                         **into)
+    flags.DEFINE_integer("eval_every", 1000, "Steps between evaluations on the held-out split.", lower_bound=1, **into)
+    flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.", lower_bound=1, **into)
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept in the run directory.", lower_bound=1, **into)
+    flags.DEFINE_integer("num_samples", 16, "Held-out images shown in each sample grid.", lower_bound=1, **into)
+    flags.DEFINE_integer("seed", 0, "Seed for weights and data order.", **into)
+    flags.DEFINE_bool("progress_bar", True, "Show a progress bar.", **into)
     flags.DEFINE_string("export_to", "",
                         "When training ends, export the run's models as SavedModels into this TF-Serving directory "
-                        "(as scripts/export.py does) and print the commands that serve them.")
+                        "(as scripts/export.py does) and print the commands that serve them.", **into)
 
 
 def _task_kwargs(task_class, flag_values: flags.FlagValues = FLAGS) -> dict:

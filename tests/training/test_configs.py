@@ -1,0 +1,38 @@
+"""Every training preset in configs/ parses with scripts/train.py's flags and gives its recipe valid settings.
+
+A misspelt flag, a value out of its bounds or a hyperparameter the recipe does not have would
+otherwise surface only when someone starts that preset; the paper presets need data no test has.
+"""
+
+import glob
+import os
+
+import pytest
+from absl import flags
+
+from legan_tf import tasks
+from legan_tf.training import train_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The face-lab presets are make_synthetic.py's flags, not training's.
+LAB_PRESETS = {"face_lab.flags", "face_lab_32.flags", "face_lab_identities.flags", "face_lab_rgbd_32.flags",
+               "quality_lab_data.flags"}
+PRESETS = sorted(path for path in glob.glob(os.path.join(REPO, "configs", "*.flags"))
+                 if os.path.basename(path) not in LAB_PRESETS)
+
+
+def test_every_preset_is_either_a_training_or_a_lab_preset():
+    assert len(PRESETS) + len(LAB_PRESETS) == len(glob.glob(os.path.join(REPO, "configs", "*.flags")))
+    assert len(PRESETS) >= 20
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=os.path.basename)
+def test_training_preset_parses_and_its_recipe_accepts_the_values(path, monkeypatch):
+    monkeypatch.chdir(REPO)  # presets name other presets relative to the repository root
+    flag_values = flags.FlagValues()
+    train_lib.define_flags(flag_values)
+    flag_values(["train.py", f"--flagfile={path}"])
+    task_class = tasks.get_task_class(flag_values.task)
+    hyperparameters = tasks.hyperparameters_from_flags(task_class, flag_values)
+    # The recipe's dataclass takes them all, with its own checks (choices, bounds) passed.
+    task_class.Hyperparameters(**hyperparameters)
