@@ -11,7 +11,10 @@ Conventions (the face lab's, and what `scripts/make_depth.py` writes):
   the sign of the row derivative), as the lab computes them; background normals are 0.
 
 Inside the networks a geometry map is in [-1, 1] like an image: depth as 2 * depth - 1 (one
-channel, background -1), normals as their components (three channels, background 0).
+channel, background -1), normals as their components (three channels, background 0). The data
+pipeline already delivers depth at that scale (`legan_tf.data.preprocess`: every pixel map in
+[-1, 1]), so batches go through `geometry_from_network_depth`; depth in [0, 1] (the lab's renders,
+files) through `geometry_from_depth`.
 """
 
 from __future__ import annotations
@@ -76,6 +79,15 @@ def geometry_from_depth(depth, geometry: str, depth_span: float = DEPTH_SPAN) ->
     if geometry == "depth":
         return depth * 2.0 - 1.0
     return normals_from_depth(depth, depth_span)
+
+
+def geometry_from_network_depth(depth, geometry: str, depth_span: float = DEPTH_SPAN) -> tf.Tensor:
+    """The network-scale geometry map of network-scale depth (B, H, W, 1) in [-1, 1], as batches hold it."""
+    geometry_channels(geometry)
+    depth = tf.convert_to_tensor(depth, tf.float32)
+    if geometry == "depth":
+        return depth
+    return normals_from_depth(depth_from_network(depth), depth_span)
 
 
 def depth_from_network(depth_map) -> tf.Tensor:

@@ -29,11 +29,16 @@ def _batches(source, batch_size):
     return source.dataset(batch_size=batch_size, training=False, repeat=False)
 
 
+def _unit_depth(batch) -> np.ndarray:
+    """The batch's depth in [0, 1] (the pipeline holds it in [-1, 1], as every pixel map)."""
+    return (batch["depth"].numpy().astype(np.float64) + 1.0) / 2.0
+
+
 def mean_depth_map(train_source, batch_size: int = 64) -> np.ndarray:
-    """The per-pixel mean depth (S, S, 1) over the training split, as the pipeline decodes it."""
+    """The per-pixel mean depth (S, S, 1) in [0, 1] over the training split, as the pipeline decodes it."""
     total, count = None, 0
     for batch in _batches(train_source, batch_size):
-        depth = batch["depth"].numpy().astype(np.float64)
+        depth = _unit_depth(batch)
         total = depth.sum(axis=0) if total is None else total + depth.sum(axis=0)
         count += len(depth)
     if not count:
@@ -51,8 +56,6 @@ def _angles(predicted, truth):
 def depth_errors(depth_generator, eval_source, mean_map: np.ndarray, batch_size: int = 64,
                  keep_samples: int = 0) -> Dict[str, object]:
     """Held-out errors of `depth_generator` and of the mean map, and the first `keep_samples` faces."""
-    import tensorflow as tf
-
     from legan_tf.geometry import depth_from_network, geometry_from_depth
 
     geometry = depth_generator.geometry
@@ -61,7 +64,7 @@ def depth_errors(depth_generator, eval_source, mean_map: np.ndarray, batch_size:
     pixels = face_pixels = faces = 0
     samples = []
     for batch in _batches(eval_source, batch_size):
-        depth = batch["depth"].numpy()
+        depth = _unit_depth(batch).astype(np.float32)
         predicted = depth_generator.to_geometry(batch["image"], training=False).numpy()
         face = depth[..., 0] > 0
         if geometry == "depth":

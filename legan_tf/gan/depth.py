@@ -36,7 +36,7 @@ import tensorflow as tf
 from legan_tf import losses
 from legan_tf.gan.base import ConditionalGAN, GANHyperparameters
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
-from legan_tf.geometry import GEOMETRIES, geometry_channels, geometry_from_depth
+from legan_tf.geometry import GEOMETRIES, geometry_channels, geometry_from_network_depth
 from legan_tf.hparams import hparam
 from legan_tf.models.depth import DepthGenerator
 from legan_tf.models.stargan import StarGANDiscriminator
@@ -106,7 +106,8 @@ class DepthNetworkHyperparameters(GANHyperparameters):
 
 @keras.saving.register_keras_serializable(package="legan_tf")
 class DepthNetworkGAN(ConditionalGAN):
-    """The depth network's pre-training on RGB-depth pairs (batches with "image", "depth", "expression").
+    """The depth network's pre-training on RGB-depth pairs (batches with "image", "depth" in [-1, 1] as the
+    data pipeline gives it, and "expression").
 
     `feature_network`: a frozen network mapping geometry maps to a list of feature maps, for the
     perceptual loss (eq. 10); None leaves the loss out.
@@ -138,7 +139,8 @@ class DepthNetworkGAN(ConditionalGAN):
             self.generator_ema.trainable = False
 
     def real_geometry(self, batch):
-        return geometry_from_depth(batch["depth"], self.hp.geometry)
+        """The true geometry of the batch's faces (the pipeline's depth is in [-1, 1] already)."""
+        return geometry_from_network_depth(batch["depth"], self.hp.geometry)
 
     def random_targets(self, batch, step):
         # Pre-training has paired data: the geometry of a face is classified as the face's own expression.
@@ -271,7 +273,7 @@ class DepthGuidedStarGAN(StarGAN):
     def discriminator_losses(self, batch, fakes, step):
         terms = super().discriminator_losses(batch, fakes, step)
         if self.depth_active:
-            real = geometry_from_depth(batch["depth"], self.hp.geometry)
+            real = geometry_from_network_depth(batch["depth"], self.hp.geometry)
             fake = tf.stop_gradient(self.depth_generator.to_geometry(fakes, training=False))
             alpha = self.uniform_per_example(DEPTH_GRADIENT_PENALTY_ALPHA, step, tf.shape(real)[0])
             depth_terms = depth_discriminator_terms(self.depth_discriminator, real, fake,

@@ -8,6 +8,5 @@ from legan_tf.models.perceptual import FeatureNetwork
 from legan_tf.models.quality import QualityModel
 from legan_tf.models.stargan import StarGANDiscriminator, StarGANGenerator
 
-__all__ = ["AttributeClassifier", "DepthGenerator", "FeatureNetwork", "IdentityEmbedder", "LEGANGenerator", "LightCNN29v2",
-           "QualityModel",
-           "StarGANDiscriminator", "StarGANGenerator"]
+__all__ = ["AttributeClassifier", "DepthGenerator", "FeatureNetwork", "IdentityEmbedder", "LEGANGenerator",
+           "LightCNN29v2", "QualityModel", "StarGANDiscriminator", "StarGANGenerator"]

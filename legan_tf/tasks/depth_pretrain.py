@@ -15,7 +15,7 @@ import tensorflow as tf
 from legan_tf import visualize
 from legan_tf.errors import ConfigError
 from legan_tf.gan.depth import EXPRESSION, DepthNetworkGAN, DepthNetworkHyperparameters
-from legan_tf.geometry import depth_from_network, geometry_channels, geometry_from_depth, geometry_to_rgb
+from legan_tf.geometry import depth_from_network, geometry_channels, geometry_from_network_depth, geometry_to_rgb
 from legan_tf.hparams import hparam
 from legan_tf.tasks import base, register
 
@@ -82,14 +82,15 @@ class DepthPretrainTask(base.GANTask):
             sums[name] = sums.get(name, 0.0) + float(value)
 
         for batch in dataset:
-            truth = geometry_from_depth(batch["depth"], geometry)
+            truth = geometry_from_network_depth(batch["depth"], geometry)
             predicted = generator.to_geometry(batch["image"], training=False)
-            face = tf.cast(batch["depth"] > 0, tf.float32)
+            depth = depth_from_network(batch["depth"])  # [0, 1], 0 on the background
+            face = tf.cast(depth > 0, tf.float32)
             add("geometry_l1", tf.reduce_sum(tf.reduce_mean(tf.abs(truth - predicted), axis=[1, 2, 3])))
             add("cycle_l1", tf.reduce_sum(tf.reduce_mean(tf.abs(batch["image"] - generator.to_rgb(predicted)),
                                                          axis=[1, 2, 3])))
             if geometry == "depth":
-                error = tf.abs(depth_from_network(predicted) - batch["depth"])
+                error = tf.abs(depth_from_network(predicted) - depth)
                 add("depth_mae", tf.reduce_sum(error))
                 add("depth_mae_face", tf.reduce_sum(error * face))
             else:
@@ -114,7 +115,7 @@ class DepthPretrainTask(base.GANTask):
         """Rows: held-out faces. Columns: the face, its true geometry, G_depth's, and G'_depth back to RGB."""
         images = batch["image"][:8]
         generator = self.model.sampling_generator
-        truth = geometry_from_depth(batch["depth"][:8], self.hp.geometry)
+        truth = geometry_from_network_depth(batch["depth"][:8], self.hp.geometry)
         predicted = generator.to_geometry(images, training=False)
         columns = [images, geometry_to_rgb(truth), geometry_to_rgb(predicted), generator.to_rgb(predicted)]
         titles = ["input", f"true {self.hp.geometry}", f"G_depth", "G'_depth back"]

@@ -19,7 +19,7 @@ import tensorflow as tf
 from legan_tf import visualize
 from legan_tf.errors import ConfigError
 from legan_tf.gan.depth import EXPRESSION, DepthGuidedStarGAN, DepthGuidedStarGANHyperparameters
-from legan_tf.geometry import geometry_from_depth, geometry_to_rgb
+from legan_tf.geometry import geometry_from_network_depth, geometry_to_rgb
 from legan_tf.hparams import hparam
 from legan_tf.labels import one_hot_labels
 from legan_tf.tasks import register
@@ -102,7 +102,7 @@ class StarGANDepthTask(StarGANTask):
             return metrics
         total, count = 0.0, 0
         for batch in dataset:
-            truth = geometry_from_depth(batch["depth"], self.hp.geometry)
+            truth = geometry_from_network_depth(batch["depth"], self.hp.geometry)
             predicted = depth_generator.to_geometry(batch["image"], training=False)
             total += float(tf.reduce_sum(tf.reduce_mean(tf.abs(truth - predicted), axis=[1, 2, 3])))
             count += int(batch["image"].shape[0])

@@ -9,14 +9,16 @@ from legan_tf.geometry import geometry_from_depth
 
 
 class FakeSource:
-    """Batches whose image carries its own depth in channel 0 (2 * depth - 1), so a fake network can read it."""
+    """Batches as the pipeline gives them (depth in [-1, 1]) whose image carries its own depth in channel 0,
+    so a fake network can read it."""
 
     def __init__(self, depth):
-        self.depth = depth.astype(np.float32)
+        self.depth = depth.astype(np.float32)  # [0, 1]
 
     def dataset(self, batch_size, training, repeat):
-        images = np.repeat(self.depth * 2 - 1, 3, axis=-1)
-        return tf.data.Dataset.from_tensor_slices({"image": images, "depth": self.depth}).batch(batch_size)
+        network_depth = self.depth * 2 - 1
+        images = np.repeat(network_depth, 3, axis=-1)
+        return tf.data.Dataset.from_tensor_slices({"image": images, "depth": network_depth}).batch(batch_size)
 
 
 class ReadsTheDepth:

@@ -73,8 +73,9 @@ def batches(count=GLOBAL_BATCH * STEPS, seed=0):
             "identity": rng.integers(0, 4, count).astype(np.int64),
             "mean": rng.uniform(1, 10, count).astype(np.float32),
             "std": rng.uniform(0.2, 2, count).astype(np.float32),
-            # A face of depth 0.2..1 on a black rim, so normals see a silhouette too.
-            "depth": np.pad(rng.uniform(0.2, 1, (count, 28, 28, 1)), ((0, 0), (2, 2), (2, 2), (0, 0))).astype(np.float32)}
+            # A face of depth 0.2..1 on a black rim, so normals see a silhouette too; in [-1, 1] as batches hold it.
+            "depth": (2 * np.pad(rng.uniform(0.2, 1, (count, 28, 28, 1)), ((0, 0), (2, 2), (2, 2), (0, 0)))
+                      - 1).astype(np.float32)}
 
 
 def relative_difference(got, reference):

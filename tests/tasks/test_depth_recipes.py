@@ -9,7 +9,7 @@ from legan_tf import losses
 from legan_tf.data.synthetic.render import FaceLab
 from legan_tf.gan import DepthGuidedStarGAN, DepthNetworkGAN, StarGAN
 from legan_tf.gan.depth import make_depth_discriminator
-from legan_tf.geometry import geometry_from_depth
+from legan_tf.geometry import geometry_from_depth, geometry_from_network_depth
 from legan_tf.models.depth import DepthGenerator
 
 EXPRESSIONS = 8
@@ -19,12 +19,13 @@ TINY_STARGAN = dict(g_filters=4, g_residual_blocks=1, d_filters=4, d_downsamples
 
 
 def lab_faces(identities, lightings):
-    """Every (identity, expression, lighting) of the 32 px lab's RGB-depth part, as a batch dict."""
+    """Every (identity, expression, lighting) of the 32 px lab's RGB-depth part, as a batch dict: images and
+    depth in [-1, 1], as the data pipeline delivers them."""
     lab = FaceLab(32, "affectnet")
     combos = np.array(np.meshgrid(identities, range(EXPRESSIONS), lightings, indexing="ij")).reshape(3, -1)
     out = lab.render(*combos)
-    return {"image": (out["rgb"] * 2 - 1).astype(np.float32), "depth": out["depth"][..., None].astype(np.float32),
-            "expression": combos[1].astype(np.int32)}
+    return {"image": (out["rgb"] * 2 - 1).astype(np.float32),
+            "depth": (out["depth"][..., None] * 2 - 1).astype(np.float32), "expression": combos[1].astype(np.int32)}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def depth_network(global_batch=8, features=False, **overrides):
 def test_pretraining_terms_equal_the_papers_losses_on_the_batch(faces):
     model = depth_network(features=True, confidence_beta=0.5)
     batch = _batch(faces)
-    real = geometry_from_depth(batch["depth"], "depth")
+    real = geometry_from_network_depth(batch["depth"], "depth")
     predicted = model.generator.to_geometry(batch["image"])
     _, real_logits = model.discriminator(real)
     features = model.feature_network
@@ -114,12 +115,12 @@ def test_pretraining_learns_depth_of_unseen_faces():
     and below predicting one constant depth everywhere."""
     train, held = lab_faces(range(6), [0, 10]), lab_faces([100, 101], [5])
     model = depth_network(global_batch=16, g_filters=8, d_filters=8)
-    truth = geometry_from_depth(held["depth"], "depth")
+    truth = geometry_from_network_depth(held["depth"], "depth")
 
     def held_out_l1():
         return float(tf.reduce_mean(tf.abs(truth - model.generator.to_geometry(held["image"]))))
 
-    constant = float(tf.reduce_mean(tf.abs(truth - tf.reduce_mean(geometry_from_depth(train["depth"], "depth")))))
+    constant = float(tf.reduce_mean(tf.abs(truth - tf.reduce_mean(train["depth"]))))
     start = held_out_l1()
     d_step, g_step = tf.function(model.discriminator_step), tf.function(model.generator_step)
     rng = np.random.default_rng(0)
@@ -246,3 +247,26 @@ def test_fit_trains_the_depth_guided_model(faces):
     assert "depth_classification" in " ".join(history.history)
     assert all(np.isfinite(values[-1]) for values in history.history.values())
     assert all(not np.array_equal(a, w.numpy()) for a, w in zip(before, model.depth_discriminator.trainable_weights))
+
+
+@pytest.mark.parametrize("geometry", ["depth", "normals"])
+def test_the_models_read_the_data_pipelines_depth_as_the_labs_exact_geometry(tmp_path, geometry):
+    """From PNG files through the reader to the loss: the true geometry a model trains on is the lab's."""
+    from legan_tf.data import DataConfig, open_source
+    from legan_tf.data.synthetic.writer import write_face_lab
+
+    write_face_lab(tmp_path, image_size=32, num_identities=1, seed=0, num_lightings=4, parts=("rgbd",),
+                   progress=False)
+    config = DataConfig(data_format="rgbd", data_path=str(tmp_path / "rgbd" / "manifest.csv"), image_size=32,
+                        expression_names=FaceLab(32, "affectnet").expression_names)
+    batch = next(iter(open_source(config).dataset(batch_size=8, training=False, repeat=False)))
+    model = depth_network(geometry=geometry)
+    got = model.real_geometry(batch).numpy()
+    lab = FaceLab(32, "affectnet")
+    expected = geometry_from_depth(lab.render(0, batch["expression"].numpy(), 0)["depth"][..., None], geometry).numpy()
+    # Lighting does not change depth, so any light of the same face is its exact geometry. The files hold depth
+    # in 16 bits, rounded to the nearest level: at most half a level, 0.5 / 65535 = 7.6e-6 in [0, 1], twice
+    # that (1.53e-5) in network scale, plus float32 roundoff (~1e-7). Normals take a central difference of two
+    # such values, off by at most 1.53e-5 / 2, times DEPTH_SPAN * 32 = 20: 1.5e-4 in dz/dx, which bounds the
+    # normal's change.
+    np.testing.assert_allclose(got, expected, atol=1.6e-5 if geometry == "depth" else 1.6e-4)
