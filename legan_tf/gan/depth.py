@@ -23,7 +23,9 @@ Choices where the paper is silent (each a flag):
   paper's eq. 11 writes it beside the classification of G_depth(I_s), which in pre-training
   approximates the same maps. beta is not given (set by cross-validation in the paper).
 - The loss weights inside L_depth (lambda_adv, lambda_cls, lambda_rec) are StarGAN's (1, 1, 10);
-  the paper sets them by cross-validation without giving them.
+  the paper sets them by cross-validation without giving them. The pixel L1's weight is pix2pix's
+  100 for an L1 term beside an adversarial loss: at 10 the depth network learned too slowly on the
+  face lab to beat the mean depth map (docs/depth.md).
 """
 
 from __future__ import annotations
@@ -97,8 +99,8 @@ class DepthNetworkHyperparameters(GANHyperparameters):
     lambda_cls: float = hparam(1.0, "Weight of the depth expression classification (eq. 6; StarGAN's 1).")
     lambda_rec: float = hparam(10.0, "Weight of the reconstruction |I - G'_depth(G_depth(I))| (eq. 7; StarGAN's 10).")
     lambda_gp: float = hparam(10.0, "Weight of D_depth's WGAN gradient penalty (StarGAN's 10).")
-    lambda_pix: float = hparam(10.0, "Weight of the pixel L1 to the pseudo ground truth (eq. 9; not given in the "
-                               "paper).")
+    lambda_pix: float = hparam(100.0, "Weight of the pixel L1 to the pseudo ground truth (eq. 9; not given in the "
+                               "paper; pix2pix's weight for an L1 term beside an adversarial one).")
     lambda_per: float = hparam(1.0, "Weight of the perceptual loss (eq. 10; not given in the paper); used when a "
                                "feature network is given.")
     confidence_beta: float = hparam(0.1, CONFIDENCE_HELP, lower_bound=0.0)
