@@ -31,13 +31,13 @@ NHWC order, so `load_lightcnn_weights` permutes the official fc weights accordin
 """
 
 import os
-import zipfile
 
 import keras
 import numpy as np
 
 from legan_tf.errors import ConfigError
 from legan_tf.layers import torch_default_kernel_initializer
+from legan_tf.models.weights import load_npz_arrays
 
 PAPER_CHANNELS = (48, 96, 192, 128, 128)
 PAPER_BLOCKS = (1, 2, 3, 4)
@@ -407,16 +407,9 @@ def load_lightcnn_weights(model, path, include_classifier=True):
     """
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: LightCNN weights file not found (make one with scripts/convert_lightcnn.py).")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ConfigError(f"{path}: not an .npz of LightCNN weights ({error}); convert the official "
-                          ".pth.tar with scripts/convert_lightcnn.py.") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ConfigError(f"{path}: a single array, not an .npz of named weights; convert the official "
-                          ".pth.tar with scripts/convert_lightcnn.py.")
-    with archive:
-        arrays = {key[len("module."):] if key.startswith("module.") else key: archive[key] for key in archive.files}
+    arrays = load_npz_arrays(path, path, "LightCNN weights",
+                             "convert the official .pth.tar with scripts/convert_lightcnn.py")
+    arrays = {key[len("module."):] if key.startswith("module.") else key: array for key, array in arrays.items()}
     if not model.built:
         model.build((None, model.input_size, model.input_size, 1))
     table = _torch_parameters(model)

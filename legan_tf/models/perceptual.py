@@ -30,16 +30,18 @@ naming the flags (`flag_names`) and what to do. Offline, Keras' download fails w
 `Exception("URL fetch failure on <url>: None -- [Errno -2] Name or service not known")` within a
 second when DNS fails; where connections hang instead (a firewall that drops packets), the download
 runs under a socket timeout of `DOWNLOAD_TIMEOUT_S` per connect or read, not Python's default of none.
+Downloading, the cache and checking that a weights file set every variable are
+`legan_tf.models.weights`' (shared with FID/KID's Inception-v3).
 """
 
 import os
-import socket
-import warnings
 
 import keras
 import numpy as np
 
 from legan_tf.errors import ConfigError
+from legan_tf.models.weights import (DOWNLOAD_TIMEOUT_S, keras_cache_download, keras_cache_path, load_all_weights,
+                                     short_error)
 
 VGG19_FEATURE_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4")
 VGG19_MIN_SIZE = 32
@@ -47,7 +49,7 @@ VGG19_MIN_SIZE = 32
 VGG19_NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG19_NOTOP_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{VGG19_NOTOP_FILE}"
 VGG19_NOTOP_MD5 = "253f8cb515780f3b799900260a226db6"
-DOWNLOAD_TIMEOUT_S = 30.0
+VGG19_NOTOP_NETWORK = "VGG19(include_top=False)"
 PREPROCESSING = ("none", "vgg19")
 DEFAULT_FLAG_NAMES = ("--perceptual_net", "--perceptual_weights")
 
@@ -168,7 +170,7 @@ def _vgg19_network(weights, image_size, input_channels, net_flag, weights_flag):
                               f"Keras); {offline_hint}.")
     vgg = keras.applications.VGG19(include_top=False, weights=None,
                                    input_shape=(image_size, image_size, 3))
-    _load_all_weights(vgg, path, described, offline_hint)
+    load_all_weights(vgg, path, described, VGG19_NOTOP_NETWORK, offline_hint)
     layers = [name for name in VGG19_FEATURE_LAYERS
               if all(size is None or size >= 1 for size in vgg.get_layer(name).output.shape[1:3])]
     extractor = keras.Model(vgg.input, [vgg.get_layer(name).output for name in layers], name="vgg19_features")
@@ -177,57 +179,16 @@ def _vgg19_network(weights, image_size, input_channels, net_flag, weights_flag):
     return network
 
 
-def _keras_home():
-    """Keras' cache folder as keras.utils.get_file picks it: $KERAS_HOME, else ~/.keras, else /tmp/.keras."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return home if os.access(home, os.W_OK) else os.path.join("/tmp", ".keras")
-
-
 def _imagenet_weights_file(weights_flag, offline_hint):
     """Keras' cached VGG19 notop weights, downloading them (once) when absent or not the published file."""
-    home = _keras_home()
-    cache = os.path.join(home, "models")
-    previous_timeout = socket.getdefaulttimeout()
-    # urllib waits forever by default; a short per-operation timeout turns a hung connection into an error.
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return keras.utils.get_file(VGG19_NOTOP_FILE, VGG19_NOTOP_URL, cache_subdir="models",
-                                    file_hash=VGG19_NOTOP_MD5, cache_dir=home)
+        # DOWNLOAD_TIMEOUT_S read at call time, so that it can be changed on this module.
+        return keras_cache_download(VGG19_NOTOP_FILE, VGG19_NOTOP_URL, VGG19_NOTOP_MD5, timeout_s=DOWNLOAD_TIMEOUT_S)
     except Exception as error:  # get_file raises a bare Exception for URL failures
         raise ConfigError(f"{weights_flag}=imagenet: cannot download VGG19's ImageNet weights "
                           f"({type(error).__name__}: {error}). On a machine with internet, download "
-                          f"{VGG19_NOTOP_URL} and copy it to {os.path.join(cache, VGG19_NOTOP_FILE)}, or "
+                          f"{VGG19_NOTOP_URL} and copy it to {keras_cache_path(VGG19_NOTOP_FILE)}, or "
                           f"{offline_hint}.") from None
-    finally:
-        socket.setdefaulttimeout(previous_timeout)
-
-
-def _load_all_weights(model, path, described, offline_hint):
-    """Loads a weights file into `model`, and checks that it set every variable.
-
-    Keras 3 loads a .weights.h5 that holds more (or other) layers than the model without an error,
-    so every variable is first set to NaN: one still NaN afterwards was not in the file.
-    """
-    for variable in model.weights:
-        variable.assign(np.full(variable.shape, np.nan, variable.dtype))
-    try:
-        with warnings.catch_warnings():
-            # Keras warns per layer it skips; the NaN check below says it once, as an error.
-            warnings.filterwarnings("ignore", message="Skipping ")
-            model.load_weights(path)
-    except Exception as error:  # h5py, legacy-h5 and Keras-format loaders raise various types
-        raise ConfigError(f"{described}: not weights of VGG19(include_top=False) ({type(error).__name__}: "
-                          f"{_short(error)}); {offline_hint}.") from None
-    missing = [variable.path for variable in model.weights if np.isnan(keras.ops.convert_to_numpy(variable)).any()]
-    if missing:
-        raise ConfigError(f"{described}: not weights of VGG19(include_top=False): {len(missing)} of its "
-                          f"{len(model.weights)} variables (e.g. {missing[0]}) are not in the file; {offline_hint}.")
-
-
-def _short(error, limit=240):
-    """An exception's message on one line, cut to `limit` characters (Keras' can run to pages)."""
-    text = " ".join(str(error).split()) or "no message"
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # --- your own network ----------------------------------------------------------------------------
@@ -241,7 +202,7 @@ def _keras_file_network(path, image_size, input_channels, net_flag):
         loaded = keras.models.load_model(path)
     except Exception as error:  # zip, config and deserialisation errors have many types
         raise ConfigError(f"{net_flag}={path}: cannot load it as a Keras model ({type(error).__name__}: "
-                          f"{_short(error)}); give a .keras file saved by model.save (a network with "
+                          f"{short_error(error)}); give a .keras file saved by model.save (a network with "
                           f"legan_tf layers needs `import legan_tf`), {hint}.") from None
     if isinstance(loaded, FeatureNetwork):
         extractor, preprocessing = loaded.extractor, loaded.preprocessing
@@ -261,7 +222,7 @@ def _keras_file_network(path, image_size, input_channels, net_flag):
         features = network(np.zeros((1, image_size, image_size, input_channels), np.float32))
     except Exception as error:
         raise ConfigError(f"{net_flag}={path}: the network fails on maps of shape {maps} "
-                          f"({type(error).__name__}: {_short(error)}); {hint}.") from None
+                          f"({type(error).__name__}: {short_error(error)}); {hint}.") from None
     if not features or any(len(feature.shape) < 2 for feature in features):
         raise ConfigError(f"{net_flag}={path}: the network's outputs are not feature maps with a batch axis "
                           f"({[tuple(feature.shape) for feature in features]}); {hint}.")

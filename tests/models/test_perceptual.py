@@ -21,6 +21,7 @@ from legan_tf.errors import ConfigError
 from legan_tf.losses import perceptual_loss
 from legan_tf.models import perceptual
 from legan_tf.models.perceptual import VGG19_FEATURE_LAYERS, FeatureNetwork, build_feature_network
+from legan_tf.models.weights import load_all_weights
 
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 FLAGS = ("--perceptual_net", "--perceptual_weights")
@@ -256,7 +257,8 @@ def test_weights_of_another_network_are_refused_not_half_loaded(tmp_path):
 def test_a_load_that_leaves_variables_unset_is_refused(monkeypatch):
     model = small_extractor(size=8)
     monkeypatch.setattr(model, "load_weights", lambda path: None)    # as Keras does with a file of other layers
-    assert_config_error(lambda: perceptual._load_all_weights(model, "x.weights.h5", "--w=x.weights.h5", "hint"),
+    assert_config_error(lambda: load_all_weights(model, "x.weights.h5", "--w=x.weights.h5",
+                                                 perceptual.VGG19_NOTOP_NETWORK, "hint"),
                         "--w=x.weights.h5: not weights of VGG19(include_top=False): 4 of its 4 variables",
                         "are not in the file; hint")
 
