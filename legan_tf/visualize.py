@@ -31,8 +31,8 @@ def labelled_grid(images: np.ndarray, captions: list[str], colours: list[str] | 
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < count:
-            axis.imshow(images[index])
-            axis.set_title(captions[index], fontsize=6, color=(colours[index] if colours else "black"))
+            axis.imshow(images[index], interpolation="nearest")  # small faces stay sharp, not smeared
+            axis.set_title(captions[index], fontsize=9, color=(colours[index] if colours else "black"))
     return figure_to_array(figure)
 
 
@@ -40,16 +40,43 @@ def save_png(array: np.ndarray, path: str) -> None:
     Image.fromarray(array).save(path)
 
 
-def titled_mosaic(columns: list[np.ndarray], titles: list[str], gap: int = 2, title_height: int = 14) -> np.ndarray:
+# Small faces are shown at least this large on screen (whole-pixel nearest-neighbour upscaling): a 32 px
+# face at 1:1 is too small to judge.
+MIN_CELL_PX = 96
+TITLE_FONT_PX = 14
+
+
+def _title_font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ValueError, OSError):  # a Pillow without FreeType: the small bitmap font
+        return ImageFont.load_default()
+
+
+def upscale(images: np.ndarray, min_size: int = MIN_CELL_PX) -> np.ndarray:
+    """[N, H, W, C] images repeated by a whole factor so that H is at least `min_size` (nearest neighbour)."""
+    factor = max(1, -(-min_size // images.shape[1]))
+    return np.repeat(np.repeat(images, factor, axis=1), factor, axis=2) if factor > 1 else images
+
+
+def titled_mosaic(columns: list[np.ndarray], titles: list[str], gap: int = 2, min_cell: int = MIN_CELL_PX,
+                  font_px: int = TITLE_FONT_PX) -> np.ndarray:
     """Columns of equally sized uint8 images ([rows, H, W, 3] each) side by side, a title above each.
 
-    Pixel-exact (no resampling), so small images stay readable when zoomed.
+    Cells are upscaled by a whole factor to at least `min_cell` pixels (nearest neighbour, so every
+    generated pixel stays visible as it is), and titles are drawn at `font_px`.
     """
     from PIL import ImageDraw
 
+    columns = [upscale(np.asarray(column), min_cell) for column in columns]
     rows, height, width = columns[0].shape[:3]
+    font = _title_font(font_px)
+    title_widths = [ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title, font=font) for title in titles]
+    title_height = font_px + 6
     # Titles longer than a cell would overlap the next one; widen the cells' pitch to fit them.
-    pitch = max(width, 6 * max(len(title) for title in titles) + 2) + gap
+    pitch = int(max(width, max(title_widths) + 4)) + gap
     canvas = np.full((title_height + rows * (height + gap), len(columns) * pitch, 3), 255, np.uint8)
     for index, column in enumerate(columns):
         for row in range(rows):
@@ -58,5 +85,5 @@ def titled_mosaic(columns: list[np.ndarray], titles: list[str], gap: int = 2, ti
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
     for index, title in enumerate(titles):
-        draw.text((index * pitch + 1, 1), title, fill=(0, 0, 0))
+        draw.text((index * pitch + 1, 2), title, fill=(0, 0, 0), font=font)
     return np.asarray(picture)

@@ -178,11 +178,16 @@ def test_sample_grid_has_lightings_then_expressions_then_masks(monkeypatch):
         np.testing.assert_array_equal(column, visualize.to_uint8(want.numpy()), err_msg=title)
     # Different targets give different pictures, so the order above is one the test can tell apart.
     assert len({column.tobytes() for column in columns[1:8]}) == 7
-    # The image holds the columns side by side in that order: each block is one column's faces, row by row.
-    gap, title_height = (inspect.signature(real_mosaic).parameters[name].default for name in ("gap", "title_height"))
+    # The image holds the columns side by side in that order: each block is one column's faces, row by row,
+    # every 32 px face shown at 3x (96 px, visualize.MIN_CELL_PX) by pixel repetition.
+    parameters = inspect.signature(real_mosaic).parameters
+    gap, title_height = parameters["gap"].default, parameters["font_px"].default + 6
+    cell = 3 * 32
+    assert parameters["min_cell"].default == cell
     pitch = grid.shape[1] // len(columns)
-    assert grid.dtype == np.uint8 and grid.shape == (title_height + 4 * (32 + gap), len(columns) * pitch, 3)
+    assert grid.dtype == np.uint8 and grid.shape == (title_height + 4 * (cell + gap), len(columns) * pitch, 3)
     for index, column in enumerate(columns):
         for row in range(4):
-            top = title_height + row * (32 + gap)
-            np.testing.assert_array_equal(grid[top:top + 32, index * pitch:index * pitch + 32], column[row])
+            top = title_height + row * (cell + gap)
+            shown = grid[top:top + cell, index * pitch:index * pitch + cell]
+            np.testing.assert_array_equal(shown, np.repeat(np.repeat(column[row], 3, axis=0), 3, axis=1))
