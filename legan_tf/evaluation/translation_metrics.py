@@ -16,9 +16,10 @@ Metrics (a flat dict; <a> is an attribute):
   <mode>/kept/<a>               the classifier still finds the source value of an attribute left alone
   <mode>/l1_out, /l1_in         whole-image mean L1 ([-1, 1] scale) of the translation and of the
                                 input to the exact target render; /l1_reduction = 1 - out / in
-  <mode>/region_l1_out, _in,    single-attribute modes: the same, inside the change region (where
-  /region_l1_reduction          the source and target exact renders differ), as whole-image L1
-                                punishes small correct edits
+  <mode>/region_l1_out, _in,    modes that edit one attribute (`both` too, for a one-attribute
+  /region_l1_reduction          translator): the same, inside the change region (where the source and
+                                target exact renders differ), as whole-image L1 punishes small
+                                correct edits
   classifier_on_truth/<a>       the classifier on the exact `both` target renders: its ceiling
   classifier_on_input/<a>       the classifier on the inputs: the ceiling of the kept figures
 
@@ -316,7 +317,7 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
             error_in = np.abs(inputs - truth).mean(axis=-1)
             sums[f"{mode}/l1_out"] += error_out.mean(axis=(1, 2)).sum()
             sums[f"{mode}/l1_in"] += error_in.mean(axis=(1, 2)).sum()
-            if mode != BOTH:
+            if len(edited) == 1:
                 # The inputs are the exact source renders, so this is where the two exact renders differ.
                 region = change_region(inputs, truth)
                 sums[f"{mode}/region_l1_out"] += error_out[region].sum()
@@ -331,7 +332,7 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
             metrics[name] = float(total) / num_faces
     for mode in modes:
         metrics[f"{mode}/l1_reduction"] = _reduction(metrics[f"{mode}/l1_out"], metrics[f"{mode}/l1_in"])
-        if mode != BOTH:
+        if len(modes[mode]) == 1:
             # Pooled over all faces' change pixels, so faces with tiny regions don't dominate.
             pixels = sums[f"{mode}/region_pixels"]
             for side in ("out", "in"):

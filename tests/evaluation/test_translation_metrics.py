@@ -65,6 +65,8 @@ def test_expression_only_attributes_evaluate_expression_edits_alone(lookup):
     assert seen and all(keys == ["expression"] for keys in seen)
     assert not any("lighting" in name or "_only/" in name for name in metrics)
     assert metrics["both/accuracy/expression"] == 1.0 and metrics["both/l1_reduction"] == 1.0
+    # One edited attribute: the change region is the expression's, as in expression-only edits.
+    assert metrics["both/region_l1_reduction"] == 1.0 and metrics["both/region_l1_in"] > metrics["both/l1_in"]
 
 
 def _geometry_oracle(lookup, geometry):
