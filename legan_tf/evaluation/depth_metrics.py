@@ -23,6 +23,7 @@ from legan_tf.errors import ConfigError
 TARGET_RATIO = 0.5  # the check: at most half the mean map's error
 METRICS_FILE = "depth_metrics.json"
 SAMPLES_FILE = "depth_samples.png"
+ERROR_GAIN = 10  # the sample figure's error columns, network scale
 
 
 def _batches(source, batch_size):
@@ -142,10 +143,17 @@ def evaluate_depth_run(run_dir: str, depth_generator_path: Optional[str] = None,
     if result["samples"]:
         images, truth, predicted = (np.stack(column) for column in zip(*result["samples"]))
         mean = np.broadcast_to(result["mean_geometry"], truth.shape)
-        columns = [images, geometry_to_rgb(truth).numpy(), geometry_to_rgb(predicted).numpy(),
-                   geometry_to_rgb(mean).numpy()]
+
+        def error_map(estimate):
+            # Faces differ by a few hundredths of depth: the error is shown 10x, black = exact, white >= 0.1.
+            error = np.abs(estimate - truth).mean(axis=-1, keepdims=True)
+            return geometry_to_rgb(np.clip(error * ERROR_GAIN, 0.0, 1.0) * 2.0 - 1.0).numpy()
+
+        columns = [images, geometry_to_rgb(truth).numpy(), geometry_to_rgb(predicted).numpy(), error_map(predicted),
+                   geometry_to_rgb(mean).numpy(), error_map(mean)]
         grid = visualize.titled_mosaic([visualize.to_uint8(column) for column in columns],
-                                       ["input", "true", "G_depth", "mean map"])
+                                       ["input", "true", "G_depth", f"error x{ERROR_GAIN}", "mean map",
+                                        f"error x{ERROR_GAIN}"])
         visualize.save_png(grid, os.path.join(output_dir, SAMPLES_FILE))
     report["output_dir"] = output_dir
     return report
