@@ -4,8 +4,10 @@
   python scripts/compare_translations.py \\
       --runs=StarGAN=runs/stargan-lab-20250101-120000,LEGAN=runs/legan-lab-20250101-130000
 
-Each run needs evaluation/translation_metrics.json from scripts/evaluate_translation.py (or give that
-file's path instead of the run directory). Runs given under the same label are one setting trained with
+Each run needs evaluation/translation_metrics.json from scripts/evaluate_translation.py, or
+evaluation/metrics.json from scripts/evaluate.py (the same figures, from the same pass over the lab); or
+give such a file's path instead of the run directory (an evaluate.py metrics.json of several models gives
+one column per model, under the models' labels). Runs given under the same label are one setting trained with
 different seeds: their column shows the mean and the range, so that seed noise can be told from an effect:
 
   python scripts/compare_translations.py --runs=LEGAN=runs/legan-seed0,LEGAN=runs/legan-seed1,StarGAN=runs/stargan
@@ -19,7 +21,7 @@ from absl import app, flags  # noqa: E402
 
 from legan_tf.cli import run_main  # noqa: E402
 from legan_tf.errors import ConfigError  # noqa: E402
-from legan_tf.evaluation.run_io import read_evaluation  # noqa: E402
+from legan_tf.evaluation.evaluate import read_translation_figures  # noqa: E402
 from legan_tf.evaluation.translation_report import comparison_table  # noqa: E402
 
 flags.DEFINE_list("runs", None, "Comma-separated label=path pairs (a path alone is labelled by its folder name); "
@@ -33,12 +35,21 @@ def compare(entries, output=None):
     reports, seen = {}, set()
     for entry in entries:
         label, _, path = entry.rpartition("=")
+        explicit = bool(label)
         label = label or os.path.basename(os.path.normpath(path))
         # The same run twice in one column would shrink the range without being a second seed.
         if (label, os.path.realpath(path)) in seen:
             raise ConfigError(f"--runs: {path} is given twice under the label {label!r}.")
         seen.add((label, os.path.realpath(path)))
-        reports.setdefault(label, []).append(read_evaluation(path))
+        rows = read_translation_figures(path)
+        if len(rows) > 1:
+            if explicit:
+                raise ConfigError(f"--runs: {path} holds {len(rows)} models; give it without a label (each model "
+                                  "is a column under its own label).")
+            for model_label, metrics in rows:
+                reports.setdefault(model_label, []).append(metrics)
+            continue
+        reports.setdefault(label, []).append(rows[0][1])
     table = comparison_table(reports)
     if output:
         with open(output, "w") as f:

@@ -99,10 +99,19 @@ def comparison_table(reports: Mapping[str, Union[Mapping[str, float], Sequence[M
 
 # --- the sample figure ----------------------------------------------------------------------------
 
+# The sample figure's faces are at least this many pixels a side (whole faces, nearest neighbour), with
+# captions and titles readable beside them.
+SAMPLE_CELL_PX = 110
+SAMPLE_DPI = 100
+CAPTION_PT = 8
+TITLE_PT = 9
+
+
 def plot_samples(samples: TranslationSamples, names: Mapping[str, Sequence[str]], path: str) -> None:
     """Saves a PNG: one row per sample source; per mode the input, the translation (captioned with the
     classifier's reading, green when every edited attribute is right), the exact target and
-    |translation - target|. `samples` come from translation_figures, `names` from class_names.
+    |translation - target|. `samples` come from translation_figures, `names` from class_names. Faces are
+    drawn SAMPLE_CELL_PX (>= 96) pixels a side with nearest-neighbour scaling, so small faces stay sharp.
     """
     import matplotlib.pyplot as plt  # visualize has already selected the Agg backend
 
@@ -113,7 +122,13 @@ def plot_samples(samples: TranslationSamples, names: Mapping[str, Sequence[str]]
         return " ".join(names[name][labels[name][index]] for name in attributes)
 
     columns = 4 * len(samples.modes)
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.25, rows * 1.45), dpi=100, squeeze=False)
+    cell = SAMPLE_CELL_PX / SAMPLE_DPI  # inches
+    wspace, hspace, top, bottom, side = 0.06, 0.38, 0.5, 0.1, 0.05  # spacing in cells, margins in inches
+    width = cell * (columns + (columns - 1) * wspace) + 2 * side
+    height = cell * (rows + (rows - 1) * hspace) + top + bottom
+    figure, axes = plt.subplots(rows, columns, figsize=(width, height), dpi=SAMPLE_DPI, squeeze=False)
+    figure.subplots_adjust(left=side / width, right=1 - side / width, bottom=bottom / height, top=1 - top / height,
+                           wspace=wspace, hspace=hspace)
     for mode_index, (mode, shown) in enumerate(samples.modes.items()):
         error = np.abs(shown.translated - shown.truth).mean(axis=-1)  # [-1, 1] scale, as the L1 metrics
         for row in range(rows):
@@ -127,11 +142,11 @@ def plot_samples(samples: TranslationSamples, names: Mapping[str, Sequence[str]]
                 axis = axes[row, 4 * mode_index + cell_index]
                 axis.axis("off")
                 if image.ndim == 2:
-                    axis.imshow(image, cmap="inferno", vmin=0.0, vmax=1.0)
+                    axis.imshow(image, cmap="inferno", vmin=0.0, vmax=1.0, interpolation="nearest")
                 else:
-                    axis.imshow(image)
-                axis.text(0.5, -0.04, text, transform=axis.transAxes, ha="center", va="top", fontsize=5.5,
+                    axis.imshow(image, interpolation="nearest")
+                axis.text(0.5, -0.03, text, transform=axis.transAxes, ha="center", va="top", fontsize=CAPTION_PT,
                           color=colour)
         for cell_index, title in enumerate(("input", "translated", "exact target", "|diff|")):
-            axes[0, 4 * mode_index + cell_index].set_title(f"{mode}\n{title}", fontsize=6.5)
+            axes[0, 4 * mode_index + cell_index].set_title(f"{mode}\n{title}", fontsize=TITLE_PT)
     visualize.save_png(visualize.figure_to_array(figure), path)
