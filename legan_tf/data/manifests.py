@@ -230,7 +230,8 @@ def _validate_all(items, validate_one, origin, on_error, describe_row) -> Tuple[
     try:
         results = executor.map(guarded, items)
         progress = tqdm(results, total=len(items), desc=f"validating {origin}", unit="entry",
-                        disable=len(items) <= PROGRESS_BAR_MIN_ENTRIES)
+                        # None: off when stderr is no terminal, so logs of background runs stay readable.
+                        disable=True if len(items) <= PROGRESS_BAR_MIN_ENTRIES else None)
         for item, result in zip(items, progress):
             if isinstance(result, RowFault):
                 fault = Fault(describe_row(item), result.path, result.message, origin)
