@@ -62,6 +62,11 @@ TARGET_KEPT_ACCURACY = 0.90  # disentanglement: the attribute not edited stays p
 CHECK_SETS = {
     "stargan": ("accuracy", "l1_reduction"),
     "legan": ("accuracy", "l1_reduction", "kept"),
+    # The depth-guided StarGAN edits expression alone on the RGB-D lab: a mouth and brows in a 32 px face,
+    # so an edit's whole-image L1 to the exact target is mostly the reconstruction error of the unchanged
+    # face (plain StarGAN's as much as the depth-guided one's) and says little about the edit. Its issue
+    # sets no L1 target; the L1 figures (whole image and change region) and depth consistency are reported.
+    "expression_edit": ("accuracy",),
 }
 DEFAULT_CHECK = "stargan"
 # A pixel is in the change region when some channel differs by more than one 8-bit level (1/255 on
@@ -397,7 +402,8 @@ def learning_check_verdict(metrics: Mapping[str, float],
 
     "stargan": target accuracy with random targets for every attribute (expression >= 0.75, lighting
     >= 0.90) and whole-image L1 reduction >= 0.30. "legan" adds disentanglement: the attribute not
-    edited keeps its value in >= 90% of single-attribute edits. A NaN value fails.
+    edited keeps its value in >= 90% of single-attribute edits. "expression_edit": the target accuracy
+    alone (the L1 figures reported beside it). A NaN value fails.
     """
     if kind not in CHECK_SETS:
         raise ValueError(f"kind must be one of {tuple(CHECK_SETS)}, got {kind!r}")

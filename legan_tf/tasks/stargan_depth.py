@@ -49,6 +49,7 @@ class StarGANDepthTask(StarGANTask):
     name = "stargan_depth"
     Hyperparameters = StarGANDepthRecipe
     model_class = DepthGuidedStarGAN
+    translation_check = "expression_edit"
 
     def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=None, seed=0,
                  data_features=(), **hyperparameters):

@@ -276,6 +276,15 @@ def test_legan_verdict_adds_disentanglement():
         translation_metrics.learning_check_verdict(_metrics(), kind="cyclegan")
 
 
+def test_expression_edit_verdict_is_the_accuracy_alone():
+    rows = translation_metrics.learning_check_verdict(_metrics(expression=0.75, reduction=-0.8), "expression_edit")
+    assert [(name, passed) for name, _, _, passed in rows] == [
+        ("both/accuracy/expression", True), ("both/accuracy/lighting", True)]
+    rows = translation_metrics.learning_check_verdict({"both/accuracy/expression": 0.74, "both/l1_reduction": 0.5},
+                                                      "expression_edit")
+    assert [(name, passed) for name, _, _, passed in rows] == [("both/accuracy/expression", False)]
+
+
 def test_verdict_for_expression_only_metrics():
     rows = translation_metrics.learning_check_verdict({"both/accuracy/expression": 0.8, "both/l1_reduction": 0.5},
                                                       "legan")
