@@ -57,20 +57,6 @@ def _config(lab, manifest="imbalanced.csv", **overrides):
                       lighting_names=LIGHTINGS, **overrides)
 
 
-@pytest.fixture(scope="module")
-def generator_file(tmp_path_factory):
-    """A tiny untrained StarGAN generator saved in a run-directory layout (generator.keras + labels.json)."""
-    from legan_tf.models.stargan import StarGANGenerator
-
-    run = tmp_path_factory.mktemp("run")
-    generator = StarGANGenerator(image_size=32, num_labels=10, base_filters=4, num_downsamples=2,
-                                 num_residual_blocks=1)
-    generator((np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 10), np.float32)))
-    generator.save(str(run / "generator.keras"))
-    with open(run / "labels.json", "w") as handle:
-        json.dump({"expression": list(EXPRESSIONS), "lighting": list(LIGHTINGS)}, handle)
-    return str(run / "generator.keras")
-
 
 @pytest.fixture(scope="module")
 def generator(generator_file):

@@ -100,20 +100,6 @@ def test_bad_settings_are_clear_errors(lab, tmp_path):
         augmentation.write_imbalanced_split(config, str(tmp_path / "s"), {"grin": 0.5})
 
 
-@pytest.fixture(scope="module")
-def generator_file(tmp_path_factory):
-    """A tiny untrained StarGAN generator in a run-directory layout (generator.keras + labels.json)."""
-    from legan_tf.models.stargan import StarGANGenerator
-
-    run = tmp_path_factory.mktemp("run")
-    generator = StarGANGenerator(image_size=32, num_labels=10, base_filters=4, num_downsamples=2,
-                                 num_residual_blocks=1)
-    generator((np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 10), np.float32)))
-    generator.save(str(run / "generator.keras"))
-    with open(run / "labels.json", "w") as handle:
-        json.dump({"expression": list(EXPRESSIONS), "lighting": list(LIGHTINGS)}, handle)
-    return str(run / "generator.keras")
-
 
 def test_the_script_runs_every_step_and_resumes(lab, generator_file, model_file, tmp_path):
     out = tmp_path / "exp"
