@@ -87,7 +87,8 @@ def main(argv):
           f"{report['metrics']['num_faces']} faces per mode from held-out identities "
           f"{identities[0]}..{identities[1]}, attributes {','.join(report['attributes'])}")
     verdict = [(row["name"], row["value"], row["target"], row["passed"]) for row in report["verdict"]]
-    print(translation_report.format_verdict(verdict, translation_metrics.reported_figures(report["metrics"])))
+    print(translation_report.format_verdict(verdict, translation_metrics.reported_figures(
+        report["metrics"], [name for name, *_ in verdict])))
     if report["kept_breakdown"]:
         print("\n" + translation_report.format_kept_breakdown(report["kept_breakdown"]) + "\n")
     print(f"learning check ({report['kind']}): {'PASSED' if report['passed'] else 'NOT PASSED'}")

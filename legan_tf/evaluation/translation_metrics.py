@@ -422,12 +422,13 @@ def learning_check_verdict(metrics: Mapping[str, float],
     return [(name, float(metrics[name]), target, bool(metrics[name] >= target)) for name, target in checks]
 
 
-def reported_figures(metrics: Mapping[str, float]) -> List[Tuple[str, float]]:
-    """Figures shown beside the verdict: single-edit accuracies and region L1, the classifier's ceilings."""
-    shown = ("/region_l1_reduction", "_only/accuracy/", "classifier_on_truth/", "classifier_on_input/",
-             "/geometry_")
+def reported_figures(metrics: Mapping[str, float], checked: Sequence[str] = ()) -> List[Tuple[str, float]]:
+    """Figures shown beside the verdict: whole-image and region L1, single-edit accuracies, geometry, the
+    classifier's ceilings; less the `checked` names, which the verdict already shows."""
+    shown = (f"{BOTH}/l1_", "/region_l1_reduction", "_only/accuracy/", "classifier_on_truth/",
+             "classifier_on_input/", "/geometry_")
     return [(name, float(value)) for name, value in metrics.items()
-            if isinstance(value, float) and any(part in name for part in shown)]
+            if isinstance(value, float) and any(part in name for part in shown) and name not in checked]
 
 
 def class_names(lab: FaceLab) -> Dict[str, List[str]]:

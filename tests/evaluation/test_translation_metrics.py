@@ -289,3 +289,12 @@ def test_verdict_for_expression_only_metrics():
     rows = translation_metrics.learning_check_verdict({"both/accuracy/expression": 0.8, "both/l1_reduction": 0.5},
                                                       "legan")
     assert [name for name, *_ in rows] == ["both/accuracy/expression", "both/l1_reduction"]
+
+
+def test_reported_figures_show_the_l1_the_verdict_does_not():
+    metrics = {"both/accuracy/expression": 0.9, "both/l1_in": 0.1, "both/l1_out": 0.2, "both/l1_reduction": -1.0,
+               "both/region_l1_reduction": 0.15, "num_faces": 300}
+    assert [name for name, _ in translation_metrics.reported_figures(metrics)] == [
+        "both/l1_in", "both/l1_out", "both/l1_reduction", "both/region_l1_reduction"]
+    assert [name for name, _ in translation_metrics.reported_figures(metrics, ["both/l1_reduction"])] == [
+        "both/l1_in", "both/l1_out", "both/region_l1_reduction"]
