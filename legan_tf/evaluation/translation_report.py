@@ -51,6 +51,9 @@ COMPARISON_ROWS = (
     ("both/accuracy/expression", "target expression recognised (both edited)"),
     ("both/accuracy/lighting", "target lighting recognised (both edited)"),
     ("both/l1_reduction", "L1 to the exact target, reduction against the input"),
+    ("both/l1_out", "  L1 to the exact target ([-1, 1] scale)"),
+    ("both/l1_in", "  the same for the unedited input"),
+    ("both/region_l1_reduction", "L1 in the change region (the pixels the edit should change): reduction"),
     ("lighting_only/kept/expression", "lighting-only edits keep the expression"),
     ("expression_only/kept/lighting", "expression-only edits keep the lighting"),
     ("expression_only/accuracy/expression", "expression-only edits: target recognised"),
@@ -64,7 +67,7 @@ COMPARISON_ROWS = (
     ("both/geometry_region_l1_reduction", "depth consistency in the geometry change region: reduction vs input"),
 )
 # Rows whose values are L1 distances, shown as numbers; the others are rates, shown in %.
-VALUE_ROWS = ("both/geometry_l1_out", "both/geometry_l1_in", "both/geometry_l1_truth")
+VALUE_ROWS = ("both/l1_out", "both/l1_in", "both/geometry_l1_out", "both/geometry_l1_in", "both/geometry_l1_truth")
 
 
 def comparison_table(reports: Mapping[str, Union[Mapping[str, float], Sequence[Mapping[str, float]]]]) -> str:
