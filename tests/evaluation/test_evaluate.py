@@ -243,7 +243,7 @@ def test_a_depth_guided_run_on_the_labs_rgbd_faces(tmp_path):
     model = content["models"][0]
     assert model["task"] == "stargan_depth" and model["attributes"] == ["expression"]
     lab, real = model["sources"]["lab"], model["sources"]["real"]
-    assert lab["description"]["lab"]["part"] == "rgbd" and lab["translation"]["kind"] == "stargan"
+    assert lab["description"]["lab"]["part"] == "rgbd" and lab["translation"]["kind"] == "expression_edit"
     assert real["description"]["num_faces"] == 8  # one held-out identity, 8 expressions
     rate = real["metrics"]["generation_rate"]
     assert rate["available"] and set(rate["protocol"]["class_names"]) == {"expression"}
