@@ -26,7 +26,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -337,24 +336,14 @@ def _run_round(examples: _Examples, jobs: List[Job], translate: _Translator, bat
 # --- output ---------------------------------------------------------------------------------------
 
 def _prepare_output_dir(output_dir: str, data_path: str, overwrite: bool) -> None:
+    from legan_tf.output_dirs import prepare_output_dir
+
     output_dir = os.path.abspath(output_dir)
     data_path = os.path.abspath(data_path)
     if os.path.commonpath([output_dir, data_path]) == output_dir:
         raise ConfigError(f"--output_dir={output_dir} holds the input data ({data_path}); write the augmented "
                           "dataset to a folder of its own.")
-    if os.path.isfile(output_dir):
-        raise ConfigError(f"--output_dir={output_dir} is a file.")
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        if not overwrite:
-            raise ConfigError(f"--output_dir={output_dir} is not empty; pass --overwrite to replace an earlier "
-                              "augmentation's files there.")
-        for name in OUTPUTS:
-            path = os.path.join(output_dir, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
-    os.makedirs(output_dir, exist_ok=True)
+    prepare_output_dir(output_dir, OUTPUTS, overwrite, "an earlier augmentation's files")
 
 
 def _sessions(config: DataConfig) -> Dict[str, str]:

@@ -22,7 +22,6 @@ import dataclasses
 import importlib.metadata
 import json
 import os
-import shutil
 import sys
 from typing import List, Optional, Sequence
 
@@ -170,18 +169,9 @@ def save_maps(maps: depth_maps.FaceMaps, output_dir: str, relative: str) -> None
 
 def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
     """Creates output_dir; refuses a non-empty one unless overwrite, which removes only our outputs."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ConfigError(f"--output_dir={output_dir} exists and is not a folder")
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        if not overwrite:
-            raise ConfigError(f"--output_dir={output_dir} is not empty (pass --overwrite to replace "
-                              "the depth maps in it)")
-        for folder in FOLDERS:
-            shutil.rmtree(os.path.join(output_dir, folder), ignore_errors=True)
-        for name in (MANIFEST_FILE, SKIPPED_FILE, SUMMARY_FILE):
-            if os.path.exists(os.path.join(output_dir, name)):
-                os.remove(os.path.join(output_dir, name))
-    os.makedirs(output_dir, exist_ok=True)
+    from legan_tf.output_dirs import prepare_output_dir as prepare
+
+    prepare(output_dir, (*FOLDERS, MANIFEST_FILE, SKIPPED_FILE, SUMMARY_FILE), overwrite, "the depth maps")
 
 
 def _package_version(name: str) -> str:
