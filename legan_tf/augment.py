@@ -21,19 +21,19 @@ is `legan_tf.evaluation.augmentation`.
 from __future__ import annotations
 
 import collections
-import csv
 import dataclasses
 import json
 import math
 import os
 import sys
 import time
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
 from legan_tf.data.config import DataConfig
+from legan_tf.data.manifests import read_manifest, resolve, write_manifest
 from legan_tf.data.errors import DataError
 from legan_tf.errors import ConfigError
 
@@ -350,8 +350,6 @@ def _sessions(config: DataConfig) -> Dict[str, str]:
     """Resolved image path -> session cell, for a Multi-PIE manifest (other layouts have no sessions)."""
     if config.data_format != "multipie":
         return {}
-    from legan_tf.data.manifests import read_manifest, resolve
-
     _, rows = read_manifest(config.data_path, ["image", "session"])
     base = os.path.dirname(os.path.abspath(config.data_path))
     return {resolve((row.get("image") or "").strip(), base): (row.get("session") or "").strip() or NO_SESSION
@@ -405,13 +403,6 @@ def _original_rows(examples: _Examples, image_paths: Sequence[str], mask_paths: 
             row["mask"] = os.path.relpath(mask_paths[position], output_dir)
         rows.append(row)
     return rows
-
-
-def _write_csv(path: str, columns: Sequence[str], rows: Iterable[dict]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def read_with(output_dir: str, label_names: Mapping[str, Sequence[str]], manifest: str = MANIFEST_FILE) -> str:
@@ -535,14 +526,14 @@ def augment(source, generator, output_dir: str, generator_labels: Optional[Mappi
         row[plan.attribute] = plan.name
         row["image"] = os.path.relpath(path, output_dir) if path else ""
         (synthetic if passed else rejected).append(row)
-    _write_csv(os.path.join(output_dir, MANIFEST_FILE), columns, originals + synthetic)
-    _write_csv(os.path.join(output_dir, SYNTHETIC_FILE), columns, synthetic)
-    _write_csv(os.path.join(output_dir, REJECTED_FILE), columns, rejected)
+    write_manifest(os.path.join(output_dir, MANIFEST_FILE), columns, originals + synthetic)
+    write_manifest(os.path.join(output_dir, SYNTHETIC_FILE), columns, synthetic)
+    write_manifest(os.path.join(output_dir, REJECTED_FILE), columns, rejected)
     if heldout is not None and heldout.num_examples:
         held = _Examples(heldout)
         held_images, held_masks = ((held.paths, held.masks) if held.kind == "manifest"
                                    else _write_tfrecord_originals(held, output_dir))
-        _write_csv(os.path.join(output_dir, HELDOUT_FILE), columns,
+        write_manifest(os.path.join(output_dir, HELDOUT_FILE), columns,
                    _original_rows(held, held_images, held_masks, sessions, output_dir))
     with open(os.path.join(output_dir, LABELS_FILE), "w", encoding="utf-8") as handle:
         json.dump({name: list(names) for name, names in source.label_names.items()}, handle, indent=2)

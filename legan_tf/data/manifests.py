@@ -133,6 +133,15 @@ def read_manifest(manifest_path: str, required: Sequence[str]) -> Tuple[List[str
     return header, rows
 
 
+def write_manifest(path: str, columns: Sequence[str], rows) -> None:
+    """Writes dict rows as a manifest CSV with `columns` as its header (keys outside them are dropped):
+    the counterpart of read_manifest, for the tools that write manifests."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _cells(record: dict, header: Sequence[str], required: Sequence[str]) -> Dict[str, str]:
     """Stripped cells of one row; a short or long row or an empty required cell is a fault."""
     image = (record.get("image") or "").strip()

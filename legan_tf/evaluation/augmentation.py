@@ -23,6 +23,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from legan_tf.data.config import DataConfig
+from legan_tf.data.manifests import read_manifest, resolve, write_manifest
 from legan_tf.data.errors import DataError
 from legan_tf.errors import ConfigError
 
@@ -34,15 +35,6 @@ TRAIN_SCRIPT = os.path.join(REPO, "scripts", "train.py")
 
 # --- the data of one seed -------------------------------------------------------------------------
 
-def _write_csv(path: str, columns: Sequence[str], rows) -> None:
-    import csv
-
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def write_imbalanced_split(config: DataConfig, output_dir: str, rare: Mapping[str, float], seed: int = 0,
                            attribute: str = "expression") -> dict:
     """Splits a Multi-PIE or CSV manifest by subject (config.holdout_fraction, config.split_seed, as
@@ -50,7 +42,6 @@ def write_imbalanced_split(config: DataConfig, output_dir: str, rare: Mapping[st
     each named class (a seeded draw), and `test.csv`, every face of the held-out subjects. Rows are copied
     verbatim, their paths made relative to `output_dir`. Returns the counts (also in subset.json)."""
     from legan_tf.data import open_source
-    from legan_tf.data.manifests import read_manifest, resolve
 
     if config.data_format not in ("multipie", "csv"):
         raise ConfigError("the augmentation experiment copies manifest rows: use a multipie or csv manifest.")
@@ -87,7 +78,7 @@ def write_imbalanced_split(config: DataConfig, output_dir: str, rare: Mapping[st
 
     counts = {}
     for split_name, indices in (("train", sorted(keep)), ("test", [int(i) for i in test.indices])):
-        _write_csv(os.path.join(output_dir, f"{split_name}.csv"), header, (relocated(rows[i]) for i in indices))
+        write_manifest(os.path.join(output_dir, f"{split_name}.csv"), header, (relocated(rows[i]) for i in indices))
         counts[split_name] = {
             "examples": len(indices), "subjects": len({source.all_groups[i] for i in indices}),
             attribute: dict(zip(names, np.bincount(labels[indices], minlength=len(names)).tolist()))}
@@ -102,8 +93,6 @@ def write_oversampled(manifest: str, output: str, column: str = "expression", ta
     """The classic baseline beside augmentation: a copy of `manifest` whose rows of each class of `column`
     are repeated (whole copies first, then the first rows again) up to `target` rows (0: the largest
     class's count). The copy sits beside the original, so its relative paths stay valid. Returns the counts."""
-    from legan_tf.data.manifests import read_manifest
-
     if os.path.dirname(os.path.abspath(output)) != os.path.dirname(os.path.abspath(manifest)):
         raise ConfigError(f"{output}: write the oversampled manifest beside {manifest}, so its paths stay valid.")
     header, rows = read_manifest(manifest, ["image", column])
@@ -115,7 +104,7 @@ def write_oversampled(manifest: str, output: str, column: str = "expression", ta
     for members in by_class.values():
         copies = max(1, -(-target // len(members)))
         repeated.extend((members * copies)[:max(target, len(members))])
-    _write_csv(output, header, repeated)
+    write_manifest(output, header, repeated)
     counts = collections.Counter(row[column].strip() for row in repeated)
     return dict(sorted(counts.items()))
 
@@ -127,9 +116,7 @@ def per_class_accuracy(classifier_path: str, config: DataConfig, batch_size: int
     from legan_tf.evaluation.run_io import load_model
     from legan_tf.models.classifier import AttributeClassifier
 
-    classifier = load_model(classifier_path, "classifier", "--classifier")
-    if not isinstance(classifier, AttributeClassifier):
-        raise ConfigError(f"{classifier_path}: a {type(classifier).__name__}, not an AttributeClassifier.")
+    classifier = load_model(classifier_path, "classifier", "--classifier", AttributeClassifier)
     source = open_source(config)
     heads = [name for name in source.label_names if name in classifier.head_classes]
     truth, guess = collections.defaultdict(list), collections.defaultdict(list)

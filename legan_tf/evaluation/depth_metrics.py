@@ -126,9 +126,7 @@ def evaluate_depth_run(run_dir: str, depth_generator_path: Optional[str] = None,
         raise ConfigError(f"--run_dir={run_dir} trained with --holdout_fraction=0: it held out no faces to evaluate.")
     train_source, eval_source = open_source(config).split(config.holdout_fraction, config.split_seed)
     path = depth_generator_path or os.path.join(run_dir, DEPTH_GENERATOR_FILE)
-    generator = load_model(path, "depth network", "--depth_generator")
-    if not isinstance(generator, DepthGenerator):
-        raise ConfigError(f"{path}: a {type(generator).__name__}, not a DepthGenerator.")
+    generator = load_model(path, "depth network", "--depth_generator", DepthGenerator)
     if generator.image_size != config.image_size:
         raise ConfigError(f"{path} works on {generator.image_size} px, the run's data on {config.image_size} px.")
     mean_map = mean_depth_map(train_source, batch_size)

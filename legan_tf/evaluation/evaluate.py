@@ -168,9 +168,7 @@ def load_judges(classifier: Optional[str] = None, identity_model: Optional[str] 
     if classifier:
         from legan_tf.models.classifier import AttributeClassifier
 
-        model = load_model(classifier, "classifier", "--classifier")
-        if not isinstance(model, AttributeClassifier):
-            raise ConfigError(f"{classifier}: a {type(model).__name__}, not an AttributeClassifier.")
+        model = load_model(classifier, "classifier", "--classifier", AttributeClassifier)
         judges.classifier = Judge("classifier", "--classifier", classifier, model,
                                   f"AttributeClassifier, {model.image_size} px, heads {dict(model.head_classes)}")
     if identity_model and identity_weights:
@@ -190,9 +188,7 @@ def load_judges(classifier: Optional[str] = None, identity_model: Optional[str] 
     if quality_model:
         from legan_tf.models.quality import QualityModel
 
-        model = load_model(quality_model, "quality model", "--quality_model")
-        if not isinstance(model, QualityModel):
-            raise ConfigError(f"{quality_model}: a {type(model).__name__}, not a QualityModel.")
+        model = load_model(quality_model, "quality model", "--quality_model", QualityModel)
         judges.quality = Judge("quality", "--quality_model", quality_model, model,
                                f"QualityModel, {model.image_size} px")
     if inception_weights and str(inception_weights).lower() != "none":
@@ -211,10 +207,8 @@ def load_judges(classifier: Optional[str] = None, identity_model: Optional[str] 
     if depth_judge:
         from legan_tf.models.depth import DepthGenerator
 
-        model = load_model(depth_judge, "depth network", "--depth_judge")
-        if not isinstance(model, DepthGenerator):
-            raise ConfigError(f"{depth_judge}: a {type(model).__name__}, not a DepthGenerator "
-                              "(the depth_generator.keras of a --task=depth_pretrain run).")
+        model = load_model(depth_judge, "depth network", "--depth_judge", DepthGenerator,
+                           " (the depth_generator.keras of a --task=depth_pretrain run)")
         judges.depth = Judge("depth", "--depth_judge", depth_judge, model,
                              f"DepthGenerator ({model.geometry}), {model.image_size} px")
     return judges

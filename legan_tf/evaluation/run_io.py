@@ -71,10 +71,11 @@ def lab_settings(data_path: Optional[str], overrides: Mapping[str, object], expr
     return settings
 
 
-def load_model(path: str, what: str, flag: str):
+def load_model(path: str, what: str, flag: str, expected: Optional[type] = None, hint: str = ""):
     """A saved .keras model of this project; a missing or unreadable file is a ConfigError naming `flag`.
 
-    `what` names the model in the message ("generator", "classifier").
+    `what` names the model in the message ("generator", "classifier"). With `expected`, a model of another
+    class is a ConfigError too ("a X, not a Y", then `hint`).
     """
     import keras
 
@@ -83,9 +84,13 @@ def load_model(path: str, what: str, flag: str):
     if not os.path.isfile(path):
         raise ConfigError(f"{flag}={path}: no such {what} file.")
     try:
-        return keras.models.load_model(path)
+        model = keras.models.load_model(path)
     except (OSError, ValueError, TypeError) as error:
         raise ConfigError(f"{path}: cannot load the {what} ({error}).") from None
+    if expected is not None and not isinstance(model, expected):
+        article = "an" if expected.__name__[0] in "AEIOU" else "a"
+        raise ConfigError(f"{path}: a {type(model).__name__}, not {article} {expected.__name__}{hint}.")
+    return model
 
 
 def infer_attributes(num_labels: int, class_counts: Mapping[str, int]) -> Tuple[str, ...]:
