@@ -39,8 +39,8 @@ from legan_tf.data.images import decode_rgb
 from legan_tf.data.preprocess import center_crop_square, resize_rgb
 from legan_tf.errors import ConfigError
 from legan_tf.training import run_dir as run_dirs
+from legan_tf.training.run_dir import LABELS_FILE, write_run_labels  # noqa: F401  (part of this module's API)
 
-LABELS_FILE = "labels.json"
 MODEL_CARD = "model_card.md"
 MODELS_CONFIG = "models.config"
 BATCHING_CONFIG = "batching.config"
@@ -363,13 +363,6 @@ def export_model(model, kind: str, serving_dir: str, name: str, label_names: Opt
 
 
 # --- a run directory -------------------------------------------------------------------------------
-
-def write_run_labels(run_dir: str, label_names: Mapping[str, Sequence[str]]) -> str:
-    """Stores the training data's label names in the run, so its models export without the data."""
-    path = os.path.join(run_dir, LABELS_FILE)
-    _write_atomically(path, json.dumps({k: list(v) for k, v in label_names.items()}, indent=2) + "\n")
-    return path
-
 
 def run_label_names(run_dir: str) -> Dict[str, tuple]:
     """The run's label names: labels.json, or (runs older than it) the training data named in flags.txt."""

@@ -19,11 +19,17 @@ files) through `geometry_from_depth`.
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
+
+from legan_tf.losses import l2_normalize
 
 DEPTH_SPAN = 0.625
 GEOMETRIES = ("depth", "normals")
 _CHANNELS = {"depth": 1, "normals": 3}
+
+
+def _float32(values):
+    return ops.cast(ops.convert_to_tensor(values), "float32")
 
 
 def geometry_channels(geometry: str) -> int:
@@ -41,63 +47,63 @@ def _one_sided_aware_difference(depth, inside, axis):
     Beyond the image border counts as background, so border pixels take a one-sided difference.
     """
     pad = [[0, 0], [1, 1], [0, 0], [0, 0]] if axis == 1 else [[0, 0], [0, 0], [1, 1], [0, 0]]
-    padded = tf.pad(depth, pad, mode="CONSTANT")
-    padded_inside = tf.pad(inside, pad, mode="CONSTANT")
-    size = tf.shape(depth)[axis]
-    before = tf.gather(padded, tf.range(0, size), axis=axis)
-    after = tf.gather(padded, tf.range(2, size + 2), axis=axis)
-    before_in = tf.gather(padded_inside, tf.range(0, size), axis=axis)
-    after_in = tf.gather(padded_inside, tf.range(2, size + 2), axis=axis)
+    padded = ops.pad(depth, pad, mode="constant")
+    padded_inside = ops.pad(inside, pad, mode="constant")
+    size = depth.shape[axis]
+    before = ops.take(padded, ops.arange(0, size), axis=axis)
+    after = ops.take(padded, ops.arange(2, size + 2), axis=axis)
+    before_in = ops.take(padded_inside, ops.arange(0, size), axis=axis)
+    after_in = ops.take(padded_inside, ops.arange(2, size + 2), axis=axis)
     central = (after - before) / 2.0
     forward = after - depth
     backward = depth - before
-    return tf.where(after_in * before_in > 0, central,
-                    tf.where(after_in > 0, forward, tf.where(before_in > 0, backward, tf.zeros_like(depth))))
+    return ops.where(after_in * before_in > 0, central,
+                     ops.where(after_in > 0, forward, ops.where(before_in > 0, backward, ops.zeros_like(depth))))
 
 
-def normals_from_depth(depth, depth_span: float = DEPTH_SPAN) -> tf.Tensor:
+def normals_from_depth(depth, depth_span: float = DEPTH_SPAN):
     """Unit surface normals (B, H, W, 3) from depth maps (B, H, W, 1) in [0, 1] by finite differences.
 
     Pixels with depth 0 are background: their normal is 0, and they are not used as neighbours.
     The pixel pitch is 1 / W image widths, so dz/dx = (depth step per pixel) * depth_span * W.
     """
-    depth = tf.convert_to_tensor(depth, tf.float32)
-    if depth.shape.rank != 4 or depth.shape[-1] != 1:
-        raise ValueError(f"normals_from_depth: expected depth maps (B, H, W, 1), got shape {depth.shape}")
-    inside = tf.cast(depth > 0, tf.float32)
-    scale = depth_span * tf.cast(tf.shape(depth)[2], tf.float32)
+    depth = _float32(depth)
+    if len(depth.shape) != 4 or depth.shape[-1] != 1:
+        raise ValueError(f"normals_from_depth: expected depth maps (B, H, W, 1), got shape {tuple(depth.shape)}")
+    inside = ops.cast(depth > 0, "float32")
+    scale = depth_span * float(depth.shape[2])
     dz_drow = _one_sided_aware_difference(depth, inside, axis=1) * scale
     dz_dcol = _one_sided_aware_difference(depth, inside, axis=2) * scale
-    normals = tf.concat([-dz_dcol, dz_drow, tf.ones_like(depth)], axis=-1)
-    return tf.math.l2_normalize(normals, axis=-1) * inside
+    normals = ops.concatenate([-dz_dcol, dz_drow, ops.ones_like(depth)], axis=-1)
+    return l2_normalize(normals, axis=-1) * inside
 
 
-def geometry_from_depth(depth, geometry: str, depth_span: float = DEPTH_SPAN) -> tf.Tensor:
+def geometry_from_depth(depth, geometry: str, depth_span: float = DEPTH_SPAN):
     """The network-scale geometry map of depth maps (B, H, W, 1) in [0, 1] (module docstring)."""
     geometry_channels(geometry)
-    depth = tf.convert_to_tensor(depth, tf.float32)
+    depth = _float32(depth)
     if geometry == "depth":
         return depth * 2.0 - 1.0
     return normals_from_depth(depth, depth_span)
 
 
-def geometry_from_network_depth(depth, geometry: str, depth_span: float = DEPTH_SPAN) -> tf.Tensor:
+def geometry_from_network_depth(depth, geometry: str, depth_span: float = DEPTH_SPAN):
     """The network-scale geometry map of network-scale depth (B, H, W, 1) in [-1, 1], as batches hold it."""
     geometry_channels(geometry)
-    depth = tf.convert_to_tensor(depth, tf.float32)
+    depth = _float32(depth)
     if geometry == "depth":
         return depth
     return normals_from_depth(depth_from_network(depth), depth_span)
 
 
-def depth_from_network(depth_map) -> tf.Tensor:
+def depth_from_network(depth_map):
     """A network-scale depth map in [-1, 1] back to [0, 1] depth."""
-    return (tf.convert_to_tensor(depth_map, tf.float32) + 1.0) / 2.0
+    return (_float32(depth_map) + 1.0) / 2.0
 
 
-def geometry_to_rgb(geometry_map) -> tf.Tensor:
+def geometry_to_rgb(geometry_map):
     """A network-scale geometry map as a [-1, 1] RGB picture: depth as grey, normals as their colours."""
-    geometry_map = tf.convert_to_tensor(geometry_map, tf.float32)
+    geometry_map = _float32(geometry_map)
     if geometry_map.shape[-1] == 1:
-        return tf.repeat(geometry_map, 3, axis=-1)
+        return ops.repeat(geometry_map, 3, axis=-1)
     return geometry_map

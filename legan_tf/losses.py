@@ -1,6 +1,21 @@
-"""Loss functions: small pure functions of tensors. They know nothing about networks or data."""
+"""Loss functions: small pure functions of tensors. They know nothing about networks or data.
 
-import tensorflow as tf
+Written once in `keras.ops`, so the TensorFlow and the JAX backend compute the same losses; the
+one backend-specific step, the gradient penalty's inner gradient, is `legan_tf.backend.input_gradient`.
+"""
+
+import keras
+from keras import ops
+
+from legan_tf import backend
+
+
+def _float32(values):
+    return ops.cast(values, "float32")
+
+
+def _flat(values):
+    return ops.reshape(_float32(values), [-1])
 
 
 def margin_loss(predicted, mean, std, squared=False):
@@ -11,22 +26,19 @@ def margin_loss(predicted, mean, std, squared=False):
     std = 0 it is plain L1 (or L2) to the mean. Shapes broadcast; (batch, 1) predictions are
     flattened to (batch,).
     """
-    predicted = tf.reshape(tf.cast(predicted, tf.float32), [-1])
-    mean = tf.reshape(tf.cast(mean, tf.float32), [-1])
-    std = tf.reshape(tf.cast(std, tf.float32), [-1])
-    outside = tf.nn.relu(tf.abs(predicted - mean) - std)
-    return tf.square(outside) if squared else outside
+    outside = ops.relu(ops.abs(_flat(predicted) - _flat(mean)) - _flat(std))
+    return ops.square(outside) if squared else outside
 
 
 # GAN losses (StarGAN / LEGAN / Bodur et al.). Each returns one value per example, shape (batch,),
-# so a trainer reduces with tf.nn.compute_average_loss over the global batch; the mean of these
+# so a trainer reduces by a sum over the global batch divided by its size; the mean of these
 # over a batch is what the reference (yunjey/stargan solver.py) computes.
 
 
 def _per_example_mean(values):
     """Mean over every axis but the first: (B, ...) -> (B,)."""
-    values = tf.cast(values, tf.float32)
-    return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+    values = _float32(values)
+    return ops.mean(ops.reshape(values, [ops.shape(values)[0], -1]), axis=1)
 
 
 def gradient_penalty(critic_fn, real, fake, alpha=None):
@@ -39,26 +51,22 @@ def gradient_penalty(critic_fn, real, fake, alpha=None):
     statistics), so the gradient of the batch sum is each example's own gradient.
 
     `critic_fn` maps images to scores, e.g. `lambda x: discriminator(x)[0]`. Call this inside the
-    discriminator's GradientTape: the inner gradient is recorded, so the penalty is differentiable
-    w.r.t. the critic's weights. A 1e-12 under the square root keeps that second-order gradient
+    discriminator's loss: the inner gradient is itself differentiated (a nested tape, or jax.grad
+    inside jax.grad), so the penalty is differentiable w.r.t. the critic's weights. A 1e-12 under the square root keeps that second-order gradient
     finite where the input gradient vanishes (the reference takes the bare sqrt).
     """
-    real = tf.convert_to_tensor(real)
-    fake = tf.cast(tf.convert_to_tensor(fake), real.dtype)
-    batch = tf.shape(real)[0]
-    alpha_shape = tf.concat([[batch], tf.ones([tf.rank(real) - 1], tf.int32)], axis=0)
-    if alpha is None:
-        alpha = tf.random.uniform(alpha_shape, 0.0, 1.0, dtype=real.dtype)
+    real = ops.convert_to_tensor(real)
+    fake = ops.cast(fake, real.dtype)
+    batch = ops.shape(real)[0]
+    alpha_shape = [batch] + [1] * (len(real.shape) - 1)
+    if alpha is None:  # eager use only: the trainer passes a draw of a named stream
+        alpha = keras.random.uniform(alpha_shape, 0.0, 1.0, dtype=real.dtype)
     else:
-        alpha = tf.reshape(tf.cast(alpha, real.dtype), alpha_shape)
+        alpha = ops.reshape(ops.cast(alpha, real.dtype), alpha_shape)
     interpolated = alpha * real + (1.0 - alpha) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(interpolated)
-        scores = critic_fn(interpolated)
-        total = tf.reduce_sum(tf.cast(scores, tf.float32))
-    gradients = tf.cast(tape.gradient(total, interpolated), tf.float32)
-    squared = tf.reduce_sum(tf.reshape(tf.square(gradients), [batch, -1]), axis=1)
-    return tf.square(tf.sqrt(squared + 1e-12) - 1.0)
+    gradients = _float32(backend.input_gradient(critic_fn, interpolated))
+    squared = ops.sum(ops.reshape(ops.square(gradients), [batch, -1]), axis=1)
+    return ops.square(ops.sqrt(squared + 1e-12) - 1.0)
 
 
 def wasserstein_critic_loss(real_scores, fake_scores):
@@ -79,20 +87,18 @@ def classification_loss(logits, labels, multi_label=False):
     reference's CelebA setting, BCE-with-logits summed over labels, divided by the batch): sigmoid
     binary cross-entropy summed over the C labels; labels (B, C) in {0, 1}.
     """
-    logits = tf.cast(logits, tf.float32)
+    logits = _float32(logits)
     if multi_label:
-        labels = tf.cast(labels, tf.float32)
-        return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits), axis=-1)
-    labels = tf.convert_to_tensor(labels)
-    if labels.shape.rank == logits.shape.rank:
-        return tf.nn.softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits)
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
+        return ops.sum(ops.binary_crossentropy(_float32(labels), logits, from_logits=True), axis=-1)
+    labels = ops.convert_to_tensor(labels)
+    if len(labels.shape) == len(logits.shape):
+        return ops.categorical_crossentropy(_float32(labels), logits, from_logits=True)
+    return ops.sparse_categorical_crossentropy(ops.cast(labels, "int32"), logits, from_logits=True)
 
 
 def cycle_loss(original, reconstructed):
     """Cycle reconstruction L1 per example: mean |x - G(G(x, c_trg), c_org)| over pixels and channels."""
-    original = tf.cast(original, tf.float32)
-    return _per_example_mean(tf.abs(original - tf.cast(reconstructed, tf.float32)))
+    return _per_example_mean(ops.abs(_float32(original) - _float32(reconstructed)))
 
 
 def quality_loss(scores, q_target=10.0):
@@ -100,17 +106,24 @@ def quality_loss(scores, q_target=10.0):
 
     Scores (B,) or (B, 1) from the frozen quality model Q; zero once Q(x) reaches q_target.
     """
-    scores = tf.reshape(tf.cast(scores, tf.float32), [-1])
-    return tf.nn.relu(q_target - scores) / q_target
+    return ops.relu(q_target - _flat(scores)) / q_target
 
 
 def identity_loss(emb_a, emb_b):
     """Identity loss per example: 1 - cos(emb_a, emb_b), embeddings flattened beyond the batch axis."""
-    emb_a = tf.cast(emb_a, tf.float32)
-    emb_b = tf.cast(emb_b, tf.float32)
-    emb_a = tf.math.l2_normalize(tf.reshape(emb_a, [tf.shape(emb_a)[0], -1]), axis=1)
-    emb_b = tf.math.l2_normalize(tf.reshape(emb_b, [tf.shape(emb_b)[0], -1]), axis=1)
-    return 1.0 - tf.reduce_sum(emb_a * emb_b, axis=1)
+    emb_a, emb_b = l2_normalize(_rows(emb_a)), l2_normalize(_rows(emb_b))
+    return 1.0 - ops.sum(emb_a * emb_b, axis=1)
+
+
+def _rows(values):
+    values = _float32(values)
+    return ops.reshape(values, [ops.shape(values)[0], -1])
+
+
+def l2_normalize(values, axis=-1, epsilon=1e-12):
+    """values / max(||values||, sqrt(epsilon)) along `axis` (tf.math.l2_normalize's definition)."""
+    squared = ops.sum(ops.square(values), axis=axis, keepdims=True)
+    return values * ops.rsqrt(ops.maximum(squared, epsilon))
 
 
 # Bodur et al.'s depth network (METHOD.md section 3, eq. 9-11).
@@ -118,7 +131,7 @@ def identity_loss(emb_a, emb_b):
 
 def l1_loss(target, predicted):
     """Pixel L1 per example (eq. 9): mean |target - predicted| over pixels and channels."""
-    return _per_example_mean(tf.abs(tf.cast(target, tf.float32) - tf.cast(predicted, tf.float32)))
+    return _per_example_mean(ops.abs(_float32(target) - _float32(predicted)))
 
 
 def perceptual_loss(target_features, predicted_features):
@@ -132,14 +145,13 @@ def perceptual_loss(target_features, predicted_features):
         raise ValueError(f"perceptual_loss: need equally many feature maps, got {len(target_features)} and "
                          f"{len(predicted_features)}")
     per_layer = [l1_loss(a, b) for a, b in zip(target_features, predicted_features)]
-    return tf.add_n(per_layer) / float(len(per_layer))
+    return sum(per_layer[1:], per_layer[0]) / float(len(per_layer))
 
 
 def entropy(logits):
     """Entropy H(softmax(logits)) in nats per example, from logits (B, C); 0 for a one-hot, log C for uniform."""
-    logits = tf.cast(logits, tf.float32)
-    log_probabilities = tf.nn.log_softmax(logits, axis=-1)
-    return -tf.reduce_sum(tf.exp(log_probabilities) * log_probabilities, axis=-1)
+    log_probabilities = ops.log_softmax(_float32(logits), axis=-1)
+    return -ops.sum(ops.exp(log_probabilities) * log_probabilities, axis=-1)
 
 
 def confidence_penalty(logits, beta):

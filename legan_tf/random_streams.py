@@ -1,7 +1,8 @@
 """Named random streams: every random draw of a training step, keyed by what it is for.
 
-The rule: a draw of stream `name` at training step `step` of a run with seed `seed` uses the
-stateless-RNG seed
+The rule (TensorFlow; JAX folds the same three numbers into a threefry key, see
+`legan_tf.backend.stateless_uniform`): a draw of stream `name` at training step `step` of a run with
+seed `seed` uses the stateless-RNG seed
 
     (seed, key(name) * 2**32 + step),    key(name) = crc32(name) mod 2**31.
 
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import zlib
 
-import tensorflow as tf
+from keras import ops
+
+from legan_tf import backend
 
 _KEYS: dict[int, str] = {}
 
@@ -30,24 +33,30 @@ class Stream:
         _KEYS[key] = name
         self.name, self.key = name, key
 
-    def seed(self, run_seed, step) -> tf.Tensor:
-        """The stateless-RNG seed, shape (2,) int64, of this stream at `step`."""
+    def seed(self, run_seed, step):
+        """TensorFlow's stateless-RNG seed, shape (2,) int64, of this stream at `step` (for tf.image-style ops)."""
+        import tensorflow as tf
+
         return tf.stack([tf.cast(run_seed, tf.int64), tf.constant(self.key * 2**32, tf.int64) + tf.cast(step, tf.int64)])
+
+    def uniform(self, shape, run_seed, step):
+        """U(0, 1) draws of this stream at `step` (`legan_tf.backend.stateless_uniform`)."""
+        return backend.stateless_uniform(shape, run_seed, self.key, step)
 
     def __repr__(self):
         return f"Stream({self.name!r})"
 
 
-def replica_index() -> tf.Tensor:
-    """This replica's position in the sync group (0 outside a strategy or in cross-replica code)."""
-    context = tf.distribute.get_replica_context()
-    return tf.cast(context.replica_id_in_sync_group if context is not None else 0, tf.int32)
+replica_index = backend.replica_index
 
 
-def uniform_per_example(stream: Stream, run_seed, step, count, global_batch_size) -> tf.Tensor:
+def uniform_per_example(stream: Stream, run_seed, step, count, global_batch_size):
     """U(0, 1), one per example of this replica's `count`, drawn for the global batch (see the module docstring)."""
+    if backend.num_replicas() == 1 and isinstance(count, int):
+        # The first `count` draws of the global batch's: what the gather below picks on replica 0.
+        # Evaluation batches may be larger than the training batch.
+        return stream.uniform([max(int(global_batch_size), int(count))], run_seed, step)[:count]
     replica = replica_index()
-    # Evaluation batches may be larger than the training batch.
-    length = tf.maximum(global_batch_size, (replica + 1) * count)
-    draws = tf.random.stateless_uniform([length], seed=stream.seed(run_seed, step))
-    return tf.gather(draws, replica * count + tf.range(count))
+    length = ops.maximum(global_batch_size, (replica + 1) * count)
+    draws = stream.uniform(ops.reshape(length, [1]), run_seed, step)
+    return ops.take(draws, replica * count + ops.arange(count))

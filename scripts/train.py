@@ -6,8 +6,50 @@ grids. --dry_run prints the configuration and the data summary; --resume=<run di
 """
 
 import os
+import re
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
+
+
+def _requested_backend(argv):
+    """The --backend value on the command line or in a --flagfile (the last one wins, as in absl), or None.
+
+    Keras fixes its backend when it is first imported, which every legan_tf module does, so the
+    choice is read here, before absl parses anything.
+    """
+    found = None
+    arguments = list(argv[1:])
+    while arguments:
+        argument = arguments.pop(0)
+        match = re.fullmatch(r"--backend(?:=(.*))?", argument)
+        if match:
+            found = match.group(1) if match.group(1) is not None else (arguments.pop(0) if arguments else None)
+        match = re.fullmatch(r"--flagfile=(.+)", argument)
+        if match and os.path.isfile(match.group(1)):
+            with open(match.group(1), encoding="utf-8") as handle:
+                nested = [line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#")]
+            arguments = nested + arguments
+    return found
+
+
+def _select_backend(argv):
+    requested = _requested_backend(argv)
+    if requested is None:
+        return
+    if requested not in ("tensorflow", "jax"):
+        return  # absl reports the bad enum value with the flag's help
+    os.environ["KERAS_BACKEND"] = requested
+    if requested == "jax":
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            print("error: --backend=jax needs JAX, which is not installed here: pip install 'legan-tf[jax]' "
+                  "(or jax[cuda13] for NVIDIA GPUs).", file=sys.stderr)
+            sys.exit(2)
+
+
+_select_backend(sys.argv)
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -31,7 +73,8 @@ def main(argv):
 
 if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)
-    import tensorflow as tf
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        import tensorflow as tf
 
-    tf.get_logger().setLevel("WARNING")  # TensorFlow's own INFO lines (checkpoint sharding, ...) are noise here
+        tf.get_logger().setLevel("WARNING")  # TensorFlow's own INFO lines (checkpoint sharding, ...) are noise here
     app.run(main)

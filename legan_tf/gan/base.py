@@ -17,8 +17,10 @@ id per attribute):
       g_optimizer steps on generator_variables()
   update_ema()                           after each G step, across replicas, if ema_decay > 0
 
-Losses are averaged over the *global* batch (`tf.nn.compute_average_loss`), so gradients summed
-over replicas equal one device's. Random draws use named streams (`legan_tf.random_streams`).
+Losses are averaged over the *global* batch (sum / global batch size), so gradients summed over
+tf.distribute replicas equal one device's. Random draws use named streams (`legan_tf.random_streams`).
+Everything here is `keras.ops`: the TensorFlow and the JAX trainer run this same code, and only the
+gradient mechanics differ (`legan_tf.backend.apply_gradients`).
 
 A subclass supplies the networks (`make_generator`, `make_discriminator`) and the loss terms; it
 adds a term by extending `*_loss_weights()` and `*_losses()` with `super()`, an extra
@@ -35,14 +37,20 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from legan_tf import hparams
+from legan_tf import backend, hparams
 from legan_tf.hparams import hparam
 from legan_tf.labels import one_hot_labels
 from legan_tf.random_streams import Stream, uniform_per_example
 
 TARGET_STREAM_PREFIX = "gan/target/"
+
+
+def batch_size(images):
+    """The examples in a batch: a Python int under JAX, possibly a tensor in a TensorFlow graph."""
+    size = images.shape[0]
+    return size if size is not None else ops.shape(images)[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +101,8 @@ class ConditionalGAN(keras.Model):
 
     def build_networks(self) -> None:
         """Creates the networks' variables by calling each once; extend it for extra networks."""
-        images = tf.zeros((1, self.image_size, self.image_size, 3))
-        labels = tf.zeros((1, self.num_labels))
+        images = ops.zeros((1, self.image_size, self.image_size, 3))
+        labels = ops.zeros((1, self.num_labels))
         self.generator((images, labels))
         self.discriminator(images)
         if self.generator_ema is not None:
@@ -106,37 +114,37 @@ class ConditionalGAN(keras.Model):
         """The D loss terms and their weights, in the order they are reported."""
         return {}
 
-    def discriminator_losses(self, batch, fakes, step) -> dict[str, tf.Tensor]:
-        """Per-example D terms, keyed as in `discriminator_loss_weights()` (computed under the tape)."""
+    def discriminator_losses(self, batch, fakes, step) -> dict:
+        """Per-example D terms, keyed as in `discriminator_loss_weights()` (computed inside the differentiated loss)."""
         return {}
 
     def generator_loss_weights(self) -> dict[str, float]:
         """The G loss terms and their weights, in the order they are reported."""
         return {}
 
-    def generator_losses(self, batch, fakes, reconstructed, targets, step) -> dict[str, tf.Tensor]:
-        """Per-example G terms, keyed as in `generator_loss_weights()` (computed under the tape)."""
+    def generator_losses(self, batch, fakes, reconstructed, targets, step) -> dict:
+        """Per-example G terms, keyed as in `generator_loss_weights()` (computed inside the differentiated loss)."""
         return {}
 
     # -- labels and targets ------------------------------------------------------------------------
 
-    def source_labels(self, batch) -> dict[str, tf.Tensor]:
-        return {name: tf.cast(batch[name], tf.int32) for name in self.label_sizes}
+    def source_labels(self, batch) -> dict:
+        return {name: ops.cast(batch[name], "int32") for name in self.label_sizes}
 
-    def one_hot(self, ids) -> tf.Tensor:
+    def one_hot(self, ids):
         return one_hot_labels(ids, self.label_sizes)
 
-    def uniform_per_example(self, stream: Stream, step, count) -> tf.Tensor:
+    def uniform_per_example(self, stream: Stream, step, count):
         return uniform_per_example(stream, self.seed, step, count, self.global_batch_size)
 
-    def random_targets(self, batch, step) -> dict[str, tf.Tensor]:
+    def random_targets(self, batch, step) -> dict:
         """A random target class per example and attribute, different from the example's own class."""
-        count = tf.shape(batch["image"])[0]
+        count = batch_size(batch["image"])
         targets = {}
         for name, size in self.label_sizes.items():
             draw = self.uniform_per_example(self.target_streams[name], step, count)
-            shift = 1 + tf.cast(tf.floor(draw * (size - 1)), tf.int32)  # 1..size-1: never the source class
-            targets[name] = (tf.cast(batch[name], tf.int32) + shift) % size
+            shift = 1 + ops.cast(ops.floor(draw * (size - 1)), "int32")  # 1..size-1: never the source class
+            targets[name] = (ops.cast(batch[name], "int32") + shift) % size
         return targets
 
     # -- the updates -------------------------------------------------------------------------------
@@ -149,22 +157,25 @@ class ConditionalGAN(keras.Model):
         g_optimizer.build(self.generator_variables())
         self.built = True
 
-    def discriminator_variables(self) -> list[tf.Variable]:
+    def discriminator_variables(self) -> list:
         networks = [self.discriminator, *self.extra_discriminators().values()]
         return [variable for network in networks for variable in network.trainable_variables]
 
-    def generator_variables(self) -> list[tf.Variable]:
+    def generator_variables(self) -> list:
         return list(self.generator.trainable_variables)
 
     def _update(self, optimizer, variables, side, weights, compute_terms):
         """One optimizer step on the weighted sum of `compute_terms()`; returns the step's mean metrics."""
-        with tf.GradientTape() as tape:
+
+        def loss_and_metrics():
             terms = compute_terms()
-            per_example = tf.add_n([weight * terms[name] for name, weight in weights.items()])
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        values = [*(terms[name] for name in weights), per_example]
-        return {name: tf.reduce_mean(value) for name, value in zip(self.metric_names(side), values)}
+            weighted = [weight * terms[name] for name, weight in weights.items()]
+            per_example = sum(weighted[1:], weighted[0])
+            loss = ops.sum(per_example) / self.global_batch_size
+            values = [*(terms[name] for name in weights), per_example]
+            return loss, {name: ops.mean(value) for name, value in zip(self.metric_names(side), values)}
+
+        return backend.apply_gradients(optimizer, variables, loss_and_metrics)
 
     def metric_names(self, side: str) -> list[str]:
         """The metrics a step reports: `d/<term>` or `g/<term>` per loss term, then `d/total` or `g/total`."""
@@ -201,8 +212,8 @@ class ConditionalGAN(keras.Model):
         (as tf.train.ExponentialMovingAverage's num_updates does): a fixed 0.999 would keep most of
         the random initial weights for thousands of updates, which short runs never reach.
         """
-        updates = tf.cast(self.g_optimizer.iterations, tf.float32)
-        decay = tf.minimum(self.hp.ema_decay, (1.0 + updates) / (10.0 + updates))
+        updates = ops.cast(self.g_optimizer.iterations, "float32")
+        decay = ops.minimum(self.hp.ema_decay, (1.0 + updates) / (10.0 + updates))
         for average, current in zip(self.generator_ema.weights, self.generator.weights):
             average.assign(decay * average + (1.0 - decay) * current)
 
@@ -235,8 +246,8 @@ class ConditionalGAN(keras.Model):
                 self.update_ema()
             return generator_metrics
 
-        generator_metrics = tf.cond(tf.equal(step % self.hp.n_critic, 0), generator_update,
-                                    lambda: {name: tf.constant(0.0) for name in self.metric_names("g")})
+        generator_metrics = ops.cond(ops.equal(step % self.hp.n_critic, 0), generator_update,
+                                     lambda: {name: ops.convert_to_tensor(0.0) for name in self.metric_names("g")})
         return {**metrics, **generator_metrics}
 
     def get_config(self):

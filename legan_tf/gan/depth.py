@@ -33,10 +33,10 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from legan_tf import losses
-from legan_tf.gan.base import ConditionalGAN, GANHyperparameters
+from legan_tf.gan.base import ConditionalGAN, GANHyperparameters, batch_size
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.geometry import GEOMETRIES, geometry_channels, geometry_from_network_depth
 from legan_tf.hparams import hparam
@@ -50,7 +50,7 @@ CONFIDENCE_HELP = ("beta of the confidence penalty -beta * H(softmax) on D_depth
                    "0 turns it off. The paper sets it by cross-validation and gives no value.")
 
 
-def depth_discriminator_terms(discriminator, real, fake, labels, alpha, confidence_beta) -> dict[str, tf.Tensor]:
+def depth_discriminator_terms(discriminator, real, fake, labels, alpha, confidence_beta) -> dict:
     """D_depth's per-example terms: WGAN critic, gradient penalty, classification of the real maps as
     their expression, and (beta > 0) the confidence penalty on that classification."""
     real_scores, real_logits = discriminator(real, training=True)
@@ -64,7 +64,7 @@ def depth_discriminator_terms(discriminator, real, fake, labels, alpha, confiden
     return terms
 
 
-def depth_generator_terms(discriminator, rgb, geometry, reconstructed, labels) -> dict[str, tf.Tensor]:
+def depth_generator_terms(discriminator, rgb, geometry, reconstructed, labels) -> dict:
     """The generator side of L_depth for faces `rgb`, their geometry G_depth(rgb) and the way back
     G'_depth(geometry): eq. 5 (adversarial), eq. 6 (geometry classified as `labels`), eq. 7 (|rgb - reconstructed|)."""
     scores, logits = discriminator(geometry, training=False)
@@ -132,9 +132,9 @@ class DepthNetworkGAN(ConditionalGAN):
                                         self.hp.d_filters, self.hp.d_downsamples)
 
     def build_networks(self):
-        images = tf.zeros((1, self.image_size, self.image_size, 3))
+        images = ops.zeros((1, self.image_size, self.image_size, 3))
         self.generator(images)
-        self.discriminator(tf.zeros((1, self.image_size, self.image_size, geometry_channels(self.hp.geometry))))
+        self.discriminator(ops.zeros((1, self.image_size, self.image_size, geometry_channels(self.hp.geometry))))
         if self.generator_ema is not None:
             self.generator_ema(images)
             self.generator_ema.set_weights(self.generator.get_weights())
@@ -163,7 +163,7 @@ class DepthNetworkGAN(ConditionalGAN):
 
     def discriminator_losses(self, batch, fakes, step):
         real = self.real_geometry(batch)
-        alpha = self.uniform_per_example(DEPTH_GRADIENT_PENALTY_ALPHA, step, tf.shape(real)[0])
+        alpha = self.uniform_per_example(DEPTH_GRADIENT_PENALTY_ALPHA, step, batch_size(real))
         return depth_discriminator_terms(self.discriminator, real, fakes, self.source_labels(batch)[EXPRESSION],
                                          alpha, self.hp.confidence_beta)
 
@@ -253,10 +253,10 @@ class DepthGuidedStarGAN(StarGAN):
     def build_networks(self):
         super().build_networks()
         if self.depth_generator is not None:
-            self.depth_generator(tf.zeros((1, self.image_size, self.image_size, 3)))
+            self.depth_generator(ops.zeros((1, self.image_size, self.image_size, 3)))
         if self.depth_discriminator is not None:
             channels = geometry_channels(self.hp.geometry)
-            self.depth_discriminator(tf.zeros((1, self.image_size, self.image_size, channels)))
+            self.depth_discriminator(ops.zeros((1, self.image_size, self.image_size, channels)))
 
     def _depth_weights(self, names):
         hp = self.hp
@@ -276,8 +276,8 @@ class DepthGuidedStarGAN(StarGAN):
         terms = super().discriminator_losses(batch, fakes, step)
         if self.depth_active:
             real = geometry_from_network_depth(batch["depth"], self.hp.geometry)
-            fake = tf.stop_gradient(self.depth_generator.to_geometry(fakes, training=False))
-            alpha = self.uniform_per_example(DEPTH_GRADIENT_PENALTY_ALPHA, step, tf.shape(real)[0])
+            fake = ops.stop_gradient(self.depth_generator.to_geometry(fakes, training=False))
+            alpha = self.uniform_per_example(DEPTH_GRADIENT_PENALTY_ALPHA, step, batch_size(real))
             depth_terms = depth_discriminator_terms(self.depth_discriminator, real, fake,
                                                     self.source_labels(batch)[EXPRESSION], alpha,
                                                     self.hp.confidence_beta)

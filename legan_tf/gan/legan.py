@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from legan_tf import losses
+from legan_tf import backend, losses
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
 from legan_tf.models.legan import LEGANGenerator
-from legan_tf.random_streams import Stream, replica_index
+from legan_tf.gan.base import batch_size
+from legan_tf.random_streams import Stream
 
 ATTRIBUTES = ("expression", "lighting")
 TARGET_SAMPLINGS = ("shuffle", "random")
@@ -68,16 +69,15 @@ class LEGAN(StarGAN):
         """
         if self.hp.target_sampling == "random":
             return super().random_targets(batch, step)
-        context = tf.distribute.get_replica_context()
-        replicas = context.num_replicas_in_sync if context is not None else 1
-        count = tf.shape(batch["image"])[0]
-        rows = replica_index() * count + tf.range(count)
+        count = batch_size(batch["image"])
         targets = {}
         for name in self.label_sizes:
-            labels = tf.cast(batch[name], tf.int32)
-            everyone = context.all_gather(labels, axis=0) if replicas > 1 else labels
-            draws = tf.random.stateless_uniform(tf.shape(everyone), seed=SHUFFLE_STREAMS[name].seed(self.seed, step))
-            targets[name] = tf.gather(everyone, tf.gather(tf.argsort(draws), rows))
+            everyone = backend.all_gather(ops.cast(batch[name], "int32"))
+            draws = SHUFFLE_STREAMS[name].uniform(ops.shape(everyone), self.seed, step)
+            order = ops.argsort(draws)
+            if backend.num_replicas() > 1:
+                order = ops.take(order, backend.replica_index() * count + ops.arange(count))
+            targets[name] = ops.take(everyone, order)
         return targets
 
     def generator_loss_weights(self):

@@ -10,10 +10,9 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-import tensorflow as tf
 
 from legan_tf import losses
-from legan_tf.gan.base import ConditionalGAN, GANHyperparameters
+from legan_tf.gan.base import ConditionalGAN, GANHyperparameters, batch_size
 from legan_tf.hparams import hparam
 from legan_tf.models.stargan import StarGANDiscriminator, StarGANGenerator
 from legan_tf.random_streams import Stream
@@ -56,14 +55,15 @@ class StarGAN(ConditionalGAN):
                                     head_classes=self.label_sizes, name="discriminator")
 
     def _classification(self, logits, ids):
-        return tf.add_n([losses.classification_loss(logits[name], ids[name]) for name in self.label_sizes])
+        terms = [losses.classification_loss(logits[name], ids[name]) for name in self.label_sizes]
+        return sum(terms[1:], terms[0])
 
     def discriminator_loss_weights(self):
         return {"adversarial": 1.0, "gradient_penalty": self.hp.lambda_gp, "classification": self.hp.lambda_cls}
 
     def discriminator_losses(self, batch, fakes, step):
         images = batch["image"]
-        alpha = self.uniform_per_example(GRADIENT_PENALTY_ALPHA, step, tf.shape(images)[0])
+        alpha = self.uniform_per_example(GRADIENT_PENALTY_ALPHA, step, batch_size(images))
         real_scores, real_logits = self.discriminator(images, training=True)
         fake_scores, _ = self.discriminator(fakes, training=True)
         return {"adversarial": losses.wasserstein_critic_loss(real_scores, fake_scores),

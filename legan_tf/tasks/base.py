@@ -8,7 +8,6 @@ import typing
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from legan_tf import hparams
 from legan_tf.errors import ConfigError
@@ -64,7 +63,7 @@ class Task(abc.ABC):
         so checkpoints can be restored before the first step."""
 
     @abc.abstractmethod
-    def checkpoint_items(self) -> dict[str, tf.Module]:
+    def checkpoint_items(self) -> dict:
         """Everything stateful that a resume must restore, by name."""
 
     def step_schedule(self) -> list[ScheduledStep]:
@@ -77,11 +76,12 @@ class Task(abc.ABC):
         return [ScheduledStep("train", lambda batch, step: train_step(batch))]
 
     @abc.abstractmethod
-    def evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:
-        """Metrics on held-out data (runs on the chief only)."""
+    def evaluate(self, dataset) -> dict[str, float]:
+        """Metrics on held-out data (runs on the chief only): `dataset` yields batches (a tf.data.Dataset
+        under TensorFlow, numpy dicts under JAX)."""
 
     @abc.abstractmethod
-    def sample_grid(self, batch: dict[str, tf.Tensor]) -> np.ndarray:
+    def sample_grid(self, batch: dict) -> np.ndarray:
         """A uint8 HxWx3 picture of what the model does on a fixed batch."""
 
     def export(self, run_dir: str) -> list[str]:

@@ -9,9 +9,9 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from legan_tf import visualize
+from legan_tf import backend, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.losses import classification_loss
@@ -50,7 +50,7 @@ class ClassifierTask(base.Task):
 
     def build(self):
         self.model = AttributeClassifier(**self.model_args, name="attribute_classifier")
-        self.model(tf.zeros((1, self.image_size, self.image_size, 3)))
+        self.model(ops.zeros((1, self.image_size, self.image_size, 3)))
         # Linear decay to zero: the last steps settle the weights instead of jumping between minima.
         schedule = keras.optimizers.schedules.PolynomialDecay(self.learning_rate, self.train_steps, 0.0)
         self.optimizer = keras.optimizers.Adam(schedule)
@@ -66,23 +66,22 @@ class ClassifierTask(base.Task):
         }
 
     def train_step(self, batch):
-        with tf.GradientTape() as tape:
+        def loss_and_metrics():
             logits = self.model(batch["image"], training=True)
             losses = self._per_example_losses(logits, batch)
             # Scaled by the global batch so gradients summed over replicas equal one big batch's.
-            loss = tf.add_n([tf.nn.compute_average_loss(value, global_batch_size=self.global_batch_size)
-                             for value in losses.values()])
-        gradients = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-        metrics = {f"loss/{name}": tf.reduce_mean(value) for name, value in losses.items()}
-        for name in self.attributes:
-            predicted = tf.argmax(logits[name], axis=-1, output_type=tf.int32)
-            metrics[f"accuracy/{name}"] = tf.reduce_mean(tf.cast(predicted == tf.cast(batch[name], tf.int32), tf.float32))
-        return metrics
+            loss = sum(ops.sum(value) for value in losses.values()) / self.global_batch_size
+            metrics = {f"loss/{name}": ops.mean(value) for name, value in losses.items()}
+            for name in self.attributes:
+                predicted = ops.cast(ops.argmax(logits[name], axis=-1), "int32")
+                metrics[f"accuracy/{name}"] = ops.mean(ops.cast(predicted == ops.cast(batch[name], "int32"), "float32"))
+            return loss, metrics
+
+        return backend.apply_gradients(self.optimizer, self.model.trainable_variables, loss_and_metrics)
 
     def predict(self, images):
         logits = self.model(images, training=False)
-        return {name: np.argmax(logits[name], axis=-1) for name in self.attributes}
+        return {name: np.argmax(ops.convert_to_numpy(logits[name]), axis=-1) for name in self.attributes}
 
     def evaluate(self, dataset):
         correct = {name: 0 for name in self.attributes}
@@ -90,7 +89,7 @@ class ClassifierTask(base.Task):
         for batch in dataset:
             predicted = self.predict(batch["image"])
             for name in self.attributes:
-                correct[name] += int(np.sum(predicted[name] == batch[name].numpy()))
+                correct[name] += int(np.sum(predicted[name] == np.asarray(batch[name])))
             total += int(batch["image"].shape[0])
         if total == 0:
             raise ValueError("evaluation data is empty")

@@ -10,13 +10,14 @@ the sample grid. The end-to-end recipe (`--task=stargan_depth`) loads the two ne
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from legan_tf import visualize
 from legan_tf.errors import ConfigError
 from legan_tf.gan.depth import EXPRESSION, DepthNetworkGAN, DepthNetworkHyperparameters
 from legan_tf.geometry import depth_from_network, geometry_channels, geometry_from_network_depth, geometry_to_rgb
 from legan_tf.hparams import hparam
+from legan_tf.losses import l2_normalize
 from legan_tf.tasks import base, register
 
 DEPTH_GENERATOR_FILE = "depth_generator.keras"
@@ -85,22 +86,21 @@ class DepthPretrainTask(base.GANTask):
             truth = geometry_from_network_depth(batch["depth"], geometry)
             predicted = generator.to_geometry(batch["image"], training=False)
             depth = depth_from_network(batch["depth"])  # [0, 1], 0 on the background
-            face = tf.cast(depth > 0, tf.float32)
-            add("geometry_l1", tf.reduce_sum(tf.reduce_mean(tf.abs(truth - predicted), axis=[1, 2, 3])))
-            add("cycle_l1", tf.reduce_sum(tf.reduce_mean(tf.abs(batch["image"] - generator.to_rgb(predicted)),
-                                                         axis=[1, 2, 3])))
+            face = ops.cast(depth > 0, "float32")
+            add("geometry_l1", ops.sum(ops.mean(ops.abs(truth - predicted), axis=[1, 2, 3])))
+            add("cycle_l1", ops.sum(ops.mean(ops.abs(batch["image"] - generator.to_rgb(predicted)), axis=[1, 2, 3])))
             if geometry == "depth":
-                error = tf.abs(depth_from_network(predicted) - depth)
-                add("depth_mae", tf.reduce_sum(error))
-                add("depth_mae_face", tf.reduce_sum(error * face))
+                error = ops.abs(depth_from_network(predicted) - depth)
+                add("depth_mae", ops.sum(error))
+                add("depth_mae_face", ops.sum(error * face))
             else:
-                cosine = tf.clip_by_value(tf.reduce_sum(tf.math.l2_normalize(predicted, -1) * truth, -1), -1.0, 1.0)
-                add("normal_angle_deg", tf.reduce_sum(tf.acos(cosine) * 180.0 / np.pi * face[..., 0]))
-            face_pixels += float(tf.reduce_sum(face))
-            pixels += float(tf.size(face))
+                cosine = ops.clip(ops.sum(l2_normalize(predicted, -1) * truth, -1), -1.0, 1.0)
+                add("normal_angle_deg", ops.sum(ops.arccos(cosine) * 180.0 / np.pi * face[..., 0]))
+            face_pixels += float(ops.sum(face))
+            pixels += float(np.prod(face.shape))
             _, logits = model.discriminator(truth, training=False)
-            correct += int(tf.reduce_sum(tf.cast(tf.argmax(logits[EXPRESSION], -1, output_type=tf.int32)
-                                                 == tf.cast(batch[EXPRESSION], tf.int32), tf.int32)))
+            predicted_class = np.argmax(ops.convert_to_numpy(logits[EXPRESSION]), -1)
+            correct += int(np.sum(predicted_class == np.asarray(batch[EXPRESSION])))
             count += int(batch["image"].shape[0])
         metrics = {"eval/geometry_l1": sums["geometry_l1"] / count, "eval/cycle_l1": sums["cycle_l1"] / count,
                    "eval/d_accuracy/expression": correct / count}
@@ -119,7 +119,7 @@ class DepthPretrainTask(base.GANTask):
         predicted = generator.to_geometry(images, training=False)
         columns = [images, geometry_to_rgb(truth), geometry_to_rgb(predicted), generator.to_rgb(predicted)]
         titles = ["input", f"true {self.hp.geometry}", f"G_depth", "G'_depth back"]
-        return visualize.titled_mosaic([visualize.to_uint8(np.asarray(column)) for column in columns], titles)
+        return visualize.titled_mosaic([visualize.to_uint8(ops.convert_to_numpy(column)) for column in columns], titles)
 
     def exported_networks(self):
         return {DEPTH_GENERATOR_FILE: self.model.sampling_generator, DEPTH_DISCRIMINATOR_FILE: self.model.discriminator}

@@ -12,16 +12,15 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from legan_tf import losses, visualize
-from legan_tf.data.degradations import random_degradations
+from legan_tf import backend, losses, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.evaluation.identity_metrics import identity_metrics, nearest_neighbours
 from legan_tf.models.lightcnn import (PAPER_BLOCKS, PAPER_CHANNELS, IdentityEmbedder, LightCNN29v2,
                                       faces_to_lightcnn_input, load_identity_embedder, load_lightcnn_weights)
-from legan_tf.random_streams import Stream, replica_index
+from legan_tf.random_streams import Stream
 from legan_tf.tasks import base, register
 
 DEGRADATIONS = Stream("identity/degradations")
@@ -73,6 +72,10 @@ class IdentityTask(base.Task):
         self.weights_path = hp.weights
         self.eval_examples = hp.eval_examples
         self.degrade = hp.degrade
+        if self.degrade and backend.name() != "tensorflow":
+            # The degradations are TensorFlow image ops (JPEG round trips among them) with no keras.ops twin.
+            raise ConfigError(f"--identity_degrade needs the TensorFlow backend; under {backend.name()} pass "
+                              "--noidentity_degrade (or train f under TensorFlow).")
         self.model_args = dict(input_size=hp.input_size or image_size, channels=hp.channels, num_blocks=hp.blocks,
                                embedding_dim=hp.embedding_dim, dropout=hp.dropout)
         try:
@@ -89,13 +92,13 @@ class IdentityTask(base.Task):
     def build(self):
         size = self.model_args["input_size"]
         self.network = LightCNN29v2(**self.model_args, num_classes=self.num_classes, name="lightcnn")
-        self.network(tf.zeros((1, size, size, 1)))
+        self.network(ops.zeros((1, size, size, 1)))
         if self.weights_path:
             self._load_initial_weights()
         # Dataset identity ids -> classifier rows; held-out ids never reach train_step.
         table = np.full(int(self.identities.max()) + 1, -1, np.int32)
         table[self.identities] = np.arange(self.num_classes, dtype=np.int32)
-        self.class_of_identity = tf.constant(table)
+        self.class_of_identity = ops.convert_to_tensor(table)
         schedule = keras.optimizers.schedules.PolynomialDecay(self.learning_rate, self.train_steps, 0.0)
         self.optimizer = keras.optimizers.Adam(schedule)
         self.optimizer.build(self.network.trainable_variables)
@@ -125,37 +128,40 @@ class IdentityTask(base.Task):
         """The step's random degradations, keyed by (seed, step) and the example's place in the global
         batch, so a resumed run repeats them and a run split over replicas degrades each face as one
         device would."""
+        import tensorflow as tf
+
+        from legan_tf.data.degradations import random_degradations
+
         count = tf.shape(images)[0]
         return random_degradations(images, DEGRADATIONS.seed(self.seed, self.optimizer.iterations),
-                                   offset=replica_index() * count, total=self.global_batch_size)
+                                   offset=backend.replica_index() * count, total=self.global_batch_size)
 
     def train_step(self, batch):
         images = self.degraded(batch["image"]) if self.degrade else batch["image"]
         images = self._network_input(images)
-        classes = tf.gather(self.class_of_identity, tf.cast(batch["identity"], tf.int32))
-        with tf.GradientTape() as tape:
+        classes = ops.take(self.class_of_identity, ops.cast(batch["identity"], "int32"))
+
+        def loss_and_metrics():
             _, logits = self.network(images, training=True)
             per_example = losses.classification_loss(logits, classes)
             # Scaled by the global batch so gradients summed over replicas equal one big batch's.
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
-        gradients = tape.gradient(loss, self.network.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.network.trainable_variables))
-        predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        return {
-            "loss/identity": tf.reduce_mean(per_example),
-            "accuracy/identity": tf.reduce_mean(tf.cast(predicted == classes, tf.float32)),
-        }
+            loss = ops.sum(per_example) / self.global_batch_size
+            predicted = ops.cast(ops.argmax(logits, axis=-1), "int32")
+            return loss, {"loss/identity": ops.mean(per_example),
+                          "accuracy/identity": ops.mean(ops.cast(predicted == classes, "float32"))}
+
+        return backend.apply_gradients(self.optimizer, self.network.trainable_variables, loss_and_metrics)
 
     def embed(self, images):
         """(B, H, W, 3) faces in [-1, 1] -> (B, embedding_dim) numpy embeddings."""
         embedding, _ = self.network(self._network_input(images), training=False)
-        return np.asarray(embedding)
+        return ops.convert_to_numpy(embedding)
 
     def evaluate(self, dataset):
         embeddings, identities = [], []
         for batch in dataset:
             embeddings.append(self.embed(batch["image"]))
-            identities.append(batch["identity"].numpy())
+            identities.append(np.asarray(batch["identity"]))
         if not embeddings:
             raise ValueError("evaluation data is empty")
         embeddings, identities = np.concatenate(embeddings), np.concatenate(identities)
@@ -170,7 +176,7 @@ class IdentityTask(base.Task):
     def sample_grid(self, batch):
         """Rows: a held-out face, then its nearest other faces of the batch, with their cosine;
         green when the neighbour is the same identity."""
-        images = batch["image"].numpy() if hasattr(batch["image"], "numpy") else np.asarray(batch["image"])
+        images = ops.convert_to_numpy(batch["image"])
         identities = np.asarray(batch["identity"])
         neighbours, cosines = nearest_neighbours(self.embed(images), GRID_NEIGHBOURS)
         pixels = visualize.to_uint8(images)
@@ -194,7 +200,7 @@ class IdentityTask(base.Task):
     def export(self, run_dir):
         """identity_model.keras: `keras.models.load_model(path)(rgb_faces_in_minus1_1)` gives embeddings."""
         embedder = IdentityEmbedder(self.network.without_classifier(), name="identity_embedder")
-        embedder(tf.zeros((1, self.image_size, self.image_size, 3)))
+        embedder(ops.zeros((1, self.image_size, self.image_size, 3)))
         path = os.path.join(run_dir, self.export_name)
         embedder.save(path)
         return [path]

@@ -7,7 +7,7 @@ quality model Q for L_qual.
 
 import dataclasses
 
-import tensorflow as tf
+from keras import ops
 
 from legan_tf.errors import ConfigError
 from legan_tf.gan.legan import ATTRIBUTES, LEGAN, LEGANHyperparameters
@@ -66,9 +66,9 @@ class LEGANTask(StarGANTask):
     def extra_sample_columns(self, images, source):
         """The two masks for one joint target per row (the next expression and the light half-way
         round): they show which hourglass changed what."""
-        targets = {name: (tf.cast(source[name], tf.int32) + max(1, size // 2 if name == "lighting" else 1)) % size
+        targets = {name: (ops.cast(source[name], "int32") + max(1, size // 2 if name == "lighting" else 1)) % size
                    for name, size in self.label_sizes.items()}
         translated, expression_mask, lighting_mask = self.model.sampling_generator.translate_with_masks(
             (images, one_hot_labels(targets, self.label_sizes)))
-        return [("joint edit", translated.numpy()), ("mask M_e", expression_mask.numpy()),
-                ("mask M_l", lighting_mask.numpy())]
+        return [("joint edit", ops.convert_to_numpy(translated)), ("mask M_e", ops.convert_to_numpy(expression_mask)),
+                ("mask M_l", ops.convert_to_numpy(lighting_mask))]

@@ -5,9 +5,9 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from legan_tf import losses, visualize
+from legan_tf import backend, losses, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation.quality_metrics import quality_metrics
 from legan_tf.hparams import hparam
@@ -45,7 +45,7 @@ class QualityTask(base.Task):
 
     def build(self):
         self.model = QualityModel(**self.model_args, name="quality_model")
-        self.model(tf.zeros((1, self.image_size, self.image_size, 3)))
+        self.model(ops.zeros((1, self.image_size, self.image_size, 3)))
         schedule = keras.optimizers.schedules.PolynomialDecay(self.learning_rate, self.train_steps, 0.0)
         self.optimizer = keras.optimizers.Adam(schedule)
         self.optimizer.build(self.model.trainable_variables)
@@ -54,30 +54,27 @@ class QualityTask(base.Task):
         return {"quality_model": self.model, "quality_optimizer": self.optimizer}
 
     def train_step(self, batch):
-        with tf.GradientTape() as tape:
+        def loss_and_metrics():
             predicted = self.model(batch["image"], training=True)
             per_example = losses.margin_loss(predicted, batch["mean"], batch["std"], squared=self.squared_loss)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
-        gradients = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-        predicted = tf.reshape(predicted, [-1])
-        return {
-            "loss/margin": tf.reduce_mean(per_example),
-            "train/mae": tf.reduce_mean(tf.abs(predicted - batch["mean"])),
-        }
+            loss = ops.sum(per_example) / self.global_batch_size
+            return loss, {"loss/margin": ops.mean(per_example),
+                          "train/mae": ops.mean(ops.abs(ops.reshape(predicted, [-1]) - batch["mean"]))}
+
+        return backend.apply_gradients(self.optimizer, self.model.trainable_variables, loss_and_metrics)
 
     def evaluate(self, dataset):
         predicted, mean, std = [], [], []
         for batch in dataset:
-            predicted.append(self.model(batch["image"], training=False).numpy().reshape(-1))
-            mean.append(batch["mean"].numpy())
-            std.append(batch["std"].numpy())
+            predicted.append(ops.convert_to_numpy(self.model(batch["image"], training=False)).reshape(-1))
+            mean.append(np.asarray(batch["mean"]))
+            std.append(np.asarray(batch["std"]))
         metrics = quality_metrics(np.concatenate(predicted), np.concatenate(mean), np.concatenate(std))
         return {f"eval/{name}": value for name, value in metrics.items()}
 
     def sample_grid(self, batch):
-        predicted = self.model(batch["image"], training=False).numpy().reshape(-1)
-        mean, std = batch["mean"].numpy(), batch["std"].numpy()
+        predicted = ops.convert_to_numpy(self.model(batch["image"], training=False)).reshape(-1)
+        mean, std = np.asarray(batch["mean"]), np.asarray(batch["std"])
         captions = [f"Q {q:.1f}\nm {m:.1f}±{s:.1f}" for q, m, s in zip(predicted, mean, std)]
         colours = ["green" if abs(q - m) <= s + 0.5 else "red" for q, m, s in zip(predicted, mean, std)]
         return visualize.labelled_grid(visualize.to_uint8(batch["image"]), captions, colours)

@@ -9,7 +9,7 @@ import dataclasses
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from legan_tf import losses, visualize
 from legan_tf.errors import ConfigError
@@ -75,10 +75,10 @@ class StarGANTask(base.GANTask):
             generator = model.sampling_generator
             fakes = generator((batch["image"], one_hot_labels(targets, self.label_sizes)), training=False)
             rebuilt = generator((fakes, one_hot_labels(source, self.label_sizes)), training=False)
-            cycle.append(losses.cycle_loss(batch["image"], rebuilt).numpy())
+            cycle.append(ops.convert_to_numpy(losses.cycle_loss(batch["image"], rebuilt)))
             _, logits = model.discriminator(batch["image"], training=False)
             for name in self.label_sizes:
-                correct[name] += int(np.sum(np.argmax(logits[name], -1) == batch[name].numpy()))
+                correct[name] += int(np.sum(np.argmax(ops.convert_to_numpy(logits[name]), -1) == np.asarray(batch[name])))
             total += int(batch["image"].shape[0])
         metrics = {"eval/cycle_l1": float(np.mean(np.concatenate(cycle)))}
         metrics.update({f"eval/d_accuracy/{name}": correct[name] / total for name in self.label_sizes})
@@ -90,15 +90,16 @@ class StarGANTask(base.GANTask):
         images = batch["image"][:8]
         source = {name: batch[name][:8] for name in self.label_sizes}
         generator = self.model.sampling_generator
-        columns, titles = [images.numpy()], ["input"]
+        columns, titles = [ops.convert_to_numpy(images)], ["input"]
         attributes = [name for name in self.sample_attribute_order if name in self.label_sizes]
         attributes += [name for name in self.label_sizes if name not in attributes]
         for name in attributes:
             size, names = self.label_sizes[name], self.label_names[name]
             for value in np.unique(np.linspace(0, size - 1, min(size, max_columns_per_attribute)).round().astype(int)):
                 targets = dict(source)
-                targets[name] = tf.fill(tf.shape(source[name]), int(value))
-                columns.append(generator((images, one_hot_labels(targets, self.label_sizes)), training=False).numpy())
+                targets[name] = ops.full(ops.shape(source[name]), int(value), dtype="int32")
+                columns.append(ops.convert_to_numpy(generator((images, one_hot_labels(targets, self.label_sizes)),
+                                                             training=False)))
                 titles.append(f"{name[:4]}={names[value]}")
         for title, column in self.extra_sample_columns(images, source):
             columns.append(column)

@@ -14,7 +14,7 @@ import zipfile
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from legan_tf import visualize
 from legan_tf.errors import ConfigError
@@ -105,7 +105,7 @@ class StarGANDepthTask(StarGANTask):
         for batch in dataset:
             truth = geometry_from_network_depth(batch["depth"], self.hp.geometry)
             predicted = depth_generator.to_geometry(batch["image"], training=False)
-            total += float(tf.reduce_sum(tf.reduce_mean(tf.abs(truth - predicted), axis=[1, 2, 3])))
+            total += float(ops.sum(ops.mean(ops.abs(truth - predicted), axis=[1, 2, 3])))
             count += int(batch["image"].shape[0])
         metrics["eval/depth_network_l1"] = total / count
         return metrics
@@ -118,16 +118,16 @@ class StarGANDepthTask(StarGANTask):
         size, names = self.label_sizes[EXPRESSION], self.label_names[EXPRESSION]
 
         def geometry(pictures):
-            return geometry_to_rgb(depth_generator.to_geometry(pictures, training=False)).numpy()
+            return ops.convert_to_numpy(geometry_to_rgb(depth_generator.to_geometry(pictures, training=False)))
 
-        columns, titles = [images.numpy()], ["input"]
+        columns, titles = [ops.convert_to_numpy(images)], ["input"]
         if depth_generator is not None:
             columns.append(geometry(images))
             titles.append(self.hp.geometry)
         for value in np.unique(np.linspace(0, size - 1, min(size, max_columns)).round().astype(int)):
-            targets = {EXPRESSION: tf.fill(tf.shape(batch[EXPRESSION][:8]), int(value))}
+            targets = {EXPRESSION: ops.full(ops.shape(batch[EXPRESSION][:8]), int(value), dtype="int32")}
             translated = generator((images, one_hot_labels(targets, self.label_sizes)), training=False)
-            columns.append(translated.numpy())
+            columns.append(ops.convert_to_numpy(translated))
             titles.append(names[value][:8])
             if depth_generator is not None:
                 columns.append(geometry(translated))

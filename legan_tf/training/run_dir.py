@@ -16,6 +16,7 @@ from absl import flags, logging
 from legan_tf.errors import ConfigError
 
 FLAGFILE_NAME = "flags.txt"
+LABELS_FILE = "labels.json"
 SUBDIRS = ("checkpoints", "logs", "samples")
 # Flags that say where or whether to run, not what to run: left out so the saved flagfile
 # starts a new run of the same configuration rather than resuming or dry-running.
@@ -122,3 +123,13 @@ def append_metrics(run_dir: str, step: int, metrics: dict[str, float]) -> None:
         handle.write(json.dumps(record) + "\n")
     with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=2)
+
+
+def write_run_labels(run_dir: str, label_names) -> str:
+    """Stores the training data's label names in the run, so its models export without the data."""
+    path = os.path.join(run_dir, LABELS_FILE)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps({k: list(v) for k, v in label_names.items()}, indent=2) + "\n")
+    os.replace(temporary, path)
+    return path

@@ -1,7 +1,7 @@
 """Learning-rate schedules (Keras-serializable, keyed by the optimizer's own step counter)."""
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="legan_tf")
@@ -14,12 +14,13 @@ class LinearDecayAfter(keras.optimizers.schedules.LearningRateSchedule):
         self.decay_steps = int(decay_steps)
 
     def __call__(self, step):
-        rate = tf.constant(self.initial_learning_rate, tf.float32)
+        rate = ops.convert_to_tensor(self.initial_learning_rate, "float32")
         if self.decay_steps <= 0:
             return rate
+        step = ops.cast(step, "float32")
         decay_start = float(self.total_steps - self.decay_steps)
-        remaining = (float(self.total_steps) - tf.cast(step, tf.float32)) / float(self.decay_steps)
-        return tf.where(tf.cast(step, tf.float32) < decay_start, rate, rate * tf.clip_by_value(remaining, 0.0, 1.0))
+        remaining = (float(self.total_steps) - step) / float(self.decay_steps)
+        return ops.where(step < decay_start, rate, rate * ops.clip(remaining, 0.0, 1.0))
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "total_steps": self.total_steps,

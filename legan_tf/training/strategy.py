@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from legan_tf.errors import ConfigError
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+from legan_tf.training.config import STRATEGIES  # noqa: E402
 
 
 def create_strategy(name: str = "default", tpu_address: str = "") -> tf.distribute.Strategy:

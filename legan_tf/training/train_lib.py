@@ -1,15 +1,22 @@
-"""What `scripts/train.py` does: flags -> data -> task -> trainer, in a run directory."""
+"""What `scripts/train.py` does: flags -> data -> task -> trainer, in a run directory.
+
+Two backends run the same tasks: TensorFlow (tf.data input, tf.distribute strategies,
+`legan_tf.training.trainer`) and JAX (numpy input from prepared shards, keras.distribution,
+`legan_tf.training.jax_trainer`). Only the chosen backend's modules are imported, so the JAX path
+runs where TensorFlow is not installed.
+"""
 
 import inspect
+import os
 
+import keras
 from absl import flags, logging
 
-from legan_tf import export, tasks
-from legan_tf.data import data_config_from_flags, define_data_flags, distribute, open_source
+from legan_tf import backend, tasks
+from legan_tf.data.flags import data_config_from_flags, define_data_flags
 from legan_tf.errors import ConfigError
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.strategy import STRATEGIES, create_strategy, is_chief, split_cpu_into_logical_devices
-from legan_tf.training.trainer import Trainer, TrainerConfig
+from legan_tf.training.config import STRATEGIES, TrainerConfig
 
 FLAGS = flags.FLAGS
 
@@ -22,8 +29,16 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     tasks.define_flags(flag_values)
     into = {"flag_values": flag_values}
     flags.DEFINE_string("task", "classifier", f"Recipe to train: {', '.join(tasks.task_names())}.", **into)
-    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "Distribution: default (one device), mirrored (all "
-                      "local GPUs), multi_worker (TF_CONFIG cluster), tpu.", **into)
+    flags.DEFINE_enum("backend", os.environ.get("KERAS_BACKEND", "tensorflow"), list(backend.BACKENDS),
+                      "Keras backend to train on: tensorflow (tf.data, tf.distribute) or jax (GPUs without "
+                      "TensorFlow; reads TFRecord shards from scripts/prepare_data.py; pip install legan-tf[jax]). "
+                      "Same recipes, flags, run directory and .keras outputs. Default: $KERAS_BACKEND, else tensorflow.",
+                      **into)
+    flags.DEFINE_integer("devices", 1, "JAX backend: local devices to train on with keras.distribution.DataParallel "
+                         "(the batch is split over them); 0 uses all. TensorFlow uses --strategy instead.",
+                         lower_bound=0, **into)
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "TensorFlow backend: distribution: default (one "
+                      "device), mirrored (all local GPUs), multi_worker (TF_CONFIG cluster), tpu.", **into)
     flags.DEFINE_integer("cpu_replicas", 0,
                          "Split the CPU into this many logical devices (0: leave it whole), so --strategy=mirrored "
                          "runs several replicas without GPUs: for trying distribution on a laptop.", lower_bound=0,
@@ -73,15 +88,33 @@ def _check_batch_size(strategy, batch_size):
         raise ConfigError(f"--batch_size={batch_size} does not split evenly over {replicas} replicas.")
 
 
-def run() -> dict:
-    """Trains the task named by --task; returns the final held-out metrics."""
-    import tensorflow as tf
+# Flags that mean something under one backend only, with the value that leaves them unused.
+_TENSORFLOW_ONLY = {"strategy": "default", "cpu_replicas": 0, "tpu_address": "", "export_to": ""}
+_JAX_ONLY = {"devices": 1}
 
-    if FLAGS.cpu_replicas:
-        # Before anything touches a device: logical devices cannot be added once TF has initialised.
-        split_cpu_into_logical_devices(FLAGS.cpu_replicas)
-    task_class = tasks.get_task_class(FLAGS.task)
-    data_config = data_config_from_flags(FLAGS)
+
+def _check_backend_flags():
+    """The backend Keras runs on is the one asked for, and no flag of the other backend is set."""
+    running = backend.name()
+    if FLAGS.backend != running:
+        raise ConfigError(f"--backend={FLAGS.backend}, but Keras was already imported with the {running} backend: "
+                          f"set KERAS_BACKEND={FLAGS.backend} before importing keras (scripts/train.py does this "
+                          "from --backend).")
+    other_only = _TENSORFLOW_ONLY if running == "jax" else _JAX_ONLY
+    for name, unused in other_only.items():
+        if FLAGS[name].value != unused:
+            hint = " (export the run's .keras files afterwards with scripts/export.py under TensorFlow)" \
+                if name == "export_to" else ""
+            raise ConfigError(f"--{name}={FLAGS[name].value} is a {'TensorFlow' if running == 'jax' else 'JAX'}-"
+                              f"backend flag; it does nothing under --backend={running}{hint}.")
+
+
+def _open_sources(data_config):
+    """(train, held-out or None) sources of the backend's input pipeline."""
+    if backend.name() == "jax":
+        from legan_tf.data.numpy_input import open_numpy_source as open_source
+    else:
+        from legan_tf.data import open_source
     source = open_source(data_config)
     # Always through split(): TFRecord shards may carry a held-out split that prepare_data stored.
     train_source, eval_source = source.split(FLAGS.holdout_fraction, FLAGS.split_seed)
@@ -89,22 +122,12 @@ def run() -> dict:
         logging.warning("No held-out data (--holdout_fraction=%s): the run reports training metrics only.",
                         FLAGS.holdout_fraction)
         eval_source = None
+    return train_source, eval_source
 
-    if FLAGS.dry_run:
-        print("# Resolved configuration (a flagfile):")
-        print(run_dirs.flagfile_text(run_dirs.project_flag_values(FLAGS)))
-        print("# Training data")
-        print(train_source.summary())
-        if eval_source is not None:
-            print("# Held-out data")
-            print(eval_source.summary())
-        return {}
 
-    tf.keras.utils.set_random_seed(FLAGS.seed)
-    strategy = create_strategy(FLAGS.strategy, FLAGS.tpu_address)
-    _check_batch_size(strategy, FLAGS.batch_size)
-    # Before the run directory exists, so a setting the task refuses leaves nothing behind.
-    task = task_class(
+def _make_task(task_class, train_source):
+    """The recipe, built before the run directory exists, so a setting it refuses leaves nothing behind."""
+    return task_class(
         label_names=train_source.label_names,
         image_size=FLAGS.image_size,
         global_batch_size=FLAGS.batch_size,
@@ -113,19 +136,10 @@ def run() -> dict:
         **_task_kwargs(task_class),
         **_data_kwargs(task_class, train_source),
     )
-    if FLAGS.resume:
-        run_dir = run_dirs.existing_run_dir(FLAGS.resume)
-    else:
-        run_dir = run_dirs.new_run_dir(FLAGS.runs_root, FLAGS.run_name or FLAGS.task)
-    if is_chief(strategy):
-        run_dirs.write_flagfile(run_dir, run_dirs.project_flag_values(FLAGS))
-        # The exported models take label names, not ids: keep them with the run, not only with the data.
-        export.write_run_labels(run_dir, train_source.label_names)
-    logging.info("Run directory: %s", run_dir)
-    print(f"Run directory: {run_dir}\nStrategy: {FLAGS.strategy}, {strategy.num_replicas_in_sync} replica(s), "
-          f"global batch {FLAGS.batch_size}", flush=True)
 
-    config = TrainerConfig(
+
+def _trainer_config() -> TrainerConfig:
+    return TrainerConfig(
         train_steps=FLAGS.train_steps,
         log_every=FLAGS.log_every,
         sample_every=FLAGS.sample_every,
@@ -136,9 +150,91 @@ def run() -> dict:
         seed=FLAGS.seed,
         progress_bar=FLAGS.progress_bar,
     )
-    trainer = Trainer(task, strategy, run_dir, train_source, eval_source, config, distribute_fn=distribute)
-    metrics = trainer.run()
+
+
+def _open_run_dir(train_source, chief=True) -> str:
+    if FLAGS.resume:
+        run_dir = run_dirs.existing_run_dir(FLAGS.resume)
+    else:
+        run_dir = run_dirs.new_run_dir(FLAGS.runs_root, FLAGS.run_name or FLAGS.task)
+    if chief:
+        run_dirs.write_flagfile(run_dir, run_dirs.project_flag_values(FLAGS))
+        # The exported models take label names, not ids: keep them with the run, not only with the data.
+        run_dirs.write_run_labels(run_dir, train_source.label_names)
+    logging.info("Run directory: %s", run_dir)
+    return run_dir
+
+
+def _finished(run_dir, metrics):
     print(f"Finished: {run_dir}" + ("".join(f"\n  {name}: {value:.4f}" for name, value in metrics.items())), flush=True)
+
+
+def run() -> dict:
+    """Trains the task named by --task; returns the final held-out metrics."""
+    _check_backend_flags()
+    if backend.name() == "jax":
+        return _run_jax()
+    return _run_tensorflow()
+
+
+def _dry_run(train_source, eval_source) -> dict:
+    print("# Resolved configuration (a flagfile):")
+    print(run_dirs.flagfile_text(run_dirs.project_flag_values(FLAGS)))
+    print("# Training data")
+    print(train_source.summary())
+    if eval_source is not None:
+        print("# Held-out data")
+        print(eval_source.summary())
+    return {}
+
+
+def _run_jax() -> dict:
+    from legan_tf.training.jax_trainer import JaxTrainer, data_parallel_devices
+
+    task_class = tasks.get_task_class(FLAGS.task)
+    train_source, eval_source = _open_sources(data_config_from_flags(FLAGS))
+    if FLAGS.dry_run:
+        return _dry_run(train_source, eval_source)
+    keras.utils.set_random_seed(FLAGS.seed)
+    devices = data_parallel_devices(FLAGS.devices)
+    if FLAGS.batch_size % len(devices):
+        raise ConfigError(f"--batch_size={FLAGS.batch_size} does not split evenly over {len(devices)} devices.")
+    task = _make_task(task_class, train_source)
+    run_dir = _open_run_dir(train_source)
+    print(f"Run directory: {run_dir}\nBackend: jax, {len(devices)} {devices[0].platform} device(s), "
+          f"global batch {FLAGS.batch_size}", flush=True)
+    metrics = JaxTrainer(task, run_dir, train_source, eval_source, _trainer_config(), devices=devices).run()
+    _finished(run_dir, metrics)
+    return metrics
+
+
+def _run_tensorflow() -> dict:
+    import tensorflow as tf
+
+    from legan_tf import export
+    from legan_tf.data import distribute
+    from legan_tf.training.strategy import create_strategy, is_chief, split_cpu_into_logical_devices
+    from legan_tf.training.trainer import Trainer
+
+    if FLAGS.cpu_replicas:
+        # Before anything touches a device: logical devices cannot be added once TF has initialised.
+        split_cpu_into_logical_devices(FLAGS.cpu_replicas)
+    task_class = tasks.get_task_class(FLAGS.task)
+    train_source, eval_source = _open_sources(data_config_from_flags(FLAGS))
+
+    if FLAGS.dry_run:
+        return _dry_run(train_source, eval_source)
+
+    tf.keras.utils.set_random_seed(FLAGS.seed)
+    strategy = create_strategy(FLAGS.strategy, FLAGS.tpu_address)
+    _check_batch_size(strategy, FLAGS.batch_size)
+    task = _make_task(task_class, train_source)
+    run_dir = _open_run_dir(train_source, chief=is_chief(strategy))
+    print(f"Run directory: {run_dir}\nStrategy: {FLAGS.strategy}, {strategy.num_replicas_in_sync} replica(s), "
+          f"global batch {FLAGS.batch_size}", flush=True)
+    trainer = Trainer(task, strategy, run_dir, train_source, eval_source, _trainer_config(), distribute_fn=distribute)
+    metrics = trainer.run()
+    _finished(run_dir, metrics)
     if FLAGS.export_to and is_chief(strategy):
         exported = export.export_run(run_dir, FLAGS.export_to)
         print(export.serving_commands(exported, FLAGS.export_to, run_dir), flush=True)

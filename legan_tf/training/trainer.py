@@ -5,7 +5,7 @@ MultiWorkerMirroredStrategy, and one loop for all recipes keeps checkpoints, sum
 behaving the same everywhere.
 """
 
-import dataclasses
+import glob
 import os
 import time
 
@@ -17,21 +17,8 @@ from tqdm import tqdm
 from legan_tf import visualize
 from legan_tf.errors import ConfigError
 from legan_tf.training import run_dir as run_dirs
+from legan_tf.training.config import TrainerConfig  # noqa: F401  (the trainer's settings live there)
 from legan_tf.training.strategy import is_chief
-
-
-@dataclasses.dataclass
-class TrainerConfig:
-    train_steps: int
-    log_every: int = 50
-    sample_every: int = 500
-    eval_every: int = 1000
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    num_samples: int = 16
-    eval_batch_size: int = 64
-    seed: int = 0
-    progress_bar: bool = True
 
 
 class Trainer:
@@ -64,6 +51,10 @@ class Trainer:
         """Restores the latest checkpoint of the run directory, if any; returns the step reached."""
         latest = self.manager.latest_checkpoint
         if latest is None:
+            if glob.glob(os.path.join(self.run_dir, "checkpoints", "jax-ckpt-*.npz")):
+                raise ConfigError(f"{self.run_dir} was trained under JAX: its checkpoints are the JAX trainer's .npz "
+                                  "files, which this TensorFlow trainer does not read. Resume it with --backend=jax "
+                                  "(or start a new run from its exported .keras files).")
             return 0
         try:
             self.checkpoint.restore(latest).assert_existing_objects_matched()

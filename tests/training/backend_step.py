@@ -1,0 +1,141 @@
+"""One training step of a task under whichever Keras backend this process runs (a test helper).
+
+    KERAS_BACKEND=<tensorflow|jax> python tests/training/backend_step.py <folder> <task> [<task> ...]
+
+For each task: builds it at a tiny size, loads the weights in <folder>/<task>-weights.npz when the
+file exists (else writes its own initial weights there), runs every update of the task's step schedule once on a
+fixed batch with plain SGD (so an update is -lr * gradient, linear in the gradient) and fixed
+random draws, and writes the step's metrics and the updated weights to <folder>/<task>-<backend>.npz. The test compares
+the TensorFlow and the JAX output (tests/training/test_backends.py).
+"""
+
+import os
+import sys
+import zlib
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+from legan_tf import backend, tasks  # noqa: E402
+
+SIZE, BATCH, LEARNING_RATE = 32, 4, 0.01
+EXPRESSIONS, LIGHTINGS = ("neutral", "smile", "surprise"), ("l0", "l1")
+
+
+def _fixed_uniform(shape, run_seed, stream_key, step):
+    """The same U(0, 1) draws under both backends: numpy's, keyed by the stream (one step per run)."""
+    shape = [int(d) for d in (shape if not hasattr(shape, "numpy") else shape.numpy())]
+    return ops.convert_to_tensor(np.random.default_rng(stream_key).uniform(size=shape).astype("float32"))
+
+
+def _batch(task_name):
+    rng = np.random.default_rng(0)
+    batch = {"image": rng.uniform(-1, 1, (BATCH, SIZE, SIZE, 3)).astype("float32"),
+             "expression": np.array([0, 1, 2, 1], np.int32), "lighting": np.array([0, 1, 1, 0], np.int32)}
+    if task_name == "quality":
+        batch.update(mean=np.array([2.0, 5.0, 8.0, 9.5], np.float32), std=np.array([0.5, 1.0, 0.2, 0.0], np.float32))
+    if task_name == "identity":
+        batch["identity"] = np.array([0, 1, 2, 0], np.int32)
+    if task_name == "depth_pretrain":
+        batch["depth"] = rng.uniform(-1, 1, (BATCH, SIZE, SIZE, 1)).astype("float32")
+    return batch
+
+
+def _task(task_name):
+    common = dict(image_size=SIZE, global_batch_size=BATCH, train_steps=10, learning_rate=LEARNING_RATE, seed=0)
+    expression = {"expression": EXPRESSIONS}
+    gan = dict(g_filters=4, g_residual_blocks=1, d_filters=4, d_downsamples=3, n_critic=1, decay_steps=0)
+    if task_name == "stargan":
+        return tasks.get_task_class("stargan")(label_names=expression, **common, **gan)
+    if task_name == "legan":
+        return tasks.get_task_class("legan")(label_names={**expression, "lighting": LIGHTINGS}, **common, **gan,
+                                             lambda_id=0.0, lambda_qual=0.0)
+    if task_name == "depth_pretrain":
+        return tasks.get_task_class("depth_pretrain")(label_names=expression, **common, **gan, perceptual_net="none",
+                                                      data_features=("image", "depth", "expression"))
+    if task_name == "classifier":
+        return tasks.get_task_class("classifier")(label_names=expression, **common, base_filters=4, downsamples=2)
+    if task_name == "quality":
+        return tasks.get_task_class("quality")(label_names={}, **common, base_filters=4, downsamples=3,
+                                               dense_units=8)
+    if task_name == "identity":
+        return tasks.get_task_class("identity")(label_names={}, **common, identities=(0, 1, 2), degrade=False,
+                                                channels=(4, 8, 8, 8, 8), blocks=(1, 1, 1, 1), embedding_dim=8,
+                                                dropout=0.0, input_size=32)
+    raise SystemExit(f"unknown task {task_name}")
+
+
+def _use_sgd(task):
+    """Plain SGD in place of the recipe's Adam: its update is linear in the gradient, so the bound on
+    the two backends' gradients carries over to the weights unchanged."""
+    if hasattr(task, "model") and hasattr(task.model, "build_all"):
+        task.model.build_all(keras.optimizers.SGD(LEARNING_RATE), keras.optimizers.SGD(LEARNING_RATE))
+        return [task.model.d_optimizer, task.model.g_optimizer]
+    network = getattr(task, "network", None) or task.model
+    task.optimizer = keras.optimizers.SGD(LEARNING_RATE)
+    task.optimizer.build(network.trainable_variables)
+    return [task.optimizer]
+
+
+def main(folder, *task_names):
+    backend.stateless_uniform = _fixed_uniform
+    for task_name in task_names:
+        one_step(task_name, os.path.join(folder, f"{task_name}-weights.npz"),
+                 os.path.join(folder, f"{task_name}-{backend.name()}.npz"))
+
+
+def one_step(task_name, weights_path, out_path):
+    keras.utils.set_random_seed(0)
+    task = _task(task_name)
+    task.build()
+    _use_sgd(task)
+    items = {name: item for name, item in task.checkpoint_items().items()
+             if not isinstance(item, keras.optimizers.Optimizer)}
+    weights = {f"{name}/{i}": variable for name, item in items.items() for i, variable in enumerate(item.weights)}
+    if os.path.exists(weights_path):
+        stored = np.load(weights_path)
+        for key, variable in weights.items():
+            variable.assign(stored[key])
+    else:
+        np.savez(weights_path, **{key: ops.convert_to_numpy(v.value) for key, v in weights.items()})
+    batch = _batch(task_name)
+    metrics = {}
+    if backend.name() == "jax":
+        import jax
+
+        from legan_tf.training.jax_trainer import JaxTrainer
+
+        trainer = JaxTrainer.__new__(JaxTrainer)  # only its compiled-update machinery is needed here
+        entries = [(f"v{i}", v) for i, v in enumerate(weights.values())]
+        for optimizer in _optimizers(task):
+            entries += [(f"o{id(optimizer)}/{i}", v) for i, v in enumerate(optimizer.variables)]
+        trainer.variables = [variable for _, variable in entries]
+        values = [variable.value for variable in trainer.variables]
+        batch = {key: jax.numpy.asarray(value) for key, value in batch.items()}
+        for entry in task.step_schedule():
+            values, step_metrics = trainer._compile(entry)(values, batch, jax.numpy.asarray(1, "int32"))
+            metrics.update(step_metrics)
+        for variable, value in zip(trainer.variables, values):
+            variable.assign(value)
+    else:
+        for entry in task.step_schedule():
+            metrics.update(entry.fn(batch, ops.convert_to_tensor(1, "int64")))
+            if entry.cross_replica_after is not None:
+                entry.cross_replica_after()
+    out = {f"metric:{name}": float(value) for name, value in metrics.items()}
+    out.update({key: ops.convert_to_numpy(variable.value) for key, variable in weights.items()})
+    np.savez(out_path, **out)
+
+
+def _optimizers(task):
+    if hasattr(task, "model") and hasattr(task.model, "d_optimizer"):
+        return [task.model.d_optimizer, task.model.g_optimizer]
+    return [task.optimizer]
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

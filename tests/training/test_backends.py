@@ -1,0 +1,68 @@
+"""The TensorFlow and the JAX backend run one set of maths: one step of every task from the same
+weights and batch gives the same losses and the same updated weights (tests/training/backend_step.py)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TASKS = ("stargan", "legan", "depth_pretrain", "classifier", "quality", "identity")
+
+jax = pytest.importorskip("jax", reason="the JAX backend's tests need jax (pip install 'legan-tf[jax]')")
+
+
+def _run(backend, folder):
+    # TensorFlow on its Eigen kernels, not oneDNN's: see the bounds below.
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu",
+           "TF_ENABLE_ONEDNN_OPTS": "0"}
+    result = subprocess.run([sys.executable, os.path.join(HERE, "backend_step.py"), folder, *TASKS], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("backends"))
+    _run("tensorflow", folder)  # writes the initial weights the JAX run then loads
+    _run("jax", folder)
+    return {task: (np.load(os.path.join(folder, f"{task}-tensorflow.npz")),
+                   np.load(os.path.join(folder, f"{task}-jax.npz")),
+                   np.load(os.path.join(folder, f"{task}-weights.npz"))) for task in TASKS}
+
+
+# Bounds. Every loss and gradient here is a float32 sum of at most ~10^5 rounded products (a 4x4
+# conv over 4 x 32 x 32 positions, chained through < 30 layers); the two backends order those
+# sums differently. Blocked or pairwise summation of n terms errs by about log2(n) u sum|terms|
+# with u = 2^-24 = 6e-8: 17 * 6e-8 = 1e-6 per sum. The losses are forward sums: they agree to 1e-4
+# relative. Gradients also pass backwards through instance normalisation, which divides by each
+# channel's standard deviation and so multiplies rounding differences by up to |x| / sigma; in the
+# depth network's G step (4-filter layers at 32 px) that factor reaches ~100. Measured on this
+# project: TensorFlow against itself, oneDNN kernels against its Eigen kernels, differs there by
+# 0.4% of a tensor's largest update, and JAX against TensorFlow-Eigen by 0.02%. So the TF side runs
+# on Eigen (TF_ENABLE_ONEDNN_OPTS=0) and each weight tensor's SGD update (-lr * gradient) must
+# agree to 1e-3 of its largest entry, plus 1e-5 of the step's largest update for tensors whose
+# gradient is zero up to rounding (a bias followed by a normalisation). A wrong term, weight, sign
+# or target breaks these by orders of magnitude.
+LOSS_RTOL = 1e-4
+UPDATE_RTOL = 1e-3
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_one_step_is_the_same_under_both_backends(outputs, task):
+    tf_out, jax_out, initial = outputs[task]
+    metrics = [key for key in tf_out.files if key.startswith("metric:")]
+    assert metrics and sorted(metrics) == sorted(key for key in jax_out.files if key.startswith("metric:"))
+    for key in metrics:
+        np.testing.assert_allclose(jax_out[key], tf_out[key], rtol=LOSS_RTOL, atol=1e-6, err_msg=key)
+    updates = {key: (tf_out[key] - initial[key], jax_out[key] - initial[key]) for key in initial.files}
+    largest = max(float(np.abs(tf_update).max()) for tf_update, _ in updates.values())
+    moved = 0
+    for key, (tf_update, jax_update) in updates.items():
+        scale = float(np.abs(tf_update).max())
+        moved += scale > 1e-3 * largest
+        assert float(np.abs(jax_update - tf_update).max()) <= UPDATE_RTOL * scale + 1e-5 * largest, key
+    assert moved > len(initial.files) // 2, "most weight tensors should take a step"
