@@ -61,6 +61,16 @@ def data_parallel_devices(count: int) -> list:
     return devices[:count] if count else devices
 
 
+def use_data_parallel(devices):
+    """With several devices: keras.distribution.DataParallel for the variables built from now on, and
+    the sharding that splits a batch over the devices along its first axis. None for one device."""
+    if len(devices) < 2:
+        return None
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=list(devices)))
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+
+
 class JaxTrainer:
     """Trains `task` on numpy batches from `train_source.batches(...)` (legan_tf.data.numpy_input)."""
 
@@ -68,14 +78,10 @@ class JaxTrainer:
         self.task, self.run_dir, self.config = task, run_dir, config
         self.train_source, self.eval_source = train_source, eval_source
         self.devices = list(devices or jax.devices()[:1])
-        self.sharding = None
-        if len(self.devices) > 1:
-            if task.global_batch_size % len(self.devices):
-                raise ConfigError(f"--batch_size={task.global_batch_size} does not split evenly over "
-                                  f"{len(self.devices)} devices.")
-            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=self.devices))
-            mesh = jax.sharding.Mesh(np.asarray(self.devices), ("batch",))
-            self.sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+        if task.global_batch_size % len(self.devices):
+            raise ConfigError(f"--batch_size={task.global_batch_size} does not split evenly over "
+                              f"{len(self.devices)} devices.")
+        self.sharding = use_data_parallel(self.devices)
         task.build()
         self.entries = checkpoint_variables(task)
         self.variables = [variable for _, variable in self.entries]

@@ -1,6 +1,6 @@
 """One training step of a task under whichever Keras backend this process runs (a test helper).
 
-    KERAS_BACKEND=<tensorflow|jax> python tests/training/backend_step.py <folder> <task> [<task> ...]
+    KERAS_BACKEND=<tensorflow|jax> [BACKEND_STEP_DEVICES=2] python tests/training/backend_step.py <folder> <task> ...
 
 For each task: builds it at a tiny size, loads the weights in <folder>/<task>-weights.npz when the
 file exists (else writes its own initial weights there), runs every update of the task's step schedule once on a
@@ -81,15 +81,27 @@ def _use_sgd(task):
     return [task.optimizer]
 
 
+# JAX only: split the batch over this many devices (keras.distribution.DataParallel).
+DEVICES = int(os.environ.get("BACKEND_STEP_DEVICES", "1"))
+
+
 def main(folder, *task_names):
     backend.stateless_uniform = _fixed_uniform
+    suffix = f"-{DEVICES}dev" if DEVICES > 1 else ""
     for task_name in task_names:
         one_step(task_name, os.path.join(folder, f"{task_name}-weights.npz"),
-                 os.path.join(folder, f"{task_name}-{backend.name()}.npz"))
+                 os.path.join(folder, f"{task_name}-{backend.name()}{suffix}.npz"))
 
 
 def one_step(task_name, weights_path, out_path):
     keras.utils.set_random_seed(0)
+    sharding = None
+    if backend.name() == "jax":
+        import jax
+
+        from legan_tf.training.jax_trainer import use_data_parallel
+
+        sharding = use_data_parallel(jax.devices()[:DEVICES])
     task = _task(task_name)
     task.build()
     _use_sgd(task)
@@ -115,7 +127,8 @@ def one_step(task_name, weights_path, out_path):
             entries += [(f"o{id(optimizer)}/{i}", v) for i, v in enumerate(optimizer.variables)]
         trainer.variables = [variable for _, variable in entries]
         values = [variable.value for variable in trainer.variables]
-        batch = {key: jax.numpy.asarray(value) for key, value in batch.items()}
+        batch = {key: jax.device_put(value, sharding) if sharding is not None else jax.numpy.asarray(value)
+                 for key, value in batch.items()}
         for entry in task.step_schedule():
             values, step_metrics = trainer._compile(entry)(values, batch, jax.numpy.asarray(1, "int32"))
             metrics.update(step_metrics)
@@ -127,6 +140,7 @@ def one_step(task_name, weights_path, out_path):
             if entry.cross_replica_after is not None:
                 entry.cross_replica_after()
     out = {f"metric:{name}": float(value) for name, value in metrics.items()}
+    out["devices"] = len(batch["image"].sharding.device_set) if backend.name() == "jax" else 1
     out.update({key: ops.convert_to_numpy(variable.value) for key, variable in weights.items()})
     np.savez(out_path, **out)
 

@@ -15,20 +15,32 @@ TASKS = ("stargan", "legan", "depth_pretrain", "classifier", "quality", "identit
 jax = pytest.importorskip("jax", reason="the JAX backend's tests need jax (pip install 'legan-tf[jax]')")
 
 
-def _run(backend, folder):
+# The GANs' steps on two devices against one (keras.distribution.DataParallel).
+PARALLEL_TASKS = ("stargan", "legan")
+
+
+def _run(backend, folder, tasks=TASKS, devices=1):
     # TensorFlow on its Eigen kernels, not oneDNN's: see the bounds below.
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu",
-           "TF_ENABLE_ONEDNN_OPTS": "0"}
-    result = subprocess.run([sys.executable, os.path.join(HERE, "backend_step.py"), folder, *TASKS], env=env,
+           "TF_ENABLE_ONEDNN_OPTS": "0", "BACKEND_STEP_DEVICES": str(devices),
+           # Two host devices stand in for two GPUs.
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    result = subprocess.run([sys.executable, os.path.join(HERE, "backend_step.py"), folder, *tasks], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory):
+def folder(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("backends"))
-    _run("tensorflow", folder)  # writes the initial weights the JAX run then loads
+    _run("tensorflow", folder)  # writes the initial weights the JAX runs then load
     _run("jax", folder)
+    _run("jax", folder, PARALLEL_TASKS, devices=2)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def outputs(folder):
     return {task: (np.load(os.path.join(folder, f"{task}-tensorflow.npz")),
                    np.load(os.path.join(folder, f"{task}-jax.npz")),
                    np.load(os.path.join(folder, f"{task}-weights.npz"))) for task in TASKS}
@@ -51,9 +63,7 @@ LOSS_RTOL = 1e-4
 UPDATE_RTOL = 1e-3
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_one_step_is_the_same_under_both_backends(outputs, task):
-    tf_out, jax_out, initial = outputs[task]
+def _assert_same_step(tf_out, jax_out, initial):
     metrics = [key for key in tf_out.files if key.startswith("metric:")]
     assert metrics and sorted(metrics) == sorted(key for key in jax_out.files if key.startswith("metric:"))
     for key in metrics:
@@ -66,3 +76,17 @@ def test_one_step_is_the_same_under_both_backends(outputs, task):
         moved += scale > 1e-3 * largest
         assert float(np.abs(jax_update - tf_update).max()) <= UPDATE_RTOL * scale + 1e-5 * largest, key
     assert moved > len(initial.files) // 2, "most weight tensors should take a step"
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_one_step_is_the_same_under_both_backends(outputs, task):
+    _assert_same_step(*outputs[task])
+
+
+@pytest.mark.parametrize("task", PARALLEL_TASKS)
+def test_two_devices_take_the_one_device_step(folder, outputs, task):
+    """The batch split over two devices: the same sums in another order, so the same bounds."""
+    _, one_device, initial = outputs[task]
+    two_devices = np.load(os.path.join(folder, f"{task}-jax-2dev.npz"))
+    assert int(two_devices["devices"]) == 2 and int(one_device["devices"]) == 1
+    _assert_same_step(one_device, two_devices, initial)
