@@ -21,6 +21,12 @@ from legan_tf.training.config import STRATEGIES, TrainerConfig
 FLAGS = flags.FLAGS
 
 
+def _default_backend() -> str:
+    """$KERAS_BACKEND when it names a backend this project trains on, else tensorflow."""
+    requested = os.environ.get("KERAS_BACKEND", "")
+    return requested if requested in backend.BACKENDS else "tensorflow"
+
+
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     """Every flag of the training entry point; safe to call more than once."""
     if "task" in flag_values:
@@ -29,7 +35,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     tasks.define_flags(flag_values)
     into = {"flag_values": flag_values}
     flags.DEFINE_string("task", "classifier", f"Recipe to train: {', '.join(tasks.task_names())}.", **into)
-    flags.DEFINE_enum("backend", os.environ.get("KERAS_BACKEND", "tensorflow"), list(backend.BACKENDS),
+    flags.DEFINE_enum("backend", _default_backend(), list(backend.BACKENDS),
                       "Keras backend to train on: tensorflow (tf.data, tf.distribute) or jax (GPUs without "
                       "TensorFlow; reads TFRecord shards from scripts/prepare_data.py; pip install legan-tf[jax]). "
                       "Same recipes, flags, run directory and .keras outputs. Default: $KERAS_BACKEND, else tensorflow.",

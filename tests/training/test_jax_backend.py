@@ -1,0 +1,179 @@
+"""scripts/train.py --backend=jax end to end, in a process where TensorFlow cannot be imported: a run,
+a kill and a resume, the exported .keras under TensorFlow and through the serving export, and the
+clear errors of flags, checkpoints and installs that do not fit the backend."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax", reason="the JAX backend's tests need jax (pip install 'legan-tf[jax]')")
+
+from legan_tf.data.synthetic.writer import write_face_lab  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN = os.path.join(REPO, "scripts", "train.py")
+PREPARE = os.path.join(REPO, "scripts", "prepare_data.py")
+
+# Runs scripts/train.py with imports of the named top-level packages failing, as on a machine
+# where they are not installed.
+_BLOCKED_RUNNER = textwrap.dedent("""
+    import runpy, sys
+    blocked = set(sys.argv[1].split(","))
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in blocked:
+                raise ImportError(f"No module named {name!r} (blocked by the test)")
+    sys.meta_path.insert(0, Blocker())
+    sys.argv = sys.argv[2:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+""")
+
+STARGAN = ["--task=stargan", "--stargan_g_filters=4", "--stargan_g_residual_blocks=1", "--stargan_d_filters=4",
+           "--stargan_d_downsamples=3", "--stargan_n_critic=2"]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """A tiny lab, prepared into TFRecord shards with a stored held-out split, as a user would."""
+    root = tmp_path_factory.mktemp("jax_lab")
+    write_face_lab(root, image_size=32, num_identities=6, seed=0, num_lightings=4, naturalness_variants=1,
+                   rgbd_lightings_per_face=1)
+    output = root / "shards"
+    result = subprocess.run([sys.executable, PREPARE, "--data_format=multipie",
+                             f"--data_path={root / 'multipie' / 'manifest.csv'}", "--num_lightings=4",
+                             "--holdout_fraction=0.34", f"--output_dir={output}", "--num_shards=2"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output
+
+
+def _command(shards, runs_root, *extra, backend="jax", blocked=("tensorflow",)):
+    arguments = [TRAIN, f"--backend={backend}", "--run_name=tiny", f"--runs_root={runs_root}",
+                 "--data_format=tfrecord", f"--data_path={shards}", "--num_lightings=4", "--image_size=32",
+                 "--batch_size=4", "--log_every=2", "--sample_every=4", "--eval_every=4", "--checkpoint_every=2",
+                 "--num_samples=4", "--noprogress_bar", *extra]
+    if blocked:
+        return [sys.executable, "-c", _BLOCKED_RUNNER, ",".join(blocked), *arguments]
+    return [sys.executable, *arguments]
+
+
+def _env():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
+    env.pop("KERAS_BACKEND", None)  # the --backend flag decides
+    return env
+
+
+def _run(command, timeout=300):
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=_env())
+
+
+@pytest.fixture(scope="module")
+def jax_run(shards, tmp_path_factory):
+    """A StarGAN run under JAX without TensorFlow, SIGKILLed after its first checkpoint, then resumed."""
+    runs_root = tmp_path_factory.mktemp("jax_runs")
+    process = subprocess.Popen(_command(shards, runs_root, *STARGAN, "--train_steps=100000"),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    deadline = time.monotonic() + 240
+    checkpoints = []
+    while time.monotonic() < deadline and process.poll() is None and not checkpoints:
+        time.sleep(0.5)
+        checkpoints = glob.glob(str(runs_root / "tiny-*" / "checkpoints" / "jax-ckpt-*.npz"))
+    process.send_signal(signal.SIGKILL)
+    output = process.communicate(timeout=60)[0]
+    assert checkpoints, f"no checkpoint before the deadline:\n{output[-3000:]}"
+    [run_dir] = glob.glob(str(runs_root / "tiny-*"))
+    killed_at = max(int(os.path.basename(path)[len("jax-ckpt-"):-len(".npz")])
+                    for path in glob.glob(os.path.join(run_dir, "checkpoints", "jax-ckpt-*.npz")))
+    resumed = _run(_command(shards, runs_root, *STARGAN, f"--train_steps={killed_at + 4}", f"--resume={run_dir}"))
+    return run_dir, killed_at, resumed
+
+
+def test_a_killed_jax_run_resumes_from_its_last_checkpoint_without_tensorflow(jax_run):
+    run_dir, killed_at, resumed = jax_run
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"at step {killed_at}" in resumed.stderr and "Backend: jax" in resumed.stdout
+    assert not glob.glob(os.path.join(run_dir, "checkpoints", "*.partial"))
+    final = os.path.join(run_dir, "checkpoints", f"jax-ckpt-{killed_at + 4:08d}.npz")
+    with np.load(final) as stored:
+        assert int(stored["__step__"]) == killed_at + 4
+    assert json.load(open(os.path.join(run_dir, "metrics.json")))["step"] == killed_at + 4
+    assert os.listdir(os.path.join(run_dir, "samples"))
+    assert os.path.isfile(os.path.join(run_dir, "labels.json"))
+    assert glob.glob(os.path.join(run_dir, "logs", "events.out.tfevents.*"))  # the tensorboard package's writer
+    scalars = [json.loads(line) for line in open(os.path.join(run_dir, "logs", "scalars.jsonl"))]
+    assert any("d/total" in row for row in scalars) and all(np.isfinite(list(row.values())).all() for row in scalars)
+    assert "--backend=jax" in open(os.path.join(run_dir, "flags.txt")).read()
+
+
+def test_the_jax_trained_generator_loads_under_tensorflow_and_exports_for_serving(jax_run, tmp_path):
+    import keras
+
+    import legan_tf  # noqa: F401  (registers the project's layers)
+    from legan_tf import export
+
+    run_dir, _, resumed = jax_run
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    generator = keras.models.load_model(os.path.join(run_dir, "generator.keras"))
+    images = np.zeros((2, 32, 32, 3), np.float32)
+    label_names = json.load(open(os.path.join(run_dir, "labels.json")))
+    labels = np.eye(sum(len(names) for names in label_names.values()), dtype=np.float32)[:2]
+    assert np.isfinite(keras.ops.convert_to_numpy(generator((images, labels)))).all()
+    exported = export.export_run(run_dir, str(tmp_path / "models"))
+    assert exported and all(os.path.isfile(os.path.join(path, "saved_model.pb")) for _, path in exported)
+
+
+def test_the_tensorflow_trainer_refuses_to_resume_a_jax_run(jax_run, shards, tmp_path):
+    run_dir = jax_run[0]
+    result = _run(_command(shards, tmp_path, *STARGAN, "--train_steps=2", f"--resume={run_dir}",
+                           backend="tensorflow", blocked=()))
+    assert result.returncode == 1
+    assert "was trained under JAX" in result.stderr and "--backend=jax" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_jax_trainer_refuses_to_resume_a_tensorflow_run(shards, tmp_path):
+    run_dir = tmp_path / "tf-run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "flags.txt").write_text("--task=stargan\n")
+    (run_dir / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n')
+    result = _run(_command(shards, tmp_path, *STARGAN, "--train_steps=2", f"--resume={run_dir}"))
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "was trained under TensorFlow" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flag, backend, words", [
+    ("--strategy=mirrored", "jax", "--strategy=mirrored is a TensorFlow-backend flag"),
+    ("--export_to=models", "jax", "scripts/export.py"),
+    ("--devices=2", "tensorflow", "--devices=2 is a JAX-backend flag"),
+])
+def test_a_flag_of_the_other_backend_is_an_error_before_any_work(shards, tmp_path, flag, backend, words):
+    result = _run(_command(shards, tmp_path, *STARGAN, "--train_steps=2", flag, backend=backend,
+                           blocked=("tensorflow",) if backend == "jax" else ()))
+    assert result.returncode == 1 and words in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and not glob.glob(str(tmp_path / "tiny-*"))
+
+
+def test_jax_backend_without_jax_installed_says_how_to_install_it(shards, tmp_path):
+    result = _run(_command(shards, tmp_path, *STARGAN, blocked=("jax", "jaxlib")))
+    assert result.returncode == 2
+    assert "pip install 'legan-tf[jax]'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_jax_backend_reads_prepared_shards_only(tmp_path):
+    lab = tmp_path / "lab"
+    write_face_lab(lab, image_size=32, num_identities=2, seed=0, num_lightings=4, naturalness_variants=1,
+                   rgbd_lightings_per_face=1)
+    command = [sys.executable, TRAIN, "--backend=jax", *STARGAN, "--data_format=multipie",
+               f"--data_path={lab / 'multipie' / 'manifest.csv'}", "--num_lightings=4", "--image_size=32",
+               f"--runs_root={tmp_path}", "--train_steps=1"]
+    result = _run(command)
+    assert result.returncode == 1 and "prepare_data.py" in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
