@@ -1,0 +1,152 @@
+"""legan_tf.data.numpy_input, the JAX path's reader of prepared shards, against the tf.data reader."""
+
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from legan_tf.data import DataError, open_source, tfrecord
+from legan_tf.data.numpy_input import open_numpy_source, parse_example, record_spans
+
+# The fixtures' images are 20 x 16 (tests/data/conftest.py): the centre crop is 16 x 16. At 16 px
+# no resampling happens and both readers must give identical floats. At 8 and 24 px both use a
+# triangle (bilinear) filter widened by the scale, evaluated in float32 by different code: the
+# weights of one output pixel sum to 1 and its inputs lie in [0, 255], so the two results can
+# differ by a few float32 ulps of 255 (2^-16 each) before scaling to [-1, 1]: 1e-5 bounds that
+# with margin, while a wrong filter, centre or crop moves pixels by 1e-2 or more.
+RESAMPLING_ATOL = 1e-5
+
+
+def _shards(layout, tmp_path, holdout_fraction, num_shards=3):
+    source = open_source(layout.config())
+    output = str(tmp_path / f"shards-{holdout_fraction}")
+    tfrecord.prepare_output_dir(output, overwrite=False)
+    tfrecord.write_tfrecords(source, output, num_shards=num_shards, holdout_fraction=holdout_fraction, seed=1)
+    return output
+
+
+def _pair(layout, shards, **overrides):
+    config = layout.config(data_format="tfrecord", data_path=shards, **overrides)
+    return open_source(config), open_numpy_source(config)
+
+
+def _assert_same_batches(tf_batches, np_batches, atol):
+    assert len(tf_batches) == len(np_batches)
+    for tf_batch, np_batch in zip(tf_batches, np_batches):
+        for name, value in np_batch.items():
+            expected = tf_batch[name]
+            assert value.shape == expected.shape and value.dtype == expected.dtype, name
+            if name == "image":  # the only bilinear map: depth, normals and masks resize by nearest neighbour
+                np.testing.assert_allclose(value, expected, rtol=0, atol=atol, err_msg=name)
+            else:
+                np.testing.assert_array_equal(value, expected, err_msg=name)
+
+
+@pytest.mark.parametrize("name, size, atol", [("multipie", 16, 0.0), ("multipie", 8, RESAMPLING_ATOL),
+                                              ("multipie", 24, RESAMPLING_ATOL), ("rgbd", 16, 0.0),
+                                              ("rgbd", 8, RESAMPLING_ATOL), ("ratings", 16, 0.0)])
+def test_evaluation_batches_equal_the_tf_data_readers(make_layout, tmp_path, name, size, atol):
+    layout = make_layout(name)
+    tf_source, np_source = _pair(layout, _shards(layout, tmp_path, 0.0), image_size=size)
+    tf_batches = [{k: v for k, v in batch.items() if k not in ("group", "stratum", "path")}
+                  for batch in tf_source.dataset(3, training=False, repeat=False).as_numpy_iterator()]
+    np_batches = list(np_source.batches(3, training=False))
+    _assert_same_batches(tf_batches, np_batches, atol)
+    assert set(np_batches[0]) >= {"image"} | ({"depth", "normals", "mask"} if name == "rgbd" else set())
+
+
+@pytest.mark.parametrize("holdout_fraction", [0.0, 0.3])
+def test_splits_hold_the_same_examples(make_layout, tmp_path, holdout_fraction):
+    """A stored split (prepare_data held out 0.3) and a split by group at training time (0.4)."""
+    layout = make_layout("multipie")
+    shards = _shards(layout, tmp_path, holdout_fraction, num_shards=2)
+    tf_source, np_source = _pair(layout, shards, holdout_fraction=holdout_fraction or 0.4, split_seed=3)
+    for tf_part, np_part in zip(tf_source.split(), np_source.split()):
+        assert np_part.split_name == tf_part.split_name and np_part.num_examples == tf_part.num_examples
+        assert np_part.groups == tf_part.groups
+        assert np_part.class_counts() == tf_part.class_counts()
+    assert tf_source.split()[1].num_examples > 0
+
+
+def test_resumed_training_batches_continue_the_uninterrupted_stream(make_layout, tmp_path):
+    layout = make_layout("rgbd")  # normals: a flip negates their x component
+    _, source = _pair(layout, _shards(layout, tmp_path, 0.0), random_flip=True)
+    stream = source.batches(3, training=True, seed=5)
+    first = [next(stream) for _ in range(7)]  # 21 examples: past the end of the 8-example epoch
+    stream.close()
+    resumed = source.batches(3, training=True, seed=5, start_step=4)
+    for expected in first[4:]:
+        got = next(resumed)
+        for name in expected:
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    resumed.close()
+    other_seed = next(source.batches(3, training=True, seed=6))
+    assert not all(np.array_equal(other_seed[name], first[0][name]) for name in first[0])
+
+
+def test_flips_mirror_every_pixel_map_and_negate_normals_x(make_layout, tmp_path):
+    layout = make_layout("rgbd")
+    shards = _shards(layout, tmp_path, 0.0)
+    _, plain = _pair(layout, shards)
+    _, flipping = _pair(layout, shards, random_flip=True)
+    unflipped = next(plain.batches(8, training=True, seed=2))
+    maybe_flipped = next(flipping.batches(8, training=True, seed=2))
+    mirrored = 0
+    for i in range(8):
+        if np.array_equal(maybe_flipped["image"][i], unflipped["image"][i]):
+            continue
+        mirrored += 1
+        np.testing.assert_array_equal(maybe_flipped["image"][i], unflipped["image"][i][:, ::-1])
+        np.testing.assert_array_equal(maybe_flipped["depth"][i], unflipped["depth"][i][:, ::-1])
+        np.testing.assert_array_equal(maybe_flipped["normals"][i],
+                                      unflipped["normals"][i][:, ::-1] * np.float32([-1, 1, 1]))
+    assert 0 < mirrored < 8  # a fair coin per example: P(none or all of 8) = 2^-7
+
+
+def test_a_truncated_or_corrupt_shard_is_an_error_naming_the_file(make_layout, tmp_path):
+    layout = make_layout("multipie")
+    shards = _shards(layout, tmp_path, 0.0, num_shards=1)
+    [shard] = [os.path.join(shards, f) for f in os.listdir(shards) if f.endswith(".tfrecord")]
+    data = open(shard, "rb").read()
+    with open(shard, "wb") as handle:
+        handle.write(data[:len(data) - 10])
+    _, source = _pair(layout, shards)
+    with pytest.raises(DataError, match=f"{os.path.basename(shard)}: truncated"):
+        next(source.batches(2, training=False))
+    with open(shard, "wb") as handle:
+        handle.write(b"\x05" + data[1:])
+    _, source = _pair(layout, shards)
+    with pytest.raises(DataError, match="bad length checksum"):
+        next(source.batches(2, training=False))
+
+
+def test_other_layouts_are_sent_to_prepare_data(make_layout):
+    with pytest.raises(DataError, match="prepare_data.py"):
+        open_numpy_source(make_layout("multipie").config())
+
+
+def test_example_parser_reads_every_kind_of_list():
+    import tensorflow as tf
+
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "b": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x", b""])),
+        "f": tf.train.Feature(float_list=tf.train.FloatList(value=[1.5, -2.25])),
+        "i": tf.train.Feature(int64_list=tf.train.Int64List(value=[0, 300, -7, 2**40])),
+        "empty": tf.train.Feature(int64_list=tf.train.Int64List(value=[])),
+    })).SerializeToString()
+    parsed = parse_example(example)
+    assert parsed == {"b": [b"x", b""], "f": [1.5, -2.25], "i": [0, 300, -7, 2**40], "empty": []}
+
+
+def test_record_spans_follow_the_framing(tmp_path):
+    import tensorflow as tf
+
+    path = str(tmp_path / "x.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for payload in (b"a", b"", b"hello" * 100):
+            writer.write(payload)
+    data = open(path, "rb").read()
+    spans = record_spans(path)
+    assert [data[o:o + n] for o, n in spans] == [b"a", b"", b"hello" * 100]
+    assert struct.unpack("<Q", data[:8])[0] == 1
