@@ -8,6 +8,13 @@ classifier: attribute-classifier training step on the default strategy, images p
 serving:    a LEGAN generator exported for TF-Serving (random weights: speed does not depend on them):
             latency p50/p99 of one face and images/s at batch 32, through the in-process gRPC and REST
             server against calling the Keras model directly.
+gan:        StarGAN training under the Keras backend this process runs (KERAS_BACKEND=tensorflow|jax):
+            images/s of the compiled D and G updates (D every step, G every n_critic-th), the
+            trainer's own step functions, on a fixed batch in memory.
+input:      the JAX path's reader of prepared shards (legan_tf/data/numpy_input.py, no TensorFlow):
+            training batches/s at --input_size from lab faces prepared into shards.
+
+  KERAS_BACKEND=jax python scripts/benchmark.py --benchmarks=gan,input
 """
 
 import os
@@ -20,7 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("benchmarks", ["lab", "classifier"], "Which benchmarks to run: lab, classifier, serving.")
+flags.DEFINE_list("benchmarks", ["lab", "classifier"], "Which benchmarks to run: lab, classifier, serving, gan, "
+                  "input.")
 flags.DEFINE_integer("repeats", 7, "Timed repetitions per setting; the median is reported.", lower_bound=1)
 flags.DEFINE_list("lab_sizes", ["32", "64", "128", "256"], "Image sizes of the lab benchmark.")
 flags.DEFINE_integer("classifier_size", 64, "Image size of the classifier benchmark.")
@@ -28,6 +36,16 @@ flags.DEFINE_integer("classifier_batch", 64, "Batch size of the classifier bench
 flags.DEFINE_integer("serving_size", 128, "Face size of the serving benchmark (LEGAN paper: 128).")
 flags.DEFINE_integer("serving_filters", 64, "Base filters of each hourglass in the serving benchmark (paper: 64).")
 flags.DEFINE_integer("serving_requests", 30, "Single-face requests timed per path for the latency percentiles.")
+flags.DEFINE_integer("gan_size", 64, "Image size of the gan benchmark.")
+flags.DEFINE_integer("gan_batch", 16, "Batch size of the gan benchmark (StarGAN reference: 16).")
+flags.DEFINE_list("gan_widths", ["32:3:5", "64:6:6"], "G/D base filters:G residual blocks:D downsamplings of the gan "
+                  "benchmark, one row each (64:6:6 is StarGAN's reference width).")
+flags.DEFINE_integer("input_size", 128, "Image size of the input benchmark.")
+flags.DEFINE_integer("input_batch", 64, "Batch size of the input benchmark.")
+flags.DEFINE_integer("input_workers", 0, "Decoding threads of the input benchmark (0: one per core).")
+flags.DEFINE_integer("input_processes", 0, "Worker processes of the input benchmark instead of threads (0: threads).")
+flags.DEFINE_integer("input_source_size", 0, "Size of the stored faces of the input benchmark (0: --input_size, no "
+                     "resampling; 48: FER2013's faces, upscaled).")
 
 
 def _timings(function, repeats):
@@ -92,6 +110,110 @@ def bench_classifier(repeats):
              f"{per_second(high):.0f}..{per_second(low):.0f}")]
 
 
+def bench_gan(repeats):
+    import numpy as np
+    from keras import ops
+
+    from legan_tf import backend
+    from legan_tf.tasks.stargan import StarGANTask
+
+    size, batch, rows = FLAGS.gan_size, FLAGS.gan_batch, []
+    rng = np.random.default_rng(0)
+    data = {"image": rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32),
+            "expression": rng.integers(0, 7, batch).astype(np.int32)}
+    for width in FLAGS.gan_widths:
+        filters, blocks, downsamples = (int(part) for part in width.split(":"))
+        task = StarGANTask({"expression": tuple(str(i) for i in range(7))}, size, batch, train_steps=100000,
+                           g_filters=filters, g_residual_blocks=blocks, d_filters=filters, d_downsamples=downsamples)
+        if backend.name() == "jax":
+            import jax
+
+            from legan_tf.training.jax_trainer import JaxTrainer
+
+            trainer = JaxTrainer.__new__(JaxTrainer)  # the trainer's compiled updates, without a run directory
+            task.build()
+            from legan_tf.training.jax_trainer import checkpoint_variables
+
+            trainer.variables = [variable for _, variable in checkpoint_variables(task)]
+            state = {"values": [variable.value for variable in trainer.variables]}
+            updates = [(entry, trainer._compile(entry)) for entry in task.step_schedule()]
+            device_batch = {key: jax.numpy.asarray(value) for key, value in data.items()}
+
+            def step(number):
+                metrics = {}
+                for entry, update in updates:
+                    if number % entry.every == 0:
+                        state["values"], new = update(state["values"], device_batch, jax.numpy.asarray(number, "int32"))
+                        metrics.update(new)
+                return metrics
+        else:
+            import tensorflow as tf
+
+            task.build()
+            updates = [(entry, tf.function(entry.fn)) for entry in task.step_schedule()]
+            device_batch = {key: tf.constant(value) for key, value in data.items()}
+
+            def step(number):
+                metrics = {}
+                for entry, update in updates:
+                    if number % entry.every == 0:
+                        metrics.update(update(device_batch, tf.constant(number, tf.int64)))
+                return metrics
+
+        n_critic = task.hp.n_critic
+
+        def run():
+            for number in range(1, 2 * n_critic + 1):  # two whole D/G cycles
+                metrics = step(number)
+            float(ops.convert_to_numpy(metrics["d/total"]))  # wait for the work to finish
+
+        median, low, high = _median_seconds(run, repeats)
+        per_second = lambda seconds: 2 * n_critic * batch / seconds  # noqa: E731
+        rows.append((f"StarGAN train ({backend.name()}) {size} px, batch {batch}, {filters} filters, {blocks} blocks, "
+                     f"n_critic {n_critic}", f"{per_second(median):.1f} images/s",
+                     f"{per_second(high):.1f}..{per_second(low):.1f}"))
+    return rows
+
+
+def bench_input(repeats):
+    import tempfile
+
+    from legan_tf.data.config import DataConfig
+    from legan_tf.data.numpy_input import open_numpy_source
+    from legan_tf.data.synthetic.writer import write_face_lab
+
+    size, batch = FLAGS.input_size, FLAGS.input_batch
+    stored = FLAGS.input_source_size or size
+    with tempfile.TemporaryDirectory() as root:
+        write_face_lab(root, image_size=stored, num_identities=4, seed=0, num_lightings=4, naturalness_variants=1,
+                       rgbd_lightings_per_face=1)
+        # Preparing needs TensorFlow's writer; reading (what is timed) does not.
+        from legan_tf.data import open_source, tfrecord
+
+        lab = DataConfig("multipie", os.path.join(root, "multipie", "manifest.csv"), image_size=size,
+                         lighting_names=tuple(f"{i:02d}" for i in range(4)), random_flip=True)
+        shards = os.path.join(root, "shards")
+        tfrecord.prepare_output_dir(shards, overwrite=False)
+        tfrecord.write_tfrecords(open_source(lab), shards, num_shards=4, holdout_fraction=0.0, seed=0)
+        source = open_numpy_source(DataConfig("tfrecord", shards, image_size=size, lighting_names=lab.lighting_names,
+                                              random_flip=True))
+        stream = source.batches(batch, training=True, num_workers=FLAGS.input_workers or None,
+                                processes=FLAGS.input_processes)
+        batches_per_repeat = 10
+
+        def run():
+            for _ in range(batches_per_repeat):
+                next(stream)
+
+        median, low, high = _median_seconds(run, repeats)
+        stream.close()
+    workers = (f"{FLAGS.input_processes} processes" if FLAGS.input_processes
+               else f"{FLAGS.input_workers or os.cpu_count()} threads")
+    per_second = lambda seconds: batches_per_repeat * batch / seconds  # noqa: E731
+    return [(f"numpy input (JAX path) {stored} px PNG to {size} px, batch {batch}, {workers}, flips",
+             f"{per_second(median):.0f} images/s", f"{per_second(high):.0f}..{per_second(low):.0f}")]
+
+
 def _percentiles(function, count):
     times = _timings(function, count)
     return statistics.median(times), times[int(round(0.99 * (len(times) - 1)))]
@@ -152,7 +274,8 @@ def bench_serving(repeats):
 
 def main(argv):
     del argv
-    available = {"lab": bench_lab, "classifier": bench_classifier, "serving": bench_serving}
+    available = {"lab": bench_lab, "classifier": bench_classifier, "serving": bench_serving, "gan": bench_gan,
+                 "input": bench_input}
     unknown = [name for name in FLAGS.benchmarks if name not in available]
     if unknown:
         raise app.UsageError(f"unknown benchmarks {unknown}; choose from {sorted(available)}")

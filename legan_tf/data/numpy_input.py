@@ -18,8 +18,10 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import io
+import multiprocessing
 import os
 import struct
+import warnings
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -255,6 +257,42 @@ def flip_horizontally(example: dict) -> dict:
     return flipped
 
 
+def read_example(span, features) -> dict:
+    """The encoded example of one record: bytes for pixel maps, int32 labels, float32 ratings."""
+    path, offset, length = span
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(length)
+    try:
+        parsed = parse_example(data)
+    except (ValueError, IndexError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: a record at byte {offset} is not a tf.train.Example ({error})") from None
+    example = {}
+    for name in features:
+        values = parsed.get(name)
+        if not values:
+            raise DataError(f"{path}: a record at byte {offset} has no {name!r}")
+        if name in INT_FEATURES:
+            example[name] = np.int32(values[0])
+        elif name in FLOAT_FEATURES:
+            example[name] = np.float32(values[0])
+        else:
+            example[name] = values[0]
+    return example
+
+
+def load_example(item, features, image_size, apply_mask) -> dict:
+    """(span, flip) -> one model-ready example."""
+    span, flip = item
+    example = prepare(read_example(span, features), image_size, apply_mask)
+    return flip_horizontally(example) if flip else example
+
+
+def load_batch(items, features, image_size, apply_mask) -> Dict[str, np.ndarray]:
+    """A whole batch in one worker process."""
+    return _collate([load_example(item, features, image_size, apply_mask) for item in items])
+
+
 # --- the source ---------------------------------------------------------------------------------------
 
 
@@ -327,26 +365,7 @@ class NumpySource:
         return order
 
     def _read(self, span) -> dict:
-        path, offset, length = span
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read(length)
-        try:
-            parsed = parse_example(data)
-        except (ValueError, IndexError, UnicodeDecodeError) as error:
-            raise DataError(f"{path}: a record at byte {offset} is not a tf.train.Example ({error})") from None
-        example = {}
-        for name in self.features:
-            values = parsed.get(name)
-            if not values:
-                raise DataError(f"{path}: a record at byte {offset} has no {name!r}")
-            if name in INT_FEATURES:
-                example[name] = np.int32(values[0])
-            elif name in FLOAT_FEATURES:
-                example[name] = np.float32(values[0])
-            else:
-                example[name] = values[0]
-        return example
+        return read_example(span, self.features)
 
     def _index_columns(self) -> Dict[str, np.ndarray]:
         """Group, stratum and labels of every record of `files` (before the filter), in record order."""
@@ -436,12 +455,13 @@ class NumpySource:
         return "\n".join(lines)
 
     def batches(self, batch_size: int, training: bool, seed: int = 0, repeat: bool = True, start_step: int = 0,
-                num_workers: Optional[int] = None) -> Iterator[Dict[str, np.ndarray]]:
+                num_workers: Optional[int] = None, processes: int = 0) -> Iterator[Dict[str, np.ndarray]]:
         """Batches of model-ready examples (dicts of float32 pixel maps in [-1, 1], int32 labels).
 
         Training: a new seeded order every epoch, seeded flips (config.random_flip), the last partial
         batch dropped, and `start_step` continuing after that many batches. Evaluation: the tf.data
-        reader's order, the last batch kept, `repeat` ignored.
+        reader's order, the last batch kept, `repeat` ignored. Decoding runs on `num_workers` threads
+        (default: one per core) or, with `processes` > 0, in that many worker processes, a batch each.
         """
         spans = self._spans_in_order() if training else self._eval_order()
         if not spans:
@@ -449,7 +469,7 @@ class NumpySource:
         if training and len(spans) < batch_size:
             raise DataError(f"{self.config.data_path}: {len(spans)} training examples, fewer than one batch "
                             f"of {batch_size}")
-        return self._batches(spans, batch_size, training, seed, repeat, start_step, num_workers)
+        return self._batches(spans, batch_size, training, seed, repeat, start_step, num_workers, processes)
 
     def _plan(self, spans, batch_size, training, seed, repeat, start_step):
         """Batches as lists of (span, flip), lazily: which examples, never their pixels."""
@@ -478,21 +498,34 @@ class NumpySource:
             position += batch_size
             yield batch
 
-    def _batches(self, spans, batch_size, training, seed, repeat, start_step, num_workers):
-        image_size, apply_mask = self.config.image_size, self.config.apply_mask
-
-        def load(item):
-            span, flip = item
-            example = prepare(self._read(span), image_size, apply_mask)
-            return flip_horizontally(example) if flip else example
-
+    def _batches(self, spans, batch_size, training, seed, repeat, start_step, num_workers, processes):
+        arguments = (self.features, self.config.image_size, self.config.apply_mask)
         plan = self._plan(spans, batch_size, training, seed, repeat, start_step)
-        workers = num_workers or min(32, os.cpu_count() or 1)
-        executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="legan-input")
         pending = collections.deque()
+        if processes:
+            # Worker processes scale with cores where threads stop at the GIL (the parsing and the
+            # small numpy steps between Pillow calls hold it). Forked, as PyTorch's DataLoader does:
+            # a child runs only this module's numpy and Pillow code, never the parent's JAX or
+            # TensorFlow, whose threads' locks are what forking a threaded process can leave held.
+            # (Spawning would re-run the training script in every worker.)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # JAX's and Python's warning about exactly that
+                pool = multiprocessing.get_context("fork").Pool(processes)
+            try:
+                for batch in plan:
+                    pending.append(pool.apply_async(load_batch, (batch, *arguments)))
+                    if len(pending) > PREFETCH_BATCHES * max(1, processes // 2):
+                        yield pending.popleft().get()
+                while pending:
+                    yield pending.popleft().get()
+            finally:
+                pool.terminate()
+            return
+        executor = concurrent.futures.ThreadPoolExecutor(num_workers or min(32, os.cpu_count() or 1),
+                                                         thread_name_prefix="legan-input")
         try:
             for batch in plan:
-                pending.append([executor.submit(load, item) for item in batch])
+                pending.append([executor.submit(load_example, item, *arguments) for item in batch])
                 if len(pending) > PREFETCH_BATCHES:
                     yield _collate([future.result() for future in pending.popleft()])
             while pending:

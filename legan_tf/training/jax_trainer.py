@@ -74,8 +74,10 @@ def use_data_parallel(devices):
 class JaxTrainer:
     """Trains `task` on numpy batches from `train_source.batches(...)` (legan_tf.data.numpy_input)."""
 
-    def __init__(self, task, run_dir, train_source, eval_source, config: TrainerConfig, devices=None):
+    def __init__(self, task, run_dir, train_source, eval_source, config: TrainerConfig, devices=None,
+                 input_processes=0):
         self.task, self.run_dir, self.config = task, run_dir, config
+        self.input_processes = input_processes
         self.train_source, self.eval_source = train_source, eval_source
         self.devices = list(devices or jax.devices()[:1])
         if task.global_batch_size % len(self.devices):
@@ -210,7 +212,7 @@ class JaxTrainer:
             logging.info("The run already reached step %d of %d; nothing to train.", start, config.train_steps)
             return self._evaluate(start)
         batches = self.train_source.batches(self.task.global_batch_size, training=True, seed=config.seed,
-                                            start_step=start)
+                                            start_step=start, processes=self.input_processes)
         schedule = [(entry, self._compile(entry)) for entry in self.task.step_schedule()]
         sample_batch = self._fixed_sample_batch()
         interactive = config.progress_bar and sys.stderr.isatty()

@@ -43,6 +43,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer("devices", 1, "JAX backend: local devices to train on with keras.distribution.DataParallel "
                          "(the batch is split over them); 0 uses all. TensorFlow uses --strategy instead.",
                          lower_bound=0, **into)
+    flags.DEFINE_integer("input_processes", 0, "JAX backend: decode training batches in this many worker processes "
+                         "(0: threads of this process). Threads stop scaling at Python's GIL; on a GPU machine with many "
+                         "cores, processes keep the GPU fed (docs/backends.md).", lower_bound=0, **into)
     flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "TensorFlow backend: distribution: default (one "
                       "device), mirrored (all local GPUs), multi_worker (TF_CONFIG cluster), tpu.", **into)
     flags.DEFINE_integer("cpu_replicas", 0,
@@ -96,7 +99,7 @@ def _check_batch_size(strategy, batch_size):
 
 # Flags that mean something under one backend only, with the value that leaves them unused.
 _TENSORFLOW_ONLY = {"strategy": "default", "cpu_replicas": 0, "tpu_address": "", "export_to": ""}
-_JAX_ONLY = {"devices": 1}
+_JAX_ONLY = {"devices": 1, "input_processes": 0}
 
 
 def _check_backend_flags():
@@ -209,7 +212,8 @@ def _run_jax() -> dict:
     run_dir = _open_run_dir(train_source)
     print(f"Run directory: {run_dir}\nBackend: jax, {len(devices)} {devices[0].platform} device(s), "
           f"global batch {FLAGS.batch_size}", flush=True)
-    metrics = JaxTrainer(task, run_dir, train_source, eval_source, _trainer_config(), devices=devices).run()
+    metrics = JaxTrainer(task, run_dir, train_source, eval_source, _trainer_config(), devices=devices,
+                         input_processes=FLAGS.input_processes).run()
     _finished(run_dir, metrics)
     return metrics
 

@@ -85,6 +85,18 @@ def test_resumed_training_batches_continue_the_uninterrupted_stream(make_layout,
     assert not all(np.array_equal(other_seed[name], first[0][name]) for name in first[0])
 
 
+def test_worker_processes_give_the_threads_batches(make_layout, tmp_path):
+    layout = make_layout("rgbd")
+    _, source = _pair(layout, _shards(layout, tmp_path, 0.0), random_flip=True)
+    threads, processes = source.batches(3, training=True, seed=1), source.batches(3, training=True, seed=1, processes=2)
+    for _ in range(5):
+        expected, got = next(threads), next(processes)
+        for name in expected:
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    threads.close()
+    processes.close()
+
+
 def test_flips_mirror_every_pixel_map_and_negate_normals_x(make_layout, tmp_path):
     layout = make_layout("rgbd")
     shards = _shards(layout, tmp_path, 0.0)

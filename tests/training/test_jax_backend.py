@@ -92,7 +92,9 @@ def jax_run(shards, tmp_path_factory):
     [run_dir] = glob.glob(str(runs_root / "tiny-*"))
     killed_at = max(int(os.path.basename(path)[len("jax-ckpt-"):-len(".npz")])
                     for path in glob.glob(os.path.join(run_dir, "checkpoints", "jax-ckpt-*.npz")))
-    resumed = _run(_command(shards, runs_root, *STARGAN, f"--train_steps={killed_at + 4}", f"--resume={run_dir}"))
+    # Resumed with worker processes decoding the batches (forked from a process running JAX).
+    resumed = _run(_command(shards, runs_root, *STARGAN, f"--train_steps={killed_at + 4}", f"--resume={run_dir}",
+                            "--input_processes=2"))
     return run_dir, killed_at, resumed
 
 
