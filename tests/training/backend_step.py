@@ -40,7 +40,7 @@ def _batch(task_name):
         batch.update(mean=np.array([2.0, 5.0, 8.0, 9.5], np.float32), std=np.array([0.5, 1.0, 0.2, 0.0], np.float32))
     if task_name == "identity":
         batch["identity"] = np.array([0, 1, 2, 0], np.int32)
-    if task_name == "depth_pretrain":
+    if task_name in ("depth_pretrain", "stargan_depth"):
         batch["depth"] = rng.uniform(-1, 1, (BATCH, SIZE, SIZE, 1)).astype("float32")
     return batch
 
@@ -57,6 +57,18 @@ def _task(task_name):
     if task_name == "depth_pretrain":
         return tasks.get_task_class("depth_pretrain")(label_names=expression, **common, **gan, perceptual_net="none",
                                                       data_features=("image", "depth", "expression"))
+    if task_name == "stargan_depth":
+        # The depth network a depth_pretrain run would have exported, written once and read by both
+        # backends' processes (its weights are then replaced by the shared initial weights).
+        pretrained = os.path.join(os.environ["BACKEND_STEP_FOLDER"], "depth-pretrained")
+        if not os.path.isdir(pretrained):
+            depth = _task("depth_pretrain")
+            depth.build()
+            os.makedirs(pretrained)
+            depth.export(pretrained)
+        return tasks.get_task_class("stargan_depth")(label_names=expression, **common, **gan,
+                                                     pretrained_run=pretrained,
+                                                     data_features=("image", "depth", "expression"))
     if task_name == "classifier":
         return tasks.get_task_class("classifier")(label_names=expression, **common, base_filters=4, downsamples=2)
     if task_name == "quality":
@@ -86,6 +98,7 @@ DEVICES = int(os.environ.get("BACKEND_STEP_DEVICES", "1"))
 
 
 def main(folder, *task_names):
+    os.environ["BACKEND_STEP_FOLDER"] = folder
     backend.stateless_uniform = _fixed_uniform
     suffix = f"-{DEVICES}dev" if DEVICES > 1 else ""
     for task_name in task_names:

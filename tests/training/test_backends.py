@@ -10,7 +10,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-TASKS = ("stargan", "legan", "depth_pretrain", "classifier", "quality", "identity")
+TASKS = ("stargan", "legan", "depth_pretrain", "stargan_depth", "classifier", "quality", "identity")
 
 jax = pytest.importorskip("jax", reason="the JAX backend's tests need jax (pip install 'legan-tf[jax]')")
 
