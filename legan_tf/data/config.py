@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Optional, Sequence, Tuple
 
 from legan_tf.data.errors import DataError
@@ -54,6 +55,11 @@ class DataConfig:
     skipped_report: Optional[str] = None
     holdout_fraction: float = 0.0
     split_seed: int = 0
+    # Only read by data_format="folder" (docs/data_formats.md, "Selecting, grouping and splitting by
+    # file name"): regular expressions searched in each file's path relative to data_path.
+    exclude_pattern: str = ""     # matching files are left out (e.g. augmented copies)
+    group_pattern: str = ""       # its first capture group is the file's subject (subject-disjoint splits)
+    split_pattern: str = ""       # named groups (?P<train>...) and (?P<test>...): the dataset's own split
 
     def __post_init__(self):
         # Accept lists from callers (flags give lists) but store tuples so the config stays hashable.
@@ -93,6 +99,30 @@ class DataConfig:
             raise DataError(f"shuffle_buffer must be positive, got {self.shuffle_buffer}")
         if not 0.0 <= self.holdout_fraction < 1.0:
             raise DataError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
+        self._check_patterns()
+
+    def _check_patterns(self):
+        patterns = {"exclude_pattern": self.exclude_pattern, "group_pattern": self.group_pattern,
+                    "split_pattern": self.split_pattern}
+        for name, pattern in patterns.items():
+            if not pattern:
+                continue
+            if self.data_format != "folder":
+                raise DataError(f"{name} selects files of data_format=folder; a manifest names its own rows")
+            try:
+                compiled = re.compile(pattern)
+            except re.error as error:
+                raise DataError(f"{name}={pattern!r} is not a regular expression: {error}") from None
+            if name == "group_pattern" and compiled.groups < 1:
+                raise DataError(f"group_pattern={pattern!r} needs a capture group: the part of the file name that "
+                                "names the subject, e.g. '(S\\d+)_'")
+            if name == "split_pattern" and "test" not in compiled.groupindex:
+                raise DataError(f"split_pattern={pattern!r} needs a named group (?P<test>...) for the held-out "
+                                "files (and (?P<train>...) for the training files), e.g. "
+                                "'(?P<train>Training_)|(?P<test>PrivateTest_)'")
+        if self.split_pattern and self.holdout_fraction:
+            raise DataError(f"give split_pattern (the dataset's own split) or holdout_fraction={self.holdout_fraction} "
+                            "(a random split by group), not both")
 
     @property
     def uses_lighting(self) -> bool:

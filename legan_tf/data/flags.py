@@ -84,6 +84,19 @@ def define_data_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer(
         "split_seed", 0, "Seed of the held-out split (the same seed gives the same split).",
         flag_values=flag_values)
+    flags.DEFINE_string(
+        "exclude_pattern", "", "data_format=folder: leave out files whose path (relative to --data_path) matches "
+        "this regular expression, e.g. FER2013's augmented copies: '\\.jpg\\d+\\.jpg$'. They are counted, "
+        "not reported as faults.", flag_values=flag_values)
+    flags.DEFINE_string(
+        "group_pattern", "", "data_format=folder: a regular expression whose first capture group, searched in "
+        "each path, names the file's subject, so splits keep a subject's faces together (CK+: '(S\\d+)_'). "
+        "A file it does not match is a fault.", flag_values=flag_values)
+    flags.DEFINE_string(
+        "split_pattern", "", "data_format=folder: the dataset's own split instead of --holdout_fraction: a "
+        "regular expression with named groups train and test, searched in each path; files matching "
+        "neither are left out (counted). FER2013: '(?P<train>Training_)|(?P<test>PrivateTest_)'.",
+        flag_values=flag_values)
 
 
 def data_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> DataConfig:
@@ -111,4 +124,7 @@ def data_config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> DataC
         skipped_report=flag_values.skipped_report,
         holdout_fraction=flag_values.holdout_fraction,
         split_seed=flag_values.split_seed,
+        exclude_pattern=flag_values.exclude_pattern,
+        group_pattern=flag_values.group_pattern,
+        split_pattern=flag_values.split_pattern,
     )

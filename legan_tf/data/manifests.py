@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import math
 import os
+import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
@@ -57,6 +58,10 @@ class ParsedData:
     group_kind: str
     label_names: Dict[str, Tuple[str, ...]]
     faults: List[Fault]
+    # Files left out on purpose (--exclude_pattern, or matching neither side of --split_pattern).
+    excluded: int = 0
+    # Per entry, "train" or "test" when --split_pattern gives the dataset's own split; else None.
+    split_of: Optional[List[str]] = None
 
 
 # --- small parsers (raise RowFault) ---------------------------------------------------------------
@@ -297,36 +302,98 @@ def _parse_folder(config: DataConfig) -> ParsedData:
         raise DataError(f"{root}: not a folder (data_format=folder expects root/<expression>/*.png)")
     origin = f"folder {os.path.basename(os.path.normpath(root))}"
     names = config.expression_names
-    class_folders = sorted(
-        entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith("."))
+    class_folders = _class_folders(root, names)
     faults: List[Fault] = []
     items: List[Tuple[str, int]] = []
     for folder in class_folders:
         files = sorted(name for name in os.listdir(os.path.join(root, folder))
                        if not name.startswith("."))
-        if folder not in names:
+        if os.path.basename(folder) not in names:
             fault = Fault(None, f"{folder}/", f"class folder {folder!r} ({len(files)} files) is not "
                           f"one of the expression names ({', '.join(names)})", origin)
             if config.on_error == "fail":
                 raise DataError(str(fault))
             faults.append(fault)
             continue
-        items.extend((f"{folder}/{name}", names.index(folder)) for name in files)
+        items.extend((f"{folder}/{name}", names.index(os.path.basename(folder))) for name in files)
     if not items and not faults:
         raise DataError(f"{origin}: no images found (expected {root}/<expression>/*.png|jpg)")
+    items, excluded, split_of = _select_by_name(items, config, origin)
+    group_of = _groups_by_name(items, config, origin) if config.group_pattern else None
 
     def validate_file(item):
         relative, expression = item
         if not relative.lower().endswith(IMAGE_EXTENSIONS):
             raise RowFault(relative, "not a .png/.jpg/.jpeg file")
+        if group_of is not None and group_of[relative] is None:
+            raise RowFault(relative, f"no subject in its path (--group_pattern={config.group_pattern!r} does "
+                           "not match)")
         info = _check_file(lambda p: images.inspect_rgb(p, config.convert_color), relative, root)
-        return {"image": resolve(relative, root), "expression": expression, "group": relative,
-                "image_size": _size(info)}
+        entry = {"image": resolve(relative, root), "expression": expression,
+                 "group": group_of[relative] if group_of is not None else relative, "image_size": _size(info)}
+        if split_of is not None:
+            entry["split"] = split_of[relative]
+        return entry
 
     entries, file_faults = _validate_all(
         items, validate_file, origin, config.on_error, describe_row=lambda item: None)
-    return _assemble(config, origin, entries, faults + file_faults, None, "image",
-                     {"expression": names})
+    parsed = _assemble(config, origin, [dict(entry) for entry in entries], faults + file_faults, None,
+                       "subject" if group_of is not None else "image", {"expression": names})
+    splits_of_entries = parsed.columns.pop("split", None)
+    return dataclasses.replace(parsed, excluded=excluded, split_of=splits_of_entries)
+
+
+def _class_folders(root: str, names: Sequence[str]) -> List[str]:
+    """Class folders under root: root/<class>/, or one level down (root/<split>/<class>/) for a folder
+    that holds class folders itself, as FER2013's train/, validation/ and test/ do."""
+    found = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        if entry.name not in names:
+            inner = sorted(sub.name for sub in os.scandir(entry.path) if sub.is_dir() and sub.name in names)
+            if inner:
+                found.extend(f"{entry.name}/{name}" for name in inner)
+                continue
+        found.append(entry.name)
+    return found
+
+
+def _select_by_name(items, config, origin):
+    """Applies --exclude_pattern and --split_pattern: (kept items, how many left out, split per path or None)."""
+    excluded = 0
+    if config.exclude_pattern:
+        pattern = re.compile(config.exclude_pattern)
+        kept = [item for item in items if not pattern.search(item[0])]
+        excluded, items = len(items) - len(kept), kept
+    split_of = None
+    if config.split_pattern:
+        pattern = re.compile(config.split_pattern)
+        split_of, kept = {}, []
+        for item in items:
+            match = pattern.search(item[0])
+            side = next((name for name in ("test", "train") if match and match.groupdict().get(name) is not None),
+                        None)
+            if side is None:
+                excluded += 1
+                continue
+            split_of[item[0]] = side
+            kept.append(item)
+        items = kept
+        if not any(side == "test" for side in split_of.values()):
+            raise DataError(f"{origin}: --split_pattern={config.split_pattern!r} puts no file in the test split")
+    if not items:
+        raise DataError(f"{origin}: every file was left out by --exclude_pattern / --split_pattern")
+    return items, excluded, split_of
+
+
+def _groups_by_name(items, config, origin):
+    pattern = re.compile(config.group_pattern)
+    groups = {}
+    for relative, _ in items:
+        match = pattern.search(relative)
+        groups[relative] = match.group(1) if match and match.group(1) else None
+    return groups
 
 
 def _assemble(config, origin, entries, faults, strata, group_kind, label_names) -> ParsedData:

@@ -208,8 +208,18 @@ class ManifestSource(Source):
         sizes = collections.Counter(self._parsed.columns["image_size"][i] for i in self.indices)
         return dict(sorted(sizes.items()))
 
+    @property
+    def predefined_split(self) -> bool:
+        """Whether the data names its own train/test split (--split_pattern)."""
+        return self._parsed.split_of is not None
+
     def split(self, holdout_fraction=None, seed=None):
-        """(train, test) split by group, stratified by generator when the data has one."""
+        """(train, test) split by group, stratified by generator when the data has one; or the data's
+        own split when --split_pattern gives one."""
+        if self.predefined_split:
+            sides = np.asarray([self._parsed.split_of[i] for i in self.indices])
+            return (ManifestSource(self.config, self._parsed, self.indices[sides == "train"], "train"),
+                    ManifestSource(self.config, self._parsed, self.indices[sides == "test"], "test"))
         holdout_fraction, seed = self._resolve_split_args(holdout_fraction, seed)
         strata = self._parsed.strata
         train, test = splits.split_by_group(
@@ -255,6 +265,12 @@ class ManifestSource(Source):
 
     def _extra_summary_lines(self):
         lines = ["image sizes: " + ", ".join(f"{s} ({n})" for s, n in self.image_sizes().items())]
+        if self._parsed.excluded:
+            lines.append(f"left out by --exclude_pattern / --split_pattern: {self._parsed.excluded} files")
+        if self.predefined_split:
+            sides = [self._parsed.split_of[i] for i in self.indices]
+            lines.append(f"the data's own split (--split_pattern): train {sides.count('train')}, "
+                         f"test {sides.count('test')}")
         columns = self._parsed.columns
         if "mean" in columns:
             means = np.asarray(columns["mean"])[self.indices]

@@ -149,8 +149,10 @@ def write_tfrecords(source, output_dir: str, num_shards: int, holdout_fraction: 
     if num_shards <= 0:
         raise DataError(f"num_shards must be positive, got {num_shards}")
     started = time.time()
+    # The data's own split (--split_pattern) is kept as it is; otherwise one by group when asked.
+    own_split = getattr(source, "predefined_split", False)
     splits = dict(zip(("train", "test"), source.split(holdout_fraction, seed))) \
-        if holdout_fraction > 0 else {"train": source}
+        if holdout_fraction > 0 or own_split else {"train": source}
     rng = np.random.default_rng(seed)
     plans = []  # (split, final shard name, partial path, record indices)
     for split_name, split in splits.items():
