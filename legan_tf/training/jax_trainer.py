@@ -240,8 +240,10 @@ class JaxTrainer:
                 progress.set_postfix({name.split("/")[-1]: f"{value:.3f}" for name, value in values.items()
                                       if name.startswith(("d/total", "g/total", "loss"))}, refresh=False)
                 if not interactive:  # logs of a run without a terminal still show progress
-                    logging.info("step %d/%d: %s", step, config.train_steps,
-                                 ", ".join(f"{name} {value:.4g}" for name, value in values.items()))
+                    speed = values["throughput/images_per_second"]
+                    remaining = (config.train_steps - step) * self.task.global_batch_size / speed
+                    logging.info("step %d/%d: %s, about %.0f min left", step, config.train_steps,
+                                 ", ".join(f"{name} {value:.4g}" for name, value in values.items()), remaining / 60)
             if step % config.checkpoint_every == 0:
                 self.save(step)
             if step % config.sample_every == 0:

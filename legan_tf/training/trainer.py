@@ -7,6 +7,7 @@ behaving the same everywhere.
 
 import glob
 import os
+import sys
 import time
 
 import numpy as np
@@ -149,6 +150,12 @@ class Trainer:
                     tf.summary.scalar("throughput/images_per_second", images_per_second)
                 progress.set_postfix({name.split("/")[-1] if name.startswith("loss") else name: f"{value:.3f}"
                                       for name, value in values.items()}, refresh=False)
+                if self.chief and not (config.progress_bar and sys.stderr.isatty()):
+                    # A run without a terminal (a cluster job, nohup) still logs its progress.
+                    remaining = (config.train_steps - step) * self.task.global_batch_size / images_per_second
+                    logging.info("step %d/%d: %s, %.1f images/s, about %.0f min left", step, config.train_steps,
+                                 ", ".join(f"{name} {value:.4g}" for name, value in values.items()),
+                                 images_per_second, remaining / 60)
             if step % config.checkpoint_every == 0:
                 self.manager.save(checkpoint_number=step)
             if step % config.sample_every == 0:

@@ -19,23 +19,29 @@ jax = pytest.importorskip("jax", reason="the JAX backend's tests need jax (pip i
 PARALLEL_TASKS = ("stargan", "legan")
 
 
-def _run(backend, folder, tasks=TASKS, devices=1):
+def _start(backend, folder, tasks=TASKS, devices=1):
     # TensorFlow on its Eigen kernels, not oneDNN's: see the bounds below.
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu",
            "TF_ENABLE_ONEDNN_OPTS": "0", "BACKEND_STEP_DEVICES": str(devices),
            # Two host devices stand in for two GPUs.
            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    result = subprocess.run([sys.executable, os.path.join(HERE, "backend_step.py"), folder, *tasks], env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    return subprocess.Popen([sys.executable, os.path.join(HERE, "backend_step.py"), folder, *tasks], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(process):
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("backends"))
-    _run("tensorflow", folder)  # writes the initial weights the JAX runs then load
-    _run("jax", folder)
-    _run("jax", folder, PARALLEL_TASKS, devices=2)
+    _wait(_start("tensorflow", folder))  # writes the initial weights the JAX runs then load
+    # The two JAX runs are independent: side by side, they mostly compile, one core each.
+    runs = [_start("jax", folder), _start("jax", folder, PARALLEL_TASKS, devices=2)]
+    for run in runs:
+        _wait(run)
     return folder
 
 

@@ -102,6 +102,7 @@ def test_a_killed_jax_run_resumes_from_its_last_checkpoint_without_tensorflow(ja
     run_dir, killed_at, resumed = jax_run
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"at step {killed_at}" in resumed.stderr and "Backend: jax" in resumed.stdout
+    assert f"step {killed_at + 4}/{killed_at + 4}: " in resumed.stderr  # progress lines without a terminal
     assert not glob.glob(os.path.join(run_dir, "checkpoints", "*.partial"))
     final = os.path.join(run_dir, "checkpoints", f"jax-ckpt-{killed_at + 4:08d}.npz")
     with np.load(final) as stored:

@@ -37,6 +37,7 @@ def _train(lab, runs_root, *extra):
 def test_run_writes_flags_checkpoints_logs_samples_and_resumes(tiny_lab, tmp_path):
     first = _train(tiny_lab, tmp_path, "--train_steps=3")
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "step 2/3: " in first.stderr and "images/s" in first.stderr  # progress lines without a terminal
     [run] = glob.glob(str(tmp_path / "tiny-*"))
     flagfile = open(os.path.join(run, "flags.txt")).read()
     assert "--train_steps=3" in flagfile and "--resume" not in flagfile
@@ -89,6 +90,7 @@ def test_dry_run_prints_configuration_and_counts_per_class_without_a_run_dir(tin
 def test_resuming_with_another_architecture_names_the_checkpoint(tiny_lab, tmp_path):
     first = _train(tiny_lab, tmp_path, "--train_steps=3")
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "step 2/3: " in first.stderr and "images/s" in first.stderr  # progress lines without a terminal
     [run] = glob.glob(str(tmp_path / "tiny-*"))
     wider = _train(tiny_lab, tmp_path, "--train_steps=6", f"--resume={run}", "--classifier_base_filters=8")
     assert wider.returncode == 1
