@@ -27,11 +27,10 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from legan_tf.data import splits
 from legan_tf.data.config import DataConfig
 from legan_tf.data.errors import DataError
-from legan_tf.data.shard_format import (BYTES_FEATURES, FLOAT_FEATURES, INT_FEATURES, METADATA_FILE,
-                                        read_metadata)
+from legan_tf.data.shard_format import (BYTES_FEATURES, FLOAT_FEATURES, INT_FEATURES, open_shards,
+                                        resplit_filters, stored_split_files)
 
 PREFETCH_BATCHES = 4
 # Evaluation order under tf.data interleaves this many shards one record at a time (pipeline.py).
@@ -314,19 +313,7 @@ class NumpySource:
 
     @classmethod
     def open(cls, config: DataConfig) -> "NumpySource":
-        metadata = read_metadata(config.data_path)
-        configured = {"expression": config.expression_names, "lighting": config.lighting_names}
-        for attribute, names in metadata["label_names"].items():
-            if tuple(names) != configured[attribute]:
-                raise DataError(
-                    f"{os.path.join(config.data_path, METADATA_FILE)}: the shards' {attribute} names "
-                    f"({', '.join(names)}) differ from the configured ones ({', '.join(configured[attribute]) or 'none'})"
-                    f"; pass --{attribute}_names")
-        if config.apply_mask and "mask" not in metadata["features"] and "depth" not in metadata["features"]:
-            raise DataError(f"{config.data_path}: apply_mask needs masks, and these shards have none")
-        files = [os.path.join(config.data_path, shard)
-                 for split in metadata["splits"].values() for shard in split["shards"]]
-        return cls(config, metadata, files, "all")
+        return cls(config, *open_shards(config), "all")
 
     # -- records -------------------------------------------------------------------------------------
 
@@ -420,25 +407,15 @@ class NumpySource:
         (TFRecordSource.split's rule, so both backends train and evaluate on the same examples)."""
         holdout_fraction = self.config.holdout_fraction if holdout_fraction is None else holdout_fraction
         seed = self.config.split_seed if seed is None else seed
-        stored = self.metadata["splits"]
-        if "test" in stored and self.split_name == "all" and self.record_filter is None:
-            if holdout_fraction not in (0.0, self.metadata["holdout_fraction"]):
-                raise DataError(
-                    f"{self.config.data_path}: the shards were split with holdout_fraction="
-                    f"{self.metadata['holdout_fraction']} by prepare_data; re-run prepare_data to "
-                    f"hold out {holdout_fraction}")
-            return tuple(NumpySource(self.config, self.metadata,
-                                     [os.path.join(self.config.data_path, s) for s in stored[name]["shards"]], name)
-                         for name in ("train", "test"))
-        index = self._index_columns()
-        train, test = splits.split_by_group(list(index["group"]), holdout_fraction, seed,
-                                            list(index["stratum"]) if self.stratified else None)
-        base = self.record_filter if self.record_filter is not None else np.ones(len(index["group"]), dtype=bool)
-        positions = np.flatnonzero(base)
+        if self.split_name == "all" and self.record_filter is None:
+            stored = stored_split_files(self.metadata, self.config.data_path, holdout_fraction)
+            if stored is not None:
+                return tuple(NumpySource(self.config, self.metadata, stored[name], name) for name in ("train", "test"))
+        base = self.record_filter if self.record_filter is not None else np.ones(len(self._all_spans()), dtype=bool)
+        filters = resplit_filters(self._filtered("group"), list(self._filtered("stratum")) if self.stratified else None,
+                                  base, holdout_fraction, seed)
         subsets = []
-        for name, chosen in (("train", train), ("test", test)):
-            record_filter = np.zeros_like(base)
-            record_filter[positions[chosen]] = True
+        for name, record_filter in zip(("train", "test"), filters):
             subset = NumpySource(self.config, self.metadata, self.files, name, record_filter)
             subset._spans, subset._index = self._spans, self._index
             subsets.append(subset)

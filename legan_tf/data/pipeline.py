@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from legan_tf.data import images, manifests, preprocess, splits, tfrecord
+from legan_tf.data import images, manifests, preprocess, shard_format, splits, tfrecord
 from legan_tf.data.config import DataConfig
 from legan_tf.data.errors import DataError, Fault, write_fault_report
 
@@ -308,19 +308,7 @@ class TFRecordSource(Source):
 
     @classmethod
     def open(cls, config: DataConfig) -> "TFRecordSource":
-        metadata = tfrecord.read_metadata(config.data_path)
-        configured = {"expression": config.expression_names, "lighting": config.lighting_names}
-        for attribute, names in metadata["label_names"].items():
-            if tuple(names) != configured[attribute]:
-                raise DataError(
-                    f"{os.path.join(config.data_path, tfrecord.METADATA_FILE)}: the shards' "
-                    f"{attribute} names ({', '.join(names)}) differ from the configured ones "
-                    f"({', '.join(configured[attribute]) or 'none'}); pass --{attribute}_names")
-        if config.apply_mask and "mask" not in metadata["features"] and "depth" not in metadata["features"]:
-            raise DataError(f"{config.data_path}: apply_mask needs masks, and these shards have none")
-        files = [os.path.join(config.data_path, shard)
-                 for split in metadata["splits"].values() for shard in split["shards"]]
-        return cls(config, metadata, files, "all")
+        return cls(config, *shard_format.open_shards(config), "all")
 
     def _index_columns(self) -> Dict[str, np.ndarray]:
         """Group, stratum and labels of every record in this source, read once in record order."""
@@ -372,28 +360,17 @@ class TFRecordSource(Source):
         another fraction is an error rather than a silent re-split across the stored one.
         """
         holdout_fraction, seed = self._resolve_split_args(holdout_fraction, seed)
-        stored = self.metadata["splits"]
-        if "test" in stored and self.split_name == "all" and self.record_filter is None:
-            if holdout_fraction not in (0.0, self.metadata["holdout_fraction"]):
-                raise DataError(
-                    f"{self.config.data_path}: the shards were split with holdout_fraction="
-                    f"{self.metadata['holdout_fraction']} by prepare_data; re-run prepare_data to "
-                    f"hold out {holdout_fraction}")
-            return tuple(
-                TFRecordSource(self.config, self.metadata,
-                               [os.path.join(self.config.data_path, s) for s in stored[name]["shards"]],
-                               name)
-                for name in ("train", "test"))
-        index = self._index_columns()
-        train, test = splits.split_by_group(list(index["group"]), holdout_fraction, seed,
-                                            list(index["stratum"]) if self.stratified else None)
+        if self.split_name == "all" and self.record_filter is None:
+            stored = shard_format.stored_split_files(self.metadata, self.config.data_path, holdout_fraction)
+            if stored is not None:
+                return tuple(TFRecordSource(self.config, self.metadata, stored[name], name) for name in ("train", "test"))
+        index = self._index_columns()  # this source's records, in order
         base = (self.record_filter if self.record_filter is not None
                 else np.ones(len(index["group"]), dtype=bool))
-        positions = np.flatnonzero(base)  # record positions of this source's examples
+        filters = shard_format.resplit_filters(index["group"], list(index["stratum"]) if self.stratified else None,
+                                               base, holdout_fraction, seed)
         subsets = []
-        for name, chosen in (("train", train), ("test", test)):
-            record_filter = np.zeros_like(base)
-            record_filter[positions[chosen]] = True
+        for name, record_filter in zip(("train", "test"), filters):
             subsets.append(TFRecordSource(self.config, self.metadata, self.files, name, record_filter))
         return tuple(subsets)
 

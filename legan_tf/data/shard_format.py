@@ -49,3 +49,50 @@ def read_metadata(directory: str) -> dict:
             if not os.path.isfile(os.path.join(directory, shard)):
                 raise DataError(f"{directory}: shard {shard} listed in {METADATA_FILE} is missing")
     return metadata
+
+
+def open_shards(config) -> tuple:
+    """(metadata, shard files of every split) of a prepare_data output, checked against the config:
+    the same label names, and masks where apply_mask needs them. Shared by both readers."""
+    metadata = read_metadata(config.data_path)
+    configured = {"expression": config.expression_names, "lighting": config.lighting_names}
+    for attribute, names in metadata["label_names"].items():
+        if tuple(names) != configured[attribute]:
+            raise DataError(
+                f"{os.path.join(config.data_path, METADATA_FILE)}: the shards' {attribute} names "
+                f"({', '.join(names)}) differ from the configured ones ({', '.join(configured[attribute]) or 'none'})"
+                f"; pass --{attribute}_names")
+    if config.apply_mask and "mask" not in metadata["features"] and "depth" not in metadata["features"]:
+        raise DataError(f"{config.data_path}: apply_mask needs masks, and these shards have none")
+    files = [os.path.join(config.data_path, shard) for split in metadata["splits"].values() for shard in split["shards"]]
+    return metadata, files
+
+
+def stored_split_files(metadata, data_path, holdout_fraction):
+    """{"train": files, "test": files} when prepare_data stored a held-out split, else None.
+
+    A stored split is used for holdout_fraction 0 or the stored fraction; asking for another is an
+    error rather than a silent re-split across the stored one."""
+    stored = metadata["splits"]
+    if "test" not in stored:
+        return None
+    if holdout_fraction not in (0.0, metadata["holdout_fraction"]):
+        raise DataError(f"{data_path}: the shards were split with holdout_fraction={metadata['holdout_fraction']} by "
+                        f"prepare_data; re-run prepare_data to hold out {holdout_fraction}")
+    return {name: [os.path.join(data_path, shard) for shard in stored[name]["shards"]] for name in ("train", "test")}
+
+
+def resplit_filters(groups, strata, base_filter, holdout_fraction, seed):
+    """(train, test) boolean filters over all records, splitting the records `base_filter` keeps by group."""
+    import numpy as np
+
+    from legan_tf.data import splits
+
+    train, test = splits.split_by_group(list(groups), holdout_fraction, seed, strata)
+    positions = np.flatnonzero(base_filter)
+    filters = []
+    for chosen in (train, test):
+        record_filter = np.zeros_like(base_filter)
+        record_filter[positions[chosen]] = True
+        filters.append(record_filter)
+    return filters
