@@ -30,7 +30,7 @@ from PIL import Image
 from legan_tf.data.config import DataConfig
 from legan_tf.data.errors import DataError
 from legan_tf.data.shard_format import (BYTES_FEATURES, FLOAT_FEATURES, INT_FEATURES, open_shards,
-                                        resplit_filters, stored_split_files)
+                                        record_count, resplit_filters, stored_split_files)
 
 PREFETCH_BATCHES = 4
 # Evaluation order under tf.data interleaves this many shards one record at a time (pipeline.py).
@@ -378,11 +378,7 @@ class NumpySource:
 
     @property
     def num_examples(self) -> int:
-        if self.record_filter is not None:
-            return int(self.record_filter.sum())
-        if self.split_name == "all":
-            return int(self.metadata["num_records"])
-        return int(self.metadata["splits"][self.split_name]["num_records"])
+        return record_count(self.metadata, self.split_name, self.record_filter)
 
     @property
     def groups(self) -> List[str]:

@@ -332,11 +332,7 @@ class TFRecordSource(Source):
 
     @property
     def num_examples(self) -> int:
-        if self.record_filter is not None:
-            return int(self.record_filter.sum())
-        if self.split_name == "all":
-            return int(self.metadata["num_records"])
-        return int(self.metadata["splits"][self.split_name]["num_records"])
+        return shard_format.record_count(self.metadata, self.split_name, self.record_filter)
 
     @property
     def groups(self) -> List[str]:

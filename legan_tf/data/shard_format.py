@@ -96,3 +96,12 @@ def resplit_filters(groups, strata, base_filter, holdout_fraction, seed):
         record_filter[positions[chosen]] = True
         filters.append(record_filter)
     return filters
+
+
+def record_count(metadata, split_name, record_filter) -> int:
+    """Records in a split of the shards, or in the subset `record_filter` keeps."""
+    if record_filter is not None:
+        return int(record_filter.sum())
+    if split_name == "all":
+        return int(metadata["num_records"])
+    return int(metadata["splits"][split_name]["num_records"])
