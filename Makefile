@@ -38,8 +38,10 @@ identity-lab: $(IDENTITY_LAB_DIR)/lab.json
 demo: $(STAMP) $(DEMO_LAB_DIR)/lab.json
 	$(PY) scripts/train.py --flagfile=$(DEMO_FLAGS) --export_to=serving/models
 
+# Two workers (pytest-xdist), a test file per worker at a time so a file's fixtures are built once:
+# most tests wait on subprocesses and single-threaded Python, so two cores run two files at once.
 test: $(STAMP)
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n 2 --dist loadfile
 
 clean-runs:
 	rm -rf runs
