@@ -4,7 +4,7 @@ Every loss, the gradient penalty, the label vectors and the GAN updates are writ
 `keras.ops` (legan_tf.losses, legan_tf.gan). Four things cannot be: how a gradient is taken
 (`apply_gradients`, `input_gradient`), where a replica sits in a data-parallel group
 (`replica_index`, `num_replicas`, `all_gather`), and how a stateless random draw is made
-(`stateless_uniform`). Each has one TensorFlow and one JAX branch here.
+(`stateless_uniform`, `stateless_normal`). Each has one TensorFlow and one JAX branch here.
 
 Under TensorFlow a step runs imperatively inside `tf.distribute`'s replica context: a
 GradientTape records the loss and the optimizer assigns the variables. Under JAX the project's
@@ -64,8 +64,8 @@ def _replica_context():
 def replica_index():
     """This replica's position in its tf.distribute sync group (0 outside one, and always under JAX)."""
     context = _replica_context()
-    if context is None:
-        return ops.convert_to_tensor(0, "int32")
+    if context is None or context.num_replicas_in_sync == 1:
+        return 0  # a Python int: shapes computed from it stay static (JAX needs them so)
     return ops.cast(context.replica_id_in_sync_group, "int32")
 
 
@@ -100,6 +100,21 @@ def stateless_uniform(shape, run_seed: int, stream_key: int, step):
 
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(run_seed), stream_key), ops.cast(step, "uint32"))
         return jax.random.uniform(key, shape, dtype="float32")
+    raise _unsupported()
+
+
+def stateless_normal(shape, run_seed: int, stream_key: int, step):
+    """N(0, 1) float32 draws keyed as `stateless_uniform`'s."""
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        seed = tf.stack([tf.cast(run_seed, tf.int64), tf.constant(stream_key * 2**32, tf.int64) + tf.cast(step, tf.int64)])
+        return tf.random.stateless_normal(shape, seed=seed)
+    if name() == "jax":
+        import jax
+
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(run_seed), stream_key), ops.cast(step, "uint32"))
+        return jax.random.normal(key, shape, dtype="float32")
     raise _unsupported()
 
 

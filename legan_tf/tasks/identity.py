@@ -20,10 +20,10 @@ from legan_tf.hparams import hparam
 from legan_tf.evaluation.identity_metrics import identity_metrics, nearest_neighbours
 from legan_tf.models.lightcnn import (PAPER_BLOCKS, PAPER_CHANNELS, IdentityEmbedder, LightCNN29v2,
                                       faces_to_lightcnn_input, load_identity_embedder, load_lightcnn_weights)
-from legan_tf.random_streams import Stream
+from legan_tf.data.degradations import random_degradations
+from legan_tf.gan.base import batch_size
 from legan_tf.tasks import base, register
 
-DEGRADATIONS = Stream("identity/degradations")
 # Sample grid: this many held-out faces, each with its nearest others in the sample batch.
 GRID_QUERIES = 8
 GRID_NEIGHBOURS = 5
@@ -72,10 +72,6 @@ class IdentityTask(base.Task):
         self.weights_path = hp.weights
         self.eval_examples = hp.eval_examples
         self.degrade = hp.degrade
-        if self.degrade and backend.name() != "tensorflow":
-            # The degradations are TensorFlow image ops (JPEG round trips among them) with no keras.ops twin.
-            raise ConfigError(f"--identity_degrade needs the TensorFlow backend; under {backend.name()} pass "
-                              "--noidentity_degrade (or train f under TensorFlow).")
         self.model_args = dict(input_size=hp.input_size or image_size, channels=hp.channels, num_blocks=hp.blocks,
                                embedding_dim=hp.embedding_dim, dropout=hp.dropout)
         try:
@@ -128,12 +124,8 @@ class IdentityTask(base.Task):
         """The step's random degradations, keyed by (seed, step) and the example's place in the global
         batch, so a resumed run repeats them and a run split over replicas degrades each face as one
         device would."""
-        import tensorflow as tf
-
-        from legan_tf.data.degradations import random_degradations
-
-        count = tf.shape(images)[0]
-        return random_degradations(images, DEGRADATIONS.seed(self.seed, self.optimizer.iterations),
+        count = batch_size(images)
+        return random_degradations(images, (self.seed, self.optimizer.iterations),
                                    offset=backend.replica_index() * count, total=self.global_batch_size)
 
     def train_step(self, batch):

@@ -32,6 +32,11 @@ def _fixed_uniform(shape, run_seed, stream_key, step):
     return ops.convert_to_tensor(np.random.default_rng(stream_key).uniform(size=shape).astype("float32"))
 
 
+def _fixed_normal(shape, run_seed, stream_key, step):
+    shape = [int(d) for d in (shape if not hasattr(shape, "numpy") else shape.numpy())]
+    return ops.convert_to_tensor(np.random.default_rng(stream_key).standard_normal(size=shape).astype("float32"))
+
+
 def _batch(task_name):
     rng = np.random.default_rng(0)
     batch = {"image": rng.uniform(-1, 1, (BATCH, SIZE, SIZE, 3)).astype("float32"),
@@ -75,7 +80,7 @@ def _task(task_name):
         return tasks.get_task_class("quality")(label_names={}, **common, base_filters=4, downsamples=3,
                                                dense_units=8)
     if task_name == "identity":
-        return tasks.get_task_class("identity")(label_names={}, **common, identities=(0, 1, 2), degrade=False,
+        return tasks.get_task_class("identity")(label_names={}, **common, identities=(0, 1, 2), degrade=True,
                                                 channels=(4, 8, 8, 8, 8), blocks=(1, 1, 1, 1), embedding_dim=8,
                                                 dropout=0.0, input_size=32)
     raise SystemExit(f"unknown task {task_name}")
@@ -99,7 +104,7 @@ DEVICES = int(os.environ.get("BACKEND_STEP_DEVICES", "1"))
 
 def main(folder, *task_names):
     os.environ["BACKEND_STEP_FOLDER"] = folder
-    backend.stateless_uniform = _fixed_uniform
+    backend.stateless_uniform, backend.stateless_normal = _fixed_uniform, _fixed_normal
     suffix = f"-{DEVICES}dev" if DEVICES > 1 else ""
     for task_name in task_names:
         one_step(task_name, os.path.join(folder, f"{task_name}-weights.npz"),
