@@ -1,0 +1,337 @@
+"""Edit the expression (and lighting) of every face in a photo with a trained generator: what
+`scripts/edit_photo.py` does (docs/edit_photo.md).
+
+Per photo: read it upright (EXIF), find every face (legan_tf.photos.faces), align each to the
+canonical crop at the generator's size, edit the crops in one batch, and paste each edit back into the
+full-resolution photo through the inverse alignment under a feathered mask. Pixels outside the masks
+are the input's, byte for byte (a lossy output format re-encodes them, of course).
+
+What is pasted is the edit's change, not the generator's picture: photo + upsampled (edited crop -
+crop). The photo keeps its own resolution, grain and colour where the generator changed nothing, and
+a 64 px generator does not turn a 300 px face into a blurred 64 px one. `paste="replace"` pastes the
+upsampled generated face instead.
+
+A model is a training run directory (generator.keras and labels.json) or a TF-Serving export written
+by scripts/export.py (a version folder, the model's folder of versions, or the serving root holding
+a single generator); `load_editor` opens either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import re
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from legan_tf.errors import ConfigError
+from legan_tf.photos import faces as face_tools
+
+# A photo with no face that can be edited: the scripts exit with this status, apart from bad input (1).
+NO_FACE_EXIT = 3
+PASTE_MODES = ("change", "replace")
+STRIP_CELL = 192
+STRIP_CONTEXT = 1.6
+
+
+class NoFaceError(Exception):
+    """The photo holds no face that can be edited; the message says what was found instead."""
+
+
+# --- models ----------------------------------------------------------------------------------------
+
+class Editor:
+    """A generator with its label names: aligned crops and target names in, edited crops out."""
+
+    label_names: Dict[str, tuple]
+    image_size: int
+    source: str
+
+    def edit(self, crops: np.ndarray, targets: Sequence[Mapping[str, str]]) -> np.ndarray:
+        """(B, S, S, 3) uint8 crops and one {attribute: name} per crop -> (B, S, S, 3) float32 in [0, 255]."""
+        raise NotImplementedError
+
+
+class KerasEditor(Editor):
+    def __init__(self, run_dir: str):
+        from legan_tf import export
+        from legan_tf.evaluation import run_io
+
+        path = os.path.join(run_dir, run_io.GENERATOR_FILE)
+        self.generator = run_io.load_model(path, "generator", "--model")
+        self.label_names = export.run_label_names(run_dir)
+        self.image_size = int(self.generator.image_size)
+        self.source = path
+        expected = int(getattr(self.generator, "num_labels", 0))
+        given = sum(len(names) for names in self.label_names.values())
+        if expected != given:
+            raise ConfigError(f"{path} takes {expected} labels but the run's label names give {given}")
+        if int(getattr(self.generator, "input_channels", 3)) != 3:
+            raise ConfigError(f"{path} takes {self.generator.input_channels} input channels; photos give RGB only")
+
+    def edit(self, crops, targets):
+        labels = np.concatenate([_one_hot(self.label_names, target)[None] for target in targets], axis=0)
+        images = crops.astype(np.float32) / 127.5 - 1.0
+        edited = np.asarray(self.generator((images, labels), training=False))
+        return (np.clip(edited, -1.0, 1.0) + 1.0) * 127.5
+
+
+def _one_hot(label_names: Mapping[str, Sequence[str]], target: Mapping[str, str]) -> np.ndarray:
+    groups = []
+    for attribute, names in label_names.items():
+        group = np.zeros(len(names), np.float32)
+        group[list(names).index(target[attribute])] = 1.0
+        groups.append(group)
+    return np.concatenate(groups)
+
+
+MODEL_CARD = os.path.join("assets", "model_card.md")
+
+
+class ServingEditor(Editor):
+    """A generator exported by scripts/export.py, called through its `serving_default` signature
+    (PNG faces and target names in, PNG faces out), as TF-Serving would call it."""
+
+    def __init__(self, version_dir: str):
+        import tensorflow as tf
+
+        self.label_names = _card_label_names(version_dir)
+        try:
+            loaded = tf.saved_model.load(version_dir)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"--model={version_dir}: cannot load the SavedModel ({error})") from None
+        signatures = loaded.signatures
+        if "serving_default" not in signatures or "translate" not in signatures:
+            raise ConfigError(f"--model={version_dir}: not a generator export (no serving_default and translate "
+                              "signatures); export one with scripts/export.py")
+        self._loaded = loaded   # the signatures need their object alive
+        self._function = signatures["serving_default"]
+        self.image_size = int(signatures["translate"].structured_input_signature[1]["images"].shape[1])
+        self.source = version_dir
+
+    def edit(self, crops, targets):
+        import tensorflow as tf
+
+        encoded = []
+        for crop in crops:
+            buffer = io.BytesIO()
+            Image.fromarray(crop).save(buffer, format="PNG")
+            encoded.append(buffer.getvalue())
+        inputs = {"images_bytes": tf.constant(encoded)}
+        for attribute in self.label_names:
+            inputs[attribute] = tf.constant([target[attribute] for target in targets])
+        outputs = self._function(**inputs)["images_bytes"].numpy()
+        return np.stack([np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.float32) for png in outputs])
+
+
+def _card_label_names(version_dir: str) -> Dict[str, tuple]:
+    """The label names in label-vector order, from the export's model card ("## Label names")."""
+    path = os.path.join(version_dir, MODEL_CARD)
+    if not os.path.isfile(path):
+        raise ConfigError(f"--model={version_dir}: no {MODEL_CARD}; export the generator with scripts/export.py")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    if "## Label names" not in text:
+        raise ConfigError(f"{path}: lists no label names; is this a generator export?")
+    names = {}
+    for line in text.split("## Label names", 1)[1].splitlines():
+        match = re.match(r"- (\w+): (.*)$", line.strip())
+        if match:
+            names[match.group(1)] = tuple(re.findall(r"`([^`]*)`", match.group(2)))
+    if not names:
+        raise ConfigError(f"{path}: lists no label names; is this a generator export?")
+    return names
+
+
+def _versions(folder: str) -> List[str]:
+    return sorted((entry for entry in os.listdir(folder)
+                   if entry.isdigit() and os.path.isfile(os.path.join(folder, entry, "saved_model.pb"))), key=int)
+
+
+def load_editor(model: str) -> Editor:
+    """A run directory or a serving export (version, model folder, or a serving root with one generator)."""
+    from legan_tf.evaluation import run_io
+
+    if not model or not os.path.isdir(model):
+        raise ConfigError(f"--model={model}: no such folder (give a training run directory or a serving export)")
+    if os.path.isfile(os.path.join(model, run_io.GENERATOR_FILE)):
+        return KerasEditor(model)
+    if os.path.isfile(os.path.join(model, "saved_model.pb")):
+        return ServingEditor(model)
+    versions = _versions(model)
+    if versions:
+        return ServingEditor(os.path.join(model, versions[-1]))
+    generators = []
+    for name in sorted(os.listdir(model)):
+        folder = os.path.join(model, name)
+        found = _versions(folder) if os.path.isdir(folder) else []
+        card = os.path.join(folder, found[-1], MODEL_CARD) if found else ""
+        if card and os.path.isfile(card):
+            with open(card, encoding="utf-8") as handle:
+                text = handle.read()
+            if "A generator exported" in text and "## Label names" in text:
+                generators.append(folder)
+    if len(generators) == 1:
+        return ServingEditor(os.path.join(generators[0], _versions(generators[0])[-1]))
+    if generators:
+        raise ConfigError(f"--model={model} holds several generators ({', '.join(map(os.path.basename, generators))}); "
+                          f"name one, e.g. --model={generators[0]}")
+    raise ConfigError(f"--model={model}: neither a training run directory (no {run_io.GENERATOR_FILE}) nor a "
+                      "serving export of a generator (no saved_model.pb, no numbered versions)")
+
+
+def resolve_targets(label_names: Mapping[str, Sequence[str]], expression: Optional[str], lighting: Optional[str],
+                    all_expressions: bool = False) -> List[Dict[str, str]]:
+    """The target of every edit: {attribute: name} for each attribute of the model; ConfigError naming the
+    known names for an unknown or missing one. With all_expressions, one target per expression."""
+    given = {"expression": expression, "lighting": lighting}
+    for attribute, value in given.items():
+        if value is None:
+            continue
+        if attribute not in label_names:
+            raise ConfigError(f"--{attribute}={value}: the model does not edit {attribute} (it takes "
+                              f"{', '.join(label_names)})")
+        if value not in label_names[attribute]:
+            raise ConfigError(f"--{attribute}={value}: unknown {attribute}; the model knows "
+                              f"{', '.join(label_names[attribute])}")
+    if all_expressions:
+        if "expression" not in label_names:
+            raise ConfigError("--all_expressions: the model does not edit the expression")
+        if expression is not None:
+            raise ConfigError("--all_expressions edits to every expression; leave out --expression")
+    unknown = [attribute for attribute in label_names if attribute not in given]
+    if unknown:
+        raise ConfigError(f"the model edits {', '.join(unknown)} too, which this tool has no flag for")
+    # No classifier tells a photo's own class, so every attribute the model has must be chosen; a
+    # silent default would change the face in a way nobody asked for.
+    for attribute, names in label_names.items():
+        if given[attribute] is None and not (attribute == "expression" and all_expressions):
+            hint = f" ({names[len(names) // 2]}, the middle one, is the face lab's near-frontal light)" \
+                if attribute == "lighting" else ""
+            raise ConfigError(f"the model edits {attribute} as well: pass --{attribute}=<name>, one of "
+                              f"{', '.join(names)}{hint}")
+    if all_expressions:
+        return [{**{a: given[a] for a in label_names if a != "expression"}, "expression": name}
+                for name in label_names["expression"]]
+    return [{attribute: given[attribute] for attribute in label_names}]
+
+
+# --- the photo -------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Edited:
+    photo: face_tools.Photo
+    faces: List[face_tools.Face]
+    alignments: List[face_tools.Alignment]
+    results: List[np.ndarray]        # one edited photo (H, W, 3) uint8 per target
+    skipped: List[str]
+
+
+def _grey(crops: np.ndarray) -> np.ndarray:
+    luma = crops.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(np.clip(np.round(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def edit_faces(editor: Editor, photo: face_tools.Photo, finder: face_tools.FaceFinder,
+               targets: Sequence[Mapping[str, str]], paste: str = "change", grey_model: bool = False,
+               name: str = "the photo") -> Edited:
+    """Every face of the photo edited to each target; NoFaceError when no face can be edited."""
+    if paste not in PASTE_MODES:
+        raise ConfigError(f"--paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
+    if grey_model and paste == "replace":
+        raise ConfigError("--grey_model pastes the change of brightness only; it cannot be used with --paste=replace")
+    found, skipped = finder(photo.rgb)
+    if not found:
+        height, width = photo.rgb.shape[:2]
+        why = f"; skipped: {'; '.join(skipped)}" if skipped else ""
+        raise NoFaceError(f"{name}: no face to edit in the {width}x{height} photo{why}")
+    alignments, crops = face_tools.align(photo.rgb, found, editor.image_size)
+    if grey_model:
+        crops = _grey(crops)
+    batch = np.concatenate([crops] * len(targets))
+    edited = editor.edit(batch, [target for target in targets for _ in found])
+    mask = face_tools.feather_mask(editor.image_size)
+    results = []
+    for index in range(len(targets)):
+        result = photo.rgb
+        for face, (alignment, crop) in enumerate(zip(alignments, crops)):
+            output = edited[index * len(found) + face]
+            if grey_model:
+                change = np.repeat(_grey_float(output - crop.astype(np.float32))[..., None], 3, axis=-1)
+            elif paste == "change":
+                change = output - crop.astype(np.float32)
+            else:
+                result = face_tools.paste(result, alignment, output, mask, replace=True)
+                continue
+            result = face_tools.paste(result, alignment, change, mask)
+        results.append(result)
+    return Edited(photo, found, alignments, results, skipped)
+
+
+def _grey_float(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def strip(edited: Edited, titles: Sequence[str], cell: int = STRIP_CELL, context: float = STRIP_CONTEXT) -> np.ndarray:
+    """A figure: a row per face, the photo's face then the face in each edited photo (upright, the
+    canonical crop widened `context` times around its centre, so the feathered edge shows, at `cell` px)."""
+    from legan_tf import visualize
+
+    def framed(alignment):
+        factor = cell / (alignment.size * context)
+        matrix = alignment.matrix * factor
+        matrix[:, 2] += cell / 2.0 - alignment.size / 2.0 * factor
+        return face_tools.Alignment(matrix, cell)
+
+    frames = [framed(alignment) for alignment in edited.alignments]
+    columns = [edited.photo.rgb] + list(edited.results)
+    cells = [np.stack([frame.crop(image) for frame in frames]) for image in columns]
+    return visualize.titled_mosaic(cells, ["photo", *titles], min_cell=cell)
+
+
+def edit_photo(model: str, input_path: str, output_path: str, expression: Optional[str] = None,
+               lighting: Optional[str] = None, all_expressions: bool = False, jpeg_quality: int = 95,
+               paste: str = "change", grey_model: bool = False, detector: str = "auto",
+               min_face_size: float = face_tools.MIN_FACE_SIZE, max_pixels: int = face_tools.MAX_PIXELS,
+               detect_max_side: int = face_tools.DETECT_MAX_SIDE, editor: Optional[Editor] = None) -> dict:
+    """Edits every face of the photo at input_path and writes output_path (module docstring).
+
+    With all_expressions the output is a strip instead: the faces, then one column per expression.
+    Returns what was done. Raises ConfigError (bad flag, model or photo) and NoFaceError.
+    """
+    if not 1 <= jpeg_quality <= 100:
+        raise ConfigError(f"--jpeg_quality must be in 1..100, got {jpeg_quality}")
+    face_tools.output_format(output_path)
+    if os.path.exists(output_path) and os.path.samefile(output_path, input_path):
+        raise ConfigError(f"--output={output_path} is the input photo; write the edit to another file")
+    photo = face_tools.load_photo(input_path, max_pixels)
+    editor = editor or load_editor(model)
+    targets = resolve_targets(editor.label_names, expression, lighting, all_expressions)
+    finder = face_tools.FaceFinder(detector, min_face_size=min_face_size, detect_max_side=detect_max_side)
+    edited = edit_faces(editor, photo, finder, targets, paste, grey_model, name=input_path)
+    if all_expressions:
+        figure = strip(edited, [target["expression"] for target in targets])
+        face_tools.save_photo(face_tools.Photo(figure, None, "RGB", None, None), figure, output_path, jpeg_quality)
+    else:
+        face_tools.save_photo(photo, edited.results[0], output_path, jpeg_quality)
+    height, width = photo.rgb.shape[:2]
+    return {"input": input_path, "output": output_path, "model": editor.source, "size": (width, height),
+            "faces": [face.describe() for face in edited.faces], "skipped": edited.skipped,
+            "targets": targets, "image_size": editor.image_size}
+
+
+def summary(outcome: dict) -> str:
+    targets = outcome["targets"]
+    what = ", ".join(f"{key}={value}" for key, value in targets[0].items()) if len(targets) == 1 else \
+        f"each of {len(targets)} expressions"
+    lines = [f"edited {len(outcome['faces'])} face(s) of {outcome['input']} ({outcome['size'][0]}x"
+             f"{outcome['size'][1]}) to {what} with {outcome['model']} ({outcome['image_size']} px)"]
+    lines += [f"  {face}" for face in outcome["faces"]]
+    if outcome["skipped"]:
+        lines.append(f"skipped {len(outcome['skipped'])} face(s):")
+        lines += [f"  {reason}" for reason in outcome["skipped"]]
+    lines.append(f"written to {outcome['output']}")
+    return "\n".join(lines)

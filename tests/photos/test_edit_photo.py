@@ -1,0 +1,260 @@
+"""scripts/edit_photo.py, scripts/align_faces.py and legan_tf.photos.faces on the face photos that ship in
+packages, with a tiny untrained generator (conftest's generator_file: 6 expressions x 4 lights, 32 px)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from legan_tf.data.errors import DataError
+from legan_tf.errors import ConfigError
+from legan_tf.photos import align_faces, edit_photo, faces, samples
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXPRESSIONS = ["neutral", "smile", "surprise", "squint", "disgust", "scream"]
+
+
+def _script(name, *args):
+    return subprocess.run([sys.executable, os.path.join(REPO, "scripts", name), *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def finder():
+    return faces.FaceFinder()
+
+
+@pytest.fixture(scope="module")
+def run_dir(generator_file):
+    return os.path.dirname(generator_file)
+
+
+@pytest.fixture(scope="module")
+def editor(run_dir):
+    return edit_photo.load_editor(run_dir)
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return samples.astronaut()
+
+
+@pytest.fixture(scope="module")
+def two_faces(astronaut):
+    """Two astronauts side by side (the second mirrored): 1024x512, faces about 90 px wide."""
+    return np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)
+
+
+def _edit(editor, tmp_path, image, name="photo.png", output="edited.png", **kwargs):
+    path = tmp_path / name
+    Image.fromarray(image).save(path)
+    kwargs.setdefault("expression", "smile")
+    kwargs.setdefault("lighting", "01")
+    outcome = edit_photo.edit_photo("", str(path), str(tmp_path / output), editor=editor, **kwargs)
+    return outcome, tmp_path / output
+
+
+def _face_region(shape, outcome_faces, finder, image, size):
+    """Where the feathered masks of the faces found in `image` are non-zero, in the photo's pixels."""
+    found, _ = finder(image)
+    region = np.zeros(shape[:2] + (3,), np.uint8)
+    for face in found:
+        alignment = faces.Alignment.of(face, size)
+        region = faces.paste(region, alignment, np.full((size, size, 3), 255.0), faces.feather_mask(size))
+    return region[..., 0] > 0
+
+
+# --- finding and aligning ---------------------------------------------------------------------------
+
+def test_the_astronaut_has_one_face_and_its_crop_lands_on_the_template(finder, astronaut):
+    found, skipped = finder(astronaut)
+    assert len(found) == 1 and skipped == []
+    assert 80 < found[0].width < 120
+    for size in (48, 128):
+        alignment = faces.Alignment.of(found[0], size)
+        landmarks = alignment.to_crop(found[0].landmarks)
+        template = faces.TEMPLATE_POINTS * size
+        # A least-squares fit of five points: the eyes sit within 3% of the side, all within 6% (3 px at 48).
+        assert np.abs(landmarks[:2] - template[:2]).max() < 0.03 * size
+        assert np.abs(landmarks - template).max() < 0.06 * size
+    # The crop's pixels agree with its geometry: the face found again in the 128 px crop has its landmarks
+    # where the transform put them.
+    crop = faces.Alignment.of(found[0], 128).crop(astronaut)
+    again, _ = finder(crop)
+    assert len(again) == 1
+    assert np.abs(again[0].landmarks - faces.Alignment.of(found[0], 128).to_crop(found[0].landmarks)).max() < 3
+
+
+def test_two_faces_side_by_side_are_both_found(finder, two_faces):
+    found, skipped = finder(two_faces)
+    assert len(found) == 2 and skipped == []
+    assert found[0].centre[0] < 512 < found[1].centre[0]
+
+
+def test_faces_are_found_on_a_downscaled_copy_but_placed_in_the_full_photo(finder, astronaut):
+    big = np.asarray(Image.fromarray(astronaut).resize((1536, 1536), Image.Resampling.BICUBIC))
+    found, _ = faces.FaceFinder(detect_max_side=256)(big)
+    reference, _ = finder(astronaut)
+    assert len(found) == 1
+    assert np.abs(found[0].landmarks - 3 * reference[0].landmarks).max() < 12   # 4 px of the original
+
+
+def test_a_face_under_min_face_size_is_a_counted_skip_not_an_edit(editor, tmp_path, astronaut):
+    small = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.Resampling.LANCZOS))  # a 48 px face
+    with pytest.raises(edit_photo.NoFaceError, match=r"no face to edit .* under --min_face_size=64 px"):
+        _edit(editor, tmp_path, small, min_face_size=64)
+    assert not (tmp_path / "edited.png").exists()
+
+
+# --- editing ----------------------------------------------------------------------------------------
+
+def test_two_faces_get_two_edits_and_nothing_else_changes(editor, finder, tmp_path, two_faces):
+    outcome, output = _edit(editor, tmp_path, two_faces)
+    assert len(outcome["faces"]) == 2
+    edited = np.asarray(Image.open(output))
+    assert edited.shape == two_faces.shape
+    changed = (edited != two_faces).any(axis=-1)
+    region = _face_region(two_faces.shape, outcome["faces"], finder, two_faces, editor.image_size)
+    assert not changed[~region].any()               # outside the feathered masks: the input, byte for byte
+    assert changed[:, :512].sum() > 1000 and changed[:, 512:].sum() > 1000   # each face edited
+    # The masks are faces, not the photo: together well under a tenth of it.
+    assert region.mean() < 0.1
+
+
+def test_replace_mode_and_the_grey_model_also_stay_inside_the_faces(editor, finder, tmp_path, astronaut):
+    region = _face_region(astronaut.shape, None, finder, astronaut, editor.image_size)
+    for options in ({"paste": "replace"}, {"grey_model": True}):
+        _, output = _edit(editor, tmp_path, astronaut, **options)
+        changed = (np.asarray(Image.open(output)) != astronaut).any(axis=-1)
+        assert changed.any() and not changed[~region].any(), options
+
+
+def test_exif_orientation_is_honoured(editor, tmp_path, astronaut):
+    # Stored on its side with orientation 6 ("rotate 90 degrees clockwise to view"), as a phone writes it.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(astronaut).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "sideways.png", exif=exif)
+    photo = faces.load_photo(str(tmp_path / "sideways.png"))
+    np.testing.assert_array_equal(photo.rgb, astronaut)
+    outcome = edit_photo.edit_photo("", str(tmp_path / "sideways.png"), str(tmp_path / "upright.png"),
+                                    expression="smile", lighting="01", editor=editor)
+    assert len(outcome["faces"]) == 1
+    with Image.open(tmp_path / "upright.png") as written:
+        assert written.size == (512, 512) and written.getexif().get(0x0112) is None
+
+
+def test_cmyk_jpeg_and_16_bit_png_are_converted(editor, finder, tmp_path, astronaut):
+    Image.fromarray(astronaut).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    photo = faces.load_photo(str(tmp_path / "cmyk.jpg"))
+    assert photo.mode == "CMYK" and photo.rgb.dtype == np.uint8
+    assert np.abs(photo.rgb.astype(int) - astronaut).mean() < 6
+    outcome = edit_photo.edit_photo("", str(tmp_path / "cmyk.jpg"), str(tmp_path / "cmyk_out.jpg"),
+                                    expression="surprise", lighting="02", jpeg_quality=80, editor=editor)
+    assert len(outcome["faces"]) == 1
+    with Image.open(tmp_path / "cmyk_out.jpg") as written:
+        assert written.format == "JPEG" and written.mode == "RGB" and written.size == (512, 512)
+
+    grey = np.asarray(Image.fromarray(astronaut).convert("L"))
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "grey16.png")
+    photo = faces.load_photo(str(tmp_path / "grey16.png"))
+    assert photo.mode.startswith("I")
+    np.testing.assert_array_equal(photo.rgb, np.repeat(grey[..., None], 3, axis=-1))
+    assert len(finder(photo.rgb)[0]) == 1
+
+
+def test_bad_photos_are_clear_errors(tmp_path):
+    (tmp_path / "notes.jpg").write_text("not an image")
+    with pytest.raises(faces.PhotoError, match="notes.jpg: not an image"):
+        faces.load_photo(str(tmp_path / "notes.jpg"))
+    Image.fromarray(np.zeros((512, 512, 3), np.uint8)).save(tmp_path / "big.png")
+    with pytest.raises(faces.PhotoError, match=r"big.png: 512x512 is 0.262 megapixels, over the 0.2 this tool reads"):
+        faces.load_photo(str(tmp_path / "big.png"), max_pixels=200_000)
+    # Past twice the cap Pillow's own bomb check fires on opening; the message is the same kind.
+    with pytest.raises(faces.PhotoError, match="big.png: over 0.01 megapixels, the most this tool reads"):
+        faces.load_photo(str(tmp_path / "big.png"), max_pixels=10_000)
+    with pytest.raises(ConfigError, match="--output=edited.xyz: give it an image extension"):
+        faces.output_format("edited.xyz")
+
+
+def test_names_are_checked_against_the_model(editor):
+    with pytest.raises(ConfigError, match="--expression=grin: unknown expression; the model knows "
+                       + ", ".join(EXPRESSIONS)):
+        edit_photo.resolve_targets(editor.label_names, "grin", "01")
+    with pytest.raises(ConfigError, match=r"edits lighting as well: pass --lighting=<name>, one of 00, 01, 02, 03"):
+        edit_photo.resolve_targets(editor.label_names, "smile", None)
+    targets = edit_photo.resolve_targets(editor.label_names, None, "03", all_expressions=True)
+    assert [t["expression"] for t in targets] == EXPRESSIONS and {t["lighting"] for t in targets} == {"03"}
+
+
+def test_all_expressions_writes_a_strip(editor, tmp_path, two_faces):
+    outcome, output = _edit(editor, tmp_path, two_faces, output="strip.png", expression=None, all_expressions=True)
+    with Image.open(output) as strip:
+        width, height = strip.size
+    cell = edit_photo.STRIP_CELL
+    assert len(outcome["targets"]) == 6
+    assert 7 * cell <= width < 7 * cell + 100 and 2 * cell <= height < 2 * cell + 60   # 2 faces x (photo + 6)
+
+
+def test_a_serving_export_edits_like_the_run(editor, run_dir, tmp_path, astronaut):
+    from legan_tf import export
+
+    serving = tmp_path / "serving"
+    export.export_model(editor.generator, "generator", str(serving), "stargan", editor.label_names)
+    served = edit_photo.load_editor(str(serving))       # the root: its one generator, highest version
+    assert isinstance(served, edit_photo.ServingEditor)
+    assert served.label_names == editor.label_names and served.image_size == editor.image_size
+    found, _ = faces.FaceFinder()(astronaut)
+    _, crops = faces.align(astronaut, found, editor.image_size)
+    targets = [{"expression": "scream", "lighting": "03"}]
+    # The serving signature answers in PNG: within rounding of the Keras model's floats.
+    assert np.abs(served.edit(crops, targets) - editor.edit(crops, targets)).max() <= 1.0
+
+
+# --- the scripts ------------------------------------------------------------------------------------
+
+def test_the_script_edits_and_exits_3_without_a_face(run_dir, tmp_path, astronaut):
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.jpg", quality=92)
+    Image.fromarray(skimage.data.coins()).save(tmp_path / "coins.png")
+    result = _script("edit_photo.py", f"--model={run_dir}", f"--input={tmp_path / 'coins.png'}",
+                     "--expression=smile", "--lighting=00", f"--output={tmp_path / 'out.png'}")
+    assert result.returncode == edit_photo.NO_FACE_EXIT == 3
+    assert f"error: {tmp_path / 'coins.png'}: no face to edit in the 384x303 photo" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out.png").exists()
+    result = _script("edit_photo.py", f"--model={run_dir}", f"--input={tmp_path / 'astronaut.jpg'}",
+                     "--expression=grin", "--lighting=00", f"--output={tmp_path / 'out.png'}")
+    assert result.returncode == 1
+    assert "error: --expression=grin: unknown expression; the model knows neutral, smile" in result.stderr
+
+
+def test_align_faces_keeps_class_folders_and_reports_skips(tmp_path, astronaut, two_faces):
+    photos = tmp_path / "photos"
+    (photos / "happy").mkdir(parents=True)
+    (photos / "neutral").mkdir()
+    Image.fromarray(astronaut).save(photos / "happy" / "astronaut.jpg", quality=92)
+    Image.fromarray(samples.grace_hopper()).save(photos / "neutral" / "hopper.png")
+    Image.fromarray(two_faces).save(photos / "happy" / "pair.png")
+    Image.fromarray(skimage.data.coins()).save(photos / "neutral" / "coins.png")
+    (photos / "neutral" / "readme.txt").write_text("not a photo")
+    output = tmp_path / "aligned"
+    result = _script("align_faces.py", f"--input_dir={photos}", f"--output_dir={output}", "--size=48", "--grey",
+                     "--noprogress_bar")
+    assert result.returncode == 0, result.stderr
+    assert "aligned 2 of 4 photos" in result.stdout and "skipped 3 files" in result.stdout
+    with Image.open(output / "happy" / "astronaut.png") as crop:
+        assert crop.size == (48, 48) and crop.mode == "L"
+    assert (output / "neutral" / "hopper.png").is_file()
+    report = json.loads((output / "align_faces.json").read_text())
+    faults = {item["path"]: item["fault"] for item in report["skipped_files"]}
+    assert faults[os.path.join("happy", "pair.png")].startswith("2 faces found")
+    assert faults[os.path.join("neutral", "coins.png")] == "no face found"
+    assert faults[os.path.join("neutral", "readme.txt")].startswith("not an image file")
+    # Nothing usable at all is an error, as for make_depth.
+    (tmp_path / "empty" / "x").mkdir(parents=True)
+    Image.fromarray(skimage.data.coins()).save(tmp_path / "empty" / "x" / "coins.png")
+    with pytest.raises(DataError, match="no photo could be used"):
+        align_faces.align_folder(str(tmp_path / "empty"), str(tmp_path / "out2"), progress=False)
