@@ -3,6 +3,11 @@
   python scripts/prepare_data.py --data_format=multipie --data_path=data/manifest.csv \
       --output_dir=data/multipie_tfr --num_shards=8 --holdout_fraction=0.2 [--on_error=skip]
 
+Real datasets as published keep their own layout and split through flagfiles (docs/real_data.md):
+
+  python scripts/prepare_data.py --flagfile=configs/fer2013_data.flags   # train, test, validation
+  python scripts/prepare_data.py --flagfile=configs/ckplus_data.flags    # subject-disjoint 20%
+
 Every entry is validated first; under --on_error=fail the first bad entry is printed (one line)
 and nothing is written. --dry_run validates and prints the dataset summary only.
 """

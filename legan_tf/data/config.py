@@ -59,7 +59,9 @@ class DataConfig:
     # file name"): regular expressions searched in each file's path relative to data_path.
     exclude_pattern: str = ""     # matching files are left out (e.g. augmented copies)
     group_pattern: str = ""       # its first capture group is the file's subject (subject-disjoint splits)
-    split_pattern: str = ""       # named groups (?P<train>...) and (?P<test>...): the dataset's own split
+    # Named groups (?P<train>...), (?P<test>...) and optionally (?P<validation>...): the dataset's own
+    # split. Training reads train and test; validation is stored beside them (Source.stored_split).
+    split_pattern: str = ""
 
     def __post_init__(self):
         # Accept lists from callers (flags give lists) but store tuples so the config stays hashable.
@@ -116,10 +118,8 @@ class DataConfig:
             if name == "group_pattern" and compiled.groups < 1:
                 raise DataError(f"group_pattern={pattern!r} needs a capture group: the part of the file name that "
                                 "names the subject, e.g. '(S\\d+)_'")
-            if name == "split_pattern" and "test" not in compiled.groupindex:
-                raise DataError(f"split_pattern={pattern!r} needs a named group (?P<test>...) for the held-out "
-                                "files (and (?P<train>...) for the training files), e.g. "
-                                "'(?P<train>Training_)|(?P<test>PrivateTest_)'")
+            if name == "split_pattern":
+                _check_split_groups(pattern, compiled)
         if self.split_pattern and self.holdout_fraction:
             raise DataError(f"give split_pattern (the dataset's own split) or holdout_fraction={self.holdout_fraction} "
                             "(a random split by group), not both")
@@ -132,6 +132,23 @@ class DataConfig:
         if self.data_format == "csv":
             return "lighting" in self.label_columns
         return False
+
+
+SPLIT_PATTERN_GROUPS = ("train", "validation", "test")
+SPLIT_PATTERN_EXAMPLE = "'(?P<train>Training_)|(?P<validation>PublicTest_)|(?P<test>PrivateTest_)'"
+
+
+def _check_split_groups(pattern: str, compiled: "re.Pattern") -> None:
+    """A split pattern names its sides by named groups: train and test, and validation if it likes."""
+    unknown = sorted(set(compiled.groupindex) - set(SPLIT_PATTERN_GROUPS))
+    if unknown:
+        # A misspelt side (e.g. `valid`) would otherwise leave its files out without a word.
+        raise DataError(f"split_pattern={pattern!r} has a named group {unknown[0]!r}; the named groups are "
+                        f"{', '.join(SPLIT_PATTERN_GROUPS)}, e.g. {SPLIT_PATTERN_EXAMPLE}")
+    for side, role in (("test", "the held-out files"), ("train", "the training files")):
+        if side not in compiled.groupindex:
+            raise DataError(f"split_pattern={pattern!r} needs a named group (?P<{side}>...) for {role}, "
+                            f"e.g. {SPLIT_PATTERN_EXAMPLE}")
 
 
 def _as_names(attribute: str, names: Sequence[str]) -> Tuple[str, ...]:

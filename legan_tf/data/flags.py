@@ -87,15 +87,18 @@ def define_data_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string(
         "exclude_pattern", "", "data_format=folder: leave out files whose path (relative to --data_path) matches "
         "this regular expression, e.g. FER2013's augmented copies: '\\.jpg\\d+\\.jpg$'. They are counted, "
-        "not reported as faults.", flag_values=flag_values)
+        "not reported as faults; a pattern that matches no file is an error.", flag_values=flag_values)
     flags.DEFINE_string(
         "group_pattern", "", "data_format=folder: a regular expression whose first capture group, searched in "
         "each path, names the file's subject, so splits keep a subject's faces together (CK+: '(S\\d+)_'). "
-        "A file it does not match is a fault.", flag_values=flag_values)
+        "A file it does not match is a fault; a pattern that matches no file is an error.",
+        flag_values=flag_values)
     flags.DEFINE_string(
         "split_pattern", "", "data_format=folder: the dataset's own split instead of --holdout_fraction: a "
-        "regular expression with named groups train and test, searched in each path; files matching "
-        "neither are left out (counted). FER2013: '(?P<train>Training_)|(?P<test>PrivateTest_)'.",
+        "regular expression with named groups train and test (and optionally validation), searched in each "
+        "path; files matching none are left out (counted). Training reads train and test; prepare_data "
+        "stores validation beside them. FER2013: "
+        "'(?P<train>Training_)|(?P<validation>PublicTest_)|(?P<test>PrivateTest_)'.",
         flag_values=flag_values)
 
 

@@ -58,9 +58,10 @@ class ParsedData:
     group_kind: str
     label_names: Dict[str, Tuple[str, ...]]
     faults: List[Fault]
-    # Files left out on purpose (--exclude_pattern, or matching neither side of --split_pattern).
+    # Files left out on purpose (--exclude_pattern, or matching no side of --split_pattern).
     excluded: int = 0
-    # Per entry, "train" or "test" when --split_pattern gives the dataset's own split; else None.
+    # Per entry, "train", "validation" or "test" when --split_pattern gives the dataset's own split;
+    # else None.
     split_of: Optional[List[str]] = None
 
 
@@ -359,12 +360,20 @@ def _class_folders(root: str, names: Sequence[str]) -> List[str]:
     return found
 
 
+# The sides --split_pattern may name; when several of its groups match one path, the first of these wins.
+SPLIT_SIDES = ("test", "validation", "train")
+
+
 def _select_by_name(items, config, origin):
     """Applies --exclude_pattern and --split_pattern: (kept items, how many left out, split per path or None)."""
     excluded = 0
     if config.exclude_pattern:
         pattern = re.compile(config.exclude_pattern)
         kept = [item for item in items if not pattern.search(item[0])]
+        if len(kept) == len(items):
+            # A typo here would silently train on what it was meant to leave out.
+            raise DataError(f"{origin}: --exclude_pattern={config.exclude_pattern!r} matches none of its "
+                            f"{len(items)} files (e.g. {items[0][0]!r}); fix it or leave it out")
         excluded, items = len(items) - len(kept), kept
     split_of = None
     if config.split_pattern:
@@ -372,27 +381,35 @@ def _select_by_name(items, config, origin):
         split_of, kept = {}, []
         for item in items:
             match = pattern.search(item[0])
-            side = next((name for name in ("test", "train") if match and match.groupdict().get(name) is not None),
-                        None)
+            side = next((name for name in SPLIT_SIDES if match and match.groupdict().get(name) is not None), None)
             if side is None:
                 excluded += 1
                 continue
             split_of[item[0]] = side
             kept.append(item)
+        if not kept and items:
+            raise DataError(f"{origin}: --split_pattern={config.split_pattern!r} matches none of its "
+                            f"{len(items)} files (e.g. {items[0][0]!r})")
         items = kept
-        if not any(side == "test" for side in split_of.values()):
-            raise DataError(f"{origin}: --split_pattern={config.split_pattern!r} puts no file in the test split")
+        for side in ("train", "test"):
+            if items and not any(value == side for value in split_of.values()):
+                raise DataError(f"{origin}: --split_pattern={config.split_pattern!r} puts no file in the {side} split")
     if not items:
         raise DataError(f"{origin}: every file was left out by --exclude_pattern / --split_pattern")
     return items, excluded, split_of
 
 
 def _groups_by_name(items, config, origin):
+    """Subject per path from --group_pattern's first capture group (None where it finds none)."""
     pattern = re.compile(config.group_pattern)
     groups = {}
     for relative, _ in items:
         match = pattern.search(relative)
         groups[relative] = match.group(1) if match and match.group(1) else None
+    if items and not any(groups.values()):
+        # One line for the whole mistake instead of a fault per file.
+        raise DataError(f"{origin}: --group_pattern={config.group_pattern!r} finds a subject in none of its "
+                        f"{len(items)} files (e.g. {items[0][0]!r})")
     return groups
 
 

@@ -62,6 +62,11 @@ class Source:
               seed: Optional[int] = None) -> Tuple["Source", "Source"]:
         raise NotImplementedError
 
+    def stored_split(self, name: str) -> "Source":
+        """One split the data defines itself (--split_pattern, or prepare_data's shards) by name,
+        including a validation split, which split() and so training never read."""
+        raise DataError(f"{self.config.data_path}: the {self.data_format} data has no stored splits")
+
     def _encoded_dataset(self, training: bool, seed: int,
                          input_context: Optional[tf.distribute.InputContext]) -> tf.data.Dataset:
         """This input pipeline's share of the examples in encoded form (file bytes, labels)."""
@@ -213,13 +218,27 @@ class ManifestSource(Source):
         """Whether the data names its own train/test split (--split_pattern)."""
         return self._parsed.split_of is not None
 
+    @property
+    def own_split_names(self) -> Tuple[str, ...]:
+        """The sides of the data's own split that hold files: train, validation, test (or none)."""
+        if not self.predefined_split:
+            return ()
+        present = set(self._parsed.split_of)
+        return tuple(name for name in ("train", "validation", "test") if name in present)
+
+    def stored_split(self, name):
+        if name not in self.own_split_names:
+            have = ", ".join(self.own_split_names) or "none (give --split_pattern)"
+            raise DataError(f"{self._parsed.origin}: no {name!r} split of its own (its splits: {have})")
+        sides = np.asarray([self._parsed.split_of[i] for i in self.indices])
+        return ManifestSource(self.config, self._parsed, self.indices[sides == name], name)
+
     def split(self, holdout_fraction=None, seed=None):
         """(train, test) split by group, stratified by generator when the data has one; or the data's
         own split when --split_pattern gives one."""
         if self.predefined_split:
-            sides = np.asarray([self._parsed.split_of[i] for i in self.indices])
-            return (ManifestSource(self.config, self._parsed, self.indices[sides == "train"], "train"),
-                    ManifestSource(self.config, self._parsed, self.indices[sides == "test"], "test"))
+            # A validation side (FER2013's PublicTest) is in neither: training keeps to train and test.
+            return self.stored_split("train"), self.stored_split("test")
         holdout_fraction, seed = self._resolve_split_args(holdout_fraction, seed)
         strata = self._parsed.strata
         train, test = splits.split_by_group(
@@ -269,8 +288,9 @@ class ManifestSource(Source):
             lines.append(f"left out by --exclude_pattern / --split_pattern: {self._parsed.excluded} files")
         if self.predefined_split:
             sides = [self._parsed.split_of[i] for i in self.indices]
-            lines.append(f"the data's own split (--split_pattern): train {sides.count('train')}, "
-                         f"test {sides.count('test')}")
+            lines.append("the data's own split (--split_pattern): " + ", ".join(
+                f"{name} {sides.count(name)}" for name in ("train", "validation", "test") if name in sides)
+                + ("; training reads train and test only" if "validation" in sides else ""))
         columns = self._parsed.columns
         if "mean" in columns:
             means = np.asarray(columns["mean"])[self.indices]
@@ -370,6 +390,17 @@ class TFRecordSource(Source):
             subsets.append(TFRecordSource(self.config, self.metadata, self.files, name, record_filter))
         return tuple(subsets)
 
+    def stored_split(self, name):
+        stored = self.metadata["splits"]
+        if name not in stored:
+            raise DataError(f"{self.config.data_path}: no stored {name!r} split among the shards "
+                            f"(stored: {', '.join(stored)})")
+        if self.split_name != "all" or self.record_filter is not None:
+            raise DataError(f"{self.config.data_path}: stored_split({name!r}) reads the opened shards, "
+                            f"not their {self.split_name} part")
+        return TFRecordSource(self.config, self.metadata,
+                              [os.path.join(self.config.data_path, shard) for shard in stored[name]["shards"]], name)
+
     def _encoded_dataset(self, training, seed, input_context):
         pipelines = input_context.num_input_pipelines if input_context is not None else 1
         if self.record_filter is None and len(self.files) >= pipelines:
@@ -390,8 +421,13 @@ class TFRecordSource(Source):
                            num_parallel_calls=AUTOTUNE)
 
     def _extra_summary_lines(self):
-        return [f"shards: {len(self.files)}",
-                f"skipped when the shards were written: {self.metadata['skipped']}"]
+        lines = []
+        if self.split_name == "all" and self.record_filter is None:
+            # Training reads train and test only; a stored validation split is for stored_split().
+            lines.append("stored splits: " + ", ".join(
+                f"{name} {split['num_records']}" for name, split in self.metadata["splits"].items()))
+        return lines + [f"shards: {len(self.files)}",
+                        f"skipped when the shards were written: {self.metadata['skipped']}"]
 
 
 def open_source(config: DataConfig) -> Source:

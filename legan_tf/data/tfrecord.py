@@ -142,7 +142,8 @@ def write_tfrecords(source, output_dir: str, num_shards: int, holdout_fraction: 
                     seed: int) -> WriteResult:
     """Writes a validated manifest/folder source as shards + dataset.json (+ skipped.csv).
 
-    With holdout_fraction > 0 the records are split by group into train-* and test-* shards;
+    With holdout_fraction > 0 the records are split by group into train-* and test-* shards; with
+    the data's own split (--split_pattern) into train-*, test-* and, when it has one, validation-*;
     otherwise all go to train-*. Records are shuffled (seeded) across shards so every shard holds
     a mix of classes.
     """
@@ -153,6 +154,10 @@ def write_tfrecords(source, output_dir: str, num_shards: int, holdout_fraction: 
     own_split = getattr(source, "predefined_split", False)
     splits = dict(zip(("train", "test"), source.split(holdout_fraction, seed))) \
         if holdout_fraction > 0 or own_split else {"train": source}
+    if own_split and "validation" in source.own_split_names:
+        # Stored beside train and test so it stays available (Source.stored_split); readers' split(),
+        # and so training, return train and test only.
+        splits["validation"] = source.stored_split("validation")
     rng = np.random.default_rng(seed)
     plans = []  # (split, final shard name, partial path, record indices)
     for split_name, split in splits.items():

@@ -1,43 +1,65 @@
 """Real expression datasets as they are published, through the folder reader and prepare_data:
-FER2013's split folders, file-name splits and augmented copies, CK+'s subjects in file names."""
+FER2013's split folders, file-name splits (train, validation, test) and augmented copies, CK+'s
+subjects in file names; and the shipped flagfiles (configs/fer2013_data.flags, ckplus_data.flags)
+read literally, as a user runs them."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from absl import flags
 from PIL import Image
 
-from legan_tf.data import DataConfig, DataError, open_source
+from legan_tf.data import DataConfig, DataError, data_config_from_flags, define_data_flags, open_source
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FER_ALL_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 FER_CLASSES = ("angry", "disgust", "happy")
 FER_SPLITS = (("train", "Training"), ("validation", "PublicTest"), ("test", "PrivateTest"))
 FER_COPIES = r"\.jpg\d+\.jpg$"
-FER_SPLIT = r"(?P<train>Training_)|(?P<test>PrivateTest_)"
+FER_SPLIT = r"(?P<train>Training_)|(?P<validation>PublicTest_)|(?P<test>PrivateTest_)"
+CK_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 
 
-def _grey_jpeg(path, seed):
+def _grey_image(path, seed):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     pixels = np.random.default_rng(seed).integers(0, 255, (48, 48), dtype=np.uint8)
-    Image.fromarray(pixels).save(path)  # mode L: grey, as FER2013's files are
+    Image.fromarray(pixels).save(path)  # mode L: grey, as FER2013's and CK+48's files are
+
+
+def _paths(source, part):
+    return [os.path.basename(path) for path in np.asarray(source.all_columns["image"])[part.indices]]
 
 
 @pytest.fixture
 def fer(tmp_path):
-    """FER2013's published layout: <split>/<class>/<Prefix>_<n>.jpg, and disgust's augmented copies
-    named <original>.jpg<k>.jpg beside the originals."""
+    """FER2013's published layout: <split>/<class>/<Usage>_<n>.jpg, grey JPEGs, and disgust's augmented
+    copies named <original>.jpg<k>.jpg beside the originals (so `Training_5.jpg3.jpg`)."""
     root, seed = tmp_path / "fer2013", 0
     for folder, prefix in FER_SPLITS:
         for expression in FER_CLASSES:
-            for index in range(3):
+            for _ in range(3):
                 seed += 1
-                _grey_jpeg(str(root / folder / expression / f"{prefix}_{seed}.jpg"), seed)
+                _grey_image(str(root / folder / expression / f"{prefix}_{seed}.jpg"), seed)
             if expression == "disgust":
-                for copy in range(2):
-                    _grey_jpeg(str(root / folder / expression / f"{prefix}_{seed}.jpg{copy}.jpg"), 1000 + seed + copy)
+                for copy in (0, 3):
+                    _grey_image(str(root / folder / expression / f"{prefix}_{seed}.jpg{copy}.jpg"), 1000 + seed + copy)
+    return root
+
+
+@pytest.fixture
+def ck(tmp_path):
+    """CK+48's layout: <class>/S<subject>_<sequence>_<frame>.png, grey PNGs, 6 subjects."""
+    root = tmp_path / "CK+48"
+    for subject in range(1, 7):
+        for expression in ("anger", "happy"):
+            for frame in range(3):
+                name = f"S{subject:03d}_00{frame}_0000001{frame}.png"
+                _grey_image(str(root / expression / name), subject * 10 + frame)
     return root
 
 
@@ -48,17 +70,33 @@ def _fer_config(root, **overrides):
     return DataConfig("folder", str(root), **settings)
 
 
-def test_fer2013_keeps_its_own_split_and_leaves_out_the_copies(fer):
+def test_fer2013_keeps_its_own_three_splits_and_leaves_out_the_copies(fer):
     source = open_source(_fer_config(fer))
+    assert source.num_examples == 27  # 3 splits x 3 classes x 3 originals: grey JPEGs accepted
     train, test = source.split()
-    assert (train.num_examples, test.num_examples) == (9, 9)  # 3 classes x 3 originals; validation left out
-    assert all("/Training_" in path for path in np.asarray(source.all_columns["image"])[train.indices])
-    assert all("/PrivateTest_" in path for path in np.asarray(source.all_columns["image"])[test.indices])
-    assert not any(".jpg0" in path or ".jpg1" in path for path in source.all_columns["image"])
+    validation = source.stored_split("validation")
+    assert (train.num_examples, validation.num_examples, test.num_examples) == (9, 9, 9)
+    assert all(name.startswith("Training_") for name in _paths(source, train))
+    assert all(name.startswith("PrivateTest_") for name in _paths(source, test))
+    assert all(name.startswith("PublicTest_") for name in _paths(source, validation))
+    assert not any(".jpg0" in path or ".jpg3" in path for path in source.all_columns["image"])
     assert train.class_counts()["expression"] == {"angry": 3, "disgust": 3, "happy": 3}
     summary = source.summary()
-    assert "left out by --exclude_pattern / --split_pattern: 15 files" in summary  # 6 copies + 9 PublicTest
-    assert "train 9, test 9" in summary
+    assert "left out by --exclude_pattern / --split_pattern: 6 files" in summary  # the 6 copies
+    assert "train 9, validation 9, test 9; training reads train and test only" in summary
+
+
+def test_without_a_validation_group_publictest_is_left_out(fer):
+    source = open_source(_fer_config(fer, split_pattern=r"(?P<train>Training_)|(?P<test>PrivateTest_)"))
+    assert [part.num_examples for part in source.split()] == [9, 9]
+    assert "left out by --exclude_pattern / --split_pattern: 15 files" in source.summary()  # 6 copies + 9
+    with pytest.raises(DataError, match="no 'validation' split of its own \\(its splits: train, test\\)"):
+        source.stored_split("validation")
+
+
+def test_publictest_can_be_the_held_out_split_instead(fer):
+    source = open_source(_fer_config(fer, split_pattern=r"(?P<train>Training_)|(?P<test>PublicTest_)"))
+    assert all(name.startswith("PublicTest_") for name in _paths(source, source.split()[1]))
 
 
 def test_without_the_exclusion_the_copies_are_read(fer):
@@ -66,41 +104,66 @@ def test_without_the_exclusion_the_copies_are_read(fer):
     assert source.split()[0].class_counts()["expression"]["disgust"] == 5
 
 
-def test_prepare_data_stores_the_datasets_split(fer, tmp_path):
+def test_the_shipped_fer_flagfile_prepares_the_three_splits(fer, tmp_path):
+    """The documented command, its regular expressions read literally from the flagfile."""
     output = tmp_path / "shards"
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "scripts", "prepare_data.py"), "--data_format=folder",
-         f"--data_path={fer}", f"--expression_names={','.join(FER_CLASSES)}", "--convert_color",
-         f"--exclude_pattern={FER_COPIES}", f"--split_pattern={FER_SPLIT}", f"--output_dir={output}",
-         "--num_shards=2"], capture_output=True, text=True, timeout=300)
+        [sys.executable, os.path.join(REPO, "scripts", "prepare_data.py"),
+         f"--flagfile={os.path.join(REPO, 'configs', 'fer2013_data.flags')}", f"--data_path={fer}",
+         f"--output_dir={output}", "--num_shards=2"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "validation: 9 records" in result.stdout
     metadata = json.load(open(output / "dataset.json"))
-    assert {name: split["num_records"] for name, split in metadata["splits"].items()} == {"train": 9, "test": 9}
-    stored = open_source(DataConfig("tfrecord", str(output), image_size=48, expression_names=FER_CLASSES,
+    assert {name: split["num_records"] for name, split in metadata["splits"].items()} == {
+        "train": 9, "test": 9, "validation": 9}
+    assert metadata["num_records"] == 27
+    stored = open_source(DataConfig("tfrecord", str(output), image_size=48, expression_names=FER_ALL_CLASSES,
                                     lighting_names=()))
-    assert [part.num_examples for part in stored.split()] == [9, 9]
+    # Training's call: the stored train and test (PrivateTest); validation stays out of both.
+    train, test = stored.split(0.0, 0)
+    assert (train.num_examples, test.num_examples) == (9, 9)
+    validation = stored.stored_split("validation")
+    assert validation.num_examples == 9 and validation.class_counts()["expression"]["disgust"] == 3
+    # Without --group_pattern a folder file's group is its path under the root.
+    assert all(group.startswith("validation/") and "/PublicTest_" in group for group in validation.groups)
+    assert all("/PrivateTest_" in group for group in test.groups)
+    assert "stored splits: train 9, test 9, validation 9" in stored.summary()
+    with pytest.raises(DataError, match="reads the opened shards, not their train part"):
+        train.stored_split("validation")
+    batch = next(iter(test.dataset(4, training=False, repeat=False)))
+    assert batch["image"].shape == (4, 48, 48, 3)  # grey repeated to RGB
 
 
-def test_ck_plus_subjects_come_from_the_file_names(tmp_path):
-    root = tmp_path / "CK+48"
-    for subject in range(1, 7):
-        for expression in ("anger", "happy"):
-            for frame in range(3):
-                path = root / expression / f"S{subject:03d}_00{frame}_0000001{frame}.png"
-                _grey_jpeg(str(path), subject * 10 + frame)
-    config = DataConfig("folder", str(root), expression_names=("anger", "happy"), lighting_names=(),
-                        convert_color=True, image_size=48, group_pattern=r"(S\d+)_", holdout_fraction=0.34)
-    source = open_source(config)
-    assert source.group_kind == "subject" and len(set(source.groups)) == 6
+def _flagfile_config(name, data_path):
+    """DataConfig from a shipped prepare_data flagfile, parsed as absl parses it (no shell)."""
+    values = flags.FlagValues()
+    define_data_flags(values)
+    flags.DEFINE_string("output_dir", None, "", flag_values=values)
+    flags.DEFINE_integer("num_shards", 4, "", flag_values=values)
+    values(["prog", f"--flagfile={os.path.join(REPO, 'configs', name)}", f"--data_path={data_path}"])
+    return data_config_from_flags(values)
+
+
+def test_ck_plus_subjects_come_from_the_file_names(ck):
+    source = open_source(_flagfile_config("ckplus_data.flags", ck))
+    assert source.group_kind == "subject" and sorted(set(source.groups)) == [f"S{n:03d}" for n in range(1, 7)]
     assert len(source.identities()) == 6
     train, test = source.split()
     assert not set(train.groups) & set(test.groups) and test.num_examples > 0
+    expected = {name: (18 if name in ("anger", "happy") else 0) for name in CK_CLASSES}
+    assert source.class_counts()["expression"] == expected
+
+
+def test_data_without_a_split_of_its_own_has_no_stored_split(ck):
+    source = open_source(_flagfile_config("ckplus_data.flags", ck))
+    with pytest.raises(DataError, match="no 'validation' split of its own \\(its splits: none"):
+        source.stored_split("validation")
 
 
 def test_a_file_without_a_subject_is_a_fault(tmp_path):
     root = tmp_path / "faces"
-    _grey_jpeg(str(root / "anger" / "S001_1.png"), 1)
-    _grey_jpeg(str(root / "anger" / "unnamed.png"), 2)
+    _grey_image(str(root / "anger" / "S001_1.png"), 1)
+    _grey_image(str(root / "anger" / "unnamed.png"), 2)
     config = dict(expression_names=("anger",), lighting_names=(), convert_color=True, group_pattern=r"(S\d+)_")
     with pytest.raises(DataError, match="unnamed.png.*no subject in its path"):
         open_source(DataConfig("folder", str(root), **config))
@@ -109,7 +172,11 @@ def test_a_file_without_a_subject_is_a_fault(tmp_path):
 
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(split_pattern="(?P<train>Training_)"), "named group \\(\\?P<test>"),
+    (dict(split_pattern="(?P<train>Training_)"), "needs a named group \\(\\?P<test>"),
+    (dict(split_pattern="(?P<test>PrivateTest_)"), "needs a named group \\(\\?P<train>"),
+    (dict(split_pattern="Training_|PrivateTest_"), "needs a named group \\(\\?P<test>"),
+    (dict(split_pattern="(?P<train>Training_)|(?P<valid>PublicTest_)|(?P<test>PrivateTest_)"),
+     "named group 'valid'; the named groups are train, validation, test"),
     (dict(group_pattern="S\\d+_"), "needs a capture group"),
     (dict(exclude_pattern="(unclosed"), "not a regular expression"),
     (dict(split_pattern=FER_SPLIT, holdout_fraction=0.2), "not both"),
@@ -119,9 +186,28 @@ def test_unusable_patterns_are_refused_at_start_up(fer, settings, message):
         _fer_config(fer, **{"split_pattern": "", **settings})
 
 
-def test_a_split_pattern_that_holds_nothing_out_is_an_error(fer):
-    with pytest.raises(DataError, match="puts no file in the test split"):
-        open_source(_fer_config(fer, split_pattern=r"(?P<train>Training_)|(?P<test>NoSuchPrefix_)"))
+@pytest.mark.parametrize("settings, message", [
+    (dict(exclude_pattern=r"\.png\d+\.png$"),
+     re.escape(r"--exclude_pattern='\\.png\\d+\\.png$' matches none of its 33 files")),
+    (dict(split_pattern=r"(?P<train>Train_)|(?P<test>Private_)"), "--split_pattern=.* matches none of its 27 files"),
+    (dict(split_pattern=r"(?P<train>Training_)|(?P<test>NoSuchPrefix_)"), "puts no file in the test split"),
+    (dict(group_pattern=r"(S\d+)_"), "--group_pattern=.* finds a subject in none of its 27 files"),
+])
+def test_a_pattern_that_matches_nothing_is_one_clear_error(fer, settings, message):
+    with pytest.raises(DataError, match=message):
+        open_source(_fer_config(fer, **settings))
+
+
+def test_errors_are_one_line_from_prepare_data(fer, tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", "prepare_data.py"), "--data_format=folder",
+         f"--data_path={fer}", f"--expression_names={','.join(FER_CLASSES)}", "--convert_color",
+         "--exclude_pattern=_copy", f"--split_pattern={FER_SPLIT}", f"--output_dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: folder fer2013: --exclude_pattern='_copy' "
+                                                             "matches none of its 33 files")
+    assert "Traceback" not in result.stderr
 
 
 def test_patterns_are_refused_for_manifests(tmp_path):
