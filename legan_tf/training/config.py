@@ -1,6 +1,9 @@
 """The settings of a training loop, shared by the TensorFlow trainer and the JAX trainer."""
 
 import dataclasses
+import time
+
+from absl import logging
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")  # tf.distribute, TensorFlow backend only
 
@@ -17,3 +20,21 @@ class TrainerConfig:
     eval_batch_size: int = 64
     seed: int = 0
     progress_bar: bool = True
+    # Wall-clock minutes this process trains before it stops as at the end (0: no limit).
+    stop_after_minutes: float = 0.0
+
+
+class Deadline:
+    """--stop_after_minutes: tells the loop when to end early, and says so in the log."""
+
+    def __init__(self, config: TrainerConfig):
+        self.minutes = config.stop_after_minutes
+        self.train_steps = config.train_steps
+        self._end = time.monotonic() + 60.0 * self.minutes if self.minutes > 0 else None
+
+    def reached(self, step: int, run_dir: str) -> bool:
+        if self._end is None or step >= self.train_steps or time.monotonic() < self._end:
+            return False
+        logging.info("Stopping at step %d of %d: --stop_after_minutes=%g reached. The run ends as a finished one "
+                     "does; --resume=%s continues it.", step, self.train_steps, self.minutes, run_dir)
+        return True

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from legan_tf import visualize
 from legan_tf.errors import ConfigError
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.config import TrainerConfig
+from legan_tf.training.config import Deadline, TrainerConfig
 
 CHECKPOINT_PATTERN = re.compile(r"^jax-ckpt-(\d+)\.npz$")
 TF_CHECKPOINT_INDEX = "checkpoint"  # the file tf.train.CheckpointManager keeps beside its checkpoints
@@ -219,6 +219,7 @@ class JaxTrainer:
         progress = tqdm(total=config.train_steps, initial=start, desc=f"{self.task.name} (jax)", unit="step",
                         disable=not config.progress_bar, dynamic_ncols=True)
         window_start, window_steps, metrics = time.perf_counter(), 0, {}
+        deadline, final_step = Deadline(config), config.train_steps
         for step in range(start + 1, config.train_steps + 1):
             batch = self._device_batch(next(batches))
             step_value = jax.numpy.asarray(step, jax.numpy.int32)
@@ -248,12 +249,15 @@ class JaxTrainer:
                 self.save(step)
             if step % config.sample_every == 0:
                 self._write_samples(sample_batch, step)
-            if step % config.eval_every == 0 and step != config.train_steps:
-                self._evaluate(step)
+            stopping = deadline.reached(step, self.run_dir)
+            if step % config.eval_every == 0 and step != config.train_steps and not stopping:
+                self._evaluate(step)  # the last step's evaluation comes after the loop
+            if stopping:
+                final_step = step
+                break
         progress.close()
         batches.close() if hasattr(batches, "close") else None
 
-        final_step = config.train_steps
         if final_step % config.checkpoint_every:
             self.save(final_step)
         if final_step % config.sample_every:

@@ -70,6 +70,11 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer("num_samples", 16, "Held-out images shown in each sample grid.", lower_bound=1, **into)
     flags.DEFINE_integer("seed", 0, "Seed for weights and data order.", **into)
     flags.DEFINE_bool("progress_bar", True, "Show a progress bar.", **into)
+    flags.DEFINE_float("stop_after_minutes", 0.0,
+                       "Stop training after this many minutes of wall time (0: no limit) and end as a finished run "
+                       "does: checkpoint, samples, evaluation and exported models of the step reached. --resume "
+                       "continues to --train_steps (the learning-rate schedule follows --train_steps, not the time). "
+                       "For jobs with a time limit.", lower_bound=0.0, **into)
     flags.DEFINE_string("export_to", "",
                         "When training ends, export the run's models as SavedModels into this TF-Serving directory "
                         "(as scripts/export.py does) and print the commands that serve them.", **into)
@@ -158,6 +163,7 @@ def _trainer_config() -> TrainerConfig:
         num_samples=FLAGS.num_samples,
         seed=FLAGS.seed,
         progress_bar=FLAGS.progress_bar,
+        stop_after_minutes=FLAGS.stop_after_minutes,
     )
 
 
@@ -235,6 +241,10 @@ def _run_tensorflow() -> dict:
     if FLAGS.dry_run:
         return _dry_run(train_source, eval_source)
 
+    if FLAGS.stop_after_minutes and FLAGS.strategy == "multi_worker":
+        # Each worker's clock would stop it at a different step, and the others would wait for it forever.
+        raise ConfigError("--stop_after_minutes cannot stop a multi_worker cluster: its workers must stop at the "
+                          "same step. Set --train_steps instead.")
     tf.keras.utils.set_random_seed(FLAGS.seed)
     strategy = create_strategy(FLAGS.strategy, FLAGS.tpu_address)
     _check_batch_size(strategy, FLAGS.batch_size)

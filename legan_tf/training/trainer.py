@@ -18,7 +18,7 @@ from tqdm import tqdm
 from legan_tf import visualize
 from legan_tf.errors import ConfigError
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.config import TrainerConfig  # noqa: F401  (the trainer's settings live there)
+from legan_tf.training.config import Deadline, TrainerConfig  # noqa: F401  (the trainer's settings live there)
 from legan_tf.training.strategy import is_chief
 
 
@@ -127,6 +127,7 @@ class Trainer:
                         disable=not (config.progress_bar and self.chief), dynamic_ncols=True)
         window_start, window_steps = time.perf_counter(), 0
         metrics = {}
+        deadline, final_step = Deadline(config), config.train_steps
         for step in range(start + 1, config.train_steps + 1):
             # One batch per step, shared by every update of the step (D and G see the same faces).
             batch = next(iterator)
@@ -160,11 +161,14 @@ class Trainer:
                 self.manager.save(checkpoint_number=step)
             if step % config.sample_every == 0:
                 self._write_samples(sample_batch, step)
-            if step % config.eval_every == 0 and step != config.train_steps:
-                self._evaluate(step)
+            stopping = deadline.reached(step, self.run_dir)
+            if step % config.eval_every == 0 and step != config.train_steps and not stopping:
+                self._evaluate(step)  # the last step's evaluation comes after the loop
+            if stopping:
+                final_step = step
+                break
         progress.close()
 
-        final_step = config.train_steps
         if final_step % config.checkpoint_every:
             self.manager.save(checkpoint_number=final_step)
         if final_step % config.sample_every:

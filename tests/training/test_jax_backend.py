@@ -133,6 +133,18 @@ def test_the_jax_trained_generator_loads_under_tensorflow_and_exports_for_servin
     assert exported and all(os.path.isfile(os.path.join(path, "saved_model.pb")) for _, path in exported)
 
 
+def test_stop_after_minutes_ends_a_jax_run_as_finished(shards, tmp_path):
+    # 6 ms: compiling the first update takes longer on any machine, so the run stops after step 1.
+    result = _run(_command(shards, tmp_path, *STARGAN, "--train_steps=100000", "--stop_after_minutes=0.0001"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Stopping at step 1 of 100000" in result.stderr
+    [run_dir] = glob.glob(str(tmp_path / "tiny-*"))
+    with np.load(os.path.join(run_dir, "checkpoints", "jax-ckpt-00000001.npz")) as stored:
+        assert int(stored["__step__"]) == 1
+    assert json.load(open(os.path.join(run_dir, "metrics.json")))["step"] == 1
+    assert os.path.isfile(os.path.join(run_dir, "generator.keras"))
+
+
 def test_the_tensorflow_trainer_refuses_to_resume_a_jax_run(jax_run, shards, tmp_path):
     run_dir = jax_run[0]
     result = _run(_command(shards, tmp_path, *STARGAN, "--train_steps=2", f"--resume={run_dir}",

@@ -56,6 +56,31 @@ def test_run_writes_flags_checkpoints_logs_samples_and_resumes(tiny_lab, tmp_pat
     assert len(glob.glob(str(tmp_path / "tiny-*"))) == 1
 
 
+def test_stop_after_minutes_ends_the_run_as_finished_and_resume_continues_it(tiny_lab, tmp_path):
+    # 0.0001 min is 6 ms: the first step's graph tracing alone takes longer, so the clock stops the run at
+    # step 1 whatever the machine, and that step is checkpointed, sampled, evaluated and exported.
+    first = _train(tiny_lab, tmp_path, "--train_steps=1000", "--stop_after_minutes=0.0001")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Stopping at step 1 of 1000: --stop_after_minutes=0.0001 reached" in first.stderr
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    assert os.path.exists(os.path.join(run, "checkpoints", "ckpt-1.index"))
+    assert os.listdir(os.path.join(run, "samples")) == ["step_0000001.png"]
+    assert os.path.exists(os.path.join(run, "attribute_classifier.keras"))
+    assert [json.loads(line)["step"] for line in open(os.path.join(run, "metrics.jsonl"))] == [1]
+
+    resumed = _train(tiny_lab, tmp_path, "--train_steps=4", f"--resume={run}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "at step 1" in resumed.stderr and "Stopping" not in resumed.stderr
+    assert [json.loads(line)["step"] for line in open(os.path.join(run, "metrics.jsonl"))] == [1, 3, 4]
+
+
+def test_stop_after_minutes_is_refused_for_a_multi_worker_cluster(tiny_lab, tmp_path):
+    result = _train(tiny_lab, tmp_path, "--train_steps=2", "--strategy=multi_worker", "--stop_after_minutes=5")
+    assert result.returncode != 0
+    assert "--stop_after_minutes cannot stop a multi_worker cluster" in result.stderr
+    assert "Traceback" not in result.stderr and not glob.glob(str(tmp_path / "tiny-*"))
+
+
 def test_export_to_writes_a_serving_version_with_the_runs_label_names(tiny_lab, tmp_path):
     result = _train(tiny_lab, tmp_path, "--train_steps=1", f"--export_to={tmp_path / 'models'}")
     assert result.returncode == 0, result.stderr[-3000:]
