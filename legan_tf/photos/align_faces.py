@@ -10,13 +10,16 @@ it will edit framed the same way. Then `scripts/prepare_data.py --data_format=fo
   OUT/align_faces.json        settings, counts, the skipped files
 
 A photo without a face, with several, or whose face is under min_face_size is skipped and reported;
-the run fails (DataError) only when no photo could be used.
+the run fails (DataError) only when no photo could be used. `scripts/prepare_data.py --align` runs
+this first and makes its shards from the crops (`align_for_shards`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import sys
 from typing import List, Optional
 
@@ -58,8 +61,12 @@ def output_names(photos: List[str]) -> dict:
 
 def align_folder(input_dir: str, output_dir: str, size: int = 48, grey: bool = False, detector: str = "auto",
                  min_face_size: float = face_tools.MIN_FACE_SIZE, overwrite: bool = False,
-                 progress: bool = True) -> dict:
-    """Writes the canonical crop of every one-face photo in input_dir to output_dir (module docstring)."""
+                 progress: bool = True, exclude_pattern: str = "") -> dict:
+    """Writes the canonical crop of every one-face photo in input_dir to output_dir (module docstring).
+
+    exclude_pattern: a regular expression searched in each file's path under input_dir; matching files
+    are left out before detection (counted as `excluded`), as prepare_data's --exclude_pattern does.
+    """
     if not isinstance(size, int) or size < 16:
         raise ConfigError(f"--size must be an integer >= 16, got {size!r}")
     if not os.path.isdir(input_dir):
@@ -67,6 +74,13 @@ def align_folder(input_dir: str, output_dir: str, size: int = 48, grey: bool = F
     if os.path.abspath(input_dir) == os.path.abspath(output_dir) or _inside(input_dir, output_dir):
         raise ConfigError(f"--input_dir={input_dir} is --output_dir={output_dir} or lies inside it")
     files = find_files(input_dir, exclude=output_dir if _inside(output_dir, input_dir) else None)
+    excluded = 0
+    if exclude_pattern:
+        kept = [path for path in files if not re.search(exclude_pattern, path)]
+        if len(kept) == len(files):
+            raise DataError(f"{input_dir}: --exclude_pattern={exclude_pattern!r} matches none of its {len(files)} "
+                            f"files (e.g. {files[0]!r}); fix it or leave it out")
+        excluded, files = len(files) - len(kept), kept
     photos = [path for path in files if path.lower().endswith(IMAGE_EXTENSIONS + (".webp", ".tif", ".tiff", ".bmp"))]
     origin = f"folder {os.path.basename(os.path.normpath(input_dir))}"
     faults = [Fault(None, path, "not an image file (.png/.jpg/.jpeg/.webp/.tif/.bmp)", origin)
@@ -104,7 +118,7 @@ def align_folder(input_dir: str, output_dir: str, size: int = 48, grey: bool = F
     write_fault_report(faults, skipped_path)
     outcome = {
         "input_dir": input_dir, "output_dir": output_dir, "photos": len(photos), "aligned": len(written),
-        "skipped": len(faults), "skipped_report": skipped_path,
+        "skipped": len(faults), "skipped_report": skipped_path, "excluded": excluded,
         "settings": {"size": size, "grey": grey, "detector": detector, "min_face_size": min_face_size,
                      "template": face_tools.TEMPLATE},
         "skipped_files": [{"path": fault.path, "fault": fault.message} for fault in faults],
@@ -117,5 +131,29 @@ def align_folder(input_dir: str, output_dir: str, size: int = 48, grey: bool = F
 
 
 def summary(outcome: dict) -> str:
+    excluded = f", left out {outcome['excluded']} by --exclude_pattern" if outcome.get("excluded") else ""
     return (f"aligned {outcome['aligned']} of {outcome['photos']} photos into {outcome['output_dir']} "
-            f"({outcome['settings']['size']} px), skipped {outcome['skipped']} files (see {outcome['skipped_report']})")
+            f"({outcome['settings']['size']} px), skipped {outcome['skipped']} files (see {outcome['skipped_report']})"
+            + excluded)
+
+
+ALIGNED_SUBDIR = "aligned"
+
+
+def align_for_shards(config, output_dir: str, size: int, detector: str = "auto",
+                     min_face_size: float = face_tools.MIN_FACE_SIZE, overwrite: bool = False,
+                     progress: bool = True):
+    """prepare_data --align: aligns a folder dataset's photos into output_dir/aligned/ and returns
+    (the DataConfig that reads the crops, the alignment outcome).
+
+    The crops keep each photo's path with a .png name, so class folders, split folders and the
+    --group_pattern / --split_pattern rules (searched in the names' stems) still apply;
+    --exclude_pattern is applied here, to the original names, and not again.
+    """
+    if config.data_format != "folder":
+        raise DataError(f"--align aligns a folder of photos (--data_format=folder), not --data_format="
+                        f"{config.data_format}: align the photos first (scripts/align_faces.py), then list the crops")
+    aligned_dir = os.path.join(output_dir, ALIGNED_SUBDIR)
+    outcome = align_folder(config.data_path, aligned_dir, size=size, detector=detector, min_face_size=min_face_size,
+                           overwrite=overwrite, progress=progress, exclude_pattern=config.exclude_pattern)
+    return dataclasses.replace(config, data_path=aligned_dir, exclude_pattern=""), outcome

@@ -258,3 +258,41 @@ def test_align_faces_keeps_class_folders_and_reports_skips(tmp_path, astronaut, 
     Image.fromarray(skimage.data.coins()).save(tmp_path / "empty" / "x" / "coins.png")
     with pytest.raises(DataError, match="no photo could be used"):
         align_faces.align_folder(str(tmp_path / "empty"), str(tmp_path / "out2"), progress=False)
+
+
+def test_prepare_data_align_makes_shards_of_the_aligned_faces(tmp_path, astronaut):
+    """The documented --align path: photos with a face anywhere -> aligned crops -> shards, the exclude
+    pattern applied to the photos' own names, faceless photos skipped and reported, not fatal."""
+    photos = tmp_path / "photos"
+    (photos / "happy").mkdir(parents=True)
+    (photos / "neutral").mkdir()
+    Image.fromarray(astronaut).save(photos / "happy" / "astronaut.jpg", quality=92)
+    Image.fromarray(astronaut).save(photos / "happy" / "astronaut.jpg0.jpg", quality=92)  # a copy to leave out
+    Image.fromarray(samples.grace_hopper()).save(photos / "neutral" / "hopper.png")
+    Image.fromarray(skimage.data.coins()).save(photos / "neutral" / "coins.png")
+    output = tmp_path / "shards"
+    common = ["--data_format=folder", f"--data_path={photos}", "--expression_names=happy,neutral",
+              "--exclude_pattern=\\.jpg\\d+\\.jpg$", "--align", "--align_size=64", f"--output_dir={output}",
+              "--num_shards=1"]
+    dry = _script("prepare_data.py", *common, "--dry_run")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "aligned 2 of 3 photos" in dry.stdout and "left out 1 by --exclude_pattern" in dry.stdout
+    assert not output.exists()  # a dry run aligns into a scratch folder and writes nothing
+
+    result = _script("prepare_data.py", *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "aligned 2 of 3 photos" in result.stdout and "wrote 2 records" in result.stdout
+    with Image.open(output / "aligned" / "happy" / "astronaut.png") as crop:
+        assert crop.size == (64, 64)
+    assert "coins.png" in (output / "aligned" / "skipped.csv").read_text()
+    metadata = json.loads((output / "dataset.json").read_text())
+    assert metadata["splits"]["train"]["class_counts"]["expression"] == {"happy": 1, "neutral": 1}
+
+    again = _script("prepare_data.py", *common)  # an existing output needs --overwrite, for both parts
+    assert again.returncode == 1 and "output folder is not empty" in again.stderr
+    assert _script("prepare_data.py", *common, "--overwrite").returncode == 0
+
+    wrong = _script("prepare_data.py", "--data_format=multipie", f"--data_path={photos}/m.csv", "--align",
+                    f"--output_dir={tmp_path / 'other'}")
+    assert wrong.returncode == 1 and "error: --align aligns a folder of photos" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
