@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from legan_tf.errors import ConfigError
@@ -57,3 +58,39 @@ def split_cpu_into_logical_devices(count: int) -> None:
     """
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+# Longest path broadcast_from_chief carries (bytes, UTF-8).
+_MAX_BROADCAST_BYTES = 4096
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """A MultiWorkerMirroredStrategy over more than one process (TF_CONFIG names several tasks)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    spec = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(tasks) for kind, tasks in spec.items() if kind in ("chief", "worker")) > 1
+
+
+def broadcast_from_chief(strategy: tf.distribute.Strategy, text: str) -> str:
+    """The chief's `text` on every worker of a cluster (one all-reduce; `text` as given elsewhere).
+
+    Global replica 0 lives on the chief: it contributes the bytes and every other replica zeros, so a
+    SUM leaves the chief's bytes everywhere. Every worker must call this at the same point.
+    """
+    if not is_multi_worker(strategy):
+        return text
+    encoded = text.encode("utf-8")
+    if len(encoded) > _MAX_BROADCAST_BYTES:
+        raise ConfigError(f"{text[:80]}...: longer than {_MAX_BROADCAST_BYTES} bytes, too long to share with the workers.")
+    padded = np.zeros(_MAX_BROADCAST_BYTES, np.int32)
+    padded[:len(encoded)] = np.frombuffer(encoded, np.uint8)
+    own = tf.constant(padded)
+
+    def share():
+        context = tf.distribute.get_replica_context()
+        first = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), tf.int32)
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, own * first)
+
+    shared = strategy.experimental_local_results(strategy.run(tf.function(share)))[0].numpy()
+    return bytes(shared[shared > 0].astype(np.uint8)).decode("utf-8")

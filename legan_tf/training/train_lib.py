@@ -167,9 +167,17 @@ def _trainer_config() -> TrainerConfig:
     )
 
 
-def _open_run_dir(train_source, chief=True) -> str:
+def _open_run_dir(train_source, chief=True, share=None) -> str:
+    """The run directory: --resume's, or a new one. `share(path)` gives every worker of a cluster the
+    chief's path: the chief alone creates the folder, which must lie on storage every worker sees."""
     if FLAGS.resume:
         run_dir = run_dirs.existing_run_dir(FLAGS.resume)
+    elif share is not None:
+        run_dir = share(run_dirs.new_run_dir(FLAGS.runs_root, FLAGS.run_name or FLAGS.task) if chief else "")
+        if not chief and not os.path.isdir(run_dir):
+            raise ConfigError(f"The chief's run directory {run_dir} is not visible from this worker: with "
+                              "--strategy=multi_worker, --runs_root must be storage every worker sees (a shared "
+                              "file system or a bucket), as docs/distributed.md says.")
     else:
         run_dir = run_dirs.new_run_dir(FLAGS.runs_root, FLAGS.run_name or FLAGS.task)
     if chief:
@@ -229,7 +237,8 @@ def _run_tensorflow() -> dict:
 
     from legan_tf import export
     from legan_tf.data import distribute
-    from legan_tf.training.strategy import create_strategy, is_chief, split_cpu_into_logical_devices
+    from legan_tf.training.strategy import (broadcast_from_chief, create_strategy, is_chief, is_multi_worker,
+                                            split_cpu_into_logical_devices)
     from legan_tf.training.trainer import Trainer
 
     if FLAGS.cpu_replicas:
@@ -249,7 +258,8 @@ def _run_tensorflow() -> dict:
     strategy = create_strategy(FLAGS.strategy, FLAGS.tpu_address)
     _check_batch_size(strategy, FLAGS.batch_size)
     task = _make_task(task_class, train_source)
-    run_dir = _open_run_dir(train_source, chief=is_chief(strategy))
+    share = (lambda path: broadcast_from_chief(strategy, path)) if is_multi_worker(strategy) else None
+    run_dir = _open_run_dir(train_source, chief=is_chief(strategy), share=share)
     print(f"Run directory: {run_dir}\nStrategy: {FLAGS.strategy}, {strategy.num_replicas_in_sync} replica(s), "
           f"global batch {FLAGS.batch_size}", flush=True)
     trainer = Trainer(task, strategy, run_dir, train_source, eval_source, _trainer_config(), distribute_fn=distribute)
