@@ -118,6 +118,17 @@ def stateless_normal(shape, run_seed: int, stream_key: int, step):
     raise _unsupported()
 
 
+# TensorFlow only (--jit_compile): each update's loss and gradients run as one XLA-compiled function.
+# The optimizer's apply stays outside it: under tf.distribute it all-reduces the gradients across
+# replicas, which XLA cannot compile (the JAX trainer always compiles its whole update).
+_TF_JIT = {"enabled": False}
+
+
+def set_jit_compile(enabled: bool) -> None:
+    """Compile the loss-and-gradient part of every update with XLA under TensorFlow (--jit_compile)."""
+    _TF_JIT["enabled"] = bool(enabled)
+
+
 def apply_gradients(optimizer, variables, loss_fn):
     """One optimizer step on `variables` down the gradient of `loss_fn() -> (loss, aux)`; returns aux.
 
@@ -126,9 +137,15 @@ def apply_gradients(optimizer, variables, loss_fn):
     if name() == "tensorflow":
         import tensorflow as tf
 
-        with tf.GradientTape() as tape:
-            loss, aux = loss_fn()
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        def loss_and_gradients():
+            with tf.GradientTape() as tape:
+                loss, aux = loss_fn()
+            return aux, tape.gradient(loss, variables)
+
+        if _TF_JIT["enabled"]:
+            loss_and_gradients = tf.function(loss_and_gradients, jit_compile=True)
+        aux, gradients = loss_and_gradients()
+        optimizer.apply_gradients(zip(gradients, variables))
         return aux
     if name() == "jax":
         return _jax_apply_gradients(optimizer, variables, loss_fn)

@@ -53,6 +53,11 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                          "runs several replicas without GPUs: for trying distribution on a laptop.", lower_bound=0,
                          **into)
     flags.DEFINE_string("tpu_address", "", "TPU name or grpc:// address for --strategy=tpu.", **into)
+    flags.DEFINE_bool("jit_compile", False,
+                      "TensorFlow backend: compile each update's loss and gradients with XLA (the optimizer's "
+                      "apply, which all-reduces across replicas, stays outside). Pays on GPUs; on CPUs XLA's "
+                      "convolutions are slower than oneDNN's (docs/benchmarks.md). The JAX backend always compiles.",
+                      **into)
     flags.DEFINE_string("runs_root", "runs", "Folder that holds run directories.", **into)
     flags.DEFINE_string("run_name", "", "Run directory name prefix (default: the task name); a timestamp is "
                         "appended.", **into)
@@ -103,7 +108,8 @@ def _check_batch_size(strategy, batch_size):
 
 
 # Flags that mean something under one backend only, with the value that leaves them unused.
-_TENSORFLOW_ONLY = {"strategy": "default", "cpu_replicas": 0, "tpu_address": "", "export_to": ""}
+_TENSORFLOW_ONLY = {"strategy": "default", "cpu_replicas": 0, "tpu_address": "", "export_to": "",
+                    "jit_compile": False}
 _JAX_ONLY = {"devices": 1, "input_processes": 0}
 
 
@@ -117,8 +123,8 @@ def _check_backend_flags():
     other_only = _TENSORFLOW_ONLY if running == "jax" else _JAX_ONLY
     for name, unused in other_only.items():
         if FLAGS[name].value != unused:
-            hint = " (export the run's .keras files afterwards with scripts/export.py under TensorFlow)" \
-                if name == "export_to" else ""
+            hint = {"export_to": " (export the run's .keras files afterwards with scripts/export.py under TensorFlow)",
+                    "jit_compile": " (the JAX trainer always compiles its updates)"}.get(name, "")
             raise ConfigError(f"--{name}={FLAGS[name].value} is a {'TensorFlow' if running == 'jax' else 'JAX'}-"
                               f"backend flag; it does nothing under --backend={running}{hint}.")
 
@@ -254,6 +260,7 @@ def _run_tensorflow() -> dict:
         # Each worker's clock would stop it at a different step, and the others would wait for it forever.
         raise ConfigError("--stop_after_minutes cannot stop a multi_worker cluster: its workers must stop at the "
                           "same step. Set --train_steps instead.")
+    backend.set_jit_compile(FLAGS.jit_compile)
     tf.keras.utils.set_random_seed(FLAGS.seed)
     strategy = create_strategy(FLAGS.strategy, FLAGS.tpu_address)
     _check_batch_size(strategy, FLAGS.batch_size)

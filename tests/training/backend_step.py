@@ -100,12 +100,17 @@ def _use_sgd(task):
 
 # JAX only: split the batch over this many devices (keras.distribution.DataParallel).
 DEVICES = int(os.environ.get("BACKEND_STEP_DEVICES", "1"))
+# TensorFlow only: compile each update's loss and gradients with XLA (--jit_compile).
+JIT = os.environ.get("BACKEND_STEP_JIT") == "1"
 
 
 def main(folder, *task_names):
     os.environ["BACKEND_STEP_FOLDER"] = folder
     backend.stateless_uniform, backend.stateless_normal = _fixed_uniform, _fixed_normal
     suffix = f"-{DEVICES}dev" if DEVICES > 1 else ""
+    if JIT:
+        backend.set_jit_compile(True)
+        suffix += "-jit"
     for task_name in task_names:
         one_step(task_name, os.path.join(folder, f"{task_name}-weights.npz"),
                  os.path.join(folder, f"{task_name}-{backend.name()}{suffix}.npz"))

@@ -17,12 +17,14 @@ jax = pytest.importorskip("jax", reason="the JAX backend's tests need jax (pip i
 
 # The GANs' steps on two devices against one (keras.distribution.DataParallel).
 PARALLEL_TASKS = ("stargan", "legan")
+# TensorFlow with --jit_compile (XLA's kernels) against TensorFlow without: the GANs and the classifier.
+JIT_TASKS = ("stargan", "legan", "stargan_depth", "classifier")
 
 
-def _start(backend, folder, tasks=TASKS, devices=1):
+def _start(backend, folder, tasks=TASKS, devices=1, jit=False):
     # TensorFlow on its Eigen kernels, not oneDNN's: see the bounds below.
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu",
-           "TF_ENABLE_ONEDNN_OPTS": "0", "BACKEND_STEP_DEVICES": str(devices),
+           "TF_ENABLE_ONEDNN_OPTS": "0", "BACKEND_STEP_DEVICES": str(devices), "BACKEND_STEP_JIT": str(int(jit)),
            # Two host devices stand in for two GPUs.
            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     return subprocess.Popen([sys.executable, os.path.join(HERE, "backend_step.py"), folder, *tasks], env=env,
@@ -39,7 +41,8 @@ def folder(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("backends"))
     _wait(_start("tensorflow", folder))  # writes the initial weights the JAX runs then load
     # The two JAX runs are independent: side by side, they mostly compile, one core each.
-    runs = [_start("jax", folder), _start("jax", folder, PARALLEL_TASKS, devices=2)]
+    runs = [_start("jax", folder), _start("jax", folder, PARALLEL_TASKS, devices=2),
+            _start("tensorflow", folder, JIT_TASKS, jit=True)]
     for run in runs:
         _wait(run)
     return folder
@@ -96,3 +99,11 @@ def test_two_devices_take_the_one_device_step(folder, outputs, task):
     two_devices = np.load(os.path.join(folder, f"{task}-jax-2dev.npz"))
     assert int(two_devices["devices"]) == 2 and int(one_device["devices"]) == 1
     _assert_same_step(one_device, two_devices, initial)
+
+
+@pytest.mark.parametrize("task", JIT_TASKS)
+def test_the_xla_compiled_tensorflow_step_takes_the_plain_step(folder, outputs, task):
+    """--jit_compile: XLA's CPU kernels (the ones JAX runs) against TensorFlow's Eigen kernels, so the
+    bounds of the backend comparison above hold for the same reason."""
+    plain, _, initial = outputs[task]
+    _assert_same_step(plain, np.load(os.path.join(folder, f"{task}-tensorflow-jit.npz")), initial)

@@ -167,6 +167,7 @@ def test_the_jax_trainer_refuses_to_resume_a_tensorflow_run(shards, tmp_path):
 @pytest.mark.parametrize("flag, backend, words", [
     ("--strategy=mirrored", "jax", "--strategy=mirrored is a TensorFlow-backend flag"),
     ("--export_to=models", "jax", "scripts/export.py"),
+    ("--jit_compile", "jax", "the JAX trainer always compiles its updates"),
     ("--devices=2", "tensorflow", "--devices=2 is a JAX-backend flag"),
 ])
 def test_a_flag_of_the_other_backend_is_an_error_before_any_work(shards, tmp_path, flag, backend, words):

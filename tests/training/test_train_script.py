@@ -74,6 +74,17 @@ def test_stop_after_minutes_ends_the_run_as_finished_and_resume_continues_it(tin
     assert [json.loads(line)["step"] for line in open(os.path.join(run, "metrics.jsonl"))] == [1, 3, 4]
 
 
+def test_jit_compile_trains_the_stargan_recipe(tiny_lab, tmp_path):
+    # The maths under XLA is compared with the plain step in tests/training/test_backends.py; this is the flag.
+    result = _train(tiny_lab, tmp_path, "--task=stargan", "--stargan_g_filters=4", "--stargan_g_residual_blocks=1",
+                    "--stargan_d_filters=4", "--stargan_d_downsamples=3", "--stargan_n_critic=2", "--train_steps=2",
+                    "--jit_compile")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    assert "--jit_compile" in open(os.path.join(run, "flags.txt")).read().split()
+    assert os.path.exists(os.path.join(run, "generator.keras"))
+
+
 def test_stop_after_minutes_is_refused_for_a_multi_worker_cluster(tiny_lab, tmp_path):
     result = _train(tiny_lab, tmp_path, "--train_steps=2", "--strategy=multi_worker", "--stop_after_minutes=5")
     assert result.returncode != 0
