@@ -10,7 +10,7 @@ DEMO_LAB_DIR ?= data/face_lab_32
 IDENTITY_LAB_DIR ?= data/identity_lab_32
 DEMO_FLAGS ?= configs/demo.flags
 
-.PHONY: venv demo test lab identity-lab clean-runs
+.PHONY: venv demo test lab identity-lab clean-runs reference-venv
 
 $(STAMP): requirements.lock setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,3 +45,12 @@ test: $(STAMP)
 
 clean-runs:
 	rm -rf runs
+
+# The reference PyTorch StarGAN's own environment, for benchmarks/reference_stargan.py only (never imported by legan_tf).
+reference-venv: .venv-reference/.installed-stamp
+
+.venv-reference/.installed-stamp:
+	@test -x .venv-reference/bin/python || $(PYTHON) -m venv .venv-reference
+	.venv-reference/bin/python -m pip install --quiet torch==2.13.0+cpu numpy==2.4.6 || \
+	  .venv-reference/bin/python -m pip install --quiet --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu numpy==2.4.6
+	@touch $@

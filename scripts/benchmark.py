@@ -40,6 +40,8 @@ flags.DEFINE_integer("gan_size", 64, "Image size of the gan benchmark.")
 flags.DEFINE_integer("gan_batch", 16, "Batch size of the gan benchmark (StarGAN reference: 16).")
 flags.DEFINE_list("gan_widths", ["32:3:5", "64:6:6"], "G/D base filters:G residual blocks:D downsamplings of the gan "
                   "benchmark, one row each (64:6:6 is StarGAN's reference width).")
+flags.DEFINE_bool("gan_jit_compile", False, "gan benchmark under TensorFlow: compile each update's loss and gradients "
+                  "with XLA, as train.py --jit_compile does.")
 flags.DEFINE_integer("input_size", 128, "Image size of the input benchmark.")
 flags.DEFINE_integer("input_batch", 64, "Batch size of the input benchmark.")
 flags.DEFINE_integer("input_workers", 0, "Decoding threads of the input benchmark (0: one per core).")
@@ -149,6 +151,7 @@ def bench_gan(repeats):
         else:
             import tensorflow as tf
 
+            backend.set_jit_compile(FLAGS.gan_jit_compile)
             task.build()
             updates = [(entry, tf.function(entry.fn)) for entry in task.step_schedule()]
             device_batch = {key: tf.constant(value) for key, value in data.items()}
@@ -169,7 +172,8 @@ def bench_gan(repeats):
 
         median, low, high = _median_seconds(run, repeats)
         per_second = lambda seconds: 2 * n_critic * batch / seconds  # noqa: E731
-        rows.append((f"StarGAN train ({backend.name()}) {size} px, batch {batch}, {filters} filters, {blocks} blocks, "
+        compiled = ", XLA" if backend.name() == "tensorflow" and FLAGS.gan_jit_compile else ""
+        rows.append((f"StarGAN train ({backend.name()}{compiled}) {size} px, batch {batch}, {filters} filters, {blocks} blocks, "
                      f"n_critic {n_critic}", f"{per_second(median):.1f} images/s",
                      f"{per_second(high):.1f}..{per_second(low):.1f}"))
     return rows
