@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 
 import tensorflow as tf
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -35,14 +36,30 @@ class ImageInfo:
     bit_depth: int
 
 
+# Pillow's own decompression-bomb threshold (89.5 MP, about 270 MB as RGB): no face image of a dataset
+# comes near it, and decoding a forged header that claims more would exhaust memory.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
+def _too_large(pixels, role) -> ImageFault:
+    return ImageFault(f"{role} too large to decode (its header says {pixels:,} pixels; the limit is {MAX_PIXELS:,})")
+
+
 def _load_fully(path: str, role: str) -> Image.Image:
     if not os.path.exists(path):
         raise ImageFault(f"missing {role} file")
     if os.path.isdir(path):
         raise ImageFault(f"{role} path is a folder, not a file")
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():  # refused below from the header, so Pillow's warning says nothing more
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)  # reads the header only
+        if image.width * image.height > MAX_PIXELS:
+            raise _too_large(image.width * image.height, role)
         image.load()
+    except Image.DecompressionBombError as error:  # Pillow refuses twice its limit already when opening
+        claimed = [int(word.strip("(")) for word in str(error).split() if word.strip("(").isdigit()]
+        raise _too_large(claimed[0] if claimed else MAX_PIXELS + 1, role) from None
     except UnidentifiedImageError:
         raise ImageFault(f"unreadable {role} (not an image file)") from None
     except (OSError, SyntaxError, ValueError) as error:

@@ -57,7 +57,25 @@ def write_bytes(path, data):
         f.write(data)
 
 
+def forge_png_size(path, width=30000, height=30000):
+    """A valid small PNG whose header (IHDR, CRC fixed) claims width x height pixels."""
+    import struct
+    import zlib
+
+    Image.new("RGB", (4, 4), (90, 90, 90)).save(path, format="PNG")
+    data = bytearray(open(path, "rb").read())
+    start = data.index(b"IHDR")
+    data[start + 4:start + 12] = struct.pack(">II", width, height)
+    data[start + 17:start + 21] = struct.pack(">I", zlib.crc32(bytes(data[start:start + 17])))
+    write_bytes(path, bytes(data))
+
+
 IMAGE_FAULTS = {
+    # Pillow raises its own DecompressionBombError for this one when opening the file.
+    "huge_header": (forge_png_size, "image too large to decode (its header says 900,000,000 pixels"),
+    # Under Pillow's error threshold but over its limit: refused from the header, never decoded.
+    "large_header": (lambda path: forge_png_size(path, 10000, 10000),
+                     "image too large to decode (its header says 100,000,000 pixels"),
     "truncated": (truncate, "truncated image file"),
     "unreadable": (lambda path: write_bytes(path, b"this is not an image"),
                    "unreadable image (not an image file)"),
