@@ -3,7 +3,7 @@
 import sys
 
 from legan_tf.data import DataError
-from legan_tf.errors import ConfigError
+from legan_tf.errors import ConfigError, RunStopped
 
 
 def run_main(function, *args, **kwargs):
@@ -13,3 +13,6 @@ def run_main(function, *args, **kwargs):
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(1)
+    except RunStopped as error:
+        print(f"stopped: {error}", file=sys.stderr, flush=True)
+        sys.exit(error.exit_code)

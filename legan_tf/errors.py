@@ -3,3 +3,17 @@
 
 class ConfigError(ValueError):
     """A flag, a file or a checkpoint does not fit the run being started; the message says what and where."""
+
+
+class RunStopped(Exception):
+    """Training stopped before --train_steps, on purpose or on a fault it caught; the run directory keeps
+    its last good checkpoint, so `--resume` continues. Entry points print the message and exit with
+    `exit_code` (distinct per cause, so schedulers and scripts can tell them apart)."""
+
+    exit_code = 1
+
+
+class NonFiniteLoss(RunStopped):
+    """A loss or a weight became NaN or infinite; nothing non-finite was saved."""
+
+    exit_code = 3

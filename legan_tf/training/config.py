@@ -38,3 +38,24 @@ class Deadline:
         logging.info("Stopping at step %d of %d: --stop_after_minutes=%g reached. The run ends as a finished one "
                      "does; --resume=%s continues it.", step, self.train_steps, self.minutes, run_dir)
         return True
+
+
+def first_non_finite(pending):
+    """(step, metric name, value) of the first non-finite metric among `pending` [(step, {name: scalar})]
+    (scalars as tensors or arrays, read here), or None when all are finite."""
+    import math
+
+    for step, metrics in pending:
+        for name, value in metrics.items():
+            value = float(value)
+            if not math.isfinite(value):
+                return step, name, value
+    return None
+
+
+def non_finite_message(step, name, value, last_good, run_dir, global_batch):
+    where = (f"the latest checkpoint, step {last_good}, is the last finite state: --resume={run_dir} continues "
+             "from it (with a lower learning rate, or --seed to draw other batches)") if last_good else \
+        "no checkpoint was written before it"
+    return (f"{name} is {value} at step {step} (that step's batch: examples {(step - 1) * global_batch} to "
+            f"{step * global_batch - 1} of the run's data order). Nothing non-finite was saved; {where}.")

@@ -32,9 +32,9 @@ from absl import logging
 from tqdm import tqdm
 
 from legan_tf import visualize
-from legan_tf.errors import ConfigError
+from legan_tf.errors import ConfigError, NonFiniteLoss
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.config import Deadline, TrainerConfig
+from legan_tf.training.config import Deadline, TrainerConfig, first_non_finite, non_finite_message
 
 CHECKPOINT_PATTERN = re.compile(r"^jax-ckpt-(\d+)\.npz$")
 TF_CHECKPOINT_INDEX = "checkpoint"  # the file tf.train.CheckpointManager keeps beside its checkpoints
@@ -107,7 +107,23 @@ class JaxTrainer:
                 found.append((int(match.group(1)), path))
         return sorted(found)
 
-    def save(self, step: int) -> str:
+    def _check_finite(self, pending):
+        """Raises NonFiniteLoss if a metric of the steps since the last check is not finite."""
+        found = first_non_finite(pending)
+        pending.clear()
+        if found is not None:
+            raise NonFiniteLoss(non_finite_message(*found, self.last_saved, self.run_dir, self.task.global_batch_size))
+
+    def save(self, step: int, pending=None) -> str:
+        """A checkpoint of `step`, only of finite losses and weights: a NaN is never the run's latest state.
+        `pending`: the (step, metrics) not yet checked, emptied here."""
+        if pending is not None:
+            self._check_finite(pending)
+        finite = [jax.numpy.isfinite(value).all() for value in self.values
+                  if jax.numpy.issubdtype(value.dtype, jax.numpy.floating)]
+        if finite and not bool(jax.numpy.stack(finite).all()):
+            raise NonFiniteLoss(non_finite_message(step, "a weight or optimizer slot", "not finite", self.last_saved,
+                                                   self.run_dir, self.task.global_batch_size))
         self._sync_to_variables()
         arrays = {key: keras.ops.convert_to_numpy(variable.value) for key, variable in self.entries}
         arrays["__step__"] = np.asarray(step, np.int64)
@@ -118,6 +134,7 @@ class JaxTrainer:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, path)  # a checkpoint under its final name is always complete
+        self.last_saved = step
         for _, old in self._checkpoints()[:-self.config.keep_checkpoints]:
             os.remove(old)
         return path
@@ -129,6 +146,7 @@ class JaxTrainer:
                               "checkpoints, which the JAX backend cannot read. Resume it with --backend=tensorflow "
                               "(or start a new run under JAX from its exported .keras files).")
         checkpoints = self._checkpoints()
+        self.last_saved = 0
         if not checkpoints:
             return 0
         step, path = checkpoints[-1]
@@ -144,6 +162,7 @@ class JaxTrainer:
                 variable.assign(stored[key])
         self.values = [variable.value for variable in self.variables]
         logging.info("Resumed from %s at step %d.", path, step)
+        self.last_saved = step
         return step
 
     # -- the compiled updates ----------------------------------------------------------------------
@@ -219,21 +238,23 @@ class JaxTrainer:
         progress = tqdm(total=config.train_steps, initial=start, desc=f"{self.task.name} (jax)", unit="step",
                         disable=not config.progress_bar, dynamic_ncols=True)
         window_start, window_steps, metrics = time.perf_counter(), 0, {}
+        pending = []  # (step, metrics) not yet checked for NaN and inf
         deadline, final_step = Deadline(config), config.train_steps
         for step in range(start + 1, config.train_steps + 1):
             batch = self._device_batch(next(batches))
             step_value = jax.numpy.asarray(step, jax.numpy.int32)
+            this_step = {}
             for entry, update in schedule:
                 if step % entry.every == 0:
                     self.values, step_metrics = update(self.values, batch, step_value)
-                    metrics.update(step_metrics)
+                    this_step.update(step_metrics)
+            metrics.update(this_step)
+            pending.append((step, this_step))
             window_steps += 1
             progress.update(1)
             if step % config.log_every == 0 or step == config.train_steps:
+                self._check_finite(pending)
                 values = {name: float(value) for name, value in metrics.items()}
-                if not all(np.isfinite(list(values.values()))):
-                    raise FloatingPointError(f"step {step}: a loss is not finite ({values}); the last checkpoint "
-                                             "is the last finite state.")
                 elapsed = time.perf_counter() - window_start
                 values["throughput/images_per_second"] = window_steps * self.task.global_batch_size / elapsed
                 window_start, window_steps = time.perf_counter(), 0
@@ -246,7 +267,7 @@ class JaxTrainer:
                     logging.info("step %d/%d: %s, about %.0f min left", step, config.train_steps,
                                  ", ".join(f"{name} {value:.4g}" for name, value in values.items()), remaining / 60)
             if step % config.checkpoint_every == 0:
-                self.save(step)
+                self.save(step, pending)
             if step % config.sample_every == 0:
                 self._write_samples(sample_batch, step)
             stopping = deadline.reached(step, self.run_dir)
@@ -259,7 +280,7 @@ class JaxTrainer:
         batches.close() if hasattr(batches, "close") else None
 
         if final_step % config.checkpoint_every:
-            self.save(final_step)
+            self.save(final_step, pending)
         if final_step % config.sample_every:
             self._write_samples(sample_batch, final_step)
         final_metrics = self._evaluate(final_step)

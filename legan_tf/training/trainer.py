@@ -10,15 +10,15 @@ import os
 import sys
 import time
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
 
 from legan_tf import visualize
-from legan_tf.errors import ConfigError
+from legan_tf.errors import ConfigError, NonFiniteLoss
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.config import Deadline, TrainerConfig  # noqa: F401  (the trainer's settings live there)
+from legan_tf.training.config import (Deadline, TrainerConfig, first_non_finite,  # noqa: F401
+                                      non_finite_message)
 from legan_tf.training.strategy import is_chief
 
 
@@ -48,9 +48,33 @@ class Trainer:
             tf.summary.create_file_writer(os.path.join(run_dir, "logs")) if self.chief else tf.summary.create_noop_writer()
         )
 
+    def _weights_finite(self) -> bool:
+        networks = [item for item in self.task.checkpoint_items().values() if hasattr(item, "weights")
+                    and not isinstance(item, tf.keras.optimizers.Optimizer)]
+        bad = [tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(weight.value)), tf.int32))
+               for network in networks for weight in network.weights if tf.as_dtype(weight.dtype).is_floating]
+        return not bad or int(tf.add_n(bad)) == 0
+
+    def _check_finite(self, pending, step):
+        """Raises NonFiniteLoss if a metric of the steps since the last check is not finite."""
+        found = first_non_finite(pending)
+        pending.clear()
+        if found is not None:
+            raise NonFiniteLoss(non_finite_message(*found, self.last_saved, self.run_dir, self.task.global_batch_size))
+
+    def save(self, step, pending):
+        """A checkpoint of `step`, only of finite losses and weights: a NaN is never the run's latest state."""
+        self._check_finite(pending, step)
+        if not self._weights_finite():
+            raise NonFiniteLoss(non_finite_message(step, "a weight", "not finite", self.last_saved, self.run_dir,
+                                                   self.task.global_batch_size))
+        self.manager.save(checkpoint_number=step)
+        self.last_saved = step
+
     def restore(self) -> int:
         """Restores the latest checkpoint of the run directory, if any; returns the step reached."""
         latest = self.manager.latest_checkpoint
+        self.last_saved = 0
         if latest is None:
             if glob.glob(os.path.join(self.run_dir, "checkpoints", "jax-ckpt-*.npz")):
                 raise ConfigError(f"{self.run_dir} was trained under JAX: its checkpoints are the JAX trainer's .npz "
@@ -66,7 +90,8 @@ class Trainer:
                 f"(another architecture, size or label count?): {first_line}"
             ) from None
         logging.info("Resumed from %s at step %d.", latest, int(self.step.numpy()))
-        return int(self.step.numpy())
+        self.last_saved = int(self.step.numpy())
+        return self.last_saved
 
     def _distributed_fn(self, scheduled):
         strategy = self.strategy
@@ -126,23 +151,24 @@ class Trainer:
         progress = tqdm(total=config.train_steps, initial=start, desc=self.task.name, unit="step",
                         disable=not (config.progress_bar and self.chief), dynamic_ncols=True)
         window_start, window_steps = time.perf_counter(), 0
-        metrics = {}
+        metrics, pending = {}, []  # pending: (step, metrics) not yet checked for NaN and inf
         deadline, final_step = Deadline(config), config.train_steps
         for step in range(start + 1, config.train_steps + 1):
             # One batch per step, shared by every update of the step (D and G see the same faces).
             batch = next(iterator)
             step_tensor = tf.constant(step, tf.int64)
+            this_step = {}
             for entry, update in schedule:
                 if step % entry.every == 0:
-                    metrics.update(update(batch, step_tensor))
+                    this_step.update(update(batch, step_tensor))
+            metrics.update(this_step)
+            pending.append((step, this_step))
             self.step.assign(step)
             window_steps += 1
             progress.update(1)
             if step % config.log_every == 0 or step == config.train_steps:
+                self._check_finite(pending, step)
                 values = {name: float(value) for name, value in metrics.items()}
-                if not all(np.isfinite(list(values.values()))):
-                    self.manager.save(checkpoint_number=step)
-                    raise FloatingPointError(f"step {step}: a loss is not finite ({values}); checkpoint saved for inspection.")
                 images_per_second = window_steps * self.task.global_batch_size / (time.perf_counter() - window_start)
                 window_start, window_steps = time.perf_counter(), 0
                 with self.writer.as_default(step=step):
@@ -158,7 +184,7 @@ class Trainer:
                                  ", ".join(f"{name} {value:.4g}" for name, value in values.items()),
                                  images_per_second, remaining / 60)
             if step % config.checkpoint_every == 0:
-                self.manager.save(checkpoint_number=step)
+                self.save(step, pending)
             if step % config.sample_every == 0:
                 self._write_samples(sample_batch, step)
             stopping = deadline.reached(step, self.run_dir)
@@ -170,7 +196,7 @@ class Trainer:
         progress.close()
 
         if final_step % config.checkpoint_every:
-            self.manager.save(checkpoint_number=final_step)
+            self.save(final_step, pending)
         if final_step % config.sample_every:
             self._write_samples(sample_batch, final_step)
         final_metrics = self._evaluate(final_step)

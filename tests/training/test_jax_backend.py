@@ -145,6 +145,19 @@ def test_stop_after_minutes_ends_a_jax_run_as_finished(shards, tmp_path):
     assert os.path.isfile(os.path.join(run_dir, "generator.keras"))
 
 
+def test_a_non_finite_loss_stops_a_jax_run_and_is_never_checkpointed(shards, tmp_path):
+    # As the TensorFlow test: Adam's first step at learning rate 1e30 leaves finite weights whose
+    # logits overflow at step 2.
+    result = _run(_command(shards, tmp_path, "--task=classifier", "--classifier_base_filters=4",
+                           "--classifier_downsamples=2", "--train_steps=5", "--learning_rate=1e30",
+                           "--checkpoint_every=1", "--log_every=5"))
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "stopped: loss/" in result.stderr and "at step 2 (that step's batch: examples 4 to 7" in result.stderr
+    assert "the latest checkpoint, step 1, is the last finite state" in result.stderr
+    [run_dir] = glob.glob(str(tmp_path / "tiny-*"))
+    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["jax-ckpt-00000001.npz"]
+
+
 def test_the_tensorflow_trainer_refuses_to_resume_a_jax_run(jax_run, shards, tmp_path):
     run_dir = jax_run[0]
     result = _run(_command(shards, tmp_path, *STARGAN, "--train_steps=2", f"--resume={run_dir}",

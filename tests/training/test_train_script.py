@@ -74,6 +74,22 @@ def test_stop_after_minutes_ends_the_run_as_finished_and_resume_continues_it(tin
     assert [json.loads(line)["step"] for line in open(os.path.join(run, "metrics.jsonl"))] == [1, 3, 4]
 
 
+def test_a_non_finite_loss_stops_the_run_and_is_never_checkpointed(tiny_lab, tmp_path):
+    # Adam's first step moves every weight by about the learning rate: at 1e30 the weights stay finite
+    # (float32 reaches 3e38) but step 2's logits overflow, so its loss is the first non-finite value.
+    result = _train(tiny_lab, tmp_path, "--train_steps=5", "--learning_rate=1e30", "--checkpoint_every=1",
+                    "--log_every=5")
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "stopped: loss/" in result.stderr and "at step 2 (that step's batch: examples 8 to 15" in result.stderr
+    assert "Nothing non-finite was saved; the latest checkpoint, step 1, is the last finite state" in result.stderr
+    assert "Traceback" not in result.stderr
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    import tensorflow as tf
+
+    assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith("ckpt-1")
+    assert not glob.glob(os.path.join(run, "checkpoints", "ckpt-2*"))
+
+
 def test_jit_compile_trains_the_stargan_recipe(tiny_lab, tmp_path):
     # The maths under XLA is compared with the plain step in tests/training/test_backends.py; this is the flag.
     result = _train(tiny_lab, tmp_path, "--task=stargan", "--stargan_g_filters=4", "--stargan_g_residual_blocks=1",
