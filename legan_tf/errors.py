@@ -17,3 +17,10 @@ class NonFiniteLoss(RunStopped):
     """A loss or a weight became NaN or infinite; nothing non-finite was saved."""
 
     exit_code = 3
+
+
+class Interrupted(RunStopped):
+    """SIGTERM or SIGINT: the step in progress finished and a checkpoint of it was written. 75 is
+    EX_TEMPFAIL (sysexits.h), "try again later": a scheduler can requeue the job with --resume."""
+
+    exit_code = 75

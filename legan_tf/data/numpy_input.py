@@ -287,6 +287,15 @@ def load_example(item, features, image_size, apply_mask) -> dict:
     return flip_horizontally(example) if flip else example
 
 
+def _ignore_stop_signals():
+    """In a worker process: Ctrl-C reaches the whole process group, but only the trainer decides when to
+    stop (it finishes its step and checkpoints) and then ends the workers itself. SIGTERM keeps its
+    default: it is how the pool ends them."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def load_batch(items, features, image_size, apply_mask) -> Dict[str, np.ndarray]:
     """A whole batch in one worker process."""
     return _collate([load_example(item, features, image_size, apply_mask) for item in items])
@@ -483,7 +492,7 @@ class NumpySource:
             # (Spawning would re-run the training script in every worker.)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # JAX's and Python's warning about exactly that
-                pool = multiprocessing.get_context("fork").Pool(processes)
+                pool = multiprocessing.get_context("fork").Pool(processes, initializer=_ignore_stop_signals)
             try:
                 for batch in plan:
                     pending.append(pool.apply_async(load_batch, (batch, *arguments)))

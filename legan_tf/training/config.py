@@ -59,3 +59,45 @@ def non_finite_message(step, name, value, last_good, run_dir, global_batch):
         "no checkpoint was written before it"
     return (f"{name} is {value} at step {step} (that step's batch: examples {(step - 1) * global_batch} to "
             f"{step * global_batch - 1} of the run's data order). Nothing non-finite was saved; {where}.")
+
+
+class StopSignals:
+    """SIGTERM and SIGINT ask the loop to stop after the step in progress (a preempted machine or a
+    scheduler sends SIGTERM, Ctrl-C sends SIGINT); a second SIGINT interrupts at once, as usual.
+    Installed only in the main thread, where Python delivers signals."""
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number, frame):
+        import signal
+
+        if self.received == signal.SIGINT and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = number
+        logging.warning("%s received: stopping after the step in progress, with a checkpoint.",
+                        signal.Signals(number).name)
+
+    def __exit__(self, *exc):
+        import signal
+
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        return False
+
+    def message(self, step, run_dir):
+        import signal
+
+        cause = (f"{signal.Signals(self.received).name} received" if self.received is not None
+                 else "another worker of the cluster received a stop signal")
+        return f"{cause}: stopped after step {step}, whose checkpoint is written; --resume={run_dir} continues the run."

@@ -32,9 +32,10 @@ from absl import logging
 from tqdm import tqdm
 
 from legan_tf import visualize
-from legan_tf.errors import ConfigError, NonFiniteLoss
+from legan_tf.errors import ConfigError, Interrupted, NonFiniteLoss
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.config import Deadline, TrainerConfig, first_non_finite, non_finite_message
+from legan_tf.training.config import (Deadline, StopSignals, TrainerConfig, first_non_finite,
+                                      non_finite_message)
 
 CHECKPOINT_PATTERN = re.compile(r"^jax-ckpt-(\d+)\.npz$")
 TF_CHECKPOINT_INDEX = "checkpoint"  # the file tf.train.CheckpointManager keeps beside its checkpoints
@@ -237,6 +238,11 @@ class JaxTrainer:
         interactive = config.progress_bar and sys.stderr.isatty()
         progress = tqdm(total=config.train_steps, initial=start, desc=f"{self.task.name} (jax)", unit="step",
                         disable=not config.progress_bar, dynamic_ncols=True)
+        with StopSignals() as signals:
+            return self._loop(start, batches, schedule, sample_batch, progress, interactive, signals)
+
+    def _loop(self, start, batches, schedule, sample_batch, progress, interactive, signals):
+        config = self.config
         window_start, window_steps, metrics = time.perf_counter(), 0, {}
         pending = []  # (step, metrics) not yet checked for NaN and inf
         deadline, final_step = Deadline(config), config.train_steps
@@ -276,6 +282,12 @@ class JaxTrainer:
             if stopping:
                 final_step = step
                 break
+            if signals.received is not None:
+                progress.close()
+                if step % config.checkpoint_every:
+                    self.save(step, pending)
+                batches.close() if hasattr(batches, "close") else None
+                raise Interrupted(signals.message(step, self.run_dir))
         progress.close()
         batches.close() if hasattr(batches, "close") else None
 

@@ -94,3 +94,23 @@ def broadcast_from_chief(strategy: tf.distribute.Strategy, text: str) -> str:
 
     shared = strategy.experimental_local_results(strategy.run(tf.function(share)))[0].numpy()
     return bytes(shared[shared > 0].astype(np.uint8)).decode("utf-8")
+
+
+def any_worker_function(strategy: tf.distribute.Strategy):
+    """flag -> whether any worker of the cluster passed True (one small all-reduce), so that every worker
+    takes the same decision at the same step; the identity outside a multi-worker cluster."""
+    if not is_multi_worker(strategy):
+        return bool
+
+    def count(flag):
+        # The value reduced must be made by an op inside the replica function: MultiWorkerMirroredStrategy
+        # in TF 2.21 cannot all-reduce the function's own input as it is ("destinations can not be
+        # empty", measured), nor a scalar; a reshape to a vector of one does both.
+        context = tf.distribute.get_replica_context()
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reshape(flag, [1]))
+
+    @tf.function
+    def vote(flag):
+        return strategy.experimental_local_results(strategy.run(count, args=(flag,)))[0]
+
+    return lambda flag: int(vote(tf.constant(int(flag), tf.int32))[0]) > 0

@@ -15,11 +15,11 @@ from absl import logging
 from tqdm import tqdm
 
 from legan_tf import visualize
-from legan_tf.errors import ConfigError, NonFiniteLoss
+from legan_tf.errors import ConfigError, Interrupted, NonFiniteLoss
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.config import (Deadline, TrainerConfig, first_non_finite,  # noqa: F401
+from legan_tf.training.config import (Deadline, StopSignals, TrainerConfig, first_non_finite,  # noqa: F401
                                       non_finite_message)
-from legan_tf.training.strategy import is_chief
+from legan_tf.training.strategy import any_worker_function, is_chief
 
 
 class Trainer:
@@ -34,6 +34,8 @@ class Trainer:
         self.config = config
         self.distribute_fn = distribute_fn
         self.chief = is_chief(strategy)
+        # A signal reaches one worker of a cluster; all must stop at the same step (one vote per step).
+        self.any_worker = any_worker_function(strategy)
 
         with strategy.scope():
             task.build()
@@ -150,6 +152,11 @@ class Trainer:
 
         progress = tqdm(total=config.train_steps, initial=start, desc=self.task.name, unit="step",
                         disable=not (config.progress_bar and self.chief), dynamic_ncols=True)
+        with StopSignals() as signals:
+            return self._loop(start, iterator, schedule, sample_batch, progress, signals)
+
+    def _loop(self, start, iterator, schedule, sample_batch, progress, signals):
+        config = self.config
         window_start, window_steps = time.perf_counter(), 0
         metrics, pending = {}, []  # pending: (step, metrics) not yet checked for NaN and inf
         deadline, final_step = Deadline(config), config.train_steps
@@ -193,6 +200,12 @@ class Trainer:
             if stopping:
                 final_step = step
                 break
+            if self.any_worker(signals.received is not None):
+                progress.close()
+                if step % config.checkpoint_every:
+                    self.save(step, pending)
+                self.writer.flush()
+                raise Interrupted(signals.message(step, self.run_dir))
         progress.close()
 
         if final_step % config.checkpoint_every:

@@ -158,6 +158,31 @@ def test_a_non_finite_loss_stops_a_jax_run_and_is_never_checkpointed(shards, tmp
     assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["jax-ckpt-00000001.npz"]
 
 
+def test_ctrl_c_finishes_the_step_checkpoints_it_and_exits_75(shards, tmp_path):
+    # SIGINT to the whole process group, as Ctrl-C sends it: the decoding workers ignore it and the
+    # trainer finishes its step, checkpoints it and ends them.
+    import re
+
+    process = subprocess.Popen(_command(shards, tmp_path, *STARGAN, "--train_steps=1000000", "--input_processes=2",
+                                        "--sample_every=1000000", "--eval_every=1000000"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                               start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if glob.glob(str(tmp_path / "tiny-*" / "checkpoints" / "jax-ckpt-*.npz")):
+            break
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 75, stderr[-3000:]
+    step = int(re.search(r"SIGINT received: stopped after step (\d+), whose checkpoint is written", stderr).group(1))
+    [run_dir] = glob.glob(str(tmp_path / "tiny-*"))
+    assert os.path.isfile(os.path.join(run_dir, "checkpoints", f"jax-ckpt-{step:08d}.npz"))
+
+
 def test_the_tensorflow_trainer_refuses_to_resume_a_jax_run(jax_run, shards, tmp_path):
     run_dir = jax_run[0]
     result = _run(_command(shards, tmp_path, *STARGAN, "--train_steps=2", f"--resume={run_dir}",

@@ -173,3 +173,43 @@ def test_both_workers_resume_together_from_the_chiefs_checkpoint(runs, one_face)
     for name in chief:
         np.testing.assert_array_equal(chief[name], worker[name], err_msg=name)
     assert "step_0000006.png" in os.listdir(os.path.join(run_dir, "samples"))
+
+
+def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step(one_face, tmp_path):
+    """A preempted machine gets SIGTERM; its peers do not. One vote per step makes all stop after the
+    same step, checkpoint it together, and exit 75 (try again later)."""
+    import re
+    import signal
+    import time
+
+    ports = _free_ports(2)
+    processes = []
+    for index in range(2):
+        config = {"cluster": {"worker": [f"localhost:{port}" for port in ports]}, "task": {"type": "worker", "index": index}}
+        processes.append(subprocess.Popen(
+            _arguments(one_face, tmp_path, "--strategy=multi_worker", "--train_steps=1000000", "--log_every=1000",
+                       "--sample_every=1000000"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(TF_CONFIG=json.dumps(config))))
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not glob.glob(str(tmp_path / "mw-*" / "checkpoints" / "ckpt-*.index")):
+            assert all(process.poll() is None for process in processes)
+            time.sleep(0.2)
+        processes[1].send_signal(signal.SIGTERM)
+        results = [process.communicate(timeout=120) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    steps = []
+    for process, (_, stderr) in zip(processes, results):
+        assert process.returncode == 75, stderr[-3000:]
+        found = re.search(r"stopped after step (\d+), whose checkpoint is written", stderr)
+        assert found, stderr[-3000:]
+        steps.append(int(found.group(1)))
+    assert steps[0] == steps[1]
+    [run_dir] = glob.glob(str(tmp_path / "mw-*"))
+    chief = _weights(os.path.join(run_dir, "checkpoints", f"ckpt-{steps[0]}"))
+    worker = _weights(os.path.join(run_dir, "checkpoints", "worker-tmp-1", f"ckpt-{steps[0]}"))
+    for name in chief:
+        np.testing.assert_array_equal(chief[name], worker[name], err_msg=name)

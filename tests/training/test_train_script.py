@@ -74,6 +74,50 @@ def test_stop_after_minutes_ends_the_run_as_finished_and_resume_continues_it(tin
     assert [json.loads(line)["step"] for line in open(os.path.join(run, "metrics.jsonl"))] == [1, 3, 4]
 
 
+def _start_and_signal(command, run_glob, number, pattern="ckpt-*.index"):
+    """Starts a run, sends `number` once its first checkpoint exists, and returns (returncode, stderr)."""
+    import signal  # noqa: F401
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if glob.glob(os.path.join(run_glob, "checkpoints", pattern)):
+            break
+        time.sleep(0.2)
+    process.send_signal(number)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_finishes_the_step_checkpoints_it_and_exits_75(tiny_lab, tmp_path, signal_name):
+    import re
+    import signal
+
+    command = [sys.executable, TRAIN, "--task=classifier", "--run_name=tiny", f"--runs_root={tmp_path}",
+               "--data_format=multipie", f"--data_path={tiny_lab / 'multipie' / 'manifest.csv'}", "--image_size=32",
+               "--num_lightings=4", "--holdout_fraction=0.34", "--batch_size=8", "--classifier_base_filters=4",
+               "--classifier_downsamples=3", "--train_steps=1000000", "--checkpoint_every=5", "--log_every=1000",
+               "--sample_every=1000000", "--eval_every=1000000", "--noprogress_bar"]
+    returncode, stderr = _start_and_signal(command, str(tmp_path / "tiny-*"), getattr(signal, signal_name))
+    assert returncode == 75, stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    stopped = re.search(rf"stopped: {signal_name} received: stopped after step (\d+), whose checkpoint is written; "
+                        rf"--resume={re.escape(run)} continues the run", stderr)
+    assert stopped, stderr[-3000:]
+    step = int(stopped.group(1))
+    import tensorflow as tf
+
+    assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith(f"ckpt-{step}")
+    resumed = _train(tiny_lab, tmp_path, f"--train_steps={step + 2}", f"--resume={run}")
+    assert resumed.returncode == 0 and f"at step {step}" in resumed.stderr, resumed.stderr[-3000:]
+
+
 def test_a_non_finite_loss_stops_the_run_and_is_never_checkpointed(tiny_lab, tmp_path):
     # Adam's first step moves every weight by about the learning rate: at 1e30 the weights stay finite
     # (float32 reaches 3e38) but step 2's logits overflow, so its loss is the first non-finite value.
