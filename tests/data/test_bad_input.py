@@ -83,6 +83,10 @@ IMAGE_FAULTS = {
     "grayscale": (lambda path: Image.new("L", (20, 16), 90).save(path, format="PNG"),
                   "grayscale image (mode L)"),
     "rgba": (lambda path: Image.new("RGBA", (20, 16)).save(path, format="PNG"), "RGBA image"),
+    "zero_bytes": (lambda path: write_bytes(path, b""), "unreadable image (not an image file)"),
+    "cmyk": (lambda path: Image.new("CMYK", (20, 16)).save(path, format="JPEG"), "image mode CMYK not supported"),
+    "sixteen_bit": (lambda path: Image.new("I;16", (20, 16), 300).save(path, format="PNG"),
+                    "16-bit grayscale image"),
 }
 
 
