@@ -151,7 +151,7 @@ class JaxTrainer:
         if not checkpoints:
             return 0
         step, path = checkpoints[-1]
-        with np.load(path) as stored:
+        with np.load(path, allow_pickle=False) as stored:
             missing = [key for key, _ in self.entries if key not in stored.files]
             wrong = [key for key, variable in self.entries
                      if key in stored.files and tuple(stored[key].shape) != tuple(variable.shape)]
