@@ -24,3 +24,10 @@ class Interrupted(RunStopped):
     EX_TEMPFAIL (sysexits.h), "try again later": a scheduler can requeue the job with --resume."""
 
     exit_code = 75
+
+
+class CannotWrite(RunStopped):
+    """The run directory cannot take a checkpoint (disk full, file-size limit, read-only, gone): the
+    checkpoint being written is not registered, the previous one stays the latest. 74 is EX_IOERR."""
+
+    exit_code = 74

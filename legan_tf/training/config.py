@@ -101,3 +101,10 @@ class StopSignals:
         cause = (f"{signal.Signals(self.received).name} received" if self.received is not None
                  else "another worker of the cluster received a stop signal")
         return f"{cause}: stopped after step {step}, whose checkpoint is written; --resume={run_dir} continues the run."
+
+
+def cannot_write_message(step, error, last_good, run_dir):
+    kept = (f"the latest checkpoint is still step {last_good}, complete: free space (or fix the folder) and "
+            f"--resume={run_dir} continues from it") if last_good else "no checkpoint of this run was written"
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"could not write the checkpoint of step {step} into {run_dir} ({detail}); {kept}."

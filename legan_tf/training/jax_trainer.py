@@ -32,10 +32,10 @@ from absl import logging
 from tqdm import tqdm
 
 from legan_tf import visualize
-from legan_tf.errors import ConfigError, Interrupted, NonFiniteLoss
+from legan_tf.errors import CannotWrite, ConfigError, Interrupted, NonFiniteLoss
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.config import (Deadline, StopSignals, TrainerConfig, first_non_finite,
-                                      non_finite_message)
+from legan_tf.training.config import (Deadline, StopSignals, TrainerConfig, cannot_write_message,
+                                      first_non_finite, non_finite_message)
 
 CHECKPOINT_PATTERN = re.compile(r"^jax-ckpt-(\d+)\.npz$")
 TF_CHECKPOINT_INDEX = "checkpoint"  # the file tf.train.CheckpointManager keeps beside its checkpoints
@@ -130,11 +130,18 @@ class JaxTrainer:
         arrays["__step__"] = np.asarray(step, np.int64)
         path = os.path.join(self.checkpoint_dir, f"jax-ckpt-{step:08d}.npz")
         partial = path + ".partial"
-        with open(partial, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)  # a checkpoint under its final name is always complete
+        try:
+            with open(partial, "wb") as handle:
+                np.savez(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)  # a checkpoint under its final name is always complete
+        except OSError as error:
+            try:
+                os.remove(partial)
+            except OSError:
+                pass
+            raise CannotWrite(cannot_write_message(step, error, self.last_saved, self.run_dir)) from None
         self.last_saved = step
         for _, old in self._checkpoints()[:-self.config.keep_checkpoints]:
             os.remove(old)

@@ -31,8 +31,16 @@ def new_run_dir(root: str, name: str, now: datetime.datetime | None = None) -> s
     while os.path.exists(path):  # two runs started in the same second
         path = os.path.join(root, f"{name}-{stamp}-{suffix}")
         suffix += 1
-    for subdir in SUBDIRS:
-        os.makedirs(os.path.join(path, subdir))
+    try:
+        for subdir in SUBDIRS:
+            os.makedirs(os.path.join(path, subdir))
+        probe = os.path.join(path, ".write-test")
+        with open(probe, "w") as handle:  # a folder that exists but takes no files fails here, not mid-run
+            handle.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise ConfigError(f"--runs_root={root}: cannot create the run directory {path} "
+                          f"({error.strerror or error}).") from None
     return path
 
 
@@ -42,8 +50,11 @@ def existing_run_dir(path: str) -> str:
         raise ConfigError(f"--resume={path}: no such run directory.")
     if not os.path.isfile(os.path.join(path, FLAGFILE_NAME)):
         raise ConfigError(f"--resume={path}: not a run directory (it has no {FLAGFILE_NAME}).")
-    for subdir in SUBDIRS:
-        os.makedirs(os.path.join(path, subdir), exist_ok=True)
+    try:
+        for subdir in SUBDIRS:
+            os.makedirs(os.path.join(path, subdir), exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"--resume={path}: cannot write into the run directory ({error.strerror or error}).") from None
     return path
 
 

@@ -7,6 +7,7 @@ behaving the same everywhere.
 
 import glob
 import os
+import shutil
 import sys
 import time
 
@@ -15,10 +16,10 @@ from absl import logging
 from tqdm import tqdm
 
 from legan_tf import visualize
-from legan_tf.errors import ConfigError, Interrupted, NonFiniteLoss
+from legan_tf.errors import CannotWrite, ConfigError, Interrupted, NonFiniteLoss
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.config import (Deadline, StopSignals, TrainerConfig, first_non_finite,  # noqa: F401
-                                      non_finite_message)
+from legan_tf.training.config import (Deadline, StopSignals, TrainerConfig, cannot_write_message,  # noqa: F401
+                                      first_non_finite, non_finite_message)
 from legan_tf.training.strategy import any_worker_function, is_chief
 
 
@@ -70,7 +71,14 @@ class Trainer:
         if not self._weights_finite():
             raise NonFiniteLoss(non_finite_message(step, "a weight", "not finite", self.last_saved, self.run_dir,
                                                    self.task.global_batch_size))
-        self.manager.save(checkpoint_number=step)
+        try:
+            self.manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as error:
+            # CheckpointManager registers a checkpoint as latest only after its files are written, so a
+            # failed write leaves the previous one the latest; its partial files are removed if possible.
+            for partial in glob.glob(os.path.join(self.manager.directory, f"ckpt-{step}[._]*")):
+                shutil.rmtree(partial, ignore_errors=True) if os.path.isdir(partial) else _remove_quietly(partial)
+            raise CannotWrite(cannot_write_message(step, error, self.last_saved, self.run_dir)) from None
         self.last_saved = step
 
     def restore(self) -> int:
@@ -218,3 +226,10 @@ class Trainer:
                 logging.info("Exported %s", path)
         self.writer.flush()
         return final_metrics
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -118,6 +118,48 @@ def test_a_stop_signal_finishes_the_step_checkpoints_it_and_exits_75(tiny_lab, t
     assert resumed.returncode == 0 and f"at step {step}" in resumed.stderr, resumed.stderr[-3000:]
 
 
+def test_a_full_disk_is_a_clear_stop_and_the_previous_checkpoint_stays_the_latest(tiny_lab, tmp_path):
+    """A disk that fills up, simulated without privileges by a file-size limit on the resumed run
+    (RLIMIT_FSIZE, SIGXFSZ ignored so a write fails with EFBIG as a full disk fails with ENOSPC): the
+    small files still fit, the 125 KB checkpoint does not."""
+    import resource
+    import signal
+
+    import tensorflow as tf
+
+    first = _train(tiny_lab, tmp_path, "--train_steps=2", "--checkpoint_every=2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    command = [sys.executable, TRAIN, "--task=classifier", "--run_name=tiny", f"--runs_root={tmp_path}",
+               "--data_format=multipie", f"--data_path={tiny_lab / 'multipie' / 'manifest.csv'}", "--image_size=32",
+               "--num_lightings=4", "--holdout_fraction=0.34", "--batch_size=8", "--classifier_base_filters=4",
+               "--classifier_downsamples=3", "--log_every=2", "--sample_every=100", "--eval_every=100",
+               "--checkpoint_every=2", "--noprogress_bar", "--train_steps=4", f"--resume={run}"]
+    full = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert full.returncode == 74, full.stderr[-3000:]
+    assert "stopped: could not write the checkpoint of step 4" in full.stderr
+    assert "the latest checkpoint is still step 2, complete" in full.stderr and "Traceback" not in full.stderr
+    assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith("ckpt-2")
+    assert not glob.glob(os.path.join(run, "checkpoints", "ckpt-4*"))
+    # Space freed (no limit): the run resumes from step 2 and finishes.
+    again = _train(tiny_lab, tmp_path, "--train_steps=4", f"--resume={run}")
+    assert again.returncode == 0 and "at step 2" in again.stderr, again.stderr[-3000:]
+
+
+def test_a_runs_root_that_cannot_be_written_is_a_one_line_error(tiny_lab, tmp_path):
+    # /proc takes no new folders, not even from root (tests may run as root, which ignores permissions).
+    result = _train(tiny_lab, tmp_path, "--train_steps=2", "--runs_root=/proc/legan-tf-runs")
+    assert result.returncode == 1 and "error: --runs_root=/proc/legan-tf-runs: cannot create the run directory" \
+        in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+
 def test_a_non_finite_loss_stops_the_run_and_is_never_checkpointed(tiny_lab, tmp_path):
     # Adam's first step moves every weight by about the learning rate: at 1e30 the weights stay finite
     # (float32 reaches 3e38) but step 2's logits overflow, so its loss is the first non-finite value.
