@@ -75,6 +75,10 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer("num_samples", 16, "Held-out images shown in each sample grid.", lower_bound=1, **into)
     flags.DEFINE_integer("seed", 0, "Seed for weights and data order.", **into)
     flags.DEFINE_bool("progress_bar", True, "Show a progress bar.", **into)
+    flags.DEFINE_bool("deterministic", False,
+                      "Deterministic kernels (TensorFlow: tf.config.experimental.enable_op_determinism; JAX on GPUs: "
+                      "XLA's deterministic ops), so a run repeats bit for bit and a resumed run equals an "
+                      "uninterrupted one. Slower; an op without a deterministic kernel is an error.", **into)
     flags.DEFINE_float("stop_after_minutes", 0.0,
                        "Stop training after this many minutes of wall time (0: no limit) and end as a finished run "
                        "does: checkpoint, samples, evaluation and exported models of the step reached. --resume "
@@ -224,6 +228,9 @@ def _run_jax() -> dict:
     train_source, eval_source = _open_sources(data_config_from_flags(FLAGS))
     if FLAGS.dry_run:
         return _dry_run(train_source, eval_source)
+    if FLAGS.deterministic:
+        # Read when JAX's backends start, on the first device query below. XLA on CPU is deterministic already.
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
     keras.utils.set_random_seed(FLAGS.seed)
     devices = data_parallel_devices(FLAGS.devices)
     if FLAGS.batch_size % len(devices):
@@ -262,6 +269,8 @@ def _run_tensorflow() -> dict:
                           "same step. Set --train_steps instead.")
     backend.set_jit_compile(FLAGS.jit_compile)
     tf.keras.utils.set_random_seed(FLAGS.seed)
+    if FLAGS.deterministic:
+        tf.config.experimental.enable_op_determinism()
     strategy = create_strategy(FLAGS.strategy, FLAGS.tpu_address)
     _check_batch_size(strategy, FLAGS.batch_size)
     task = _make_task(task_class, train_source)
