@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
+import io
 import dataclasses
 import math
 import os
@@ -122,18 +123,37 @@ def read_manifest(manifest_path: str, required: Sequence[str]) -> Tuple[List[str
     if not os.path.isfile(manifest_path):
         raise DataError(f"{manifest_path}: manifest not found")
     # utf-8-sig: spreadsheet exports often start with a byte-order mark that would rename `image`.
-    with open(manifest_path, newline="", encoding="utf-8-sig") as manifest:
-        reader = csv.DictReader(manifest)
-        header = [column.strip() for column in (reader.fieldnames or [])]
-        if not header:
-            raise DataError(f"{name}: empty manifest (no header)")
-        missing = [column for column in required if column not in header]
-        if missing:
-            raise DataError(
-                f"{name}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                f"(header: {','.join(header)})")
-        reader.fieldnames = header
-        rows = list(reader)
+    with open(manifest_path, "rb") as raw:
+        data = raw.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise DataError(f"{name}: not UTF-8 text (byte 0x{data[error.start]:02x} on line {line}); save the "
+                        "manifest as UTF-8 (a spreadsheet's 'CSV UTF-8' export)") from None
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise DataError(f"{name}: a NUL byte on line {line}: not a text CSV file")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [column.strip() for column in (reader.fieldnames or [])]
+    if not header:
+        raise DataError(f"{name}: empty manifest (no header)")
+    missing = [column for column in required if column not in header]
+    if missing:
+        raise DataError(
+            f"{name}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(header: {','.join(header)})")
+    reader.fieldnames = header
+    rows = []
+    for row in reader:
+        # A quoted field never holds a line break in a face manifest: one that does is an unterminated
+        # quote, which would swallow every following row into one field, silently.
+        broken = [column for column, value in row.items() if isinstance(value, str) and ("\n" in value or "\r" in value)]
+        if broken:
+            spanned = row[broken[0]].count("\n")
+            raise DataError(f"{name}: line {reader.line_num - spanned}: the {broken[0]!r} field runs over "
+                            f"{spanned + 1} lines (an unterminated quote?); fix the quoting")
+        rows.append(row)
     if not rows:
         raise DataError(f"{name}: empty manifest (no data rows)")
     return header, rows
