@@ -328,7 +328,14 @@ def make_rest_handler(repository: ModelRepository, max_body_bytes: int = MAX_MES
                         raise ServingFault("NOT_FOUND", f"POST {self.path}: only :predict is served")
                     length = int(self.headers.get("Content-Length") or 0)
                     if length > max_body_bytes:
-                        self.rfile.read(min(length, max_body_bytes))  # drain what a client already sent
+                        # Read and drop the body (in chunks: memory stays one chunk) so the client, still
+                        # sending, gets the 413 instead of a reset; past 16 limits the connection is just closed.
+                        remaining = min(length, 16 * max_body_bytes)
+                        while remaining > 0:
+                            chunk = self.rfile.read(min(remaining, 1 << 16))
+                            if not chunk:
+                                break
+                            remaining -= len(chunk)
                         self.close_connection = True
                         raise ServingFault("RESOURCE_EXHAUSTED", f"the request has {length} bytes; at most {max_body_bytes}")
                     self._send(200, rest_predict(repository, name, version, self.rfile.read(length)))

@@ -239,3 +239,55 @@ def test_server_command_serves_a_folder_and_refuses_a_broken_one(serving_dir, tm
     result = subprocess.run([sys.executable, os.path.join(REPO, "serving", "server.py"), f"--model_dir={broken}",
                              "--grpc_port=-1", "--rest_port=-1"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 1 and result.stderr.strip().splitlines()[-1].startswith(f"error: cannot load {broken}/legan")
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_burst_of_bad_oversized_and_valid_requests_from_many_clients(server):
+    """Issue 19: 8 clients at once, over gRPC and REST, each sending malformed, oversized and valid
+    requests in turn (240 in all). Every bad one is refused with its code, every valid one is answered
+    with the same scores as alone, and the server answers afterwards. Memory: an oversized request (4
+    request limits) is refused from its size, so 80 of them (320 MiB) must not stay in this process
+    (which holds both the clients and the server). At most one per client is in flight, in at most three
+    copies (the client's serialised message, the transport's buffer, the server's read), so the bound
+    is 8 x 3 x 4 MiB = 96 MiB, plus 64 MiB for the allocator's and the threads' own slack."""
+    import concurrent.futures
+
+    expected = score_faces(GrpcClient(f"127.0.0.1:{server.grpc_port}"), "quality", [png_bytes(face(7))])
+    malformed = {"images_bytes": [b"not an image"]}
+    oversized = {"images_bytes": [b"x" * (4 * MAX_REQUEST)]}
+
+    def client_session(index):
+        client = (GrpcClient(f"127.0.0.1:{server.grpc_port}", timeout=120) if index % 2 == 0
+                  else RestClient(f"127.0.0.1:{server.rest_port}", timeout=120))
+        outcomes = []
+        try:
+            for round_ in range(10):
+                for kind, inputs in (("malformed", malformed), ("oversized", oversized)):
+                    try:
+                        client.predict("quality", inputs)
+                        outcomes.append((kind, "OK"))
+                    except ServingError as error:
+                        outcomes.append((kind, error.code))
+                scores = score_faces(client, "quality", [png_bytes(face(7))])
+                outcomes.append(("valid", float(np.abs(scores - expected).max())))
+        finally:
+            client.close()
+        return outcomes
+
+    before = _rss_bytes()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        sessions = list(pool.map(client_session, range(8)))
+    grown = _rss_bytes() - before
+    outcomes = [outcome for session in sessions for outcome in session]
+    assert len(outcomes) == 240
+    assert {code for kind, code in outcomes if kind == "malformed"} == {"INVALID_ARGUMENT"}
+    assert {code for kind, code in outcomes if kind == "oversized"} == {"RESOURCE_EXHAUSTED"}
+    # The same model on the same bytes: the scores equal the lone request's (float32 kernels on one
+    # machine; batch of one either way).
+    assert max(difference for kind, difference in outcomes if kind == "valid") == 0.0
+    assert grown < 8 * 3 * 4 * MAX_REQUEST + 64 * (1 << 20), grown
+    assert score_faces(GrpcClient(f"127.0.0.1:{server.grpc_port}"), "quality", [png_bytes(face(7))]).shape == (1,)
