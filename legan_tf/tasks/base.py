@@ -9,7 +9,7 @@ import typing
 import keras
 import numpy as np
 
-from legan_tf import hparams
+from legan_tf import hparams, optimizers
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.layers import check_image_size
@@ -153,8 +153,8 @@ class GANTask(Task):
         # G is updated once per n_critic D steps, so its own step counter runs n_critic times slower.
         d_schedule = LinearDecayAfter(hp.d_learning_rate or self.learning_rate, self.train_steps, self.decay_steps)
         g_schedule = LinearDecayAfter(self.learning_rate, self.train_steps // n_critic, self.decay_steps // n_critic)
-        self.model.build_all(keras.optimizers.Adam(d_schedule, hp.beta_1, hp.beta_2),
-                             keras.optimizers.Adam(g_schedule, hp.beta_1, hp.beta_2))
+        self.model.build_all(optimizers.adam(d_schedule, hp.beta_1, hp.beta_2),
+                             optimizers.adam(g_schedule, hp.beta_1, hp.beta_2))
 
     def checkpoint_items(self):
         return {**self.model.networks(), "d_optimizer": self.model.d_optimizer, "g_optimizer": self.model.g_optimizer}

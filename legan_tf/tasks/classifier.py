@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from legan_tf import backend, visualize
+from legan_tf import backend, optimizers, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.losses import classification_loss
@@ -53,7 +53,7 @@ class ClassifierTask(base.Task):
         self.model(ops.zeros((1, self.image_size, self.image_size, 3)))
         # Linear decay to zero: the last steps settle the weights instead of jumping between minima.
         schedule = keras.optimizers.schedules.PolynomialDecay(self.learning_rate, self.train_steps, 0.0)
-        self.optimizer = keras.optimizers.Adam(schedule)
+        self.optimizer = optimizers.adam(schedule)
         self.optimizer.build(self.model.trainable_variables)
 
     def checkpoint_items(self):

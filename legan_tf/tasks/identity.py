@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from legan_tf import backend, losses, visualize
+from legan_tf import backend, losses, optimizers, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.evaluation.identity_metrics import identity_metrics, nearest_neighbours
@@ -96,7 +96,7 @@ class IdentityTask(base.Task):
         table[self.identities] = np.arange(self.num_classes, dtype=np.int32)
         self.class_of_identity = ops.convert_to_tensor(table)
         schedule = keras.optimizers.schedules.PolynomialDecay(self.learning_rate, self.train_steps, 0.0)
-        self.optimizer = keras.optimizers.Adam(schedule)
+        self.optimizer = optimizers.adam(schedule)
         self.optimizer.build(self.network.trainable_variables)
 
     def _load_initial_weights(self):

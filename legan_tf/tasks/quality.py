@@ -7,7 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from legan_tf import backend, losses, visualize
+from legan_tf import backend, losses, optimizers, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation.quality_metrics import quality_metrics
 from legan_tf.hparams import hparam
@@ -47,7 +47,7 @@ class QualityTask(base.Task):
         self.model = QualityModel(**self.model_args, name="quality_model")
         self.model(ops.zeros((1, self.image_size, self.image_size, 3)))
         schedule = keras.optimizers.schedules.PolynomialDecay(self.learning_rate, self.train_steps, 0.0)
-        self.optimizer = keras.optimizers.Adam(schedule)
+        self.optimizer = optimizers.adam(schedule)
         self.optimizer.build(self.model.trainable_variables)
 
     def checkpoint_items(self):

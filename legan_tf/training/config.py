@@ -22,6 +22,10 @@ class TrainerConfig:
     progress_bar: bool = True
     # Wall-clock minutes this process trains before it stops as at the end (0: no limit).
     stop_after_minutes: float = 0.0
+    # A non-finite loss: "stop" the run, or "skip" the update (optimizers.SkipNonFiniteUpdates) until
+    # more than max_consecutive_skips updates in a row were skipped.
+    on_nan: str = "stop"
+    max_consecutive_skips: int = 20
 
 
 class Deadline:
@@ -108,3 +112,25 @@ def cannot_write_message(step, error, last_good, run_dir):
             f"--resume={run_dir} continues from it") if last_good else "no checkpoint of this run was written"
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return f"could not write the checkpoint of step {step} into {run_dir} ({detail}); {kept}."
+
+
+def skip_counters(task):
+    """(name, variable) of the consecutive-skip counter of every optimizer that skips non-finite updates."""
+    from legan_tf.optimizers import SkipNonFiniteUpdates
+
+    return [(name, item.consecutive_skips) for name, item in task.checkpoint_items().items()
+            if isinstance(item, SkipNonFiniteUpdates)]
+
+
+def skipped_steps(pending):
+    """The steps among `pending` [(step, metrics)] with a non-finite metric: their updates were skipped."""
+    import math
+
+    return [step for step, metrics in pending if not all(math.isfinite(float(v)) for v in metrics.values())]
+
+
+def too_many_skips_message(name, count, limit, last_good, run_dir):
+    where = f"the latest checkpoint, step {last_good}, is the last finite state" if last_good else \
+        "no checkpoint was written"
+    return (f"{count} updates of {name} in a row had non-finite gradients and were skipped (more than "
+            f"--max_consecutive_skips={limit}): the run is not recovering by itself; {where}.")

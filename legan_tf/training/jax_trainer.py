@@ -35,7 +35,8 @@ from legan_tf import visualize
 from legan_tf.errors import CannotWrite, ConfigError, Interrupted, NonFiniteLoss
 from legan_tf.training import run_dir as run_dirs
 from legan_tf.training.config import (Deadline, StopSignals, TrainerConfig, cannot_write_message,
-                                      first_non_finite, non_finite_message)
+                                      first_non_finite, non_finite_message, skip_counters, skipped_steps,
+                                      too_many_skips_message)
 
 CHECKPOINT_PATTERN = re.compile(r"^jax-ckpt-(\d+)\.npz$")
 TF_CHECKPOINT_INDEX = "checkpoint"  # the file tf.train.CheckpointManager keeps beside its checkpoints
@@ -90,6 +91,7 @@ class JaxTrainer:
         self.variables = [variable for _, variable in self.entries]
         self.values = [variable.value for variable in self.variables]
         self.checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        self.skipped_total = 0  # updates skipped for a non-finite loss (--on_nan=skip)
         self.scalars_path = os.path.join(run_dir, "logs", "scalars.jsonl")
         self.summary_writer = _event_writer(os.path.join(run_dir, "logs"))
 
@@ -109,7 +111,23 @@ class JaxTrainer:
         return sorted(found)
 
     def _check_finite(self, pending):
-        """Raises NonFiniteLoss if a metric of the steps since the last check is not finite."""
+        """Raises NonFiniteLoss if a metric of the steps since the last check is not finite (--on_nan=stop),
+        or if an optimizer skipped too many updates in a row (--on_nan=skip)."""
+        if self.config.on_nan == "skip":
+            skipped = skipped_steps(pending)
+            pending.clear()
+            if skipped:
+                self.skipped_total += len(skipped)
+                logging.warning("Skipped the updates of %d step(s) with a non-finite loss (%s); %d in the run.",
+                                len(skipped), ", ".join(map(str, skipped[:5])) + (" ..." if len(skipped) > 5 else ""),
+                                self.skipped_total)
+            index = {id(variable): position for position, variable in enumerate(self.variables)}
+            for name, counter in skip_counters(self.task):
+                count = int(self.values[index[id(counter)]])  # the device value; the Keras variable is stale
+                if count > self.config.max_consecutive_skips:
+                    raise NonFiniteLoss(too_many_skips_message(name, count, self.config.max_consecutive_skips,
+                                                               self.last_saved, self.run_dir))
+            return
         found = first_non_finite(pending)
         pending.clear()
         if found is not None:

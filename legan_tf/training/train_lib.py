@@ -12,7 +12,7 @@ import os
 import keras
 from absl import flags, logging
 
-from legan_tf import backend, tasks
+from legan_tf import backend, optimizers, tasks
 from legan_tf.data.flags import data_config_from_flags, define_data_flags
 from legan_tf.errors import ConfigError
 from legan_tf.training import run_dir as run_dirs
@@ -75,6 +75,12 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer("num_samples", 16, "Held-out images shown in each sample grid.", lower_bound=1, **into)
     flags.DEFINE_integer("seed", 0, "Seed for weights and data order.", **into)
     flags.DEFINE_bool("progress_bar", True, "Show a progress bar.", **into)
+    flags.DEFINE_enum("on_nan", "stop", ["stop", "skip"],
+                      "A loss or gradient that is NaN or infinite: stop the run (exit code 3; the last good checkpoint "
+                      "stays the latest), or skip that update (weights and optimizer moments unchanged) and count it, "
+                      "stopping only after --max_consecutive_skips in a row. Never checkpointed either way.", **into)
+    flags.DEFINE_integer("max_consecutive_skips", 20, "With --on_nan=skip: stop after this many skipped updates in a "
+                         "row of one optimizer.", lower_bound=1, **into)
     flags.DEFINE_bool("deterministic", False,
                       "Deterministic kernels (TensorFlow: tf.config.experimental.enable_op_determinism; JAX on GPUs: "
                       "XLA's deterministic ops), so a run repeats bit for bit and a resumed run equals an "
@@ -151,6 +157,7 @@ def _open_sources(data_config):
 
 def _make_task(task_class, train_source):
     """The recipe, built before the run directory exists, so a setting it refuses leaves nothing behind."""
+    optimizers.set_skip_non_finite(FLAGS.on_nan == "skip")
     return task_class(
         label_names=train_source.label_names,
         image_size=FLAGS.image_size,
@@ -174,6 +181,8 @@ def _trainer_config() -> TrainerConfig:
         seed=FLAGS.seed,
         progress_bar=FLAGS.progress_bar,
         stop_after_minutes=FLAGS.stop_after_minutes,
+        on_nan=FLAGS.on_nan,
+        max_consecutive_skips=FLAGS.max_consecutive_skips,
     )
 
 

@@ -19,7 +19,8 @@ from legan_tf import visualize
 from legan_tf.errors import CannotWrite, ConfigError, Interrupted, NonFiniteLoss
 from legan_tf.training import run_dir as run_dirs
 from legan_tf.training.config import (Deadline, StopSignals, TrainerConfig, cannot_write_message,  # noqa: F401
-                                      first_non_finite, non_finite_message)
+                                      first_non_finite, non_finite_message, skip_counters, skipped_steps,
+                                      too_many_skips_message)
 from legan_tf.training.strategy import any_worker_function, is_chief
 
 
@@ -35,6 +36,7 @@ class Trainer:
         self.config = config
         self.distribute_fn = distribute_fn
         self.chief = is_chief(strategy)
+        self.skipped_total = 0  # updates skipped for a non-finite loss (--on_nan=skip)
         # A signal reaches one worker of a cluster; all must stop at the same step (one vote per step).
         self.any_worker = any_worker_function(strategy)
 
@@ -59,7 +61,22 @@ class Trainer:
         return not bad or int(tf.add_n(bad)) == 0
 
     def _check_finite(self, pending, step):
-        """Raises NonFiniteLoss if a metric of the steps since the last check is not finite."""
+        """Raises NonFiniteLoss if a metric of the steps since the last check is not finite (--on_nan=stop),
+        or if an optimizer skipped too many updates in a row (--on_nan=skip)."""
+        if self.config.on_nan == "skip":
+            skipped = skipped_steps(pending)
+            pending.clear()
+            if skipped:
+                self.skipped_total += len(skipped)
+                logging.warning("Skipped the updates of %d step(s) with a non-finite loss (%s); %d in the run.",
+                                len(skipped), ", ".join(map(str, skipped[:5])) + (" ..." if len(skipped) > 5 else ""),
+                                self.skipped_total)
+            for name, counter in skip_counters(self.task):
+                count = int(counter.value)
+                if count > self.config.max_consecutive_skips:
+                    raise NonFiniteLoss(too_many_skips_message(name, count, self.config.max_consecutive_skips,
+                                                               self.last_saved, self.run_dir))
+            return
         found = first_non_finite(pending)
         pending.clear()
         if found is not None:

@@ -1,0 +1,59 @@
+"""The optimizers of every recipe, made in one place so a run-wide setting (--on_nan=skip) reaches them all."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+_SETTINGS = {"skip_non_finite": False}
+
+
+def set_skip_non_finite(enabled: bool) -> None:
+    """--on_nan=skip: every optimizer made from now on skips updates whose gradients are not finite."""
+    _SETTINGS["skip_non_finite"] = bool(enabled)
+
+
+def adam(learning_rate, beta_1=0.9, beta_2=0.999):
+    """Adam, wrapped in SkipNonFiniteUpdates under --on_nan=skip."""
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1, beta_2)
+    return SkipNonFiniteUpdates(optimizer) if _SETTINGS["skip_non_finite"] else optimizer
+
+
+class SkipNonFiniteUpdates(keras.optimizers.LossScaleOptimizer):
+    """The inner optimizer's update where every gradient is finite; otherwise nothing changes (weights,
+    moments, iterations) and `step_counter` counts the consecutive skipped updates.
+
+    Built on Keras's LossScaleOptimizer for its finite-or-not branch, which tf.distribute supports (a
+    cond in cross-replica context) and JAX traces; the loss scale stays 1, since float32 needs none.
+    """
+
+    def __init__(self, inner_optimizer, name=None, **kwargs):
+        kwargs.pop("initial_scale", None), kwargs.pop("dynamic_growth_steps", None)
+        super().__init__(inner_optimizer, initial_scale=1.0, dynamic_growth_steps=1, name=name, **kwargs)
+
+    @property
+    def consecutive_skips(self):
+        return self.step_counter
+
+    # TensorFlow (stateful)
+    def _stateful_handle_finite_grads(self, grads, trainable_variables):
+        self.inner_optimizer.apply(grads, trainable_variables=trainable_variables)
+        self.step_counter.assign(0)
+
+    def _stateful_handle_non_finite_grads(self):
+        self.step_counter.assign_add(1)
+
+    # JAX (stateless)
+    def _stateless_handle_finite_grads(self, optimizer_variables, grads, trainable_variables):
+        mapping = list(zip(self.variables, optimizer_variables))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self.step_counter.assign(0)
+            new_trainable, new_inner = self.inner_optimizer.stateless_apply(
+                self.inner_optimizer.variables, grads, trainable_variables)
+        return new_trainable, [scope.get_current_value(v) for v in self._variables] + list(new_inner)
+
+    def _stateless_handle_non_finite_grads(self, optimizer_variables, trainable_variables):
+        mapping = list(zip(self.variables, optimizer_variables))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self.step_counter.assign_add(1)
+        return trainable_variables, [scope.get_current_value(v) for v in self.variables]
