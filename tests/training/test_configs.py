@@ -14,15 +14,17 @@ from legan_tf import tasks
 from legan_tf.training import train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# The face-lab presets are make_synthetic.py's flags, not training's.
+# The face-lab presets are make_synthetic.py's flags, not training's; the real datasets' presets are
+# prepare_data.py's (tests/data/test_real_layouts.py runs them).
 LAB_PRESETS = {"face_lab.flags", "face_lab_32.flags", "face_lab_identities.flags", "face_lab_rgbd_32.flags",
                "quality_lab_data.flags"}
+DATA_PRESETS = {"fer2013_data.flags", "ckplus_data.flags"}
 PRESETS = sorted(path for path in glob.glob(os.path.join(REPO, "configs", "*.flags"))
-                 if os.path.basename(path) not in LAB_PRESETS)
+                 if os.path.basename(path) not in LAB_PRESETS | DATA_PRESETS)
 
 
-def test_every_preset_is_either_a_training_or_a_lab_preset():
-    assert len(PRESETS) + len(LAB_PRESETS) == len(glob.glob(os.path.join(REPO, "configs", "*.flags")))
+def test_every_preset_is_either_a_training_a_lab_or_a_data_preset():
+    assert len(PRESETS) + len(LAB_PRESETS) + len(DATA_PRESETS) == len(glob.glob(os.path.join(REPO, "configs", "*.flags")))
     assert len(PRESETS) >= 20
 
 
