@@ -10,7 +10,7 @@ each kernel sum in a fixed order. Nothing else carries state from one step to th
 Why the bit-for-bit check interrupts with SIGTERM and not SIGKILL: in one of six SIGKILL sequences run
 while the project's test suite loaded the machine (the latest checkpoints after the kills were steps
 1, 11, 17, 20, 21), the finished run's G optimizer moments differed from the uninterrupted run's, while
-clean resumes from each of those steps were equal. The cause was not found (docs/RELIABILITY.md); the
+clean resumes from steps 1, 2, 3, 20 and 21 were equal. The cause was not found (docs/RELIABILITY.md); the
 SIGKILL trials therefore assert what was never violated: a complete latest checkpoint and a finished run.
 """
 
