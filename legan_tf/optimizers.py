@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-from keras import ops
 
 _SETTINGS = {"skip_non_finite": False}
 

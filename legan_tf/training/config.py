@@ -134,3 +134,59 @@ def too_many_skips_message(name, count, limit, last_good, run_dir):
         "no checkpoint was written"
     return (f"{count} updates of {name} in a row had non-finite gradients and were skipped (more than "
             f"--max_consecutive_skips={limit}): the run is not recovering by itself; {where}.")
+
+
+class NanGuard:
+    """What both trainers do with the steps' metrics before logging and saving: under --on_nan=stop a
+    non-finite one stops the run; under --on_nan=skip it was a skipped update, counted, and too many
+    skips in a row stop the run. `read_counter(variable) -> int` reads a skip counter's current value
+    (the JAX trainer keeps variables' values on the device)."""
+
+    def __init__(self, config: TrainerConfig, task, run_dir, read_counter):
+        self.config, self.task, self.run_dir, self.read_counter = config, task, run_dir, read_counter
+        self.skipped_total = 0
+
+    def check(self, pending, last_saved):
+        """Checks and empties `pending` [(step, metrics)]; raises NonFiniteLoss to stop the run."""
+        from legan_tf.errors import NonFiniteLoss
+
+        if self.config.on_nan == "skip":
+            skipped = skipped_steps(pending)
+            pending.clear()
+            if skipped:
+                self.skipped_total += len(skipped)
+                logging.warning("Skipped the updates of %d step(s) with a non-finite loss (%s); %d in the run.",
+                                len(skipped), ", ".join(map(str, skipped[:5])) + (" ..." if len(skipped) > 5 else ""),
+                                self.skipped_total)
+            for name, counter in skip_counters(self.task):
+                count = self.read_counter(counter)
+                if count > self.config.max_consecutive_skips:
+                    raise NonFiniteLoss(too_many_skips_message(name, count, self.config.max_consecutive_skips,
+                                                               last_saved, self.run_dir))
+            return
+        found = first_non_finite(pending)
+        pending.clear()
+        if found is not None:
+            raise NonFiniteLoss(non_finite_message(*found, last_saved, self.run_dir, self.task.global_batch_size))
+
+
+def after_step(trainer, step, pending, sample_batch, deadline, stop_requested):
+    """What both trainers do after a step: the periodic checkpoint, samples and evaluation, then the early
+    ends. Returns None to go on, "stop" when --stop_after_minutes ended the run (it finishes as a run at
+    --train_steps does), or "interrupt" after a stop signal, its step checkpointed.
+    `stop_requested()` says whether a signal arrived (in a cluster: at any worker)."""
+    config = trainer.config
+    if step % config.checkpoint_every == 0:
+        trainer.save(step, pending)
+    if step % config.sample_every == 0:
+        trainer._write_samples(sample_batch, step)
+    stopping = deadline.reached(step, trainer.run_dir)
+    if step % config.eval_every == 0 and step != config.train_steps and not stopping:
+        trainer._evaluate(step)  # the last step's evaluation comes after the loop
+    if stopping:
+        return "stop"
+    if stop_requested():
+        if step % config.checkpoint_every:
+            trainer.save(step, pending)
+        return "interrupt"
+    return None

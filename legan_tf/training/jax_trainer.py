@@ -34,9 +34,8 @@ from tqdm import tqdm
 from legan_tf import visualize
 from legan_tf.errors import CannotWrite, ConfigError, Interrupted, NonFiniteLoss
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.config import (Deadline, StopSignals, TrainerConfig, cannot_write_message,
-                                      first_non_finite, non_finite_message, skip_counters, skipped_steps,
-                                      too_many_skips_message)
+from legan_tf.training.config import (Deadline, NanGuard, StopSignals, TrainerConfig,  # noqa: F401
+                                      after_step, cannot_write_message, non_finite_message)
 
 CHECKPOINT_PATTERN = re.compile(r"^jax-ckpt-(\d+)\.npz$")
 TF_CHECKPOINT_INDEX = "checkpoint"  # the file tf.train.CheckpointManager keeps beside its checkpoints
@@ -91,7 +90,9 @@ class JaxTrainer:
         self.variables = [variable for _, variable in self.entries]
         self.values = [variable.value for variable in self.variables]
         self.checkpoint_dir = os.path.join(run_dir, "checkpoints")
-        self.skipped_total = 0  # updates skipped for a non-finite loss (--on_nan=skip)
+        # Skip counters are read from the device values; the Keras variables are written only to save.
+        self.nan_guard = NanGuard(config, task, run_dir, lambda variable: int(self.values[
+            next(i for i, known in enumerate(self.variables) if known is variable)]))
         self.scalars_path = os.path.join(run_dir, "logs", "scalars.jsonl")
         self.summary_writer = _event_writer(os.path.join(run_dir, "logs"))
 
@@ -111,27 +112,8 @@ class JaxTrainer:
         return sorted(found)
 
     def _check_finite(self, pending):
-        """Raises NonFiniteLoss if a metric of the steps since the last check is not finite (--on_nan=stop),
-        or if an optimizer skipped too many updates in a row (--on_nan=skip)."""
-        if self.config.on_nan == "skip":
-            skipped = skipped_steps(pending)
-            pending.clear()
-            if skipped:
-                self.skipped_total += len(skipped)
-                logging.warning("Skipped the updates of %d step(s) with a non-finite loss (%s); %d in the run.",
-                                len(skipped), ", ".join(map(str, skipped[:5])) + (" ..." if len(skipped) > 5 else ""),
-                                self.skipped_total)
-            index = {id(variable): position for position, variable in enumerate(self.variables)}
-            for name, counter in skip_counters(self.task):
-                count = int(self.values[index[id(counter)]])  # the device value; the Keras variable is stale
-                if count > self.config.max_consecutive_skips:
-                    raise NonFiniteLoss(too_many_skips_message(name, count, self.config.max_consecutive_skips,
-                                                               self.last_saved, self.run_dir))
-            return
-        found = first_non_finite(pending)
-        pending.clear()
-        if found is not None:
-            raise NonFiniteLoss(non_finite_message(*found, self.last_saved, self.run_dir, self.task.global_batch_size))
+        """Raises NonFiniteLoss when the steps since the last check call for it (config.NanGuard)."""
+        self.nan_guard.check(pending, self.last_saved)
 
     def save(self, step: int, pending=None) -> str:
         """A checkpoint of `step`, only of finite losses and weights: a NaN is never the run's latest state.
@@ -297,22 +279,14 @@ class JaxTrainer:
                     remaining = (config.train_steps - step) * self.task.global_batch_size / speed
                     logging.info("step %d/%d: %s, about %.0f min left", step, config.train_steps,
                                  ", ".join(f"{name} {value:.4g}" for name, value in values.items()), remaining / 60)
-            if step % config.checkpoint_every == 0:
-                self.save(step, pending)
-            if step % config.sample_every == 0:
-                self._write_samples(sample_batch, step)
-            stopping = deadline.reached(step, self.run_dir)
-            if step % config.eval_every == 0 and step != config.train_steps and not stopping:
-                self._evaluate(step)  # the last step's evaluation comes after the loop
-            if stopping:
-                final_step = step
-                break
-            if signals.received is not None:
+            ending = after_step(self, step, pending, sample_batch, deadline, lambda: signals.received is not None)
+            if ending == "interrupt":
                 progress.close()
-                if step % config.checkpoint_every:
-                    self.save(step, pending)
                 batches.close() if hasattr(batches, "close") else None
                 raise Interrupted(signals.message(step, self.run_dir))
+            if ending == "stop":
+                final_step = step
+                break
         progress.close()
         batches.close() if hasattr(batches, "close") else None
 

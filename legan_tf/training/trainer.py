@@ -18,9 +18,8 @@ from tqdm import tqdm
 from legan_tf import visualize
 from legan_tf.errors import CannotWrite, ConfigError, Interrupted, NonFiniteLoss
 from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.config import (Deadline, StopSignals, TrainerConfig, cannot_write_message,  # noqa: F401
-                                      first_non_finite, non_finite_message, skip_counters, skipped_steps,
-                                      too_many_skips_message)
+from legan_tf.training.config import (Deadline, NanGuard, StopSignals, TrainerConfig,  # noqa: F401
+                                      after_step, cannot_write_message, non_finite_message)
 from legan_tf.training.strategy import any_worker_function, is_chief
 
 
@@ -36,7 +35,7 @@ class Trainer:
         self.config = config
         self.distribute_fn = distribute_fn
         self.chief = is_chief(strategy)
-        self.skipped_total = 0  # updates skipped for a non-finite loss (--on_nan=skip)
+        self.nan_guard = NanGuard(config, task, run_dir, lambda variable: int(variable.value))
         # A signal reaches one worker of a cluster; all must stop at the same step (one vote per step).
         self.any_worker = any_worker_function(strategy)
 
@@ -61,26 +60,8 @@ class Trainer:
         return not bad or int(tf.add_n(bad)) == 0
 
     def _check_finite(self, pending, step):
-        """Raises NonFiniteLoss if a metric of the steps since the last check is not finite (--on_nan=stop),
-        or if an optimizer skipped too many updates in a row (--on_nan=skip)."""
-        if self.config.on_nan == "skip":
-            skipped = skipped_steps(pending)
-            pending.clear()
-            if skipped:
-                self.skipped_total += len(skipped)
-                logging.warning("Skipped the updates of %d step(s) with a non-finite loss (%s); %d in the run.",
-                                len(skipped), ", ".join(map(str, skipped[:5])) + (" ..." if len(skipped) > 5 else ""),
-                                self.skipped_total)
-            for name, counter in skip_counters(self.task):
-                count = int(counter.value)
-                if count > self.config.max_consecutive_skips:
-                    raise NonFiniteLoss(too_many_skips_message(name, count, self.config.max_consecutive_skips,
-                                                               self.last_saved, self.run_dir))
-            return
-        found = first_non_finite(pending)
-        pending.clear()
-        if found is not None:
-            raise NonFiniteLoss(non_finite_message(*found, self.last_saved, self.run_dir, self.task.global_batch_size))
+        """Raises NonFiniteLoss when the steps since the last check call for it (config.NanGuard)."""
+        self.nan_guard.check(pending, self.last_saved)
 
     def save(self, step, pending):
         """A checkpoint of `step`, only of finite losses and weights: a NaN is never the run's latest state."""
@@ -215,22 +196,15 @@ class Trainer:
                     logging.info("step %d/%d: %s, %.1f images/s, about %.0f min left", step, config.train_steps,
                                  ", ".join(f"{name} {value:.4g}" for name, value in values.items()),
                                  images_per_second, remaining / 60)
-            if step % config.checkpoint_every == 0:
-                self.save(step, pending)
-            if step % config.sample_every == 0:
-                self._write_samples(sample_batch, step)
-            stopping = deadline.reached(step, self.run_dir)
-            if step % config.eval_every == 0 and step != config.train_steps and not stopping:
-                self._evaluate(step)  # the last step's evaluation comes after the loop
-            if stopping:
-                final_step = step
-                break
-            if self.any_worker(signals.received is not None):
+            ending = after_step(self, step, pending, sample_batch, deadline,
+                                lambda: self.any_worker(signals.received is not None))
+            if ending == "interrupt":
                 progress.close()
-                if step % config.checkpoint_every:
-                    self.save(step, pending)
                 self.writer.flush()
                 raise Interrupted(signals.message(step, self.run_dir))
+            if ending == "stop":
+                final_step = step
+                break
         progress.close()
 
         if final_step % config.checkpoint_every:
