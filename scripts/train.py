@@ -12,24 +12,43 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
 
 
+def _expanded_arguments(argv):
+    """The command line with every --flagfile's lines put in its place, in order (as absl reads them)."""
+    arguments, expanded = list(argv[1:]), []
+    while arguments:
+        argument = arguments.pop(0)
+        expanded.append(argument)
+        match = re.fullmatch(r"--flagfile=(.+)", argument)
+        if match and os.path.isfile(match.group(1)):
+            with open(match.group(1), encoding="utf-8") as handle:
+                nested = [line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#")]
+            arguments = nested + arguments
+    return expanded
+
+
 def _requested_backend(argv):
     """The --backend value on the command line or in a --flagfile (the last one wins, as in absl), or None.
 
     Keras fixes its backend when it is first imported, which every legan_tf module does, so the
     choice is read here, before absl parses anything.
     """
-    found = None
-    arguments = list(argv[1:])
-    while arguments:
-        argument = arguments.pop(0)
+    found, arguments = None, _expanded_arguments(argv)
+    for position, argument in enumerate(arguments):
         match = re.fullmatch(r"--backend(?:=(.*))?", argument)
         if match:
-            found = match.group(1) if match.group(1) is not None else (arguments.pop(0) if arguments else None)
-        match = re.fullmatch(r"--flagfile=(.+)", argument)
-        if match and os.path.isfile(match.group(1)):
-            with open(match.group(1), encoding="utf-8") as handle:
-                nested = [line.strip() for line in handle if line.strip() and not line.lstrip().startswith("#")]
-            arguments = nested + arguments
+            found = match.group(1) if match.group(1) is not None else (
+                arguments[position + 1] if position + 1 < len(arguments) else None)
+    return found
+
+
+def _requested_flag(argv, name):
+    """Whether a boolean --name (or --noname) is set on the command line or in a --flagfile (the last wins)."""
+    found = False
+    for argument in _expanded_arguments(argv):
+        if argument in (f"--{name}", f"--{name}=true", f"--{name}=True", f"--{name}=1"):
+            found = True
+        elif argument in (f"--no{name}", f"--{name}=false", f"--{name}=False", f"--{name}=0"):
+            found = False
     return found
 
 
@@ -50,6 +69,11 @@ def _select_backend(argv):
 
 
 _select_backend(sys.argv)
+if _requested_flag(sys.argv, "deterministic"):
+    # oneDNN's CPU kernels may sum in an order that depends on thread scheduling (measured: a run repeated
+    # under load differed by 5e-6 in G's Adam moments); TensorFlow's own (Eigen) kernels do not. Read when
+    # TensorFlow loads, so set before anything imports it.
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
 
 from absl import app, flags, logging  # noqa: E402
 

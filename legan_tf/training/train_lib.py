@@ -84,7 +84,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_bool("deterministic", False,
                       "Deterministic kernels (TensorFlow: tf.config.experimental.enable_op_determinism; JAX on GPUs: "
                       "XLA's deterministic ops), so a run repeats bit for bit and a resumed run equals an "
-                      "uninterrupted one. Slower; an op without a deterministic kernel is an error.", **into)
+                      "uninterrupted one. Under TensorFlow it also turns oneDNN's kernels off (scripts/train.py sets "
+                      "TF_ENABLE_ONEDNN_OPTS=0 before TensorFlow loads): slower on CPU; an op without a deterministic "
+                      "kernel is an error.", **into)
     flags.DEFINE_float("stop_after_minutes", 0.0,
                        "Stop training after this many minutes of wall time (0: no limit) and end as a finished run "
                        "does: checkpoint, samples, evaluation and exported models of the step reached. --resume "
