@@ -140,6 +140,9 @@ def apply_gradients(optimizer, variables, loss_fn):
         def loss_and_gradients():
             with tf.GradientTape() as tape:
                 loss, aux = loss_fn()
+                # A LossScaleOptimizer (--mixed_precision=mixed_float16) multiplies by its scale and divides
+                # the gradients back in apply; any other optimizer returns the loss as it is.
+                loss = optimizer.scale_loss(loss)
             return aux, tape.gradient(loss, variables)
 
         if _TF_JIT["enabled"]:
@@ -170,6 +173,7 @@ def _jax_apply_gradients(optimizer, variables, loss_fn):
         before = dict(inner.state_mapping)
         with inner:
             loss, aux = loss_fn()
+            loss = optimizer.scale_loss(loss)
         # Assignments made inside the loss (none in this project's networks today: no batch norm
         # statistics) are carried out to the enclosing step rather than lost.
         updates = {key: value for key, value in inner.state_mapping.items()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from legan_tf import precision
+
 _SETTINGS = {"skip_non_finite": False}
 
 
@@ -13,8 +15,11 @@ def set_skip_non_finite(enabled: bool) -> None:
 
 
 def adam(learning_rate, beta_1=0.9, beta_2=0.999):
-    """Adam, wrapped in SkipNonFiniteUpdates under --on_nan=skip."""
+    """Adam; under --mixed_precision=mixed_float16 with dynamic loss scaling (which itself skips an update
+    whose scaled gradients overflow), else wrapped in SkipNonFiniteUpdates under --on_nan=skip."""
     optimizer = keras.optimizers.Adam(learning_rate, beta_1, beta_2)
+    if precision.needs_loss_scaling():
+        return keras.optimizers.LossScaleOptimizer(optimizer)
     return SkipNonFiniteUpdates(optimizer) if _SETTINGS["skip_non_finite"] else optimizer
 
 

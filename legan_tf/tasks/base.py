@@ -9,7 +9,7 @@ import typing
 import keras
 import numpy as np
 
-from legan_tf import hparams, optimizers
+from legan_tf import hparams, optimizers, precision
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.layers import check_image_size
@@ -173,6 +173,6 @@ class GANTask(Task):
     def export(self, run_dir):
         paths = []
         for filename, network in self.exported_networks().items():
-            network.save(os.path.join(run_dir, filename))
+            precision.save(network, os.path.join(run_dir, filename))
             paths.append(os.path.join(run_dir, filename))
         return paths

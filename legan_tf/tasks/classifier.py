@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from legan_tf import backend, optimizers, visualize
+from legan_tf import backend, optimizers, precision, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.losses import classification_loss
@@ -111,5 +111,5 @@ class ClassifierTask(base.Task):
 
     def export(self, run_dir):
         path = os.path.join(run_dir, "attribute_classifier.keras")
-        self.model.save(path)
+        precision.save(self.model, path)
         return [path]

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from legan_tf import backend, losses, optimizers, visualize
+from legan_tf import backend, losses, optimizers, precision, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.evaluation.identity_metrics import identity_metrics, nearest_neighbours
@@ -194,5 +194,5 @@ class IdentityTask(base.Task):
         embedder = IdentityEmbedder(self.network.without_classifier(), name="identity_embedder")
         embedder(ops.zeros((1, self.image_size, self.image_size, 3)))
         path = os.path.join(run_dir, self.export_name)
-        embedder.save(path)
+        precision.save(embedder, path)
         return [path]

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from legan_tf import backend, losses, optimizers, visualize
+from legan_tf import backend, losses, optimizers, precision, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation.quality_metrics import quality_metrics
 from legan_tf.hparams import hparam
@@ -81,5 +81,5 @@ class QualityTask(base.Task):
 
     def export(self, run_dir):
         path = os.path.join(run_dir, self.export_name)
-        self.model.save(path)
+        precision.save(self.model, path)
         return [path]

@@ -26,6 +26,8 @@ class TrainerConfig:
     # more than max_consecutive_skips updates in a row were skipped.
     on_nan: str = "stop"
     max_consecutive_skips: int = 20
+    # (first, last) steps traced by the TensorFlow profiler (--profile_steps); () traces nothing.
+    profile_steps: tuple = ()
 
 
 class Deadline:

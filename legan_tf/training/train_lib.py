@@ -12,7 +12,7 @@ import os
 import keras
 from absl import flags, logging
 
-from legan_tf import backend, optimizers, tasks
+from legan_tf import backend, optimizers, precision, tasks
 from legan_tf.data.flags import data_config_from_flags, define_data_flags
 from legan_tf.errors import ConfigError
 from legan_tf.training import run_dir as run_dirs
@@ -58,6 +58,15 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                       "apply, which all-reduces across replicas, stays outside). Pays on GPUs; on CPUs XLA's "
                       "convolutions are slower than oneDNN's (docs/benchmarks.md). The JAX backend always compiles.",
                       **into)
+    flags.DEFINE_enum("mixed_precision", "float32", list(precision.POLICIES),
+                      "Compute dtype of the networks (weights, losses, the gradient penalty's norm and the saved models "
+                      "stay float32): mixed_float16 for GPUs with tensor cores (with dynamic loss scaling), "
+                      "mixed_bfloat16 for TPUs, recent GPUs and CPUs with AVX512-BF16/AMX; float32 elsewhere "
+                      "(docs/benchmarks.md has this CPU's figures).", **into)
+    flags.DEFINE_list("profile_steps", [], "TensorFlow backend: trace steps FIRST,LAST with the TensorFlow profiler "
+                      "(e.g. 20,25: after the first steps' tracing) into <run>/logs (TensorBoard's Profile tab, with "
+                      "pip install tensorboard-plugin-profile) and write <run>/logs/profile_summary.md, the kernel time "
+                      "of each op type.", **into)
     flags.DEFINE_string("runs_root", "runs", "Folder that holds run directories.", **into)
     flags.DEFINE_string("run_name", "", "Run directory name prefix (default: the task name); a timestamp is "
                         "appended.", **into)
@@ -121,7 +130,7 @@ def _check_batch_size(strategy, batch_size):
 
 # Flags that mean something under one backend only, with the value that leaves them unused.
 _TENSORFLOW_ONLY = {"strategy": "default", "cpu_replicas": 0, "tpu_address": "", "export_to": "",
-                    "jit_compile": False}
+                    "jit_compile": False, "profile_steps": []}
 _JAX_ONLY = {"devices": 1, "input_processes": 0}
 
 
@@ -159,7 +168,13 @@ def _open_sources(data_config):
 
 def _make_task(task_class, train_source):
     """The recipe, built before the run directory exists, so a setting it refuses leaves nothing behind."""
+    if FLAGS.on_nan == "skip" and FLAGS.mixed_precision == "mixed_float16":
+        raise ConfigError("--on_nan=skip with --mixed_precision=mixed_float16: float16's loss scaling already skips "
+                          "every update whose gradients overflow (and lowers the scale); a NaN loss then stops the "
+                          "run. Use --on_nan=stop, or mixed_bfloat16, which needs no loss scaling.")
     optimizers.set_skip_non_finite(FLAGS.on_nan == "skip")
+    # Before the task builds its networks: each layer takes the global policy when it is made.
+    precision.set_policy(FLAGS.mixed_precision)
     return task_class(
         label_names=train_source.label_names,
         image_size=FLAGS.image_size,
@@ -185,7 +200,21 @@ def _trainer_config() -> TrainerConfig:
         stop_after_minutes=FLAGS.stop_after_minutes,
         on_nan=FLAGS.on_nan,
         max_consecutive_skips=FLAGS.max_consecutive_skips,
+        profile_steps=_profile_steps(),
     )
+
+
+def _profile_steps() -> tuple:
+    if not FLAGS.profile_steps:
+        return ()
+    try:
+        first, last = (int(value) for value in FLAGS.profile_steps)
+    except ValueError:
+        first = last = 0
+    if not 1 <= first <= last:
+        raise ConfigError(f"--profile_steps={','.join(FLAGS.profile_steps)}: give two steps FIRST,LAST with "
+                          "1 <= FIRST <= LAST, e.g. --profile_steps=20,25.")
+    return first, last
 
 
 def _open_run_dir(train_source, chief=True, share=None) -> str:

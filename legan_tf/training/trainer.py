@@ -16,6 +16,7 @@ from absl import logging
 from tqdm import tqdm
 
 from legan_tf import visualize
+from legan_tf.profiling import StepProfiler
 from legan_tf.errors import CannotWrite, ConfigError, Interrupted, NonFiniteLoss
 from legan_tf.training import run_dir as run_dirs
 from legan_tf.training.config import (Deadline, NanGuard, StopSignals, TrainerConfig,  # noqa: F401
@@ -158,16 +159,22 @@ class Trainer:
 
         progress = tqdm(total=config.train_steps, initial=start, desc=self.task.name, unit="step",
                         disable=not (config.progress_bar and self.chief), dynamic_ncols=True)
+        profiler = StepProfiler(config.profile_steps, os.path.join(self.run_dir, "logs"), enabled=self.chief)
         with StopSignals() as signals:
-            return self._loop(start, iterator, schedule, sample_batch, progress, signals)
+            try:
+                return self._loop(start, iterator, schedule, sample_batch, progress, signals, profiler)
+            finally:
+                profiler.stop()  # a run that ends inside the window still leaves its trace
 
-    def _loop(self, start, iterator, schedule, sample_batch, progress, signals):
+    def _loop(self, start, iterator, schedule, sample_batch, progress, signals, profiler):
+
         config = self.config
         window_start, window_steps = time.perf_counter(), 0
         metrics, pending = {}, []  # pending: (step, metrics) not yet checked for NaN and inf
         deadline, final_step = Deadline(config), config.train_steps
         for step in range(start + 1, config.train_steps + 1):
             # One batch per step, shared by every update of the step (D and G see the same faces).
+            profiler.before(step)
             batch = next(iterator)
             step_tensor = tf.constant(step, tf.int64)
             this_step = {}
@@ -177,6 +184,10 @@ class Trainer:
             metrics.update(this_step)
             pending.append((step, this_step))
             self.step.assign(step)
+            summary = profiler.after(step)
+            if summary:
+                logging.info("Profiled steps %d-%d (%s):\n%s", profiler.first, profiler.last,
+                             os.path.join(self.run_dir, "logs", "profile_summary.md"), summary)
             window_steps += 1
             progress.update(1)
             if step % config.log_every == 0 or step == config.train_steps:

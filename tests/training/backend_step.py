@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
-from legan_tf import backend, tasks  # noqa: E402
+from legan_tf import backend, precision, tasks  # noqa: E402
 
 SIZE, BATCH, LEARNING_RATE = 32, 4, 0.01
 EXPRESSIONS, LIGHTINGS = ("neutral", "smile", "surprise"), ("l0", "l1")
@@ -86,14 +86,20 @@ def _task(task_name):
     raise SystemExit(f"unknown task {task_name}")
 
 
+def _sgd():
+    """Plain SGD; under mixed_float16 inside the loss scaling the recipes' optimizers get."""
+    sgd = keras.optimizers.SGD(LEARNING_RATE)
+    return keras.optimizers.LossScaleOptimizer(sgd) if precision.needs_loss_scaling() else sgd
+
+
 def _use_sgd(task):
     """Plain SGD in place of the recipe's Adam: its update is linear in the gradient, so the bound on
     the two backends' gradients carries over to the weights unchanged."""
     if hasattr(task, "model") and hasattr(task.model, "build_all"):
-        task.model.build_all(keras.optimizers.SGD(LEARNING_RATE), keras.optimizers.SGD(LEARNING_RATE))
+        task.model.build_all(_sgd(), _sgd())
         return [task.model.d_optimizer, task.model.g_optimizer]
     network = getattr(task, "network", None) or task.model
-    task.optimizer = keras.optimizers.SGD(LEARNING_RATE)
+    task.optimizer = _sgd()
     task.optimizer.build(network.trainable_variables)
     return [task.optimizer]
 
@@ -102,6 +108,8 @@ def _use_sgd(task):
 DEVICES = int(os.environ.get("BACKEND_STEP_DEVICES", "1"))
 # TensorFlow only: compile each update's loss and gradients with XLA (--jit_compile).
 JIT = os.environ.get("BACKEND_STEP_JIT") == "1"
+# The networks' compute dtype (--mixed_precision); the weights file stays the float32 run's.
+PRECISION = os.environ.get("BACKEND_STEP_PRECISION", "float32")
 
 
 def main(folder, *task_names):
@@ -111,6 +119,9 @@ def main(folder, *task_names):
     if JIT:
         backend.set_jit_compile(True)
         suffix += "-jit"
+    if PRECISION != "float32":
+        precision.set_policy(PRECISION)
+        suffix += f"-{PRECISION}"
     for task_name in task_names:
         one_step(task_name, os.path.join(folder, f"{task_name}-weights.npz"),
                  os.path.join(folder, f"{task_name}-{backend.name()}{suffix}.npz"))

@@ -1,0 +1,170 @@
+"""--mixed_precision: the networks compute in float16 / bfloat16 and train to the float32 path's result
+within rounding; losses, weights and the saved models stay float32; float16's loss scaling is undone.
+
+One step of each task from the same float32 weights and batch (tests/training/backend_step.py, on
+TensorFlow's Eigen kernels as in test_backends), float32 against each mixed policy.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TASKS = ("stargan", "legan", "stargan_depth", "classifier")
+POLICIES = ("mixed_bfloat16", "mixed_float16")
+
+# Unit roundoff (half the spacing of numbers in [1, 2)): bfloat16 keeps 8 significant bits, float16 11.
+UNIT_ROUNDOFF = {"mixed_bfloat16": 2.0**-8, "mixed_float16": 2.0**-11}
+# The first update's losses are forward sums. Each layer rounds its inputs and weights to the compute
+# dtype (relative error u each; products and sums stay float32 inside the kernels) and its output
+# once more, so a chain of L layers errs by at most about 3 L u relative to the magnitudes involved,
+# to first order. The tiny networks here have L <= 12 layers on any path to a loss, so 36 u bounds
+# it (bfloat16: 0.14, float16: 0.018); the losses are O(1) quantities of +-1 images, hence the same
+# figure as an absolute bound for losses near 0 (a critic's mean score). Measured: 1e-3 (bfloat16)
+# and 3e-5 (float16) at most. A loss computed in the wrong dtype end to end or a missing cast fails
+# as an error or a non-finite value, which no tolerance lets through.
+LOSS_LAYERS = 12
+# The classifier's update (no normalisation layer: its gradients are not amplified, unlike the
+# GANs' instance norms, which multiply rounding by |x| / sigma). Backward passes round again, so
+# twice the forward figure: 72 u (bfloat16 0.28, float16 0.035); measured 0.04 and 0.004. The
+# faults this catches are orders of magnitude away: float16's loss scale left in the gradients (a
+# factor 2^15), or the update skipped (relative difference 1).
+UPDATE_LAYERS = 24
+
+
+def _run_step(folder, policy, tasks):
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0",
+           "BACKEND_STEP_PRECISION": policy}
+    return subprocess.Popen([sys.executable, os.path.join(HERE, "backend_step.py"), folder, *tasks], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("precision"))
+    first = _run_step(folder, "float32", TASKS)  # writes the initial weights the mixed runs load
+    assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
+    runs = [_run_step(folder, policy, TASKS) for policy in POLICIES]
+    for run in runs:
+        _, stderr = run.communicate(timeout=600)
+        assert run.returncode == 0, stderr[-3000:]
+    return folder
+
+
+def _load(folder, task, policy=None):
+    return np.load(os.path.join(folder, f"{task}-tensorflow{'-' + policy if policy else ''}.npz"))
+
+
+def _first_update_metrics(task, names):
+    """The metrics of the step's first update (D's, or the classifier's): computed from the shared initial
+    weights only. Later updates start from weights the first one moved, and under float16 that first
+    update may legitimately be skipped (the initial loss scale 2^15 overflowing)."""
+    prefix = "metric:d/" if task != "classifier" else "metric:"
+    return [name for name in names if name.startswith(prefix)]
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("task", TASKS)
+def test_losses_match_float32(folder, task, policy):
+    reference, mixed = _load(folder, task), _load(folder, task, policy)
+    names = _first_update_metrics(task, reference.files)
+    assert names
+    bound = 3 * LOSS_LAYERS * UNIT_ROUNDOFF[policy]
+    for name in names:
+        assert np.isfinite(mixed[name]), name
+        np.testing.assert_allclose(mixed[name], reference[name], rtol=bound, atol=bound, err_msg=name)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_classifier_update_matches_float32(folder, policy):
+    initial = np.load(os.path.join(folder, "classifier-weights.npz"))
+    reference, mixed = _load(folder, "classifier"), _load(folder, "classifier", policy)
+    update = np.concatenate([(reference[key] - initial[key]).ravel() for key in initial.files])
+    mixed_update = np.concatenate([(mixed[key] - initial[key]).ravel() for key in initial.files])
+    assert np.linalg.norm(update) > 0
+    relative = np.linalg.norm(mixed_update - update) / np.linalg.norm(update)
+    assert relative <= 3 * UPDATE_LAYERS * UNIT_ROUNDOFF[policy], relative
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("task", TASKS)
+def test_weights_stay_float32_and_finite(folder, task, policy):
+    mixed = _load(folder, task, policy)
+    for key in _load(folder, task).files:
+        if not key.startswith("metric:") and key != "devices":
+            assert mixed[key].dtype == np.float32, key
+            assert np.all(np.isfinite(mixed[key])), key
+
+
+def test_float32_copy_computes_what_a_float32_network_does():
+    from legan_tf import precision
+    from legan_tf.models.stargan import StarGANGenerator
+
+    def generator():
+        network = StarGANGenerator(image_size=32, num_labels=3, base_filters=4, num_residual_blocks=1)
+        network.build()
+        return network
+
+    try:
+        precision.set_policy("mixed_bfloat16")
+        mixed = generator()
+    finally:
+        precision.set_policy("float32")
+    plain = generator()
+    plain.set_weights(mixed.get_weights())
+    copy = precision.float32_copy(mixed)
+    inputs = (np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32"),
+              np.eye(3, dtype="float32")[[0, 2]])
+    assert "mixed_bfloat16" in _policies(mixed)
+    assert _policies(copy) == {"float32"}
+    # The same float32 kernels on the same weights and inputs in one process.
+    np.testing.assert_allclose(copy(inputs), plain(inputs), rtol=1e-6, atol=1e-6)
+
+
+def _policies(network):
+    return {layer.dtype_policy.name for layer in network._flatten_layers(include_self=True, recursive=True)}
+
+
+def _train(tmp_path, *arguments):
+    command = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--runs_root={tmp_path}",
+               "--progress_bar=false", *arguments]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.fixture(scope="module")
+def tiny_lab(tmp_path_factory):
+    from legan_tf.data.synthetic.writer import write_face_lab
+
+    root = tmp_path_factory.mktemp("lab")
+    write_face_lab(root, image_size=32, num_identities=4, seed=0, num_lightings=2, naturalness_variants=1,
+                   rgbd_lightings_per_face=1)
+    return ["--data_format=multipie", f"--data_path={root / 'multipie' / 'manifest.csv'}", "--num_lightings=2"]
+
+
+def test_mixed_float16_run_exports_float32_models(tmp_path, tiny_lab):
+    import keras
+
+    result = _train(tmp_path, "--task=stargan", *tiny_lab, "--image_size=32", "--batch_size=4",
+                    "--train_steps=4", "--stargan_g_filters=4", "--stargan_g_residual_blocks=1",
+                    "--stargan_d_filters=4", "--stargan_d_downsamples=3", "--stargan_n_critic=2",
+                    "--mixed_precision=mixed_float16", "--checkpoint_every=2", "--eval_every=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = next(path for path in tmp_path.iterdir() if path.is_dir())
+    generator = keras.saving.load_model(run_dir / "generator.keras")
+    assert _policies(generator) == {"float32"}
+    with open(run_dir / "flags.txt") as handle:
+        assert "--mixed_precision=mixed_float16" in handle.read()
+
+
+def test_skip_with_float16_loss_scaling_is_refused(tmp_path, tiny_lab):
+    result = _train(tmp_path, "--task=stargan", *tiny_lab, "--image_size=32", "--train_steps=1",
+                    "--mixed_precision=mixed_float16", "--on_nan=skip")
+    assert result.returncode != 0
+    assert "--on_nan=skip with --mixed_precision=mixed_float16" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+    assert not any(tmp_path.iterdir())

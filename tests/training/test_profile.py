@@ -1,0 +1,54 @@
+"""--profile_steps: a profiler trace of the chosen steps in the run's logs, and a summary of where their
+kernel time went, readable without TensorBoard."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def tiny_lab(tmp_path_factory):
+    from legan_tf.data.synthetic.writer import write_face_lab
+
+    root = tmp_path_factory.mktemp("lab")
+    write_face_lab(root, image_size=32, num_identities=4, seed=0, num_lightings=2, naturalness_variants=1,
+                   rgbd_lightings_per_face=1)
+    return ["--data_format=multipie", f"--data_path={root / 'multipie' / 'manifest.csv'}", "--num_lightings=2"]
+
+
+def _train(tmp_path, tiny_lab, *arguments):
+    command = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--runs_root={tmp_path}", *tiny_lab,
+               "--task=stargan", "--image_size=32", "--batch_size=4", "--stargan_g_filters=4",
+               "--stargan_g_residual_blocks=1", "--stargan_d_filters=4", "--stargan_d_downsamples=3",
+               "--stargan_n_critic=2", "--progress_bar=false", *arguments]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def test_profiled_steps_leave_a_trace_and_a_summary(tmp_path, tiny_lab):
+    from legan_tf import profiling
+
+    result = _train(tmp_path, tiny_lab, "--train_steps=4", "--profile_steps=2,3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    logs = next(path for path in tmp_path.iterdir() if path.is_dir()) / "logs"
+    assert profiling.trace_files(str(logs))
+    summary = (logs / "profile_summary.md").read_text()
+    assert "2 training step(s)" in summary
+    # Steps 2 and 3 run D's update twice and G's once: convolutions and their gradients are traced.
+    totals, wall_ms = profiling.kernel_times(profiling.trace_files(str(logs))[-1])
+    assert wall_ms > 0 and sum(totals.values()) > 0
+    assert any(op.startswith("Conv2D") for op in totals), sorted(totals)
+    assert any("Backprop" in op for op in totals), sorted(totals)
+    assert "Profiled steps 2-3" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["3,2", "0,1", "5", "a,b"])
+def test_bad_profile_steps_are_a_clear_error(tmp_path, tiny_lab, value):
+    result = _train(tmp_path, tiny_lab, "--train_steps=4", f"--profile_steps={value}")
+    assert result.returncode != 0
+    assert "--profile_steps=" in result.stderr and "FIRST,LAST" in result.stderr
+    assert "Traceback" not in result.stderr
