@@ -42,7 +42,9 @@ def kernel_times(path: str) -> tuple[dict[str, float], float]:
                 name = plane.event_metadata[event.metadata_id].name
                 if line.name.startswith("python") or _KERNEL_SEPARATOR not in name or "::" in name:
                     continue
-                op_type = name.rsplit(_KERNEL_SEPARATOR, 1)[1]
+                op_type = name.rsplit(_KERNEL_SEPARATOR, 1)[1].strip()
+                if op_type.startswith("__inference"):  # a tf.function's call, around kernels counted on their own
+                    continue
                 totals[_plain_op_type(op_type)] += event.duration_ps / 1e9
     wall = (last - first) / 1e9 if first is not None else 0.0
     return dict(totals), wall
@@ -63,10 +65,12 @@ def summarize(logdir: str, steps: int, top: int = 20) -> str | None:
         return None
     totals, wall_ms = kernel_times(files[-1])
     kernel_ms = sum(totals.values())
+    convolution_ms = sum(ms for op_type, ms in totals.items() if "Conv" in op_type)
     lines = [f"# Profile of {steps} training step(s)", "",
              f"Trace: `{os.path.relpath(files[-1], logdir)}` (open it in TensorBoard's Profile tab).", "",
              f"Traced wall time {wall_ms:.0f} ms ({wall_ms / max(steps, 1):.0f} ms per step); kernel time "
-             f"{kernel_ms:.0f} ms summed over threads.", "",
+             f"{kernel_ms:.0f} ms summed over threads ({kernel_ms / max(wall_ms, 1e-9):.2f} threads busy on average), "
+             f"{100 * convolution_ms / max(kernel_ms, 1e-9):.1f}% of it in convolutions and their gradients.", "",
              "| op type | kernel ms | share |", "|---|---:|---:|"]
     for op_type, milliseconds in sorted(totals.items(), key=lambda item: -item[1])[:top]:
         lines.append(f"| {op_type} | {milliseconds:.1f} | {100 * milliseconds / max(kernel_ms, 1e-9):.1f}% |")
