@@ -26,3 +26,19 @@ def quality_metrics(predicted, mean, std) -> dict[str, float]:
         "fooled_accuracy": float(np.mean((predicted >= FOOLED_THRESHOLD) == (mean >= FOOLED_THRESHOLD))),
         "count": float(len(predicted)),
     }
+
+
+CLEAN = "clean"  # the ratings' generator/kind name of undegraded images (face lab, make_naturalness.py)
+
+
+def separation_auc(clean_scores, degraded_scores) -> float:
+    """The probability that a clean image scores above a degraded one, ties counting one half: the
+    ROC AUC of Q's score as a clean-versus-degraded detector (0.5 is chance, 1 a perfect ranking)."""
+    clean = np.asarray(clean_scores, np.float64).reshape(-1)
+    degraded = np.asarray(degraded_scores, np.float64).reshape(-1)
+    if not len(clean) or not len(degraded):
+        raise ValueError("separation_auc: need at least one clean and one degraded score")
+    # Mann-Whitney U from the ranks of the pooled scores (average ranks for ties).
+    ranks = stats.rankdata(np.concatenate([clean, degraded]))
+    u = ranks[:len(clean)].sum() - len(clean) * (len(clean) + 1) / 2
+    return float(u / (len(clean) * len(degraded)))

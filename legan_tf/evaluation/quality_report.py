@@ -21,12 +21,12 @@ from legan_tf import scoring, visualize
 from legan_tf.data import DataConfig, data_config_from_flags, define_data_flags, open_source
 from legan_tf.data.pipeline import ManifestSource, Source
 from legan_tf.errors import ConfigError
-from legan_tf.evaluation.quality_metrics import FOOLED_THRESHOLD, quality_metrics
+from legan_tf.evaluation.quality_metrics import CLEAN, FOOLED_THRESHOLD, quality_metrics, separation_auc
 from legan_tf.training.run_dir import FLAGFILE_NAME, parse_run_flags
 
 SPLITS = ("test", "train", "all")
 EVALUATION_DIR = "evaluation"
-METRIC_NAMES = ("spearman", "pearson", "mae", "within_std", "fooled_accuracy")
+METRIC_NAMES = ("spearman", "pearson", "mae", "within_std", "fooled_accuracy", "auc_vs_clean")
 
 
 # --- the run's data --------------------------------------------------------------------------------
@@ -120,6 +120,12 @@ def metrics_report(predictions: Predictions) -> Dict[str, object]:
             per_generator[generator] = (
                 quality_metrics(predictions.predicted[chosen], predictions.mean[chosen], predictions.std[chosen])
                 if chosen.sum() >= 2 else {"count": float(chosen.sum())})
+        if CLEAN in per_generator:
+            # How well Q tells each kind of degradation from the clean images of the same split.
+            clean_scores = predictions.predicted[generators == CLEAN]
+            for generator, metrics in per_generator.items():
+                if generator != CLEAN:
+                    metrics["auc_vs_clean"] = separation_auc(clean_scores, predictions.predicted[generators == generator])
         report["per_generator"] = per_generator
     return report
 

@@ -37,3 +37,17 @@ def test_constant_predictions_report_zero_correlation_not_nan():
 def test_mismatched_lengths_are_refused():
     with pytest.raises(ValueError, match="lengths differ"):
         quality_metrics([1.0, 2.0], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+
+
+def test_separation_auc_on_known_rankings():
+    from legan_tf.evaluation.quality_metrics import separation_auc
+
+    assert separation_auc([3, 4], [1, 2]) == 1.0
+    assert separation_auc([1, 2], [3, 4]) == 0.0
+    assert separation_auc([2, 2], [2, 2]) == 0.5  # ties count one half
+    # Pairs (clean, degraded): (2,1) win, (2,3) loss, (4,1) win, (4,3) win -> 3 of 4.
+    assert separation_auc([2, 4], [1, 3]) == 0.75
+    import pytest
+
+    with pytest.raises(ValueError):
+        separation_auc([], [1.0])

@@ -15,7 +15,7 @@ from legan_tf.data import DataConfig, open_source
 from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation import quality_report
-from legan_tf.evaluation.quality_metrics import quality_metrics
+from legan_tf.evaluation.quality_metrics import quality_metrics, separation_auc
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "scripts", "evaluate_quality.py")
@@ -89,6 +89,14 @@ def test_metrics_equal_quality_metrics_on_the_models_own_predictions(run_dir, ra
     assert sorted(saved["per_generator"]) == sorted(set(generators))
     for generator, metrics in saved["per_generator"].items():
         assert metrics["count"] == generators.count(generator)
+    # Each degradation kind against the split's clean images, from the same exact predictions.
+    assert "clean" in generators
+    scores, kinds = np.concatenate(predicted), np.asarray(generators)
+    for generator, metrics in saved["per_generator"].items():
+        if generator == "clean":
+            assert "auc_vs_clean" not in metrics
+        else:
+            assert metrics["auc_vs_clean"] == separation_auc(scores[kinds == "clean"], scores[kinds == generator])
 
     rows = _read_predictions(os.path.join(output, "predictions.csv"))
     assert list(rows[0]) == ["image", "mean", "std", "predicted"]
