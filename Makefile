@@ -10,7 +10,7 @@ DEMO_LAB_DIR ?= data/face_lab_32
 IDENTITY_LAB_DIR ?= data/identity_lab_32
 DEMO_FLAGS ?= configs/demo.flags
 
-.PHONY: venv demo test lab identity-lab clean-runs reference-venv
+.PHONY: venv demo test browser lab identity-lab clean-runs reference-venv
 
 $(STAMP): requirements.lock setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,23 @@ demo: $(STAMP) $(DEMO_LAB_DIR)/lab.json
 
 # Two workers (pytest-xdist), a test file per worker at a time so a file's fixtures are built once:
 # most tests wait on subprocesses and single-threaded Python, so two cores run two files at once.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest tests -q -n 2 --dist loadfile
+
+# The rating study's browser test (tests/test_rating_study.py) drives Debian's Chromium through its chromedriver.
+# Installed here when missing, where this runs as root with apt-get (time-bounded, never fatal); elsewhere
+# that one test is skipped and says what is missing.
+BROWSER_LOG := $(VENV)/browser-install.log
+browser: | $(STAMP)
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium and chromium-driver for the browser test (log: $(BROWSER_LOG))"; \
+	  { timeout 180 apt-get update -q && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q \
+	      -o DPkg::Lock::Timeout=60 --no-install-recommends chromium chromium-driver; } >$(BROWSER_LOG) 2>&1 \
+	    || echo "note: chromium and chromium-driver could not be installed (see $(BROWSER_LOG)); the browser test will be skipped"; \
+	else \
+	  echo "note: chromium and chromedriver are missing, and installing them needs root and apt-get; the browser test will be skipped"; \
+	fi
 
 clean-runs:
 	rm -rf runs

@@ -23,8 +23,10 @@ EXTRAS = {
     # Only people who serve exported models over gRPC need these.
     "serving": ["tensorflow-serving-api==2.21.0", "grpcio==1.85.1"],
     # scikit-image ships the astronaut photo that tests/photos runs the face mesh on; jax runs the JAX-backend
-    # tests; pytest-xdist runs two test files at once (make test).
-    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "scikit-image==0.26.0", "jax==0.10.2", "jaxlib==0.10.2"],
+    # tests; pytest-xdist runs two test files at once (make test); selenium drives Debian's Chromium in the
+    # rating study's browser test (4.51.0: 4.52 needs a newer certifi than the lock's).
+    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "scikit-image==0.26.0", "jax==0.10.2", "jaxlib==0.10.2",
+             "selenium==4.51.0"],
     # scripts/train.py --backend=jax. This is the CPU wheel; on NVIDIA GPUs install jax[cuda13] of the same version
     # (docs/backends.md). The JAX path reads the prepared shards without TensorFlow.
     "jax": ["jax==0.10.2", "jaxlib==0.10.2"],

@@ -34,6 +34,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime
+import errno
 import glob
 import hashlib
 import http.server
@@ -345,16 +346,20 @@ class RatingStudy:
             raise ConfigError(f"--output={output} exists but has no rating log {os.path.basename(self.log_path)} "
                               "beside it, so it is not this tool's output (or its log was removed); choose another "
                               "--output, or pass --overwrite to replace it")
-        os.makedirs(self.folder, exist_ok=True)
-        if existing_log:
-            self._read_log()
-        else:
-            with open(self.log_path, "w", newline="", encoding="utf-8") as handle:
-                csv.writer(handle).writerow(LOG_COLUMNS)
-                handle.flush()
-                os.fsync(handle.fileno())
-            _fsync_folder(self.folder)
-        self._write_outputs()
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            if existing_log:
+                self._read_log()
+            else:
+                with open(self.log_path, "w", newline="", encoding="utf-8") as handle:
+                    csv.writer(handle).writerow(LOG_COLUMNS)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                _fsync_folder(self.folder)
+            self._write_outputs()   # the CSV and the raters file always follow from the log
+        except OSError as error:
+            raise ConfigError(f"--output={output}: cannot write the study's files in {self.folder}: "
+                              f"{error.strerror or error}") from None
 
     # --- paths and orders -----------------------------------------------------------------------
 
@@ -421,7 +426,7 @@ class RatingStudy:
         if self.ratings:
             excluded = [rater for rater in self.raters.values() if self._excluded(rater)]
             self.say(f"resumed from {self.log_path}: {self.ratings} ratings by {len(self.raters)} rater(s)"
-                     + (f"; excluded for failed attention checks: "
+                     + ("; excluded for failed attention checks: "
                         + ", ".join(f"{r.name} ({r.failed} of {len(r.checks)} failed)" for r in excluded)
                         if excluded else ""))
 
@@ -577,7 +582,10 @@ class RatingStudy:
             self._apply(name, face.key, score, face.expected, announce=True)
             if rater.pending and rater.pending[0] == token:
                 rater.pending = None
-            self._write_outputs()
+            try:
+                self._write_outputs()
+            except OSError as error:  # the rating is safe in the log; the CSV catches up on the next one
+                self.say(f"warning: cannot rewrite {self.output}: {error.strerror or error} (the rating is in the log)")
             self._report_progress()
             return self._next(name)
 
@@ -729,7 +737,7 @@ class RatingServer(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, study: RatingStudy, host: str, port: int):
+    def __init__(self, study: Optional[RatingStudy], host: str, port: int):
         self.study = study
         if ":" in host:
             self.address_family = socket.AF_INET6
@@ -737,8 +745,7 @@ class RatingServer(http.server.ThreadingHTTPServer):
             super().__init__((host, port), _Handler)
         except OSError as error:
             reason = error.strerror or str(error)
-            hint = ("; choose another --port, or --port=0 for a free one" if error.errno in (98, 48, 10048)
-                    else "")
+            hint = "; choose another --port, or --port=0 for a free one" if error.errno == errno.EADDRINUSE else ""
             raise ConfigError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
         except (OverflowError, socket.gaierror) as error:
             raise ConfigError(f"cannot listen on {host}:{port}: {error}") from None
@@ -757,8 +764,12 @@ class RatingServer(http.server.ThreadingHTTPServer):
 
 def serve(images: str, output: str, host: str = "127.0.0.1", port: int = 8000, **study_options) -> RatingStudy:
     """scripts/rating_server.py: builds the study, serves it until Ctrl-C (or SIGTERM), prints a summary."""
-    study = RatingStudy(images, output, **study_options)
-    server = RatingServer(study, host, port)
+    server = RatingServer(None, host, port)   # the port first: a port in use leaves no files behind
+    try:
+        server.study = study = RatingStudy(images, output, **study_options)
+    except BaseException:
+        server.server_close()
+        raise
     study.say(study.describe())
     study.say(f"rating study at {server.url} (Ctrl-C stops it; every rating is saved as it is given)")
     if host in ("0.0.0.0", "::", ""):
@@ -797,7 +808,7 @@ PAGE = """<!doctype html>
            font-size: 0.9em; color: #555; }
   .hint, .who { color: #666; font-size: 0.9em; }
   #status, #start-error { color: #b00; min-height: 1.2em; }
-  #progress { font-weight: 600; margin: 4px 0; }
+  #progress { color: #444; margin: 4px 0; }
   input { font-size: 1em; padding: 6px; }
   form button, #more { font-size: 1em; padding: 6px 14px; }
 </style>
@@ -817,6 +828,7 @@ PAGE = """<!doctype html>
   <p id="start-error"></p>
 </section>
 <section id="rating" class="hidden">
+  <h1>How natural does this face look?</h1>
   <p id="progress"></p>
   <img id="face" alt="the face to rate">
   <div class="scale"><span>1 = artificial / broken</span><span>10 = natural photo</span></div>
@@ -887,7 +899,10 @@ function render(item) {
   const face = $("face");
   setButtons(false);
   face.onload = () => setButtons(true);
-  face.onerror = () => { $("status").textContent = "This image did not load; rate it anyway or reload."; setButtons(true); };
+  face.onerror = () => {
+    $("status").textContent = "This image did not load; rate it anyway or reload.";
+    setButtons(true);
+  };
   face.dataset.image = item.image;
   face.src = item.url;
   show("rating");
