@@ -17,10 +17,15 @@ def prepare_output_dir(output_dir: str, outputs: Iterable[str], overwrite: bool,
         if not overwrite:
             raise ConfigError(f"--output_dir={output_dir} is not empty; pass --overwrite to replace {contents} "
                               "there.")
-        for name in outputs:
-            path = os.path.join(output_dir, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
+        remove_outputs(output_dir, outputs)
     os.makedirs(output_dir, exist_ok=True)
+
+
+def remove_outputs(output_dir: str, outputs: Iterable[str]) -> None:
+    """Removes the files and folders named `outputs` from `output_dir`, and nothing else there."""
+    for name in outputs:
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)

@@ -34,7 +34,6 @@ import glob
 import json
 import os
 import re
-import shutil
 import sys
 import zlib
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -49,7 +48,7 @@ from legan_tf.data.synthetic.naturalness import (ARTIFACT_KINDS, KIND_WEIGHTS, M
                                                  summarise_ratings)
 from legan_tf.data.synthetic.writer import PNG_COMPRESSION, to_uint8
 from legan_tf.errors import ConfigError
-from legan_tf.output_dirs import prepare_output_dir
+from legan_tf.output_dirs import prepare_output_dir, remove_outputs
 
 KINDS = tuple(kind for kind in ARTIFACT_KINDS if kind != "clean")
 GENERATOR_KIND = "generator"
@@ -333,15 +332,6 @@ def _photo_rng(seed: int, photo: PhotoFile) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(photo.photo_id.encode("utf-8"))])
 
 
-def _remove_outputs(output_dir: str) -> None:
-    for name in OUTPUTS:
-        path = os.path.join(output_dir, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
-
-
 def make_naturalness(inputs: Sequence[str], output_dir: str, image_size: int = 64, variants_per_source: int = 9,
                      kinds: Sequence[str] = KINDS, seed: int = 0, generator_run: Optional[str] = None,
                      generator_severity: float = DEFAULT_GENERATOR_SEVERITY, max_images: int = 0,
@@ -420,7 +410,7 @@ def make_naturalness(inputs: Sequence[str], output_dir: str, image_size: int = 6
     except BaseException:
         bar.close()
         if on_error == "fail" or not rows:
-            _remove_outputs(output_dir)  # a run that stopped leaves no half-written dataset behind
+            remove_outputs(output_dir, OUTPUTS)  # a run that stopped leaves no half-written dataset behind
         raise
     bar.close()
 

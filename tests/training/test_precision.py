@@ -136,16 +136,6 @@ def _train(tmp_path, *arguments):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
-@pytest.fixture(scope="module")
-def tiny_lab(tmp_path_factory):
-    from legan_tf.data.synthetic.writer import write_face_lab
-
-    root = tmp_path_factory.mktemp("lab")
-    write_face_lab(root, image_size=32, num_identities=4, seed=0, num_lightings=2, naturalness_variants=1,
-                   rgbd_lightings_per_face=1)
-    return ["--data_format=multipie", f"--data_path={root / 'multipie' / 'manifest.csv'}", "--num_lightings=2"]
-
-
 def test_mixed_float16_run_exports_float32_models(tmp_path, tiny_lab):
     import keras
 

@@ -10,16 +10,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def tiny_lab(tmp_path_factory):
-    from legan_tf.data.synthetic.writer import write_face_lab
-
-    root = tmp_path_factory.mktemp("lab")
-    write_face_lab(root, image_size=32, num_identities=4, seed=0, num_lightings=2, naturalness_variants=1,
-                   rgbd_lightings_per_face=1)
-    return ["--data_format=multipie", f"--data_path={root / 'multipie' / 'manifest.csv'}", "--num_lightings=2"]
-
-
 def _train(tmp_path, tiny_lab, *arguments):
     command = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), f"--runs_root={tmp_path}", *tiny_lab,
                "--task=stargan", "--image_size=32", "--batch_size=4", "--stargan_g_filters=4",
