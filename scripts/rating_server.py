@@ -75,7 +75,7 @@ flags.DEFINE_bool("overwrite", False,
 FLAGS = flags.FLAGS
 
 
-def _stop_on_sigterm(signum, frame):
+def _stop(signum, frame):
     raise KeyboardInterrupt
 
 
@@ -84,7 +84,10 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.images or not FLAGS.output:
         raise app.UsageError("--images and --output are required.")
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # SIGINT too, explicitly: a process started with SIGINT ignored (by a test runner's worker, nohup, some
+    # schedulers) inherits that, and Python then installs no Ctrl-C handler of its own.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, _stop)
     run_main(rating_study.serve, FLAGS.images, FLAGS.output, host=FLAGS.host, port=FLAGS.port,
              raters_per_image=FLAGS.raters_per_image, attention_clean=FLAGS.attention_clean,
              attention_broken=FLAGS.attention_broken, attention_from=FLAGS.attention_from,
