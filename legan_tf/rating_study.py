@@ -54,9 +54,10 @@ import urllib.parse
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from legan_tf.data import images as image_check
+from legan_tf.data.manifests import IMAGE_EXTENSIONS  # what the ratings reader takes
 from legan_tf.errors import ConfigError
+from legan_tf.input_files import files_under
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")  # what the ratings reader takes
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 SCORES = tuple(range(1, 11))
 LOG_COLUMNS = ["timestamp", "rater", "image", "score", "is_check", "expected"]
@@ -126,17 +127,9 @@ def parse_attention_rule(text: str) -> AttentionRule:
 def _walk_images(folder: str) -> Tuple[List[str], int]:
     """Image files under `folder` (recursive, sorted; hidden files and folders left out), and the count of
     other files ignored."""
-    found, ignored = [], 0
-    for current, subfolders, files in os.walk(folder):
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(os.path.join(current, name))
-            else:
-                ignored += 1
-    return found, ignored
+    files = files_under(folder)
+    found = [path for path in files if path.lower().endswith(IMAGE_EXTENSIONS)]
+    return found, len(files) - len(found)
 
 
 def _expand(items: Sequence[str], flag: str) -> List[str]:

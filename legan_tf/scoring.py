@@ -24,6 +24,7 @@ from legan_tf import visualize
 from legan_tf.data import images, manifests, preprocess
 from legan_tf.data.errors import DataError, Fault, write_fault_report
 from legan_tf.errors import ConfigError
+from legan_tf.input_files import is_inside
 from legan_tf.models.quality import QualityModel
 
 MODEL_FILE = "quality_model.keras"
@@ -71,11 +72,6 @@ class ImageEntry:
     row: Optional[int]   # manifest data row (1-based); None for a folder
 
 
-def _is_inside(path: str, folder: str) -> bool:
-    path, folder = os.path.abspath(path), os.path.abspath(folder)
-    return os.path.commonpath([path, folder]) == folder
-
-
 def find_images(input_path: str, exclude: tuple = ()) -> tuple[List[ImageEntry], List[Fault], str]:
     """The images named by --input: (entries, manifest-row faults, origin for messages).
 
@@ -87,7 +83,7 @@ def find_images(input_path: str, exclude: tuple = ()) -> tuple[List[ImageEntry],
         entries = []
         for folder, subfolders, files in os.walk(input_path):
             subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")
-                                   and not any(_is_inside(os.path.join(folder, d), x) for x in exclude))
+                                   and not any(is_inside(os.path.join(folder, d), x) for x in exclude))
             for name in sorted(files):
                 path = os.path.join(folder, name)
                 if name.startswith(".") or not name.lower().endswith(manifests.IMAGE_EXTENSIONS):

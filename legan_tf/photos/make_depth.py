@@ -35,6 +35,7 @@ from legan_tf.data.manifests import IMAGE_EXTENSIONS
 from legan_tf.data.synthetic.writer import depth_to_uint16, normals_to_uint8
 from legan_tf.errors import ConfigError
 from legan_tf.geometry import DEPTH_SPAN
+from legan_tf.input_files import files_under, is_inside
 from legan_tf.photos import depth_maps
 from legan_tf.photos.face_mesh import FaceFault, FaceMesh
 
@@ -55,24 +56,8 @@ class Photo:
 
 # --- finding the photos ---------------------------------------------------------------------------
 
-def _is_inside(path: str, folder: str) -> bool:
-    path, folder = os.path.abspath(path), os.path.abspath(folder)
-    return os.path.commonpath([path, folder]) == folder
-
-
 def _excluded(path: str, exclude: Sequence[str]) -> bool:
-    return any(_is_inside(path, x) for x in exclude)
-
-
-def _files_under(folder: str, exclude: Sequence[str]) -> List[str]:
-    """Non-hidden files under `folder`, recursively and sorted, leaving out what lies in `exclude`."""
-    found = []
-    for current, subfolders, files in os.walk(folder):
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith(".")
-                               and not _excluded(os.path.join(current, name), exclude))
-        found.extend(path for path in (os.path.join(current, name) for name in sorted(files)
-                                       if not name.startswith(".")) if not _excluded(path, exclude))
-    return found
+    return any(is_inside(path, x) for x in exclude)
 
 
 def _is_image_name(path: str) -> bool:
@@ -112,7 +97,7 @@ def find_photos(input_dir: str, expression: Optional[str] = None, exclude: Seque
     top_files = sorted(entry.path for entry in os.scandir(input_dir)
                        if entry.is_file() and not entry.name.startswith(".") and not _excluded(entry.path, exclude))
     top_photos = [path for path in top_files if _is_image_name(path)]
-    class_files = {folder: _files_under(os.path.join(input_dir, folder), exclude) for folder in class_folders}
+    class_files = {folder: files_under(os.path.join(input_dir, folder), exclude) for folder in class_folders}
     if not top_photos and not any(_is_image_name(p) for files in class_files.values() for p in files):
         raise DataError(f"{input_dir}: no .png/.jpg/.jpeg photos found (searched the folder and its "
                         "class folders recursively)")
@@ -203,10 +188,10 @@ def make_depth(input_dir: str, output_dir: str, expression: Optional[str] = None
     if expression is not None and (not expression.strip() or "/" in expression or expression.startswith(".")):
         raise ConfigError(f"--expression={expression!r} is not a usable class name")
     if os.path.abspath(input_dir) == os.path.abspath(output_dir) or any(
-            _is_inside(input_dir, os.path.join(output_dir, folder)) for folder in FOLDERS):
+            is_inside(input_dir, os.path.join(output_dir, folder)) for folder in FOLDERS):
         raise ConfigError(f"--input_dir={input_dir} is --output_dir={output_dir} or lies inside its outputs")
     # This run's outputs may lie inside the input folder; they are not photos to process.
-    exclude = [path for path in (output_dir, contact_sheet) if path and _is_inside(path, input_dir)]
+    exclude = [path for path in (output_dir, contact_sheet) if path and is_inside(path, input_dir)]
     photos, faults, origin = find_photos(input_dir, expression, exclude)
     classes = sorted({photo.expression for photo in photos})
     if expression_names:

@@ -48,6 +48,7 @@ from legan_tf.data.synthetic.naturalness import (ARTIFACT_KINDS, KIND_WEIGHTS, M
                                                  summarise_ratings)
 from legan_tf.data.synthetic.writer import PNG_COMPRESSION, to_uint8
 from legan_tf.errors import ConfigError
+from legan_tf.input_files import files_under, is_inside
 from legan_tf.output_dirs import prepare_output_dir, remove_outputs
 
 KINDS = tuple(kind for kind in ARTIFACT_KINDS if kind != "clean")
@@ -84,23 +85,6 @@ class PhotoFile:
 
 # --- finding the photos ---------------------------------------------------------------------------
 
-def _is_inside(path: str, folder: str) -> bool:
-    path, folder = os.path.abspath(path), os.path.abspath(folder)
-    return os.path.commonpath([path, folder]) == folder
-
-
-def _files_under(folder: str, exclude: Sequence[str]) -> List[str]:
-    """Non-hidden files under `folder`, recursively and sorted, leaving out what lies in `exclude`."""
-    found = []
-    for current, subfolders, files in os.walk(folder):
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith(".")
-                               and not any(_is_inside(os.path.join(current, name), x) for x in exclude))
-        found.extend(path for path in (os.path.join(current, name) for name in sorted(files)
-                                       if not name.startswith("."))
-                     if not any(_is_inside(path, x) for x in exclude))
-    return found
-
-
 def _fixed_prefix(pattern: str) -> str:
     """The folder a glob pattern starts in: its leading components without wildcards."""
     parts = []
@@ -132,15 +116,15 @@ def find_photos(inputs: Sequence[str], exclude: Sequence[str] = ()) -> Tuple[Lis
     candidates: List[Tuple[str, str]] = []    # (path, base folder)
     for item in inputs:
         if os.path.isdir(item):
-            candidates.extend((path, item) for path in _files_under(item, exclude))
+            candidates.extend((path, item) for path in files_under(item, exclude))
         elif os.path.isfile(item):
             candidates.append((item, os.path.dirname(item) or "."))
         elif glob.has_magic(item):
             base = _fixed_prefix(item)
             for match in sorted(glob.glob(item, recursive=True)):
                 if os.path.isdir(match):
-                    candidates.extend((path, base) for path in _files_under(match, exclude))
-                elif not os.path.basename(match).startswith(".") and not any(_is_inside(match, x) for x in exclude):
+                    candidates.extend((path, base) for path in files_under(match, exclude))
+                elif not os.path.basename(match).startswith(".") and not any(is_inside(match, x) for x in exclude):
                     candidates.append((match, base))
         else:
             raise ConfigError(f"--input={item}: no such folder or file, and not a glob pattern")
@@ -351,7 +335,7 @@ def make_naturalness(inputs: Sequence[str], output_dir: str, image_size: int = 6
     if not output_dir:
         raise ConfigError("--output_dir is required.")
     outputs = [os.path.join(output_dir, name) for name in OUTPUTS]
-    if any(os.path.exists(item) and _is_inside(item, path) for item in inputs for path in outputs):
+    if any(os.path.exists(item) and is_inside(item, path) for item in inputs for path in outputs):
         raise ConfigError(f"--input lies inside this tool's outputs in --output_dir={output_dir} (which a rerun "
                           "replaces); write the ratings elsewhere")
     # This run's outputs may lie inside an input folder (an earlier run's too); they are not photos.

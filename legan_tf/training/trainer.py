@@ -16,8 +16,8 @@ from absl import logging
 from tqdm import tqdm
 
 from legan_tf import visualize
-from legan_tf.profiling import StepProfiler
 from legan_tf.errors import CannotWrite, ConfigError, Interrupted, NonFiniteLoss
+from legan_tf.profiling import StepProfiler
 from legan_tf.training import run_dir as run_dirs
 from legan_tf.training.config import (Deadline, NanGuard, StopSignals, TrainerConfig,  # noqa: F401
                                       after_step, cannot_write_message, non_finite_message)
@@ -167,7 +167,6 @@ class Trainer:
                 profiler.stop()  # a run that ends inside the window still leaves its trace
 
     def _loop(self, start, iterator, schedule, sample_batch, progress, signals, profiler):
-
         config = self.config
         window_start, window_steps = time.perf_counter(), 0
         metrics, pending = {}, []  # pending: (step, metrics) not yet checked for NaN and inf
