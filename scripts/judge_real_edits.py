@@ -30,6 +30,10 @@ flags.DEFINE_string("classifier", None,
                     "Required: the independent judge, an AttributeClassifier (.keras) trained on the real faces "
                     "(e.g. the attribute_classifier.keras of a configs/classifier_fer2013.flags run). Its image "
                     "size may differ from the generator's; a labels.json beside it must name the same expressions.")
+flags.DEFINE_string("quality_model", None,
+                    "Optional: a naturalness model Q (quality_model.keras) that also scores every unedited face and "
+                    "every edit (mean scores, P(unedited above edit), share below the unedited faces' 10th "
+                    "percentile). Use one the generator was not trained against (issue 20: a disjoint split).")
 flags.DEFINE_string("data_path", None, "Prepared TFRecord shards (scripts/prepare_data.py) with stored splits. "
                     "Default: the run's --data_path from its flags.txt.")
 flags.DEFINE_string("split", "test", "The stored split whose faces are translated (test: FER2013's PrivateTest).")
@@ -55,7 +59,8 @@ def judge_from_flags(argv):
     return real_edits.evaluate_real_edits(
         FLAGS.classifier, run_dir=FLAGS.run_dir, generator_path=FLAGS.generator, data_path=FLAGS.data_path,
         split=FLAGS.split, num_faces=FLAGS.num_faces, grid_faces=FLAGS.grid_faces, output_dir=FLAGS.output_dir,
-        seed=FLAGS.seed, batch_size=FLAGS.batch_size, progress=FLAGS.progress_bar, command=command_line(argv))
+        seed=FLAGS.seed, batch_size=FLAGS.batch_size, progress=FLAGS.progress_bar, command=command_line(argv),
+        quality_model=FLAGS.quality_model)
 
 
 def main(argv):
@@ -65,6 +70,8 @@ def main(argv):
     from legan_tf.evaluation import real_edits
 
     data = result["data"]
+    if "quality_model" in result:
+        print(f"naturalness judge: {result['quality_model']['path']}")
     print(f"generator: {result['generator']['path']}\njudge: {result['classifier']['path']}\n"
           f"faces: {data['num_faces']} of split {data['split']} of {data['data_path']}\n")
     print(real_edits.overall_table(result["overall"]) + "\n")

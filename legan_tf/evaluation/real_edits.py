@@ -20,6 +20,15 @@ the same way. Figures (all over the same faces):
   identity_l1            mean |G(x, s) - x|; edit_l1: mean |G(x, t) - x| over the pairs (how much an
                          edit changes at all)
 
+With a naturalness model Q (`quality_model`, optional; issue 20's independent judge, one the generator
+was not trained against):
+
+  quality_unedited       Q's mean score of the unedited faces (1-10); quality_edits: of the edits G(x, t)
+  quality_auc            P(Q(x) > Q(G(x, t))) over every unedited face and every edit (ties count half):
+                         0.5 = Q cannot tell the edits from real faces, 1 = it ranks every edit lower
+  quality_below_real_p10 share of edits Q scores below the 10th percentile of the unedited faces' scores,
+                         i.e. what a --min_quality filter that keeps 90% of real faces would throw away
+
 Outputs (`evaluate_real_edits`): metrics.json, report.md, a picture grid (held-out faces x every
 expression), a bar chart of the rate per target class beside the judge's per-class accuracy, and the
 confusion matrix of the judge's readings of the edits.
@@ -56,6 +65,7 @@ DEFAULT_GRID_FACES = 8
 HIT, MISS, OWN, NONE = (0, 160, 0), (210, 0, 0), (150, 150, 150), (255, 255, 255)
 BORDER_PX = 3
 
+ScoreFn = Callable[[np.ndarray], np.ndarray]
 JudgeFn = Callable[[np.ndarray], np.ndarray]
 TranslateFn = Callable[[np.ndarray, Dict[str, np.ndarray]], np.ndarray]
 
@@ -87,6 +97,21 @@ def expression_judge(classifier, num_classes: int, batch_size: int = 64, protoco
     return judge
 
 
+def quality_scorer(quality_model, batch_size: int = 64, protocol: Optional[dict] = None) -> ScoreFn:
+    """images in [-1, 1] -> Q's naturalness scores (N,), resized to Q's input size first."""
+    from legan_tf.evaluation.metrics.base import call_in_batches, call_model, fit_to_model
+
+    protocol = {} if protocol is None else protocol
+
+    def score(images: np.ndarray) -> np.ndarray:
+        images = fit_to_model(np.asarray(images, np.float32), quality_model, protocol)
+        scores = np.asarray(call_in_batches(lambda part: call_model(quality_model, part), images, batch_size),
+                            np.float64)
+        return scores.reshape(len(images), -1)[:, 0]
+
+    return score
+
+
 # --- the edits ------------------------------------------------------------------------------------
 
 @dataclasses.dataclass
@@ -98,6 +123,8 @@ class Readings:
     edit_read: np.ndarray   # (N, C) its reading of G(x, t); column s is G(x, s)
     edit_l1: np.ndarray     # (N, C) mean |G(x, t) - x|, [-1, 1] units
     cycle_l1: np.ndarray    # (N, C) mean |G(G(x, t), s) - x|; NaN where t == s
+    input_quality: Optional[np.ndarray] = None  # (N,) Q's score of x, with a quality model
+    edit_quality: Optional[np.ndarray] = None   # (N, C) Q's score of G(x, t)
 
     @property
     def num_classes(self) -> int:
@@ -109,7 +136,8 @@ def _mean_l1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, labels: Mapping[str, np.ndarray],
-               num_classes: int, batch_size: int = 64, progress: bool = False) -> Readings:
+               num_classes: int, batch_size: int = 64, progress: bool = False,
+               score: Optional[ScoreFn] = None) -> Readings:
     """Translates every face to every expression (the other label groups kept) and back, and judges the results.
 
     `translate(images, targets)` gets [-1, 1] images and {group: ids} for every group the generator takes
@@ -126,6 +154,8 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
     edit_read = np.zeros((count, num_classes), np.int64)
     edit_l1 = np.zeros((count, num_classes), np.float64)
     cycle_l1 = np.full((count, num_classes), np.nan)
+    input_quality = np.zeros(count) if score else None
+    edit_quality = np.zeros((count, num_classes)) if score else None
     batches = range(0, count, batch_size)
     bar = tqdm(batches, desc="real edits", unit="batch", disable=not progress, file=sys.stderr,
                postfix={"faces": count, "targets": num_classes})
@@ -134,17 +164,21 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
         x = images[rows]
         own = {name: np.asarray(values[rows]) for name, values in labels.items()}
         input_read[rows] = judge(x)
+        if score:
+            input_quality[rows] = score(x)
         for target in range(num_classes):
             targets = {**own, EXPRESSION: np.full(len(x), target, np.int64)}
             edited = np.asarray(translate(x, targets), np.float32)
             edit_read[rows, target] = judge(edited)
             edit_l1[rows, target] = _mean_l1(edited, x)
+            if score:
+                edit_quality[rows, target] = score(edited)
             moved = own[EXPRESSION] != target
             if moved.any():
                 back = np.asarray(translate(edited[moved], {name: ids[moved] for name, ids in own.items()}),
                                   np.float32)
                 cycle_l1[np.flatnonzero(moved) + start, target] = _mean_l1(back, x[moved])
-    return Readings(source, input_read, edit_read, edit_l1, cycle_l1)
+    return Readings(source, input_read, edit_read, edit_l1, cycle_l1, input_quality, edit_quality)
 
 
 # --- the figures ----------------------------------------------------------------------------------
@@ -157,6 +191,19 @@ def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional
     if numerator is None or not denominator:
         return None
     return numerator / denominator
+
+
+def quality_figures(real: np.ndarray, edits: np.ndarray) -> Dict[str, float]:
+    """Q's view of the edits beside the unedited faces (module docstring)."""
+    real, edits = np.asarray(real, np.float64).ravel(), np.asarray(edits, np.float64).ravel()
+    # Mann-Whitney: the share of (real, edit) pairs ordered real above edit, ties half, from ranks.
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([real, edits]))
+    auc = (ranks[:len(real)].sum() - len(real) * (len(real) + 1) / 2) / (len(real) * len(edits))
+    return {"quality_unedited": float(real.mean()), "quality_edits": float(edits.mean()),
+            "quality_auc": float(auc),
+            "quality_below_real_p10": float((edits < np.percentile(real, 10)).mean())}
 
 
 def summarise(readings: Readings, names: Sequence[str]) -> Dict[str, object]:
@@ -219,6 +266,8 @@ def summarise(readings: Readings, names: Sequence[str]) -> Dict[str, object]:
         "edit_l1": _share(readings.edit_l1[pair]),
         "identity_kept": _share(own_kept),
     }
+    if readings.input_quality is not None:
+        overall.update(quality_figures(readings.input_quality, readings.edit_quality[pair]))
     edits = np.zeros((classes, classes), np.int64)   # rows: target, columns: the judge's reading
     inputs = np.zeros((classes, classes), np.int64)  # rows: the face's label, columns: the judge's reading
     np.add.at(edits, (np.broadcast_to(columns, (count, classes))[pair], readings.edit_read[pair]), 1)
@@ -385,6 +434,12 @@ def overall_table(overall: Mapping[str, object]) -> str:
         ("identity L1: G(x, s) against x", _number(overall["identity_l1"])),
         ("edit L1: G(x, t) against x (how much an edit changes)", _number(overall["edit_l1"])),
         ("G(x, s) still read as s", _percent(overall["identity_kept"])),
+        *([("Q: mean score of the unedited faces / of the edits (1-10)",
+            f"{overall['quality_unedited']:.2f} / {overall['quality_edits']:.2f}"),
+           ("Q: P(unedited face scored above an edit) (0.5: Q cannot tell them apart)",
+            f"{overall['quality_auc']:.3f}"),
+           ("Q: edits below the unedited faces' 10th percentile", _percent(overall["quality_below_real_p10"]))]
+          if "quality_auc" in overall else []),
         ("faces / pairs (x, t != s)", f"{overall['num_faces']} / {overall['num_pairs']}"),
     ]
     return "\n".join(["| figure | value |", "|---|---:|"] + [f"| {name} | {value} |" for name, value in rows])
@@ -414,6 +469,9 @@ def write_report(record: Mapping[str, object], path: str) -> str:
         f"- faces: split `{data['split']}` of `{data['data_path']}`: {data['num_faces']} of "
         f"{data['available_faces']} ({data['selection']})",
     ]
+    if record.get("quality_model"):
+        lines.append(f"- naturalness judge Q: `{record['quality_model']['path']}` "
+                     f"({record['quality_model']['description']}; {record['quality_model']['input']})")
     if record.get("command"):
         lines.append(f"- command: `{record['command']}`")
     lines += ["", f"**{verdict_line(overall)}**", ""]
@@ -514,7 +572,7 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
                         generator_path: Optional[str] = None, data_path: Optional[str] = None, split: str = "test",
                         num_faces: int = 0, grid_faces: int = DEFAULT_GRID_FACES, output_dir: Optional[str] = None,
                         seed: int = 0, batch_size: int = 64, progress: bool = True,
-                        command: Optional[str] = None) -> Dict[str, object]:
+                        command: Optional[str] = None, quality_model: Optional[str] = None) -> Dict[str, object]:
     """Runs the check (module docstring) and writes its files; returns the metrics.json content plus
     output_dir and files. Bad input is a ConfigError or DataError with a one-line message."""
     from legan_tf.augment import generator_label_sizes
@@ -531,7 +589,8 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
     generator = run.generator
     labels_path = _labels_beside(os.path.dirname(os.path.abspath(run.generator_path)), run_dir)
     generator_labels = read_label_names(labels_path) if labels_path else None
-    judge_entry = evaluate.load_judges(classifier=classifier_path).classifier
+    judges = evaluate.load_judges(classifier=classifier_path, quality_model=quality_model)
+    judge_entry = judges.classifier
     classifier = judge_entry.model
     classifier_labels_path = _labels_beside(os.path.dirname(os.path.abspath(classifier_path)))
     classifier_labels = read_label_names(classifier_labels_path) if classifier_labels_path else None
@@ -560,9 +619,11 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
     judge_protocol: dict = {}
     judge = expression_judge(classifier, len(names), batch_size, judge_protocol)
     translate = generator_translate_fn(generator, label_sizes, batch_size)
+    quality_protocol: dict = {}
+    score = quality_scorer(judges.quality.model, batch_size, quality_protocol) if judges.quality.given else None
 
     images, labels, chosen = evaluate.read_real_faces(source, list(label_sizes), num_faces, seed, batch_size)
-    readings = edit_faces(translate, judge, images, labels, len(names), batch_size, progress)
+    readings = edit_faces(translate, judge, images, labels, len(names), batch_size, progress, score)
     summary = summarise(readings, names)
 
     output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(run.generator_path)),
@@ -595,6 +656,9 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
         "classifier": {**judge_entry.record(), "image_size": int(classifier.image_size),
                        "labels_from": classifier_labels_path
                        or "not checked by name (no labels.json beside the classifier); head width checked"},
+        **({"quality_model": {**judges.quality.record(), "input": _resize_note(quality_protocol),
+                              "note": "give a Q the generator was not trained against (L_qual): its own Q "
+                                      "is not an independent judge"}} if judges.quality.given else {}),
         "data": {"data_path": os.path.abspath(data_path), "data_format": config.data_format, "split": split,
                  "available_faces": int(source.num_examples), "num_faces": int(len(images)),
                  "selection": "every face" if len(images) == source.num_examples

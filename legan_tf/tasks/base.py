@@ -167,8 +167,16 @@ class GANTask(Task):
         return schedule
 
     def exported_networks(self) -> dict[str, keras.Model]:
-        """What `export` writes, by file name in the run directory."""
-        return {"generator.keras": self.model.sampling_generator, "discriminator.keras": self.model.discriminator}
+        """What `export` writes, by file name in the run directory.
+
+        With an EMA, generator.keras is the average and generator_raw.keras the weights the optimizer
+        left: the average never feeds back into training, so judging both from one run measures what
+        the EMA buys without a second run.
+        """
+        networks = {"generator.keras": self.model.sampling_generator, "discriminator.keras": self.model.discriminator}
+        if self.model.generator_ema is not None:
+            networks["generator_raw.keras"] = self.model.generator
+        return networks
 
     def export(self, run_dir):
         paths = []

@@ -11,6 +11,7 @@ import shutil
 import sys
 import time
 
+import keras
 import tensorflow as tf
 from absl import logging
 from tqdm import tqdm
@@ -43,7 +44,8 @@ class Trainer:
         with strategy.scope():
             task.build()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self.checkpoint = tf.train.Checkpoint(step=self.step, **task.checkpoint_items())
+        self.checkpoint = tf.train.Checkpoint(step=self.step, **{
+            name: checkpointable(item) for name, item in task.checkpoint_items().items()})
         checkpoint_dir = os.path.join(run_dir, "checkpoints")
         if not self.chief:
             # Multi-worker saving needs every worker to write; only the chief's copy is kept.
@@ -90,6 +92,13 @@ class Trainer:
                                   "files, which this TensorFlow trainer does not read. Resume it with --backend=jax "
                                   "(or start a new run from its exported .keras files).")
             return 0
+        saved = {name.split("/")[0] for name, _ in tf.train.list_variables(latest)}
+        networks = [name for name, item in self.task.checkpoint_items().items() if isinstance(item, keras.layers.Layer)]
+        if networks and not saved.intersection(networks):
+            raise ConfigError(
+                f"Checkpoint {latest} was written by an earlier legan-tf, which saved the networks' weights "
+                "only through the optimizers that update them (an EMA generator not at all), so it cannot be "
+                "resumed. Start a new run; the run's exported .keras files are unaffected.")
         try:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
@@ -148,7 +157,9 @@ class Trainer:
         start = self.restore()
         if start >= config.train_steps:
             logging.info("The run already reached step %d of %d; nothing to train.", start, config.train_steps)
-            return self._evaluate(start)
+            metrics = self._evaluate(start)
+            self._export()  # so a finished run can be exported again, e.g. after a crash in its export
+            return metrics
         # The data position is a function of the step: a resumed run reads the batches an
         # uninterrupted run would have read next (tf.data's distributed iterators are not trackable).
         dataset = self.distribute_fn(self.strategy, self.train_source, self.task.global_batch_size, True, config.seed,
@@ -222,11 +233,27 @@ class Trainer:
         if final_step % config.sample_every:
             self._write_samples(sample_batch, final_step)
         final_metrics = self._evaluate(final_step)
+        self._export()
+        self.writer.flush()
+        return final_metrics
+
+    def _export(self):
         if self.chief:
             for path in self.task.export(self.run_dir):
                 logging.info("Exported %s", path)
-        self.writer.flush()
-        return final_metrics
+
+
+def checkpointable(item):
+    """What tf.train.Checkpoint can save of a checkpoint item.
+
+    A Keras 3 model is not a tf.train trackable: a Checkpoint given one writes none of its variables.
+    Trainable weights still reached the file through the optimizers' references to them, but an EMA
+    generator, which no optimizer updates, was lost, and a resumed run averaged from random weights.
+    The list of a network's weights is trackable, each by position (the architecture fixes the order).
+    """
+    if isinstance(item, keras.layers.Layer):
+        return list(item.weights)
+    return item
 
 
 def _remove_quietly(path):

@@ -127,6 +127,48 @@ def test_an_identity_generator_scores_exactly_the_baseline_with_zero_l1():
     assert summary["per_class"]["surprise"]["target_rate"] == 0.0
 
 
+def test_quality_figures_on_known_scores():
+    # Unedited 5, 6, 7, 8; edits 1, 6, 9. Pairs with the unedited face above: edit 1 all 4, edit 6 two
+    # (7, 8) and one tie (6, counts half), edit 9 none: 6.5 of 12. The unedited faces' 10th percentile
+    # (numpy's linear rule) is 5 + 0.3 x 1 = 5.3: one edit of three lies below it.
+    figures = real_edits.quality_figures(np.array([5.0, 6.0, 7.0, 8.0]), np.array([1.0, 6.0, 9.0]))
+    assert figures["quality_auc"] == pytest.approx(6.5 / 12)
+    assert figures["quality_below_real_p10"] == pytest.approx(1 / 3)
+    assert figures["quality_unedited"] == pytest.approx(6.5) and figures["quality_edits"] == pytest.approx(16 / 3)
+
+
+def channel_2_score(images):
+    """A stand-in Q: 5 + 4 x the mean of channel 2 (the test faces carry uniform noise there, mean ~0)."""
+    return 5.0 + 4.0 * np.asarray(images)[..., 2].mean(axis=(1, 2))
+
+
+@pytest.mark.parametrize("edit,auc,below", [
+    # Edits equal to their faces: the edits are the unedited faces, each repeated C - 1 times, so every
+    # ordering has its mirror image (ties count half): exactly 0.5.
+    (lambda images, labels: images, 0.5, None),
+    # Edits with channel 2 at -1 score 1, below every unedited face (whose scores are near 5).
+    (lambda images, labels: np.concatenate([perfect(images, labels)[..., :2], -np.ones_like(images[..., :1])], -1),
+     1.0, 1.0),
+])
+def test_a_quality_model_scores_the_unedited_faces_and_every_edit(edit, auc, below):
+    translate = generator_translate_fn(StubGenerator(edit), {"expression": C}, 5)
+    images = faces(WRITTEN)
+    readings = real_edits.edit_faces(translate, real_edits.expression_judge(ReadingJudge(), C, batch_size=4), images,
+                                     {"expression": LABELS}, C, batch_size=5, score=channel_2_score)
+    overall = real_edits.summarise(readings, NAMES)["overall"]
+    assert overall["quality_unedited"] == pytest.approx(channel_2_score(images).mean())
+    assert overall["quality_auc"] == pytest.approx(auc)
+    if below is not None:
+        assert overall["quality_below_real_p10"] == below and overall["quality_edits"] == pytest.approx(1.0)
+    assert "Q: mean score" in real_edits.overall_table(overall)
+
+
+def test_without_a_quality_model_there_are_no_quality_figures():
+    summary, *_ = run_edits(lambda images, labels: images, WRITTEN, {"expression": LABELS})
+    assert not any(name.startswith("quality") for name in summary["overall"])
+    assert "Q: " not in real_edits.overall_table(summary["overall"])
+
+
 def test_a_generator_of_one_fixed_face_hits_its_class_only():
     happy = faces([3])[0]
     summary, images, _, _ = run_edits(lambda x, labels: np.repeat(happy[None], len(x), axis=0), WRITTEN,
@@ -206,6 +248,12 @@ def tiny(tmp_path_factory):
                                    f"--image_size={SIZE}\n--expression_names={','.join(NAMES)}\n")
     (run / "labels.json").write_text(json.dumps({"expression": list(NAMES)}))
     paths = {"root": root, "run": str(run), "shards": str(root / "shards")}
+    from legan_tf.models.quality import QualityModel
+
+    quality = QualityModel(image_size=32, base_filters=4, num_downsamples=3, dense_units=8)
+    quality(np.zeros((1, 32, 32, 3), np.float32))
+    quality.save(str(root / "quality_model.keras"))
+    paths["quality"] = str(root / "quality_model.keras")
     for name, labels in (("judge", NAMES), ("other_judge", ("happy", *NAMES[1:3], "angry", *NAMES[4:]))):
         (root / name).mkdir()
         classifier = AttributeClassifier(image_size=32, head_classes={"expression": C}, base_filters=4,
@@ -247,6 +295,19 @@ def test_the_script_writes_metrics_report_grid_and_charts(tiny, tmp_path):
     # A 20 px title row, then 8 rows of 96 px faces in 3 px frames, 2 px apart.
     assert height == 20 + 8 * (96 + 6 + 2)
     assert width >= (C + 1) * (96 + 6 + 2)
+
+
+def test_the_script_scores_the_edits_with_a_quality_model(tiny, tmp_path):
+    output = tmp_path / "out"
+    result = _script(f"--run_dir={tiny['run']}", f"--classifier={tiny['judge']}", f"--quality_model={tiny['quality']}",
+                     f"--output_dir={output}", "--grid_faces=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "naturalness judge: " in result.stdout and "Q: P(unedited face scored above an edit)" in result.stdout
+    content = json.load(open(output / "metrics.json"))
+    assert 0.0 <= content["overall"]["quality_auc"] <= 1.0
+    assert content["quality_model"]["path"] == tiny["quality"]
+    assert "16 -> 32 px" in content["quality_model"]["input"]
+    assert "naturalness judge Q" in (output / "report.md").read_text()
 
 
 def test_bad_input_is_one_line_and_exit_1(tiny, tmp_path):

@@ -119,14 +119,24 @@ def test_a_new_recipe_module_and_flags_file_train_through_train_py(toy_recipe, t
     assert result.returncode == 0, result.stderr[-3000:]
     [run] = glob.glob(str(tmp_path / "runs" / f"{toy_recipe}-*"))
     assert f"--{toy_recipe}_lambda_extra=0.25" in open(os.path.join(run, "flags.txt")).read()
-    # The extra critic is a checkpoint item beside D, and D's optimizer trains it: its kernel, the only
-    # (4, 4, 3, 1) variable of the run, is among d_optimizer's variables.
+    # The extra critic is a checkpoint item beside D, saved with its weights, and D's optimizer trains
+    # it: its kernel, the only (4, 4, 3, 1) variable of the run, is one object that both the item's
+    # weights and d_optimizer's trainable variables reference.
     checkpoint = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
     graph.ParseFromString(tf.train.load_checkpoint(checkpoint).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
-    assert "extra_critic" in {child.local_name for child in graph.nodes[0].children}
-    assert [4, 4, 3, 1] in [shape for name, shape in tf.train.list_variables(checkpoint)
-                            if name.startswith("d_optimizer/_trainable_variables/")]
+
+    def children(node_id, name=None):
+        found = {child.local_name: child.node_id for child in graph.nodes[node_id].children}
+        return found if name is None else found[name]
+
+    assert "extra_critic" in children(0)
+    [kernel] = [name for name, shape in tf.train.list_variables(checkpoint)
+                if shape == [4, 4, 3, 1] and "optimizer" not in name]  # not Adam's moments of it
+    assert kernel.startswith("extra_critic/")
+    critic_weights = set(children(children(0, "extra_critic")).values())
+    trained_by_d = set(children(children(children(0, "d_optimizer"), "_trainable_variables")).values())
+    assert children(children(0, "extra_critic"), kernel.split("/")[1]) in critic_weights & trained_by_d
     # Its term reached the trainer's logs at every step, as d/extra beside StarGAN's terms.
     tags = set()
     for events in glob.glob(os.path.join(run, "logs", "events.out.tfevents.*")):

@@ -271,9 +271,28 @@ def test_stargan_recipe_trains_samples_exports_and_resumes(tiny_lab, tmp_path):
     first = _train(tiny_lab, tmp_path, "--train_steps=4", *gan)
     assert first.returncode == 0, first.stderr[-3000:]
     [run] = glob.glob(str(tmp_path / "tiny-*"))
-    assert {"generator.keras", "discriminator.keras"} <= set(os.listdir(run))
+    assert {"generator.keras", "discriminator.keras", "generator_raw.keras"} <= set(os.listdir(run))
+    # With an EMA both generators are exported: the average and the optimizer's weights. After two G
+    # updates they differ (the warm-up decay is 2/11 then 3/12, so the average trails by a fixed share
+    # of each update, not by roundoff).
+    import keras
+    import numpy as np
+
+    average, raw = (keras.models.load_model(os.path.join(run, name)).get_weights()
+                    for name in ("generator.keras", "generator_raw.keras"))
+    assert [w.shape for w in average] == [w.shape for w in raw]
+    assert any(not np.array_equal(a, r) for a, r in zip(average, raw))
     assert sorted(os.listdir(os.path.join(run, "samples"))) == ["step_0000003.png", "step_0000004.png"]
     assert set(json.load(open(os.path.join(run, "metrics.json")))) >= {"eval/cycle_l1", "eval/d_accuracy/lighting"}
+    # Resuming the finished run trains nothing and exports again from the checkpoint: both generators
+    # come back bit for bit (a checkpoint restores stored values exactly). The average is the part no
+    # optimizer holds: before the checkpoint saved each network's weights, it came back random.
+    again = _train(tiny_lab, tmp_path, "--train_steps=4", f"--resume={run}", *gan)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "nothing to train" in again.stderr
+    for name, before in (("generator.keras", average), ("generator_raw.keras", raw)):
+        after = keras.models.load_model(os.path.join(run, name)).get_weights()
+        assert all(np.array_equal(b, a) for b, a in zip(before, after)), name
     resumed = _train(tiny_lab, tmp_path, "--train_steps=6", f"--resume={run}", *gan)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "at step 4" in resumed.stderr
@@ -305,6 +324,7 @@ def test_legan_recipe_with_identity_and_quality_losses_trains_samples_and_export
     assert result.returncode == 0, result.stderr[-3000:]
     [run] = glob.glob(str(tmp_path / "tiny-*"))
     assert {"generator.keras", "discriminator.keras"} <= set(os.listdir(run))
+    assert "generator_raw.keras" not in os.listdir(run)  # no EMA: generator.keras is the trained one
     assert "step_0000004.png" in os.listdir(os.path.join(run, "samples"))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
