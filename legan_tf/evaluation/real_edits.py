@@ -20,6 +20,11 @@ the same way. Figures (all over the same faces):
   identity_l1            mean |G(x, s) - x|; edit_l1: mean |G(x, t) - x| over the pairs (how much an
                          edit changes at all)
 
+  texture_unedited       mean |Laplacian| of the grey image (4 neighbours, edges mirrored), per pixel, of
+                         the unedited faces; texture_edits: of the edits; texture_ratio: edits / unedited.
+                         A fixed filter, not a network: speckle, checkerboard and noise raise it, blur
+                         lowers it, and a generator cannot learn to please it the way it can please Q
+
 With a naturalness model Q (`quality_model`, optional; issue 20's independent judge, one the generator
 was not trained against):
 
@@ -97,6 +102,16 @@ def expression_judge(classifier, num_classes: int, batch_size: int = 64, protoco
     return judge
 
 
+def texture_energy(images: np.ndarray) -> np.ndarray:
+    """(N,) mean |Laplacian| of each image's grey level (module docstring); images (N, H, W, C)."""
+    grey = np.asarray(images, np.float64).mean(axis=-1)
+    padded = np.pad(grey, ((0, 0), (1, 1), (1, 1)), mode="symmetric")  # the edge pixel is its own neighbour
+    centre = padded[:, 1:-1, 1:-1]
+    laplacian = (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] + padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:]
+                 - 4.0 * centre)
+    return np.abs(laplacian).mean(axis=(1, 2))
+
+
 def quality_scorer(quality_model, batch_size: int = 64, protocol: Optional[dict] = None) -> ScoreFn:
     """images in [-1, 1] -> Q's naturalness scores (N,), resized to Q's input size first."""
     from legan_tf.evaluation.metrics.base import call_in_batches, call_model, fit_to_model
@@ -125,6 +140,8 @@ class Readings:
     cycle_l1: np.ndarray    # (N, C) mean |G(G(x, t), s) - x|; NaN where t == s
     input_quality: Optional[np.ndarray] = None  # (N,) Q's score of x, with a quality model
     edit_quality: Optional[np.ndarray] = None   # (N, C) Q's score of G(x, t)
+    input_texture: Optional[np.ndarray] = None  # (N,) texture_energy(x)
+    edit_texture: Optional[np.ndarray] = None   # (N, C) texture_energy(G(x, t))
 
     @property
     def num_classes(self) -> int:
@@ -155,6 +172,7 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
     edit_l1 = np.zeros((count, num_classes), np.float64)
     cycle_l1 = np.full((count, num_classes), np.nan)
     input_quality = np.zeros(count) if score else None
+    input_texture, edit_texture = np.zeros(count), np.zeros((count, num_classes))
     edit_quality = np.zeros((count, num_classes)) if score else None
     batches = range(0, count, batch_size)
     bar = tqdm(batches, desc="real edits", unit="batch", disable=not progress, file=sys.stderr,
@@ -164,6 +182,7 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
         x = images[rows]
         own = {name: np.asarray(values[rows]) for name, values in labels.items()}
         input_read[rows] = judge(x)
+        input_texture[rows] = texture_energy(x)
         if score:
             input_quality[rows] = score(x)
         for target in range(num_classes):
@@ -171,6 +190,7 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
             edited = np.asarray(translate(x, targets), np.float32)
             edit_read[rows, target] = judge(edited)
             edit_l1[rows, target] = _mean_l1(edited, x)
+            edit_texture[rows, target] = texture_energy(edited)
             if score:
                 edit_quality[rows, target] = score(edited)
             moved = own[EXPRESSION] != target
@@ -178,7 +198,8 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
                 back = np.asarray(translate(edited[moved], {name: ids[moved] for name, ids in own.items()}),
                                   np.float32)
                 cycle_l1[np.flatnonzero(moved) + start, target] = _mean_l1(back, x[moved])
-    return Readings(source, input_read, edit_read, edit_l1, cycle_l1, input_quality, edit_quality)
+    return Readings(source, input_read, edit_read, edit_l1, cycle_l1, input_quality, edit_quality, input_texture,
+                    edit_texture)
 
 
 # --- the figures ----------------------------------------------------------------------------------
@@ -266,6 +287,9 @@ def summarise(readings: Readings, names: Sequence[str]) -> Dict[str, object]:
         "edit_l1": _share(readings.edit_l1[pair]),
         "identity_kept": _share(own_kept),
     }
+    if readings.input_texture is not None:
+        unedited, edits = float(readings.input_texture.mean()), float(readings.edit_texture[pair].mean())
+        overall.update(texture_unedited=unedited, texture_edits=edits, texture_ratio=_ratio(edits, unedited))
     if readings.input_quality is not None:
         overall.update(quality_figures(readings.input_quality, readings.edit_quality[pair]))
     edits = np.zeros((classes, classes), np.int64)   # rows: target, columns: the judge's reading
@@ -434,6 +458,9 @@ def overall_table(overall: Mapping[str, object]) -> str:
         ("identity L1: G(x, s) against x", _number(overall["identity_l1"])),
         ("edit L1: G(x, t) against x (how much an edit changes)", _number(overall["edit_l1"])),
         ("G(x, s) still read as s", _percent(overall["identity_kept"])),
+        *([("texture: mean |Laplacian| of the edits / of the unedited faces (speckle, noise; blur lowers it)",
+            f"{overall['texture_edits']:.4f} / {overall['texture_unedited']:.4f} = {overall['texture_ratio']:.2f}x")]
+          if overall.get("texture_ratio") is not None else []),
         *([("Q: mean score of the unedited faces / of the edits (1-10)",
             f"{overall['quality_unedited']:.2f} / {overall['quality_edits']:.2f}"),
            ("Q: P(unedited face scored above an edit) (0.5: Q cannot tell them apart)",

@@ -137,6 +137,27 @@ def test_quality_figures_on_known_scores():
     assert figures["quality_unedited"] == pytest.approx(6.5) and figures["quality_edits"] == pytest.approx(16 / 3)
 
 
+def test_texture_energy_on_known_images():
+    # A constant image has no texture. A +-1 checkerboard, 4x4: inside, each neighbour differs by 2 from
+    # the centre, |Laplacian| 4 x 2 = 8; at an edge the mirrored neighbour is the pixel itself, so 3 x 2
+    # = 6 (8 edge pixels) and 2 x 2 = 4 at a corner (4): (4 x 8 + 8 x 6 + 4 x 4) / 16 = 6.
+    board = np.indices((4, 4)).sum(axis=0) % 2 * 2.0 - 1.0
+    images = np.stack([np.full((4, 4, 3), 0.3), np.repeat(board[..., None], 3, axis=-1)])
+    np.testing.assert_allclose(real_edits.texture_energy(images), [0.0, 6.0], atol=1e-12)
+
+
+def test_texture_figures_compare_the_edits_with_the_unedited_faces():
+    same, *_ = run_edits(lambda images, labels: images, WRITTEN, {"expression": LABELS})
+    assert same["overall"]["texture_ratio"] == pytest.approx(1.0)
+    # The test faces' texture is all in channel 2's noise (channels 0 and 1 are constant per face). Edits
+    # that write the expression and zero channels 1 and 2 are constant images: texture exactly 0.
+    flat, *_ = run_edits(lambda images, labels: np.concatenate([perfect(images, labels)[..., :1],
+                                                                np.zeros_like(images[..., 1:])], -1),
+                         WRITTEN, {"expression": LABELS})
+    assert flat["overall"]["texture_edits"] == 0.0 and flat["overall"]["texture_ratio"] == 0.0
+    assert "texture: mean |Laplacian|" in real_edits.overall_table(flat["overall"])
+
+
 def channel_2_score(images):
     """A stand-in Q: 5 + 4 x the mean of channel 2 (the test faces carry uniform noise there, mean ~0)."""
     return 5.0 + 4.0 * np.asarray(images)[..., 2].mean(axis=(1, 2))
