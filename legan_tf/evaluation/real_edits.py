@@ -114,17 +114,10 @@ def texture_energy(images: np.ndarray) -> np.ndarray:
 
 def quality_scorer(quality_model, batch_size: int = 64, protocol: Optional[dict] = None) -> ScoreFn:
     """images in [-1, 1] -> Q's naturalness scores (N,), resized to Q's input size first."""
-    from legan_tf.evaluation.metrics.base import call_in_batches, call_model, fit_to_model
+    from legan_tf.evaluation.metrics.quality_score import quality_scores
 
     protocol = {} if protocol is None else protocol
-
-    def score(images: np.ndarray) -> np.ndarray:
-        images = fit_to_model(np.asarray(images, np.float32), quality_model, protocol)
-        scores = np.asarray(call_in_batches(lambda part: call_model(quality_model, part), images, batch_size),
-                            np.float64)
-        return scores.reshape(len(images), -1)[:, 0]
-
-    return score
+    return lambda images: quality_scores(quality_model, np.asarray(images, np.float32), batch_size, protocol)
 
 
 # --- the edits ------------------------------------------------------------------------------------
@@ -138,10 +131,10 @@ class Readings:
     edit_read: np.ndarray   # (N, C) its reading of G(x, t); column s is G(x, s)
     edit_l1: np.ndarray     # (N, C) mean |G(x, t) - x|, [-1, 1] units
     cycle_l1: np.ndarray    # (N, C) mean |G(G(x, t), s) - x|; NaN where t == s
+    input_texture: np.ndarray  # (N,) texture_energy(x)
+    edit_texture: np.ndarray   # (N, C) texture_energy(G(x, t))
     input_quality: Optional[np.ndarray] = None  # (N,) Q's score of x, with a quality model
     edit_quality: Optional[np.ndarray] = None   # (N, C) Q's score of G(x, t)
-    input_texture: Optional[np.ndarray] = None  # (N,) texture_energy(x)
-    edit_texture: Optional[np.ndarray] = None   # (N, C) texture_energy(G(x, t))
 
     @property
     def num_classes(self) -> int:
@@ -198,8 +191,8 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
                 back = np.asarray(translate(edited[moved], {name: ids[moved] for name, ids in own.items()}),
                                   np.float32)
                 cycle_l1[np.flatnonzero(moved) + start, target] = _mean_l1(back, x[moved])
-    return Readings(source, input_read, edit_read, edit_l1, cycle_l1, input_quality, edit_quality, input_texture,
-                    edit_texture)
+    return Readings(source, input_read, edit_read, edit_l1, cycle_l1, input_texture, edit_texture, input_quality,
+                    edit_quality)
 
 
 # --- the figures ----------------------------------------------------------------------------------
@@ -287,9 +280,8 @@ def summarise(readings: Readings, names: Sequence[str]) -> Dict[str, object]:
         "edit_l1": _share(readings.edit_l1[pair]),
         "identity_kept": _share(own_kept),
     }
-    if readings.input_texture is not None:
-        unedited, edits = float(readings.input_texture.mean()), float(readings.edit_texture[pair].mean())
-        overall.update(texture_unedited=unedited, texture_edits=edits, texture_ratio=_ratio(edits, unedited))
+    unedited, edits = float(readings.input_texture.mean()), float(readings.edit_texture[pair].mean())
+    overall.update(texture_unedited=unedited, texture_edits=edits, texture_ratio=_ratio(edits, unedited))
     if readings.input_quality is not None:
         overall.update(quality_figures(readings.input_quality, readings.edit_quality[pair]))
     edits = np.zeros((classes, classes), np.int64)   # rows: target, columns: the judge's reading

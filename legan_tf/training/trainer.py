@@ -44,8 +44,15 @@ class Trainer:
         with strategy.scope():
             task.build()
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        items = task.checkpoint_items()
+        # A Keras 3 model is not a tf.train trackable: a Checkpoint given one writes none of its variables.
+        # Trainable weights would still reach the file through the optimizers' references to them, but an
+        # EMA generator, which no optimizer updates, would be lost (a resumed run then averaged from random
+        # weights). The list of a network's weights is trackable, each by position (the architecture fixes
+        # the order).
+        self.networks = {name: item for name, item in items.items() if isinstance(item, keras.layers.Layer)}
         self.checkpoint = tf.train.Checkpoint(step=self.step, **{
-            name: checkpointable(item) for name, item in task.checkpoint_items().items()})
+            **items, **{name: list(network.weights) for name, network in self.networks.items()}})
         checkpoint_dir = os.path.join(run_dir, "checkpoints")
         if not self.chief:
             # Multi-worker saving needs every worker to write; only the chief's copy is kept.
@@ -56,10 +63,9 @@ class Trainer:
         )
 
     def _weights_finite(self) -> bool:
-        networks = [item for item in self.task.checkpoint_items().values() if hasattr(item, "weights")
-                    and not isinstance(item, tf.keras.optimizers.Optimizer)]
         bad = [tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(weight.value)), tf.int32))
-               for network in networks for weight in network.weights if tf.as_dtype(weight.dtype).is_floating]
+               for network in self.networks.values() for weight in network.weights
+               if tf.as_dtype(weight.dtype).is_floating]
         return not bad or int(tf.add_n(bad)) == 0
 
     def _check_finite(self, pending, step):
@@ -93,8 +99,7 @@ class Trainer:
                                   "(or start a new run from its exported .keras files).")
             return 0
         saved = {name.split("/")[0] for name, _ in tf.train.list_variables(latest)}
-        networks = [name for name, item in self.task.checkpoint_items().items() if isinstance(item, keras.layers.Layer)]
-        if networks and not saved.intersection(networks):
+        if self.networks and not saved.intersection(self.networks):
             raise ConfigError(
                 f"Checkpoint {latest} was written by an earlier legan-tf, which saved the networks' weights "
                 "only through the optimizers that update them (an EMA generator not at all), so it cannot be "
@@ -242,18 +247,6 @@ class Trainer:
             for path in self.task.export(self.run_dir):
                 logging.info("Exported %s", path)
 
-
-def checkpointable(item):
-    """What tf.train.Checkpoint can save of a checkpoint item.
-
-    A Keras 3 model is not a tf.train trackable: a Checkpoint given one writes none of its variables.
-    Trainable weights still reached the file through the optimizers' references to them, but an EMA
-    generator, which no optimizer updates, was lost, and a resumed run averaged from random weights.
-    The list of a network's weights is trackable, each by position (the architecture fixes the order).
-    """
-    if isinstance(item, keras.layers.Layer):
-        return list(item.weights)
-    return item
 
 
 def _remove_quietly(path):

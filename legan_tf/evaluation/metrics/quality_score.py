@@ -17,6 +17,15 @@ from legan_tf.evaluation.metrics.base import (Metric, MetricResult, as_images, c
                                               fit_to_model, register)
 
 
+def quality_scores(quality_model, images, batch_size: int, resize: dict) -> np.ndarray:
+    """(B,) float64 scores of Q for images in [-1, 1], resized to Q's input size first (`resize` records it)."""
+    images = fit_to_model(images, quality_model, resize)
+    scores = np.asarray(call_in_batches(lambda part: call_model(quality_model, part), images, batch_size), np.float64)
+    if scores.ndim > 1 and scores.shape[1:] != (1,):
+        raise ValueError(f"quality_score: Q returned shape {scores.shape}; expected (B,) or (B, 1)")
+    return scores.reshape(-1)
+
+
 @register("quality_score")
 class QualityScore(Metric):
     """Mean and std of Q over the outputs and, separately, over real faces (`reals`, optional).
@@ -54,12 +63,8 @@ class QualityScore(Metric):
 
     def _update(self, batch) -> None:
         for key, images in batch.items():
-            images = fit_to_model(as_images(images, key), self.quality_model, self._resize)
-            scores = call_in_batches(lambda part: call_model(self.quality_model, part), images, self.batch_size)
-            scores = np.asarray(scores, np.float64)
-            if scores.ndim > 1 and scores.shape[1:] != (1,):
-                raise ValueError(f"quality_score: Q returned shape {scores.shape}; expected (B,) or (B, 1)")
-            self.scores[key].append(scores.reshape(-1))
+            self.scores[key].append(quality_scores(self.quality_model, as_images(images, key), self.batch_size,
+                                                   self._resize))
 
     def _result(self) -> MetricResult:
         scores = {key: np.concatenate(parts) if parts else np.zeros(0) for key, parts in self.scores.items()}
