@@ -10,6 +10,7 @@ from legan_tf.losses import (
     wasserstein_critic_loss,
     wasserstein_generator_loss,
 )
+from legan_tf.gan.base import critic_on_real_and_fake
 from legan_tf.models.stargan import StarGANDiscriminator
 
 RNG = np.random.default_rng(0)
@@ -81,6 +82,40 @@ def test_gradient_penalty_on_a_discriminator_is_finite_and_trains_its_weights():
         assert gradient is not None, variable.path
         assert np.all(np.isfinite(np.asarray(gradient))), variable.path
     assert any(np.abs(np.asarray(g)).max() > 0 for g in gradients if g is not None)
+
+
+def test_one_critic_call_on_real_and_fake_equals_two_calls_in_outputs_and_weight_gradients():
+    discriminator = StarGANDiscriminator(image_size=32, num_labels=5, base_filters=8, num_downsamples=3,
+                                         head_classes={"expression": 3, "lighting": 2})
+    real = RNG.uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    fake = RNG.uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    discriminator(real)
+
+    def loss(real_scores, fake_scores, real_logits):
+        return (tf.reduce_mean(wasserstein_critic_loss(real_scores, fake_scores))
+                + tf.reduce_mean(classification_loss(real_logits["expression"], [0, 1, 2]))
+                + tf.reduce_mean(classification_loss(real_logits["lighting"], [1, 0, 1])))
+
+    with tf.GradientTape(persistent=True) as tape:
+        merged = critic_on_real_and_fake(discriminator, real, fake)
+        real_scores, real_logits = discriminator(real, training=True)
+        fake_scores, _ = discriminator(fake, training=True)
+        merged_loss, separate_loss = loss(*merged), loss(real_scores, fake_scores, real_logits)
+    # Each output is the same sums of products; oneDNN may block a batch of 6 differently from one of 3, so
+    # the summation order, not the terms, can differ. A dot product of K float32 terms moves by at most
+    # K * 6e-8 of the sum of |terms| under reordering; here K <= 4 * 4 * 32 = 512 (3e-5) per layer over 4
+    # layers, each scaled by weights of fan-in variance: 1e-4 of the outputs' scale bounds it.
+    for merged_value, separate_value in [(merged[0], real_scores), (merged[1], fake_scores),
+                                         (merged[2]["expression"], real_logits["expression"]),
+                                         (merged[2]["lighting"], real_logits["lighting"])]:
+        assert merged_value.shape == separate_value.shape
+        scale = 1.0 + np.abs(np.asarray(separate_value)).max()
+        np.testing.assert_allclose(np.asarray(merged_value), np.asarray(separate_value), rtol=0, atol=1e-4 * scale)
+    for merged_gradient, separate_gradient in zip(tape.gradient(merged_loss, discriminator.trainable_variables),
+                                                  tape.gradient(separate_loss, discriminator.trainable_variables)):
+        scale = 1.0 + np.abs(np.asarray(separate_gradient)).max()
+        np.testing.assert_allclose(np.asarray(merged_gradient), np.asarray(separate_gradient), rtol=0,
+                                   atol=1e-4 * scale)
 
 
 def test_wasserstein_losses_average_the_patch_map_per_example():

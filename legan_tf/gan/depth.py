@@ -36,7 +36,7 @@ import keras
 from keras import ops
 
 from legan_tf import losses
-from legan_tf.gan.base import ConditionalGAN, GANHyperparameters, batch_size
+from legan_tf.gan.base import ConditionalGAN, GANHyperparameters, batch_size, critic_on_real_and_fake
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.geometry import GEOMETRIES, geometry_channels, geometry_from_network_depth
 from legan_tf.hparams import hparam
@@ -53,8 +53,7 @@ CONFIDENCE_HELP = ("beta of the confidence penalty -beta * H(softmax) on D_depth
 def depth_discriminator_terms(discriminator, real, fake, labels, alpha, confidence_beta) -> dict:
     """D_depth's per-example terms: WGAN critic, gradient penalty, classification of the real maps as
     their expression, and (beta > 0) the confidence penalty on that classification."""
-    real_scores, real_logits = discriminator(real, training=True)
-    fake_scores, _ = discriminator(fake, training=True)
+    real_scores, fake_scores, real_logits = critic_on_real_and_fake(discriminator, real, fake)
     terms = {"adversarial": losses.wasserstein_critic_loss(real_scores, fake_scores),
              "gradient_penalty": losses.gradient_penalty(lambda x: discriminator(x, training=True)[0],
                                                          real, fake, alpha),

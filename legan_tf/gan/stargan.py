@@ -12,7 +12,7 @@ import dataclasses
 import keras
 
 from legan_tf import losses
-from legan_tf.gan.base import ConditionalGAN, GANHyperparameters, batch_size
+from legan_tf.gan.base import ConditionalGAN, GANHyperparameters, batch_size, critic_on_real_and_fake
 from legan_tf.hparams import hparam
 from legan_tf.models.stargan import StarGANDiscriminator, StarGANGenerator
 from legan_tf.random_streams import Stream
@@ -64,8 +64,7 @@ class StarGAN(ConditionalGAN):
     def discriminator_losses(self, batch, fakes, step):
         images = batch["image"]
         alpha = self.uniform_per_example(GRADIENT_PENALTY_ALPHA, step, batch_size(images))
-        real_scores, real_logits = self.discriminator(images, training=True)
-        fake_scores, _ = self.discriminator(fakes, training=True)
+        real_scores, fake_scores, real_logits = critic_on_real_and_fake(self.discriminator, images, fakes)
         return {"adversarial": losses.wasserstein_critic_loss(real_scores, fake_scores),
                 "gradient_penalty": losses.gradient_penalty(lambda x: self.discriminator(x, training=True)[0],
                                                             images, fakes, alpha),
