@@ -19,12 +19,16 @@ jax = pytest.importorskip("jax", reason="the JAX backend's tests need jax (pip i
 PARALLEL_TASKS = ("stargan", "legan")
 # TensorFlow with --jit_compile (XLA's kernels) against TensorFlow without: the GANs and the classifier.
 JIT_TASKS = ("stargan", "legan", "stargan_depth", "classifier")
+# The tasks with the depth network, whose step amplifies rounding (see the bounds below): TensorFlow
+# also runs them on oneDNN's kernels, to measure on this machine how far rounding alone moves them.
+ILL_CONDITIONED_TASKS = ("depth_pretrain", "stargan_depth")
 
 
-def _start(backend, folder, tasks=TASKS, devices=1, jit=False):
-    # TensorFlow on its Eigen kernels, not oneDNN's: see the bounds below.
+def _start(backend, folder, tasks=TASKS, devices=1, jit=False, onednn=False):
+    # TensorFlow on its Eigen kernels, not oneDNN's, unless asked: see the bounds below.
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu",
-           "TF_ENABLE_ONEDNN_OPTS": "0", "BACKEND_STEP_DEVICES": str(devices), "BACKEND_STEP_JIT": str(int(jit)),
+           "TF_ENABLE_ONEDNN_OPTS": str(int(onednn)), "BACKEND_STEP_SUFFIX": "-onednn" if onednn else "",
+           "BACKEND_STEP_DEVICES": str(devices), "BACKEND_STEP_JIT": str(int(jit)),
            # Two host devices stand in for two GPUs.
            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     return subprocess.Popen([sys.executable, os.path.join(HERE, "backend_step.py"), folder, *tasks], env=env,
@@ -42,7 +46,7 @@ def folder(tmp_path_factory):
     _wait(_start("tensorflow", folder))  # writes the initial weights the JAX runs then load
     # The two JAX runs are independent: side by side, they mostly compile, one core each.
     runs = [_start("jax", folder), _start("jax", folder, PARALLEL_TASKS, devices=2),
-            _start("tensorflow", folder, JIT_TASKS, jit=True)]
+            _start("tensorflow", folder, JIT_TASKS, jit=True), _start("tensorflow", folder, ILL_CONDITIONED_TASKS, onednn=True)]
     for run in runs:
         _wait(run)
     return folder
@@ -63,16 +67,22 @@ def outputs(folder):
 # channel's standard deviation and so multiplies rounding differences by up to |x| / sigma; in the
 # depth network's G step (4-filter layers at 32 px) that factor reaches ~100. Measured on this
 # project: TensorFlow against itself, oneDNN kernels against its Eigen kernels, differs there by
-# 0.4% of a tensor's largest update, and JAX against TensorFlow-Eigen by 0.02%. So the TF side runs
-# on Eigen (TF_ENABLE_ONEDNN_OPTS=0) and each weight tensor's SGD update (-lr * gradient) must
-# agree to 1e-3 of its largest entry, plus 1e-5 of the step's largest update for tensors whose
-# gradient is zero up to rounding (a bias followed by a normalisation). A wrong term, weight, sign
-# or target breaks these by orders of magnitude.
+# 0.4% of a tensor's largest update, and JAX against TensorFlow-Eigen by 0.02% on one CPU but 0.38%
+# on another (an Intel Xeon with AMX): how far rounding moves these tasks depends on the CPU's
+# kernels, so no fixed bound follows from the arithmetic. So the TF side runs on Eigen
+# (TF_ENABLE_ONEDNN_OPTS=0) and each weight tensor's SGD update (-lr * gradient) must agree to 1e-3
+# of its largest entry, plus 1e-5 of the step's largest update for tensors whose gradient is zero
+# up to rounding (a bias followed by a normalisation). For the depth network's tasks the test also
+# measures, on the machine it runs on, the spread that rounding alone makes: the same TF step on
+# oneDNN's kernels against Eigen's, the same maths summed in another order. JAX's XLA kernels are a
+# third order of the same sums, so its difference from Eigen is of that size; it may be up to
+# SPREAD_FACTOR times it. A wrong term, weight, sign or target breaks these by orders of magnitude.
 LOSS_RTOL = 1e-4
 UPDATE_RTOL = 1e-3
+SPREAD_FACTOR = 4.0
 
 
-def _assert_same_step(tf_out, jax_out, initial):
+def _assert_same_step(tf_out, jax_out, initial, rounding_spread=None):
     metrics = [key for key in tf_out.files if key.startswith("metric:")]
     assert metrics and sorted(metrics) == sorted(key for key in jax_out.files if key.startswith("metric:"))
     for key in metrics:
@@ -83,13 +93,18 @@ def _assert_same_step(tf_out, jax_out, initial):
     for key, (tf_update, jax_update) in updates.items():
         scale = float(np.abs(tf_update).max())
         moved += scale > 1e-3 * largest
-        assert float(np.abs(jax_update - tf_update).max()) <= UPDATE_RTOL * scale + 1e-5 * largest, key
+        bound = UPDATE_RTOL * scale + 1e-5 * largest
+        if rounding_spread is not None:
+            bound += SPREAD_FACTOR * float(np.abs(rounding_spread[key] - tf_out[key]).max())
+        assert float(np.abs(jax_update - tf_update).max()) <= bound, key
     assert moved > len(initial.files) // 2, "most weight tensors should take a step"
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_one_step_is_the_same_under_both_backends(outputs, task):
-    _assert_same_step(*outputs[task])
+def test_one_step_is_the_same_under_both_backends(folder, outputs, task):
+    spread = (np.load(os.path.join(folder, f"{task}-tensorflow-onednn.npz")) if task in ILL_CONDITIONED_TASKS
+              else None)
+    _assert_same_step(*outputs[task], rounding_spread=spread)
 
 
 @pytest.mark.parametrize("task", PARALLEL_TASKS)
