@@ -59,7 +59,7 @@ def critic_on_real_and_fake(discriminator, real, fake):
     The same maths as two calls, since the critics here hold no batch statistics (each example's
     output depends on that example only), and faster: at the small batches GANs train with, the deep
     layers' few pixels leave oneDNN's kernels short of work, and a batch twice as large trained the
-    reference-width StarGAN 1.17-1.19x faster at 64 px on a 2-core CPU (docs/benchmarks.md).
+    reference-width StarGAN 1.17-1.22x faster at 64 px on a 2-core CPU (docs/benchmarks.md).
     """
     n = batch_size(real)
     scores, logits = discriminator(ops.concatenate([real, ops.cast(fake, real.dtype)], axis=0), training=True)

@@ -122,7 +122,8 @@ def main(folder, *task_names):
     if PRECISION != "float32":
         precision.set_policy(PRECISION)
         suffix += f"-{PRECISION}"
-    suffix += os.environ.get("BACKEND_STEP_SUFFIX", "")  # names a run of other kernels (e.g. oneDNN's)
+    if backend.name() == "tensorflow" and os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0":
+        suffix += "-onednn"  # TensorFlow's oneDNN kernels (its default) rather than Eigen's
     for task_name in task_names:
         one_step(task_name, os.path.join(folder, f"{task_name}-weights.npz"),
                  os.path.join(folder, f"{task_name}-{backend.name()}{suffix}.npz"))

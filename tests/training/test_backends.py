@@ -27,8 +27,8 @@ ILL_CONDITIONED_TASKS = ("depth_pretrain", "stargan_depth")
 def _start(backend, folder, tasks=TASKS, devices=1, jit=False, onednn=False):
     # TensorFlow on its Eigen kernels, not oneDNN's, unless asked: see the bounds below.
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu",
-           "TF_ENABLE_ONEDNN_OPTS": str(int(onednn)), "BACKEND_STEP_SUFFIX": "-onednn" if onednn else "",
-           "BACKEND_STEP_DEVICES": str(devices), "BACKEND_STEP_JIT": str(int(jit)),
+           "TF_ENABLE_ONEDNN_OPTS": str(int(onednn)), "BACKEND_STEP_DEVICES": str(devices),
+           "BACKEND_STEP_JIT": str(int(jit)),
            # Two host devices stand in for two GPUs.
            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     return subprocess.Popen([sys.executable, os.path.join(HERE, "backend_step.py"), folder, *tasks], env=env,
@@ -46,7 +46,8 @@ def folder(tmp_path_factory):
     _wait(_start("tensorflow", folder))  # writes the initial weights the JAX runs then load
     # The two JAX runs are independent: side by side, they mostly compile, one core each.
     runs = [_start("jax", folder), _start("jax", folder, PARALLEL_TASKS, devices=2),
-            _start("tensorflow", folder, JIT_TASKS, jit=True), _start("tensorflow", folder, ILL_CONDITIONED_TASKS, onednn=True)]
+            _start("tensorflow", folder, JIT_TASKS, jit=True),
+            _start("tensorflow", folder, ILL_CONDITIONED_TASKS, onednn=True)]
     for run in runs:
         _wait(run)
     return folder
