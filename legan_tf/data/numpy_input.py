@@ -289,11 +289,14 @@ def load_example(item, features, image_size, apply_mask) -> dict:
 
 def _ignore_stop_signals():
     """In a worker process: Ctrl-C reaches the whole process group, but only the trainer decides when to
-    stop (it finishes its step and checkpoints) and then ends the workers itself. SIGTERM keeps its
-    default: it is how the pool ends them."""
+    stop (it finishes its step and checkpoints) and then ends the workers itself. SIGTERM is how the pool
+    ends them, so it must kill: a fork inherits the trainer's own SIGTERM handler (StopSignals, which
+    only logs and asks for a checkpoint), and a worker that kept it would outlive terminate(), whose
+    join then waits for ever."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def load_batch(items, features, image_size, apply_mask) -> Dict[str, np.ndarray]:

@@ -162,3 +162,30 @@ def test_record_spans_follow_the_framing(tmp_path):
     spans = record_spans(path)
     assert [data[o:o + n] for o, n in spans] == [b"a", b"", b"hello" * 100]
     assert struct.unpack("<Q", data[:8])[0] == 1
+
+
+def test_worker_processes_end_when_the_trainer_has_its_own_sigterm_handler(make_layout, tmp_path):
+    """The trainer installs a SIGTERM handler (StopSignals) before the first batch forks the workers, and a
+    fork inherits Python's handlers: a worker that kept it would log and carry on when the pool's
+    terminate() sends it SIGTERM, and closing the stream would wait for it for ever (CI saw Ctrl-C hang so)."""
+    import signal
+    import threading
+
+    from legan_tf.training.config import StopSignals
+
+    layout = make_layout("rgbd")
+    _, source = _pair(layout, _shards(layout, tmp_path, 0.0))
+    with StopSignals():
+        stream = source.batches(3, training=True, seed=1, processes=2)
+        next(stream)
+        workers = [child for child in __import__("multiprocessing").active_children()]
+        assert workers, "the stream should have started worker processes"
+        closing = threading.Thread(target=stream.close, daemon=True)
+        closing.start()
+        closing.join(timeout=60)  # a healthy close takes milliseconds; a hung one never returns
+        still_alive = [worker.pid for worker in workers if worker.is_alive()]
+        if closing.is_alive():
+            for worker in workers:
+                os.kill(worker.pid, signal.SIGKILL)  # free the hung pool so the test process can end
+        assert not closing.is_alive(), f"closing the stream hung on worker processes {still_alive}"
+    assert not still_alive
