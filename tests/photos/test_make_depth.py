@@ -226,3 +226,36 @@ def test_as_given_framing_keeps_a_tight_crop_and_fits_the_face_that_touches_its_
     # than the face's average. Background (0) remains only in the corners.
     assert (depth > 0).mean() > 0.5 and (depth[20:28, 20:28] > 0).all()
     assert depth[18:30, 18:30].mean() > depth[depth > 0].mean()
+
+
+def test_exclude_pattern_leaves_out_augmented_copies_before_any_fitting(tmp_path):
+    """FER2013's disgust folder holds augmented copies named `<original>.jpg<k>.jpg`: they must not become
+    depth training pairs. Left out, they are counted, never fitted, never in the manifest or skipped.csv."""
+    root = tmp_path / "fer"
+    (root / "disgust").mkdir(parents=True)
+    Image.fromarray(samples.astronaut()).save(root / "disgust" / "Training_1.jpg", quality=92)
+    Image.fromarray(samples.grace_hopper()).save(root / "disgust" / "Training_1.jpg0.jpg", quality=92)
+    (root / "disgust" / "Training_1.jpg1.jpg").write_text("a broken copy: left out, so not even reported")
+    outcome = make_depth.make_depth(str(root), str(tmp_path / "out"), image_size=64, progress=False,
+                                    exclude_pattern=r"\.jpg\d+\.jpg$")
+    assert (outcome["photos"], outcome["processed"], outcome["skipped"], outcome["excluded"]) == (1, 1, 0, 2)
+    assert [row["image"] for row in _rows(tmp_path / "out" / "manifest.csv")] == ["rgb/disgust/Training_1.png"]
+    assert "left out 2 by --exclude_pattern" in make_depth.summary_line(outcome)
+    for pattern, error, words in ((r"\.png$", DataError, "matches none of its 3 files"),
+                                  (r"Training_", DataError, "leaves out every one of its 3 files"),
+                                  (r"(", ConfigError, "is not a regular expression")):
+        with pytest.raises(error, match=words):
+            make_depth.make_depth(str(root), str(tmp_path / "bad"), image_size=64, progress=False,
+                                  exclude_pattern=pattern)
+    assert not (tmp_path / "bad").exists()   # refused before anything was written
+
+
+def test_the_script_takes_exclude_pattern(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    Image.fromarray(samples.astronaut()).save(root / "a.png")
+    Image.fromarray(samples.astronaut()).save(root / "a_copy.png")
+    result = _run(f"--input_dir={root}", f"--output_dir={tmp_path / 'out'}", "--expression=happy",
+                  "--image_size=64", "--exclude_pattern=_copy")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "processed 1 of 1 photos" in result.stdout and "left out 1 by --exclude_pattern" in result.stdout
