@@ -84,11 +84,13 @@ class DepthPretrainTask(base.GANTask):
 
         for batch in dataset:
             truth = geometry_from_network_depth(batch["depth"], geometry)
-            predicted = generator.to_geometry(batch["image"], training=False)
+            # Under --mixed_precision the network answers in bfloat16 / float16; the figures are float32.
+            predicted = ops.cast(generator.to_geometry(batch["image"], training=False), "float32")
             depth = depth_from_network(batch["depth"])  # [0, 1], 0 on the background
             face = ops.cast(depth > 0, "float32")
             add("geometry_l1", ops.sum(ops.mean(ops.abs(truth - predicted), axis=[1, 2, 3])))
-            add("cycle_l1", ops.sum(ops.mean(ops.abs(batch["image"] - generator.to_rgb(predicted)), axis=[1, 2, 3])))
+            rebuilt = ops.cast(generator.to_rgb(predicted), "float32")
+            add("cycle_l1", ops.sum(ops.mean(ops.abs(batch["image"] - rebuilt), axis=[1, 2, 3])))
             if geometry == "depth":
                 error = ops.abs(depth_from_network(predicted) - depth)
                 add("depth_mae", ops.sum(error))

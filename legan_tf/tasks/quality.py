@@ -55,7 +55,8 @@ class QualityTask(base.Task):
 
     def train_step(self, batch):
         def loss_and_metrics():
-            predicted = self.model(batch["image"], training=True)
+            # Under --mixed_precision Q answers in bfloat16 / float16; scores and their errors are float32.
+            predicted = ops.cast(self.model(batch["image"], training=True), "float32")
             per_example = losses.margin_loss(predicted, batch["mean"], batch["std"], squared=self.squared_loss)
             loss = ops.sum(per_example) / self.global_batch_size
             return loss, {"loss/margin": ops.mean(per_example),
@@ -66,14 +67,20 @@ class QualityTask(base.Task):
     def evaluate(self, dataset):
         predicted, mean, std = [], [], []
         for batch in dataset:
-            predicted.append(ops.convert_to_numpy(self.model(batch["image"], training=False)).reshape(-1))
+            predicted.append(ops.convert_to_numpy(self.model(batch["image"], training=False)).reshape(-1)
+                             .astype(np.float32))
             mean.append(np.asarray(batch["mean"]))
             std.append(np.asarray(batch["std"]))
+        if sum(len(values) for values in predicted) < 2:
+            from legan_tf.data import DataError
+
+            raise DataError("the held-out split has fewer than two rated images, and Q's held-out figures "
+                            "(Spearman, MAE) need two or more: raise --holdout_fraction or rate more images")
         metrics = quality_metrics(np.concatenate(predicted), np.concatenate(mean), np.concatenate(std))
         return {f"eval/{name}": value for name, value in metrics.items()}
 
     def sample_grid(self, batch):
-        predicted = ops.convert_to_numpy(self.model(batch["image"], training=False)).reshape(-1)
+        predicted = ops.convert_to_numpy(self.model(batch["image"], training=False)).reshape(-1).astype(np.float32)
         mean, std = np.asarray(batch["mean"]), np.asarray(batch["std"])
         captions = [f"Q {q:.1f}\nm {m:.1f}±{s:.1f}" for q, m, s in zip(predicted, mean, std)]
         colours = ["green" if abs(q - m) <= s + 0.5 else "red" for q, m, s in zip(predicted, mean, std)]

@@ -1,6 +1,7 @@
 """scripts/train.py for the depth recipes: pre-train, then train end to end from that run; clear errors."""
 
 import glob
+import math
 import json
 import os
 import subprocess
@@ -111,3 +112,26 @@ def test_evaluate_depth_reports_the_network_against_the_mean_map(pretrained, tmp
     assert metrics["ratio"] == pytest.approx(metrics["depth_error"] / metrics["depth_error_mean_map"])
     assert (tmp_path / "depth_samples.png").is_file()
     assert "learning check (ratio <= 0.5)" in result.stdout
+
+
+@pytest.mark.parametrize("geometry", ["depth", "normals"])
+def test_both_depth_recipes_train_evaluate_and_sample_in_bfloat16(rgbd_lab, tmp_path, geometry):
+    """--mixed_precision: the networks' outputs are bfloat16 while the data's maps are float32, so every
+    held-out figure and sample grid must cast (a CK+48 pre-training run once stopped at its first
+    evaluation: 'expected a float tensor but is a bfloat16 tensor')."""
+    precision = "--mixed_precision=mixed_bfloat16"
+    pretrain = _train(rgbd_lab, tmp_path, "depth_pretrain", "--train_steps=2", precision,
+                      "--depth_pretrain_perceptual_net=none", f"--depth_pretrain_geometry={geometry}")
+    assert pretrain.returncode == 0, pretrain.stderr[-3000:]
+    [pretrained] = glob.glob(str(tmp_path / "depth_pretrain-*"))
+    metrics = json.load(open(os.path.join(pretrained, "metrics.json")))
+    assert {"eval/geometry_l1", "eval/cycle_l1"} <= set(metrics) and all(map(math.isfinite, metrics.values()))
+    assert os.listdir(os.path.join(pretrained, "samples")) == ["step_0000002.png"]
+    end_to_end = _train(rgbd_lab, tmp_path, "stargan_depth", "--train_steps=2", precision,
+                        f"--stargan_depth_pretrained_run={pretrained}", "--stargan_depth_depth_weight=0.3",
+                        f"--stargan_depth_geometry={geometry}")
+    assert end_to_end.returncode == 0, end_to_end.stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "stargan_depth-*"))
+    metrics = json.load(open(os.path.join(run, "metrics.json")))
+    assert "eval/depth_network_l1" in metrics and all(map(math.isfinite, metrics.values()))
+    assert os.listdir(os.path.join(run, "samples")) == ["step_0000002.png"]

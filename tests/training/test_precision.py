@@ -158,3 +158,49 @@ def test_skip_with_float16_loss_scaling_is_refused(tmp_path, tiny_lab):
     assert "--on_nan=skip with --mixed_precision=mixed_float16" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+# Tiny networks of each recipe that reads the face lab (the depth recipes: test_depth_train_script.py).
+RECIPES = {
+    "classifier": ("--classifier_base_filters=4", "--classifier_downsamples=2"),
+    "identity": ("--identity_channels=4,4,4,4,4", "--identity_blocks=1,1,1,1", "--identity_embedding_dim=8"),
+    "quality": ("--quality_base_filters=4", "--quality_downsamples=3", "--quality_dense_units=8"),
+    "stargan": ("--stargan_g_filters=4", "--stargan_g_residual_blocks=1", "--stargan_d_filters=4",
+                "--stargan_d_downsamples=3", "--stargan_n_critic=2", "--stargan_ema_decay=0.9"),
+    "legan": ("--legan_g_filters=4", "--legan_g_residual_blocks=1", "--legan_d_filters=4", "--legan_d_downsamples=3",
+              "--legan_n_critic=2", "--legan_lambda_qual=0", "--legan_lambda_id=0", "--legan_ema_decay=0.9"),
+}
+
+
+@pytest.mark.parametrize("task", sorted(RECIPES))
+def test_every_recipe_trains_evaluates_and_samples_in_bfloat16(tmp_path, tiny_lab, task):
+    """The first-update tests above run the training step only. A run also evaluates on held-out faces and
+    draws sample grids, where the networks' bfloat16 outputs meet float32 data and numpy: Q's run once
+    stopped at its first step there ('Sub ... float32 does not match type bfloat16')."""
+    import json
+    import math
+
+    data = [*tiny_lab, "--holdout_fraction=0.5"]  # held-out faces to evaluate on
+    if task == "quality":
+        manifest = next(value.split("=", 1)[1] for value in data if value.startswith("--data_path="))
+        ratings = os.path.join(os.path.dirname(os.path.dirname(manifest)), "quality", "ratings.csv")
+        data = ["--data_format=ratings", f"--data_path={ratings}", "--holdout_fraction=0.5"]
+    result = _train(tmp_path, f"--task={task}", *data, *RECIPES[task], "--image_size=32", "--batch_size=4",
+                    "--train_steps=2", "--mixed_precision=mixed_bfloat16", "--log_every=2", "--eval_every=2",
+                    "--sample_every=2", "--checkpoint_every=2", "--num_samples=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = next(path for path in tmp_path.iterdir() if path.is_dir())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert any(name.startswith("eval/") for name in metrics), metrics
+    assert all(math.isfinite(value) for value in metrics.values()), metrics
+    assert sorted(os.listdir(run_dir / "samples")) == ["step_0000002.png"]
+
+
+def test_a_held_out_split_too_small_for_q_is_a_clear_error(tmp_path, tiny_lab):
+    manifest = next(value.split("=", 1)[1] for value in tiny_lab if value.startswith("--data_path="))
+    ratings = os.path.join(os.path.dirname(os.path.dirname(manifest)), "quality", "ratings.csv")
+    result = _train(tmp_path, "--task=quality", "--data_format=ratings", f"--data_path={ratings}",
+                    "--holdout_fraction=0.3", *RECIPES["quality"], "--image_size=32", "--batch_size=4",
+                    "--train_steps=2", "--eval_every=2")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "fewer than two rated images" in result.stderr and "Traceback" not in result.stderr
