@@ -283,20 +283,111 @@ def read_example(span, features) -> dict:
 def load_example(item, features, image_size, apply_mask) -> dict:
     """(span, flip) -> one model-ready example."""
     span, flip = item
-    example = prepare(read_example(span, features), image_size, apply_mask)
+    encoded = read_example(span, features)
+    try:
+        example = prepare(encoded, image_size, apply_mask)
+    except (OSError, SyntaxError, ValueError) as error:  # Pillow's words for bytes that are not an image
+        path, offset, _ = span
+        detail = "not a PNG or JPEG Pillow can read" if isinstance(error, Image.UnidentifiedImageError) else error
+        raise DataError(f"{path}: the record at byte {offset} holds an image that does not decode ({detail}); "
+                        f"prepare the shards again with scripts/prepare_data.py") from None
     return flip_horizontally(example) if flip else example
 
 
 def _ignore_stop_signals():
     """In a worker process: Ctrl-C reaches the whole process group, but only the trainer decides when to
-    stop (it finishes its step and checkpoints) and then ends the workers itself. SIGTERM is how the pool
-    ends them, so it must kill: a fork inherits the trainer's own SIGTERM handler (StopSignals, which
-    only logs and asks for a checkpoint), and a worker that kept it would outlive terminate(), whose
-    join then waits for ever."""
+    stop (it finishes its step and checkpoints) and then ends the workers itself. A fork inherits the
+    trainer's own SIGTERM handler (StopSignals, which only logs and asks for a checkpoint); a worker
+    must die on SIGTERM like any process, so that `kill` and schedulers can end it."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _serve(connection, function, arguments, siblings=()):
+    """A worker process's loop: items in, (ok, batch or exception) out, until the pipe closes.
+    `siblings`: the trainer's ends of this worker's pipe and of those forked before it, inherited by the fork; closed,
+    so that when the trainer dies (even by SIGKILL) every worker reads end of file and exits."""
+    _ignore_stop_signals()
+    for other in siblings:
+        other.close()
+    while True:
+        try:
+            items = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply = (True, function(items, *arguments))
+        except Exception as error:  # noqa: BLE001 -- handed to the trainer, which raises it
+            reply = (False, error)
+        try:
+            connection.send(reply)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            return
+        except Exception as error:  # an exception that does not pickle: its words still travel
+            connection.send((False, DataError(f"{type(error).__name__}: {error}")))
+
+
+class WorkerProcesses:
+    """Forked decoding processes, each with a pipe of its own; batch i goes to worker i % n.
+
+    Not multiprocessing.Pool: its workers share one result queue guarded by a cross-process lock, and
+    terminate() kills workers that may hold that lock halfway through sending a batch larger than the
+    pipe (a 32 px batch already is), after which its own handler threads wait on the lock for ever.
+    CI saw Ctrl-C hang so under load, and left a worker waiting on that lock after its trainer was
+    killed. Here no lock is shared, closing kills the workers outright, a worker that dies (killed, out
+    of memory) is an error at the next batch instead of a wait for ever, and workers whose trainer died
+    read end of file and exit.
+    """
+
+    def __init__(self, processes: int, function, arguments: tuple):
+        context = multiprocessing.get_context("fork")
+        self.workers = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # JAX's and Python's warning about forking threads
+            for index in range(processes):
+                ours, theirs = context.Pipe(duplex=True)
+                # the fork copies every open descriptor, this worker's own trainer end included
+                siblings = [connection for _, connection in self.workers] + [ours]
+                process = context.Process(target=_serve, args=(theirs, function, arguments, siblings),
+                                          name=f"legan-input-{index}", daemon=True)
+                process.start()
+                theirs.close()  # only the worker holds its end, so its death reads as end of file here
+                self.workers.append((process, ours))
+
+    def submit(self, index: int, items) -> None:
+        process, connection = self.workers[index % len(self.workers)]
+        try:
+            connection.send(items)
+        except OSError:  # BrokenPipeError: the worker is gone
+            raise self._ended(process) from None
+
+    def result(self, index: int):
+        process, connection = self.workers[index % len(self.workers)]
+        try:
+            ok, value = connection.recv()
+        except (EOFError, OSError):
+            raise self._ended(process) from None
+        if not ok:
+            raise value
+        return value
+
+    @staticmethod
+    def _ended(process) -> DataError:
+        process.join(timeout=5)
+        return DataError(f"input worker process {process.pid} ended (exit code {process.exitcode}) before sending "
+                         f"its batch: killed from outside, or out of memory? --input_processes=0 decodes on "
+                         f"threads in the trainer's process")
+
+    def close(self) -> None:
+        for process, _ in self.workers:
+            if process.is_alive():
+                process.kill()
+        for process, connection in self.workers:
+            process.join(timeout=10)
+            connection.close()
+        self.workers = []
 
 
 def load_batch(items, features, image_size, apply_mask) -> Dict[str, np.ndarray]:
@@ -493,18 +584,21 @@ class NumpySource:
             # a child runs only this module's numpy and Pillow code, never the parent's JAX or
             # TensorFlow, whose threads' locks are what forking a threaded process can leave held.
             # (Spawning would re-run the training script in every worker.)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # JAX's and Python's warning about exactly that
-                pool = multiprocessing.get_context("fork").Pool(processes, initializer=_ignore_stop_signals)
+            workers = WorkerProcesses(processes, load_batch, arguments)
+            ahead = PREFETCH_BATCHES * max(1, processes // 2)
+            submitted = collected = 0
             try:
                 for batch in plan:
-                    pending.append(pool.apply_async(load_batch, (batch, *arguments)))
-                    if len(pending) > PREFETCH_BATCHES * max(1, processes // 2):
-                        yield pending.popleft().get()
-                while pending:
-                    yield pending.popleft().get()
+                    workers.submit(submitted, batch)
+                    submitted += 1
+                    if submitted - collected > ahead:
+                        collected += 1
+                        yield workers.result(collected - 1)
+                while collected < submitted:
+                    collected += 1
+                    yield workers.result(collected - 1)
             finally:
-                pool.terminate()
+                workers.close()
             return
         executor = concurrent.futures.ThreadPoolExecutor(num_workers or min(32, os.cpu_count() or 1),
                                                          thread_name_prefix="legan-input")

@@ -189,3 +189,135 @@ def test_worker_processes_end_when_the_trainer_has_its_own_sigterm_handler(make_
                 os.kill(worker.pid, signal.SIGKILL)  # free the hung pool so the test process can end
         assert not closing.is_alive(), f"closing the stream hung on worker processes {still_alive}"
     assert not still_alive
+
+
+def _large_batch_source(make_layout, tmp_path):
+    # At 256 px a batch of 3 RGB-D examples pickles to several MB, far beyond what a pipe holds (64 KiB
+    # to a few hundred KiB), so a worker is still inside its send when the trainer stops reading.
+    layout = make_layout("rgbd")
+    shards = _shards(layout, tmp_path, 0.0)
+    return open_numpy_source(layout.config(data_format="tfrecord", data_path=shards, image_size=256))
+
+
+def test_closing_while_workers_are_halfway_through_sending_a_batch_ends_them(make_layout, tmp_path):
+    """multiprocessing.Pool.terminate() could kill a worker holding the result queue's shared lock
+    mid-send and then wait on that lock for ever (CI's Ctrl-C test hung under load). Closing the
+    stream must end every worker and return however far their sends got."""
+    import multiprocessing
+    import signal
+    import threading
+    import time
+
+    source = _large_batch_source(make_layout, tmp_path)
+    for seed in range(3):
+        stream = source.batches(3, training=True, seed=seed, processes=2)
+        next(stream)
+        time.sleep(0.5)  # the workers fill their pipes and block in send
+        workers = multiprocessing.active_children()
+        assert workers
+        closing = threading.Thread(target=stream.close, daemon=True)
+        closing.start()
+        closing.join(timeout=60)  # a healthy close takes well under a second; a hung one never returns
+        if closing.is_alive():
+            for worker in workers:
+                os.kill(worker.pid, signal.SIGKILL)
+        assert not closing.is_alive(), "closing the stream hung"
+        assert not [worker for worker in workers if worker.is_alive()]
+
+
+def test_a_worker_process_that_dies_is_a_clear_error_not_a_wait_for_ever(make_layout, tmp_path):
+    """A worker killed from outside (or by the kernel, out of memory) never sends its batch: with
+    multiprocessing.Pool the trainer waited for it for ever; now the next batch it owed is an error."""
+    import multiprocessing
+    import signal
+    import threading
+
+    source = _large_batch_source(make_layout, tmp_path)
+    stream = source.batches(3, training=True, seed=0, processes=2)
+    next(stream)
+    [victim, *_] = multiprocessing.active_children()
+    os.kill(victim.pid, signal.SIGKILL)
+    outcome = []
+
+    def drain():
+        try:
+            for _ in range(20):  # more batches than were queued ahead: the victim owes one of them
+                next(stream)
+            outcome.append("no error")
+        except DataError as error:
+            outcome.append(str(error))
+
+    reading = threading.Thread(target=drain, daemon=True)
+    reading.start()
+    reading.join(timeout=60)
+    assert outcome, "reading past a dead worker hung"
+    assert f"input worker process {victim.pid} ended" in outcome[0] and "--input_processes=0" in outcome[0]
+    stream.close()
+
+
+def test_an_image_that_does_not_decode_is_a_clear_error_from_a_thread_or_a_worker(make_layout, tmp_path):
+    layout = make_layout("multipie")
+    shards = _shards(layout, tmp_path, 0.0, num_shards=1)
+    [shard] = [os.path.join(shards, f) for f in os.listdir(shards) if f.endswith(".tfrecord")]
+    _, source = _pair(layout, shards)
+    source._all_spans()  # the framing is read before the damage, so only decoding can notice it
+    data = bytearray(open(shard, "rb").read())
+    start = data.index(b"\x89PNG")
+    data[start + 8:start + 40] = b"\xff" * 32  # its header chunk (the record starts after 12 bytes of framing)
+    open(shard, "wb").write(bytes(data))
+    errors = []
+    for processes in (0, 2):
+        stream = source.batches(2, training=False, processes=processes)
+        with pytest.raises(DataError, match=f"{os.path.basename(shard)}: the record at byte 12 holds an image "
+                                            f"that does not decode") as caught:
+            next(stream)
+        stream.close()
+        errors.append(str(caught.value))
+    assert errors[1] == errors[0]
+
+
+def test_workers_exit_when_the_trainer_is_killed(make_layout, tmp_path):
+    """A trainer killed outright (SIGKILL, the kernel's out-of-memory killer) runs no clean-up: its
+    workers must notice on their own. multiprocessing.Pool's waited for ever on a shared lock (one such
+    orphan from a CI run was found alive 90 minutes later)."""
+    import pickle
+    import subprocess
+    import sys
+    import time
+
+    layout = make_layout("rgbd")
+    config = tmp_path / "config.pickle"
+    config.write_bytes(pickle.dumps(layout.config(data_format="tfrecord", data_path=_shards(layout, tmp_path, 0.0))))
+    script = f"""
+import multiprocessing, os, pickle, sys, time
+sys.path.insert(0, {os.getcwd()!r})
+from legan_tf.data.numpy_input import open_numpy_source
+source = open_numpy_source(pickle.loads(open({str(config)!r}, "rb").read()))
+stream = source.batches(3, training=True, seed=0, processes=3)
+next(stream)
+print(" ".join(str(child.pid) for child in multiprocessing.active_children()), flush=True)
+time.sleep(600)
+"""
+    trainer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(pid) for pid in trainer.stdout.readline().split()]
+    finally:
+        trainer.kill()
+        trainer.wait()
+    assert len(pids) == 3
+    deadline = time.monotonic() + 60  # they exit as soon as they are scheduled; 60 s allows a loaded machine
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.1)
+    alive = [pid for pid in pids if _alive(pid)]
+    for pid in alive:
+        os.kill(pid, 9)
+    assert not alive, f"worker processes {alive} outlived their killed trainer"
+
+
+def _alive(pid):
+    # An orphan is re-parented to init, which reaps it; a zombie (state Z) has already exited.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
