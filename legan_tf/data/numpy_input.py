@@ -307,8 +307,8 @@ def _ignore_stop_signals():
 
 def _serve(connection, function, arguments, siblings=()):
     """A worker process's loop: items in, (ok, batch or exception) out, until the pipe closes.
-    `siblings`: the trainer's ends of this worker's pipe and of those forked before it, inherited by the fork; closed,
-    so that when the trainer dies (even by SIGKILL) every worker reads end of file and exits."""
+    `siblings`: the trainer's ends of this worker's pipe and of those forked before it, which the fork
+    copied; closed, so that when the trainer dies (even by SIGKILL) every worker reads end of file."""
     _ignore_stop_signals()
     for other in siblings:
         other.close()
@@ -323,7 +323,7 @@ def _serve(connection, function, arguments, siblings=()):
             reply = (False, error)
         try:
             connection.send(reply)
-        except (BrokenPipeError, ConnectionResetError, OSError):
+        except OSError:  # the trainer is gone
             return
         except Exception as error:  # an exception that does not pickle: its words still travel
             connection.send((False, DataError(f"{type(error).__name__}: {error}")))

@@ -165,9 +165,9 @@ def test_record_spans_follow_the_framing(tmp_path):
 
 
 def test_worker_processes_end_when_the_trainer_has_its_own_sigterm_handler(make_layout, tmp_path):
-    """The trainer installs a SIGTERM handler (StopSignals) before the first batch forks the workers, and a
-    fork inherits Python's handlers: a worker that kept it would log and carry on when the pool's
-    terminate() sends it SIGTERM, and closing the stream would wait for it for ever (CI saw Ctrl-C hang so)."""
+    """The trainer installs its stop-signal handlers (StopSignals) before the first batch forks the
+    workers, and a fork inherits Python's handlers: closing the stream under them must still end every
+    worker promptly (CI saw Ctrl-C hang on multiprocessing.Pool's terminate() here)."""
     import signal
     import threading
 
@@ -186,7 +186,7 @@ def test_worker_processes_end_when_the_trainer_has_its_own_sigterm_handler(make_
         still_alive = [worker.pid for worker in workers if worker.is_alive()]
         if closing.is_alive():
             for worker in workers:
-                os.kill(worker.pid, signal.SIGKILL)  # free the hung pool so the test process can end
+                os.kill(worker.pid, signal.SIGKILL)  # free the hung close so the test process can end
         assert not closing.is_alive(), f"closing the stream hung on worker processes {still_alive}"
     assert not still_alive
 

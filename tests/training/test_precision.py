@@ -172,6 +172,12 @@ RECIPES = {
 }
 
 
+def _lab_ratings(lab_flags):
+    """The face lab's crowd ratings (Q's data), beside the manifest that `lab_flags` reads."""
+    manifest = next(value.split("=", 1)[1] for value in lab_flags if value.startswith("--data_path="))
+    return os.path.join(os.path.dirname(os.path.dirname(manifest)), "quality", "ratings.csv")
+
+
 @pytest.mark.parametrize("task", sorted(RECIPES))
 def test_every_recipe_trains_evaluates_and_samples_in_bfloat16(tmp_path, tiny_lab, task):
     """The first-update tests above run the training step only. A run also evaluates on held-out faces and
@@ -182,9 +188,7 @@ def test_every_recipe_trains_evaluates_and_samples_in_bfloat16(tmp_path, tiny_la
 
     data = [*tiny_lab, "--holdout_fraction=0.5"]  # held-out faces to evaluate on
     if task == "quality":
-        manifest = next(value.split("=", 1)[1] for value in data if value.startswith("--data_path="))
-        ratings = os.path.join(os.path.dirname(os.path.dirname(manifest)), "quality", "ratings.csv")
-        data = ["--data_format=ratings", f"--data_path={ratings}", "--holdout_fraction=0.5"]
+        data = ["--data_format=ratings", f"--data_path={_lab_ratings(tiny_lab)}", "--holdout_fraction=0.5"]
     result = _train(tmp_path, f"--task={task}", *data, *RECIPES[task], "--image_size=32", "--batch_size=4",
                     "--train_steps=2", "--mixed_precision=mixed_bfloat16", "--log_every=2", "--eval_every=2",
                     "--sample_every=2", "--checkpoint_every=2", "--num_samples=4")
@@ -197,9 +201,7 @@ def test_every_recipe_trains_evaluates_and_samples_in_bfloat16(tmp_path, tiny_la
 
 
 def test_a_held_out_split_too_small_for_q_is_a_clear_error(tmp_path, tiny_lab):
-    manifest = next(value.split("=", 1)[1] for value in tiny_lab if value.startswith("--data_path="))
-    ratings = os.path.join(os.path.dirname(os.path.dirname(manifest)), "quality", "ratings.csv")
-    result = _train(tmp_path, "--task=quality", "--data_format=ratings", f"--data_path={ratings}",
+    result = _train(tmp_path, "--task=quality", "--data_format=ratings", f"--data_path={_lab_ratings(tiny_lab)}",
                     "--holdout_fraction=0.3", *RECIPES["quality"], "--image_size=32", "--batch_size=4",
                     "--train_steps=2", "--eval_every=2")
     assert result.returncode == 1, result.stderr[-3000:]
