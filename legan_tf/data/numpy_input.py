@@ -577,7 +577,6 @@ class NumpySource:
     def _batches(self, spans, batch_size, training, seed, repeat, start_step, num_workers, processes):
         arguments = (self.features, self.config.image_size, self.config.apply_mask)
         plan = self._plan(spans, batch_size, training, seed, repeat, start_step)
-        pending = collections.deque()
         if processes:
             # Worker processes scale with cores where threads stop at the GIL (the parsing and the
             # small numpy steps between Pillow calls hold it). Forked, as PyTorch's DataLoader does:
@@ -602,6 +601,7 @@ class NumpySource:
             return
         executor = concurrent.futures.ThreadPoolExecutor(num_workers or min(32, os.cpu_count() or 1),
                                                          thread_name_prefix="legan-input")
+        pending = collections.deque()
         try:
             for batch in plan:
                 pending.append([executor.submit(load_example, item, *arguments) for item in batch])

@@ -168,9 +168,6 @@ def test_worker_processes_end_when_the_trainer_has_its_own_sigterm_handler(make_
     """The trainer installs its stop-signal handlers (StopSignals) before the first batch forks the
     workers, and a fork inherits Python's handlers: closing the stream under them must still end every
     worker promptly (CI saw Ctrl-C hang on multiprocessing.Pool's terminate() here)."""
-    import signal
-    import threading
-
     from legan_tf.training.config import StopSignals
 
     layout = make_layout("rgbd")
@@ -178,17 +175,29 @@ def test_worker_processes_end_when_the_trainer_has_its_own_sigterm_handler(make_
     with StopSignals():
         stream = source.batches(3, training=True, seed=1, processes=2)
         next(stream)
-        workers = [child for child in __import__("multiprocessing").active_children()]
-        assert workers, "the stream should have started worker processes"
-        closing = threading.Thread(target=stream.close, daemon=True)
-        closing.start()
-        closing.join(timeout=60)  # a healthy close takes milliseconds; a hung one never returns
-        still_alive = [worker.pid for worker in workers if worker.is_alive()]
-        if closing.is_alive():
-            for worker in workers:
-                os.kill(worker.pid, signal.SIGKILL)  # free the hung close so the test process can end
-        assert not closing.is_alive(), f"closing the stream hung on worker processes {still_alive}"
+        hung, still_alive = _close_in_a_minute(stream)
+        assert not hung, f"closing the stream hung on worker processes {still_alive}"
     assert not still_alive
+
+
+def _close_in_a_minute(stream):
+    """Closes `stream` on a thread: (whether the close hung, pids of its workers still alive after it).
+    A healthy close takes well under a second; a hung one never returns, so after 60 s the workers are
+    killed to free it and let the test process end."""
+    import multiprocessing
+    import signal
+    import threading
+
+    workers = multiprocessing.active_children()
+    assert workers, "the stream should have started worker processes"
+    closing = threading.Thread(target=stream.close, daemon=True)
+    closing.start()
+    closing.join(timeout=60)
+    still_alive = [worker.pid for worker in workers if worker.is_alive()]
+    if closing.is_alive():
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGKILL)
+    return closing.is_alive(), still_alive
 
 
 def _large_batch_source(make_layout, tmp_path):
@@ -203,9 +212,6 @@ def test_closing_while_workers_are_halfway_through_sending_a_batch_ends_them(mak
     """multiprocessing.Pool.terminate() could kill a worker holding the result queue's shared lock
     mid-send and then wait on that lock for ever (CI's Ctrl-C test hung under load). Closing the
     stream must end every worker and return however far their sends got."""
-    import multiprocessing
-    import signal
-    import threading
     import time
 
     source = _large_batch_source(make_layout, tmp_path)
@@ -213,16 +219,9 @@ def test_closing_while_workers_are_halfway_through_sending_a_batch_ends_them(mak
         stream = source.batches(3, training=True, seed=seed, processes=2)
         next(stream)
         time.sleep(0.5)  # the workers fill their pipes and block in send
-        workers = multiprocessing.active_children()
-        assert workers
-        closing = threading.Thread(target=stream.close, daemon=True)
-        closing.start()
-        closing.join(timeout=60)  # a healthy close takes well under a second; a hung one never returns
-        if closing.is_alive():
-            for worker in workers:
-                os.kill(worker.pid, signal.SIGKILL)
-        assert not closing.is_alive(), "closing the stream hung"
-        assert not [worker for worker in workers if worker.is_alive()]
+        hung, still_alive = _close_in_a_minute(stream)
+        assert not hung, "closing the stream hung"
+        assert not still_alive
 
 
 def test_a_worker_process_that_dies_is_a_clear_error_not_a_wait_for_ever(make_layout, tmp_path):
