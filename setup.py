@@ -41,6 +41,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["legan_tf", "legan_tf.*"]),
+    package_data={"legan_tf.naturalness": ["rating_study.html"]},
     install_requires=CORE,
     extras_require=EXTRAS,
     license="Apache-2.0",

@@ -102,7 +102,7 @@ def cycle_loss(original, reconstructed):
 
 
 def quality_loss(scores, q_target=10.0):
-    """LEGAN's quality loss per example: relu(q_target - Q(x)) / q_target (METHOD.md section 2).
+    """LEGAN's quality loss per example: relu(q_target - Q(x)) / q_target (Banerjee et al. 2021).
 
     Scores (B,) or (B, 1) from the frozen quality model Q; zero once Q(x) reaches q_target.
     """
@@ -126,7 +126,7 @@ def l2_normalize(values, axis=-1, epsilon=1e-12):
     return values * ops.rsqrt(ops.maximum(squared, epsilon))
 
 
-# Bodur et al.'s depth network (METHOD.md section 3, eq. 9-11).
+# Bodur et al.'s depth network (WACV 2021, eq. 9-11).
 
 
 def l1_loss(target, predicted):

@@ -54,7 +54,8 @@ FLAGS = flags.FLAGS
 
 
 def augment():
-    from legan_tf import augment as augmentation
+    from legan_tf.augmentation import augment as augmentation
+    from legan_tf.runs import load_generator
 
     if not FLAGS.generator:
         raise ConfigError("--generator is required (the generator.keras of a StarGAN or LEGAN run).")
@@ -62,7 +63,7 @@ def augment():
         raise ConfigError("--output_dir is required.")
     if not FLAGS["image_size"].present and os.path.isfile(FLAGS.generator):
         # Unset, the images are read at the generator's size rather than the data flags' default.
-        FLAGS.image_size = augmentation.load_generator(FLAGS.generator).image_size
+        FLAGS.image_size = load_generator(FLAGS.generator).image_size
     config = data_config_from_flags(FLAGS)
     return augmentation.run(
         config, FLAGS.generator, FLAGS.output_dir, generator_labels_path=FLAGS.generator_labels,
@@ -76,7 +77,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     report = run_main(augment)
-    from legan_tf import augment as augmentation
+    from legan_tf.augmentation import augment as augmentation
 
     print(augmentation.summary(report))
 

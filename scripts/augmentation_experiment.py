@@ -50,7 +50,7 @@ FLAGS = flags.FLAGS
 
 
 def experiment():
-    from legan_tf.evaluation import augmentation
+    from legan_tf.augmentation import experiment as augmentation
 
     for name in ("generator", "output_dir", "rare"):
         if not FLAGS[name].value:
@@ -78,7 +78,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     results = run_main(experiment)
-    from legan_tf.evaluation import augmentation
+    from legan_tf.augmentation import experiment as augmentation
 
     print(augmentation.results_table(results))
     print(f"Written: {os.path.join(FLAGS.output_dir, 'results.md')}, results.json, per_class.png")

@@ -29,7 +29,7 @@ FLAGS = flags.FLAGS
 
 
 def export_and_print():
-    from legan_tf import export
+    from legan_tf.serving import export
     from legan_tf.errors import ConfigError
 
     unknown = sorted(set(FLAGS.models) - set(export.KINDS))

@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 from absl import app, flags  # noqa: E402
 
 from legan_tf.cli import run_main  # noqa: E402
-from legan_tf.photos import make_naturalness  # noqa: E402
+from legan_tf.naturalness import make_naturalness  # noqa: E402
 
 flags.DEFINE_list(
     "input", None,

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 from absl import app, flags  # noqa: E402
 
-from legan_tf import rating_study  # noqa: E402
+from legan_tf.naturalness import rating_study  # noqa: E402
 from legan_tf.cli import run_main  # noqa: E402
 
 flags.DEFINE_string(

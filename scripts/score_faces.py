@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 from absl import app, flags  # noqa: E402
 
-from legan_tf import scoring  # noqa: E402
+from legan_tf.naturalness import scoring  # noqa: E402
 from legan_tf.cli import run_main  # noqa: E402
 
 flags.DEFINE_string("model", None, "Saved Q (.keras). Default: quality_model.keras of --run_dir.")

@@ -1,4 +1,4 @@
-"""legan_tf.augment and scripts/augment.py: balancing a dataset with a generator, filtered by Q."""
+"""legan_tf.augmentation.augment and scripts/augment.py: balancing a dataset with a generator, filtered by Q."""
 
 import csv
 import json
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from legan_tf import augment
+from legan_tf.augmentation import augment
 from legan_tf.data import DataConfig, DataError, open_source
 from legan_tf.data.config import numbered_names
 from legan_tf.data.synthetic.writer import write_face_lab
@@ -60,7 +60,9 @@ def _config(lab, manifest="imbalanced.csv", **overrides):
 
 @pytest.fixture(scope="module")
 def generator(generator_file):
-    return augment.load_generator(generator_file)
+    from legan_tf.runs import load_generator
+
+    return load_generator(generator_file)
 
 
 class StandInQ:

@@ -1,10 +1,10 @@
-"""legan_tf.flops: the forward FLOP counter against closed-form counts."""
+"""legan_tf.benchmark.flops: the forward FLOP counter against closed-form counts."""
 
 import keras
 import numpy as np
 import pytest
 
-from legan_tf.flops import count_flops
+from legan_tf.benchmark.flops import count_flops
 from legan_tf.models.stargan import StarGANGenerator
 
 

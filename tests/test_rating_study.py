@@ -1,4 +1,4 @@
-"""The browser rating study (scripts/rating_server.py, legan_tf/rating_study.py; docs/rating_study.md).
+"""The browser rating study (scripts/rating_server.py, legan_tf/naturalness/rating_study.py; docs/rating_study.md).
 
 Without a browser: two simulated raters rate at once over HTTP (urllib, one thread each), the server is restarted
 from its log (with a half-written last line, as a crash leaves it) and nothing is lost, the CSV loads through the
@@ -7,7 +7,8 @@ script's bad input gives one-line errors. With a browser: Debian's Chromium and 
 rate faces by clicking the page's buttons (and a key), reload the page, click while the server is down and restarting
 (the page retries until the rating gets through), and the CSV holds those scores. That test is skipped,
 saying what is missing, where they are not installed (`make test` installs them where it runs as root with
-apt-get: the Makefile's `browser` target).
+apt-get: the Makefile's `browser` target); under CI (LEGAN_TF_FAIL_ON_SKIP=1, set by .ci/run) the skip is a
+failure.
 """
 
 import concurrent.futures
@@ -28,7 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from legan_tf import rating_study
+from legan_tf.naturalness import rating_study
 from legan_tf.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

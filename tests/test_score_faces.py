@@ -1,4 +1,4 @@
-"""scripts/score_faces.py and legan_tf.scoring: folders, manifests, pass marks and bad files."""
+"""scripts/score_faces.py and legan_tf.naturalness.scoring: folders, manifests, pass marks and bad files."""
 
 import csv
 import os
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from legan_tf import scoring  # importing legan_tf registers QualityModel for load_model
+from legan_tf.naturalness import scoring  # importing legan_tf registers QualityModel for load_model
 from legan_tf.data import DataConfig, open_source
 from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError

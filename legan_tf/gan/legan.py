@@ -1,6 +1,6 @@
 """LEGAN (Banerjee et al. 2021): StarGAN's updates with LEGAN's generator, targets and identity loss.
 
-METHOD.md section 2: the tri-hourglass generator, a discriminator with a lighting and an expression
+The paper's recipe: the tri-hourglass generator, a discriminator with a lighting and an expression
 head, targets shuffled within the batch per attribute, and two frozen judges in the generator's
 loss: an identity network f for L_id = 1 - cos(f(I), f(G(I, c_trg))), and the quality model Q for
 L_qual on the translation and the cycle reconstruction (StarGAN's term, on by default here).

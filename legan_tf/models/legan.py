@@ -1,4 +1,4 @@
-"""LEGAN's tri-hourglass generator (Banerjee et al. 2021; METHOD.md section 2).
+"""LEGAN's tri-hourglass generator (Banerjee et al. 2021).
 
 Three hourglasses, each the StarGAN generator body (`StarGANGenerator`):
 

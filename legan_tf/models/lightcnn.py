@@ -37,7 +37,7 @@ import numpy as np
 
 from legan_tf.errors import ConfigError
 from legan_tf.layers import torch_default_kernel_initializer
-from legan_tf.models.weights import load_npz_arrays
+from legan_tf.models.weights import load_npz_arrays, load_saved_model
 
 PAPER_CHANNELS = (48, 96, 192, 128, 128)
 PAPER_BLOCKS = (1, 2, 3, 4)
@@ -482,17 +482,9 @@ def load_identity_embedder(path, trainable=False, **network_args):
         embedder = IdentityEmbedder(LightCNN29v2(**network_args), name="identity_embedder")
         load_lightcnn_weights(embedder.network, path, include_classifier=False)
     else:
-        if not os.path.isfile(path):
-            raise ConfigError(f"{path}: identity model not found (an identity_model.keras or a converted .npz).")
-        try:
-            loaded = keras.models.load_model(path)
-        except (OSError, ValueError, TypeError) as error:
-            raise ConfigError(f"{path}: cannot load an identity model ({error}).") from None
-        if isinstance(loaded, LightCNN29v2):
-            loaded = IdentityEmbedder(loaded, name="identity_embedder")
-        if not isinstance(loaded, IdentityEmbedder):
-            raise ConfigError(f"{path}: holds a {type(loaded).__name__}, not an IdentityEmbedder or LightCNN29v2.")
-        embedder = loaded
+        loaded = load_saved_model(path, "identity model (an identity_model.keras or a converted .npz)", path,
+                                  (IdentityEmbedder, LightCNN29v2))
+        embedder = IdentityEmbedder(loaded, name="identity_embedder") if isinstance(loaded, LightCNN29v2) else loaded
     embedder.build((None, embedder.input_size, embedder.input_size, 3))
     embedder.trainable = trainable
     return embedder

@@ -1,6 +1,6 @@
 """Q, LEGAN's perceptual quality model: rates the naturalness of one face image on the raters' 1-10 scale.
 
-Paper architecture (METHOD.md section 1) at 128x128: six 4x4 stride-2 convs with 64, 128, 256,
+Paper architecture (Banerjee et al. 2021) at 128x128: six 4x4 stride-2 convs with 64, 128, 256,
 512, 1024, 2048 filters, each followed by LeakyReLU(0.01) (the StarGAN discriminator trunk);
 flatten (2x2x2048 = 8192); dense 256 + LeakyReLU(0.01); dense 1, linear.
 """

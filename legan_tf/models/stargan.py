@@ -1,4 +1,4 @@
-"""StarGAN generator and discriminator, a faithful port of yunjey/stargan `model.py` (METHOD.md section 3).
+"""StarGAN generator and discriminator, a faithful port of yunjey/stargan `model.py`.
 
 At 128x128 with 5 labels and the reference defaults the generator has 8,430,528 parameters and the
 discriminator 44,762,048, as the reference's `print_network` reports.

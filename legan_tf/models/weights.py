@@ -12,6 +12,7 @@ the library calls they wrap fail in ways this project must not accept:
   is found and refused.
 - `load_npz_arrays`: `np.load` of a file that is not an .npz raises one of several types, or returns
   a single array; both become a ConfigError that says what the file should have been.
+- `load_saved_model`: a missing, unreadable or other network's .keras file is a ConfigError too.
 
 Nothing here falls back to random weights. Messages name the file as the caller `described` it (its
 flag, usually) and end with the caller's `hint` of what to do.
@@ -109,3 +110,20 @@ def short_error(error, limit: int = 240) -> str:
     is quoted inside a ConfigError whose advice must stay readable."""
     text = " ".join(str(error).split()) or "no message"
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def load_saved_model(path: str, what: str, where: str, expected=None, hint: str = ""):
+    """A saved .keras network; a missing or unreadable file is a ConfigError naming `where` (the file as the
+    caller's flag gives it). With `expected` (a class or a tuple of classes), a network of another class is
+    a ConfigError too ("a X, not a Y", then `hint`). The networks' modules must be imported (registered)."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"{where}: no such {what} file.")
+    try:
+        model = keras.models.load_model(path)
+    except (OSError, ValueError, TypeError) as error:
+        raise ConfigError(f"{path}: cannot load the {what} ({error}).") from None
+    if expected is not None and not isinstance(model, expected):
+        names = " or ".join(kind.__name__ for kind in (expected if isinstance(expected, tuple) else (expected,)))
+        article = "an" if names[0] in "AEIOU" else "a"
+        raise ConfigError(f"{path}: a {type(model).__name__}, not {article} {names}{hint}.")
+    return model

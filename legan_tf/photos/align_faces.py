@@ -28,7 +28,7 @@ from tqdm import tqdm
 from legan_tf.data.errors import DataError, Fault, write_fault_report
 from legan_tf.data.manifests import IMAGE_EXTENSIONS
 from legan_tf.errors import ConfigError
-from legan_tf.input_files import leave_out_matching
+from legan_tf.data.input_files import leave_out_matching
 from legan_tf.output_dirs import prepare_output_dir
 from legan_tf.photos import faces as face_tools
 

@@ -57,12 +57,12 @@ class Editor:
 
 class KerasEditor(Editor):
     def __init__(self, run_dir: str):
-        from legan_tf import export
-        from legan_tf.evaluation import run_io
+        from legan_tf.runs import RunDir, load_model
 
-        path = os.path.join(run_dir, run_io.GENERATOR_FILE)
-        self.generator = run_io.load_model(path, "generator", "--model")
-        self.label_names = export.run_label_names(run_dir)
+        run = RunDir(run_dir)
+        path = run.model_path("generator")
+        self.generator = load_model(path, "generator", "--model")
+        self.label_names = run.label_names()
         self.image_size = int(self.generator.image_size)
         self.source = path
         expected = int(getattr(self.generator, "num_labels", 0))
@@ -153,11 +153,11 @@ def _versions(folder: str) -> List[str]:
 
 def load_editor(model: str) -> Editor:
     """A run directory or a serving export (version, model folder, or a serving root with one generator)."""
-    from legan_tf.evaluation import run_io
+    from legan_tf.runs import RunDir, model_file
 
     if not model or not os.path.isdir(model):
         raise ConfigError(f"--model={model}: no such folder (give a training run directory or a serving export)")
-    if os.path.isfile(os.path.join(model, run_io.GENERATOR_FILE)):
+    if RunDir(model).has_model("generator"):
         return KerasEditor(model)
     if os.path.isfile(os.path.join(model, "saved_model.pb")):
         return ServingEditor(model)
@@ -179,7 +179,7 @@ def load_editor(model: str) -> Editor:
     if generators:
         raise ConfigError(f"--model={model} holds several generators ({', '.join(map(os.path.basename, generators))}); "
                           f"name one, e.g. --model={generators[0]}")
-    raise ConfigError(f"--model={model}: neither a training run directory (no {run_io.GENERATOR_FILE}) nor a "
+    raise ConfigError(f"--model={model}: neither a training run directory (no {model_file('generator')}) nor a "
                       "serving export of a generator (no saved_model.pb, no numbered versions)")
 
 

@@ -35,7 +35,7 @@ from legan_tf.data.manifests import IMAGE_EXTENSIONS
 from legan_tf.data.synthetic.writer import depth_to_uint16, normals_to_uint8
 from legan_tf.errors import ConfigError
 from legan_tf.geometry import DEPTH_SPAN
-from legan_tf.input_files import files_under, is_inside, leave_out_matching
+from legan_tf.data.input_files import files_under, is_inside, leave_out_matching
 from legan_tf.photos import depth_maps
 from legan_tf.photos.face_mesh import FaceFault, FaceMesh
 

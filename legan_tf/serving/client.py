@@ -1,4 +1,4 @@
-"""Clients of TF-Serving (or `legan_tf.serving.server`) for the models `legan_tf.export` writes.
+"""Clients of TF-Serving (or `legan_tf.serving.server`) for the models `legan_tf.serving.export` writes.
 
     from legan_tf.serving.client import GrpcClient, edit_faces
     client = GrpcClient("localhost:8500")

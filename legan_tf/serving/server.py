@@ -1,4 +1,4 @@
-"""A small in-process stand-in for TensorFlow Serving over a `legan_tf.export` serving directory.
+"""A small in-process stand-in for TensorFlow Serving over a `legan_tf.serving.export` serving directory.
 
 The TF-Serving binary cannot be installed everywhere (not on this project's machines), so this
 server answers the same gRPC `PredictionService` (Predict, GetModelMetadata; the official
@@ -32,7 +32,7 @@ from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from legan_tf.export import signature_inputs, versions
+from legan_tf.serving.export import signature_inputs, versions
 
 DEFAULT_SIGNATURE = "serving_default"
 # Larger than a batch of 32 encoded faces at 1024 px; gRPC's own default (4 MiB) is too small for that.

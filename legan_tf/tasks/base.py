@@ -9,11 +9,12 @@ import typing
 import keras
 import numpy as np
 
-from legan_tf import hparams, optimizers, precision
+from legan_tf import hparams, optimizers
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.layers import check_image_size
-from legan_tf.training.schedules import LinearDecayAfter
+from legan_tf.runs import RunDir
+from legan_tf.optimizers import LinearDecayAfter
 
 
 class ScheduledStep(typing.NamedTuple):
@@ -84,9 +85,15 @@ class Task(abc.ABC):
     def sample_grid(self, batch: dict) -> np.ndarray:
         """A uint8 HxWx3 picture of what the model does on a fixed batch."""
 
+    def exported_networks(self) -> dict:
+        """The trained networks users get, by their role in the run directory (`legan_tf.runs.MODEL_ROLES`:
+        role "generator" is written as generator.keras)."""
+        return {}
+
     def export(self, run_dir: str) -> list[str]:
-        """Writes the trained models for users (e.g. `.keras` files); returns their paths."""
-        return []
+        """Writes `exported_networks()` into the run directory (float32 copies); returns their paths."""
+        run = RunDir(run_dir)
+        return [run.save_model(role, network) for role, network in self.exported_networks().items()]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,20 +174,13 @@ class GANTask(Task):
         return schedule
 
     def exported_networks(self) -> dict[str, keras.Model]:
-        """What `export` writes, by file name in the run directory.
+        """What `export` writes, by role in the run directory.
 
         With an EMA, generator.keras is the average and generator_raw.keras the weights the optimizer
         left: the average never feeds back into training, so judging both from one run measures what
         the EMA buys without a second run.
         """
-        networks = {"generator.keras": self.model.sampling_generator, "discriminator.keras": self.model.discriminator}
+        networks = {"generator": self.model.sampling_generator, "discriminator": self.model.discriminator}
         if self.model.generator_ema is not None:
-            networks["generator_raw.keras"] = self.model.generator
+            networks["generator_raw"] = self.model.generator
         return networks
-
-    def export(self, run_dir):
-        paths = []
-        for filename, network in self.exported_networks().items():
-            precision.save(network, os.path.join(run_dir, filename))
-            paths.append(os.path.join(run_dir, filename))
-        return paths

@@ -5,13 +5,12 @@ independent judge of generated images later on.
 """
 
 import dataclasses
-import os
 
 import keras
 import numpy as np
 from keras import ops
 
-from legan_tf import backend, optimizers, precision, visualize
+from legan_tf import backend, optimizers, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.losses import classification_loss
@@ -109,7 +108,5 @@ class ClassifierTask(base.Task):
             colours.append("green" if all_right else "red")
         return visualize.labelled_grid(visualize.to_uint8(batch["image"]), captions, colours)
 
-    def export(self, run_dir):
-        path = os.path.join(run_dir, "attribute_classifier.keras")
-        precision.save(self.model, path)
-        return [path]
+    def exported_networks(self):
+        return {"attribute_classifier": self.model}

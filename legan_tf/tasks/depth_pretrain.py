@@ -20,8 +20,6 @@ from legan_tf.hparams import hparam
 from legan_tf.losses import l2_normalize
 from legan_tf.tasks import base, register
 
-DEPTH_GENERATOR_FILE = "depth_generator.keras"
-DEPTH_DISCRIMINATOR_FILE = "depth_discriminator.keras"
 PERCEPTUAL_NETS = "none, vgg19, or the path of a .keras feature network"
 
 
@@ -120,8 +118,8 @@ class DepthPretrainTask(base.GANTask):
         truth = geometry_from_network_depth(batch["depth"][:8], self.hp.geometry)
         predicted = generator.to_geometry(images, training=False)
         columns = [images, geometry_to_rgb(truth), geometry_to_rgb(predicted), generator.to_rgb(predicted)]
-        titles = ["input", f"true {self.hp.geometry}", f"G_depth", "G'_depth back"]
+        titles = ["input", f"true {self.hp.geometry}", "G_depth", "G'_depth back"]
         return visualize.titled_mosaic([visualize.to_uint8(ops.convert_to_numpy(column)) for column in columns], titles)
 
     def exported_networks(self):
-        return {DEPTH_GENERATOR_FILE: self.model.sampling_generator, DEPTH_DISCRIMINATOR_FILE: self.model.discriminator}
+        return {"depth_generator": self.model.sampling_generator, "depth_discriminator": self.model.discriminator}

@@ -14,10 +14,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from legan_tf import backend, losses, optimizers, precision, visualize
+from legan_tf import backend, losses, optimizers, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
-from legan_tf.evaluation.identity_metrics import identity_metrics, nearest_neighbours
+from legan_tf.statistics import identity_metrics, nearest_neighbours
 from legan_tf.models.lightcnn import (PAPER_BLOCKS, PAPER_CHANNELS, IdentityEmbedder, LightCNN29v2,
                                       faces_to_lightcnn_input, load_identity_embedder, load_lightcnn_weights)
 from legan_tf.data.degradations import random_degradations
@@ -55,7 +55,6 @@ class IdentityTask(base.Task):
     name = "identity"
     Hyperparameters = IdentityHyperparameters
     default_learning_rate = 3e-4
-    export_name = "identity_model.keras"
 
     def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=None, seed=0,
                  identities=(), **hyperparameters):
@@ -189,10 +188,8 @@ class IdentityTask(base.Task):
                     colours.append("black")
         return visualize.labelled_grid(np.stack(cells), captions, colours, columns=GRID_NEIGHBOURS + 1)
 
-    def export(self, run_dir):
+    def exported_networks(self):
         """identity_model.keras: `keras.models.load_model(path)(rgb_faces_in_minus1_1)` gives embeddings."""
         embedder = IdentityEmbedder(self.network.without_classifier(), name="identity_embedder")
         embedder(ops.zeros((1, self.image_size, self.image_size, 3)))
-        path = os.path.join(run_dir, self.export_name)
-        precision.save(embedder, path)
-        return [path]
+        return {"identity_model": embedder}

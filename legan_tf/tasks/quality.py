@@ -1,15 +1,14 @@
 """Recipe: train Q, the perceptual quality model, on naturalness ratings (mean and std of raters)."""
 
 import dataclasses
-import os
 
 import keras
 import numpy as np
 from keras import ops
 
-from legan_tf import backend, losses, optimizers, precision, visualize
+from legan_tf import backend, losses, optimizers, visualize
 from legan_tf.errors import ConfigError
-from legan_tf.evaluation.quality_metrics import quality_metrics
+from legan_tf.statistics import quality_metrics
 from legan_tf.hparams import hparam
 from legan_tf.models.quality import QualityModel
 from legan_tf.tasks import base, register
@@ -28,7 +27,6 @@ class QualityTask(base.Task):
     name = "quality"
     Hyperparameters = QualityHyperparameters
     default_learning_rate = 1e-4
-    export_name = "quality_model.keras"
 
     def __init__(self, label_names, image_size, global_batch_size, train_steps, learning_rate=None, seed=0,
                  **hyperparameters):
@@ -86,7 +84,5 @@ class QualityTask(base.Task):
         colours = ["green" if abs(q - m) <= s + 0.5 else "red" for q, m, s in zip(predicted, mean, std)]
         return visualize.labelled_grid(visualize.to_uint8(batch["image"]), captions, colours)
 
-    def export(self, run_dir):
-        path = os.path.join(run_dir, self.export_name)
-        precision.save(self.model, path)
-        return [path]
+    def exported_networks(self):
+        return {"quality_model": self.model}

@@ -22,9 +22,13 @@ from legan_tf.gan.depth import EXPRESSION, DepthGuidedStarGAN, DepthGuidedStarGA
 from legan_tf.geometry import geometry_from_network_depth, geometry_to_rgb
 from legan_tf.hparams import hparam
 from legan_tf.labels import one_hot_labels
+from legan_tf.runs import RunDir, model_file
 from legan_tf.tasks import register
-from legan_tf.tasks.depth_pretrain import DEPTH_DISCRIMINATOR_FILE, DEPTH_GENERATOR_FILE, require_depth_data
+from legan_tf.tasks.depth_pretrain import require_depth_data
 from legan_tf.tasks.stargan import StarGANTask, TrainingHyperparameters
+
+# The pre-trained depth network a --task=depth_pretrain run exports, by role in its run directory.
+DEPTH_ROLES = ("depth_generator", "depth_discriminator")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,14 +67,14 @@ class StarGANDepthTask(StarGANTask):
                               f".flags), or set --{prefix}depth_weight=0 for plain StarGAN.")
         self.depth_files = {}
         if hp.pretrained_run:
-            self.depth_files = {name: os.path.join(hp.pretrained_run, name)
-                                for name in (DEPTH_GENERATOR_FILE, DEPTH_DISCRIMINATOR_FILE)}
-            for name, path in self.depth_files.items():
+            pretrained = RunDir(hp.pretrained_run)
+            self.depth_files = {role: pretrained.model_path(role) for role in DEPTH_ROLES}
+            for role, path in self.depth_files.items():
                 if not os.path.isfile(path):
-                    raise ConfigError(f"--{prefix}pretrained_run={hp.pretrained_run}: no {name} there (a "
+                    raise ConfigError(f"--{prefix}pretrained_run={hp.pretrained_run}: no {model_file(role)} there (a "
                                       "--task=depth_pretrain run writes it when it finishes).")
-            self._check_pretrained(_saved_config(self.depth_files[DEPTH_GENERATOR_FILE]),
-                                   _saved_config(self.depth_files[DEPTH_DISCRIMINATOR_FILE]))
+            self._check_pretrained(_saved_config(self.depth_files["depth_generator"]),
+                                   _saved_config(self.depth_files["depth_discriminator"]))
 
     def _check_pretrained(self, generator_config, discriminator_config):
         hp, prefix = self.hp, self.prefix()
@@ -89,9 +93,8 @@ class StarGANDepthTask(StarGANTask):
     def pretrained_models(self):
         models = super().pretrained_models()
         # Loaded inside the strategy's scope (build() runs there): these networks keep training.
-        for argument, name in (("depth_generator", DEPTH_GENERATOR_FILE),
-                               ("depth_discriminator", DEPTH_DISCRIMINATOR_FILE)):
-            models[argument] = keras.models.load_model(self.depth_files[name]) if self.depth_files else None
+        for role in DEPTH_ROLES:
+            models[role] = keras.models.load_model(self.depth_files[role]) if self.depth_files else None
         return models
 
     def evaluate(self, dataset):
@@ -137,7 +140,7 @@ class StarGANDepthTask(StarGANTask):
     def exported_networks(self):
         networks = super().exported_networks()
         if self.model.depth_generator is not None:
-            networks[DEPTH_GENERATOR_FILE] = self.model.depth_generator
+            networks["depth_generator"] = self.model.depth_generator
         if self.model.depth_discriminator is not None:
-            networks[DEPTH_DISCRIMINATOR_FILE] = self.model.depth_discriminator
+            networks["depth_discriminator"] = self.model.depth_discriminator
         return networks

@@ -14,7 +14,7 @@ from PIL import Image
 from legan_tf.data import DataConfig, open_source
 from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError
-from legan_tf.photos import make_naturalness as nat
+from legan_tf.naturalness import make_naturalness as nat
 from legan_tf.photos import samples
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -188,7 +188,7 @@ def test_the_generator_run_adds_its_translations_as_a_kind(made):
 
 
 def test_the_clean_crop_is_what_score_faces_scores(made):
-    from legan_tf import scoring
+    from legan_tf.naturalness import scoring
 
     [clean] = [row for row in made["rows"] if row["photo"] == "hopper.png" and row["kind"] == "clean"]
     as_scored = scoring.load_for_model(str(made["photos"] / "hopper.png"), SIZE)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from legan_tf.evaluation.quality_metrics import quality_metrics
+from legan_tf.statistics import quality_metrics
 
 # quality_metrics works in float64 on four values: a few roundings of 1e-16 each, far inside approx's default
 # 1e-6 relative; mae, within_std and fooled_accuracy are sums of halves and integers, so exact.
@@ -40,7 +40,7 @@ def test_mismatched_lengths_are_refused():
 
 
 def test_separation_auc_on_known_rankings():
-    from legan_tf.evaluation.quality_metrics import separation_auc
+    from legan_tf.statistics import separation_auc
 
     assert separation_auc([3, 4], [1, 2]) == 1.0
     assert separation_auc([1, 2], [3, 4]) == 0.0

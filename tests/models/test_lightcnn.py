@@ -330,8 +330,10 @@ def test_embedder_round_trips_and_loads_for_legan(official_small, tmp_path):
     network_file = str(tmp_path / "network.keras")
     _small_model().save(network_file)
     assert isinstance(load_identity_embedder(network_file), IdentityEmbedder)
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="none.keras: no such identity model"):
         load_identity_embedder(str(tmp_path / "none.keras"))
+    with pytest.raises(ConfigError, match="a StarGANGenerator, not an IdentityEmbedder or LightCNN29v2"):
+        load_identity_embedder(_saved_generator(tmp_path))
 
 
 # --- the converter script --------------------------------------------------------------------------
@@ -386,3 +388,15 @@ def test_converter_help_names_its_flags():
     assert "Traceback" not in result.stderr
     assert "torch is not a dependency" in result.stdout
     assert "--input" in result.stdout and "--output" in result.stdout and "allow_pickle" in result.stdout
+
+
+def _saved_generator(folder):
+    """Another network's .keras file, which the identity loader must refuse by name."""
+    from legan_tf.models.stargan import StarGANGenerator
+
+    generator = StarGANGenerator(image_size=16, num_labels=2, base_filters=4, num_downsamples=2,
+                                 num_residual_blocks=1)
+    generator((np.zeros((1, 16, 16, 3), np.float32), np.zeros((1, 2), np.float32)))
+    path = str(folder / "generator.keras")
+    generator.save(path)
+    return path

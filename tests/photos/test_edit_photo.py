@@ -201,7 +201,7 @@ def test_all_expressions_writes_a_strip(editor, tmp_path, two_faces):
 
 
 def test_a_serving_export_edits_like_the_run(editor, run_dir, tmp_path, astronaut):
-    from legan_tf import export
+    from legan_tf.serving import export
 
     serving = tmp_path / "serving"
     export.export_model(editor.generator, "generator", str(serving), "stargan", editor.label_names)

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from legan_tf import export
 from legan_tf.models.classifier import AttributeClassifier
 from legan_tf.models.legan import LEGANGenerator
 from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
 from legan_tf.models.quality import QualityModel
+from legan_tf.runs import RunDir
+from legan_tf.serving import export
 
 LABEL_NAMES = {"expression": ("neutral", "smile", "surprise"), "lighting": ("00", "01", "02", "03")}
 SIZE = 32
@@ -50,7 +51,7 @@ def tiny_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "legan-tiny-20261123-000000"
     run_dir.mkdir()
     (run_dir / "flags.txt").write_text("--task=legan\n--image_size=32\n--data_path=/nonexistent/manifest.csv\n")
-    export.write_run_labels(str(run_dir), LABEL_NAMES)
+    RunDir(str(run_dir)).write_label_names(LABEL_NAMES)
     (run_dir / "metrics.json").write_text(json.dumps({"step": 10, "eval/cycle_l1": 0.25}))
     models = tiny_models()
     for filename, model in models.items():

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from legan_tf import export
+from legan_tf.serving import export
 from legan_tf.errors import ConfigError
 from tests.serving.conftest import LABEL_NAMES, SIZE, face, png_bytes
 
@@ -144,7 +144,7 @@ def test_a_generator_whose_label_count_differs_from_the_names_is_refused(tiny_ru
 LOAD_SCRIPT = """
 import sys, numpy as np, keras
 import legan_tf  # registers the project's classes; nothing else is imported
-assert "legan_tf.export" not in sys.modules and "tests" not in sys.modules
+assert "legan_tf.serving.export" not in sys.modules and "tests" not in sys.modules
 for path in sys.argv[1:]:
     model = keras.saving.load_model(path, safe_mode=True)
     print(type(model).__name__, model.count_params())

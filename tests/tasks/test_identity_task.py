@@ -15,7 +15,7 @@ import tensorflow as tf
 from legan_tf.data import DataConfig, open_source, tfrecord
 from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError
-from legan_tf.evaluation.identity_metrics import identity_metrics, nearest_neighbours
+from legan_tf.statistics import identity_metrics, nearest_neighbours
 from legan_tf.models.lightcnn import IdentityEmbedder
 from legan_tf.tasks import identity as identity_task
 from legan_tf.tasks.identity import IdentityTask

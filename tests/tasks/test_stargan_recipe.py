@@ -10,7 +10,7 @@ from legan_tf.errors import ConfigError
 from legan_tf.gan import StarGAN
 from legan_tf.labels import one_hot_labels
 from legan_tf.tasks.stargan import StarGANTask
-from legan_tf.training.schedules import LinearDecayAfter
+from legan_tf.optimizers import LinearDecayAfter
 
 LABELS = {"expression": 3, "lighting": 4}
 TINY = dict(image_size=32, label_sizes=LABELS, g_filters=4, g_residual_blocks=1, d_filters=4, d_downsamples=5)

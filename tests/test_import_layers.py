@@ -1,0 +1,162 @@
+"""The package's layers, as docs/architecture.md draws them, hold in the code.
+
+Every `import` and `from ... import` of a legan_tf module, at module level or inside a function, is an
+edge of the import graph (read from the source with `ast`, nothing is imported). A module may import
+modules of its own layer and of the layers below it, never of a layer above; and the graph has no
+cycle, within a layer or across. The package's `__init__` is outside the layers: `import legan_tf`
+registers every network with Keras, so it imports the models.
+"""
+
+import ast
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(REPO, "legan_tf")
+
+# Bottom to top. A name is a module or a package (all of its modules). Keep in step with
+# docs/architecture.md.
+LAYERS = (
+    ("kernel", ("legan_tf.errors", "legan_tf.backend", "legan_tf.hparams", "legan_tf.random_streams",
+                "legan_tf.labels", "legan_tf.layers", "legan_tf.losses", "legan_tf.geometry", "legan_tf.precision",
+                "legan_tf.optimizers", "legan_tf.visualize", "legan_tf.statistics", "legan_tf.output_dirs")),
+    ("data", ("legan_tf.data",)),
+    ("models", ("legan_tf.models",)),
+    ("gan", ("legan_tf.gan",)),
+    ("runs", ("legan_tf.runs",)),
+    ("tasks", ("legan_tf.tasks",)),
+    ("serving", ("legan_tf.serving",)),
+    ("training", ("legan_tf.training",)),
+    ("photos", ("legan_tf.photos",)),
+    ("naturalness", ("legan_tf.naturalness",)),
+    ("evaluation", ("legan_tf.evaluation",)),
+    ("augmentation", ("legan_tf.augmentation",)),
+    ("tools", ("legan_tf.benchmark", "legan_tf.cli")),
+)
+MAX_MODULE_LINES = 800
+
+
+def _modules():
+    """{module name: file path} of every module of the package."""
+    found = {}
+    for folder, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                module = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+                found[module.removesuffix(".__init__")] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _resolve(name):
+    """The longest prefix of a dotted name that is a module of the package."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def _imports(module, path):
+    """The package's modules that `module` imports."""
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), path)
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(_resolve(alias.name) for alias in node.names if alias.name.startswith("legan_tf"))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    package = package.rpartition(".")[0]
+                base = f"{package}.{base}" if base else package
+            if base == "legan_tf" or base.startswith("legan_tf."):
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    found.add(full if full in MODULES else _resolve(base))
+    found.discard(module)
+    found.discard("")
+    return found
+
+
+GRAPH = {module: _imports(module, path) for module, path in MODULES.items()}
+
+
+def layer_of(module):
+    for index, (_, names) in enumerate(LAYERS):
+        if any(module == name or module.startswith(name + ".") for name in names):
+            return index
+    return None
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted(module for module in MODULES if module != "legan_tf" and layer_of(module) is None)
+    assert not unplaced, f"modules in no layer (add them to LAYERS and docs/architecture.md): {unplaced}"
+
+
+def test_no_import_runs_up_the_layers():
+    upward = []
+    for module, imported in sorted(GRAPH.items()):
+        if module == "legan_tf":
+            continue
+        for target in sorted(imported):
+            if target != "legan_tf" and layer_of(target) > layer_of(module):
+                upward.append(f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} "
+                              f"({LAYERS[layer_of(target)][0]})")
+    assert not upward, "imports that run up the layers:\n" + "\n".join(upward)
+
+
+def _cycles(graph):
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(node):
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle():
+    graph = {module: {target for target in imported if target != "legan_tf"}
+             for module, imported in GRAPH.items() if module != "legan_tf"}
+    assert not _cycles(graph), f"import cycles: {_cycles(graph)}"
+
+
+def test_the_checks_can_fail():
+    """The cycle finder finds a planted cycle, and the layer order places a module of a higher layer above."""
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert layer_of("legan_tf.training.train_lib") > layer_of("legan_tf.tasks.base") > layer_of("legan_tf.losses")
+
+
+def test_no_module_is_too_long():
+    too_long = {}
+    for module, path in sorted(MODULES.items()):
+        with open(path, encoding="utf-8") as handle:
+            lines = sum(1 for _ in handle)
+        if lines > MAX_MODULE_LINES:
+            too_long[os.path.relpath(path, REPO)] = lines
+    assert not too_long, f"modules over {MAX_MODULE_LINES} lines (split them by job): {too_long}"
