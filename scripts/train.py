@@ -2,7 +2,8 @@
 """Trains a recipe: python scripts/train.py --flagfile=configs/<recipe>.flags [--flag=value ...]
 
 Writes runs/<name>-<timestamp>/ with the resolved flags, checkpoints, TensorBoard logs and sample
-grids. --dry_run prints the configuration and the data summary; --resume=<run dir> continues a run.
+grids. --dry_run prints the configuration and the data summary; --resume=<run dir> continues a run with
+its own flags.txt (flags given beside it override it).
 """
 
 import os
@@ -10,6 +11,25 @@ import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
+
+
+# A run directory's flagfile (legan_tf.runs.FLAGS_FILE; spelt here because nothing of legan_tf may be
+# imported before the Keras backend is chosen, and a resumed run's backend is in that file).
+_RUN_FLAGS_FILE = "flags.txt"
+
+
+def _with_the_resumed_runs_flags(argv):
+    """`argv` with `--flagfile=<run dir>/flags.txt` first when it has `--resume=<run dir>`: a resumed run
+    reads its own settings, and flags given on the command line (or in other flagfiles) override them."""
+    for position, argument in enumerate(argv[1:], start=1):
+        run = None
+        if argument.startswith("--resume="):
+            run = argument.partition("=")[2]
+        elif argument == "--resume" and position + 1 < len(argv):
+            run = argv[position + 1]
+        if run and os.path.isfile(os.path.join(run, _RUN_FLAGS_FILE)):
+            return [argv[0], f"--flagfile={os.path.join(run, _RUN_FLAGS_FILE)}", *argv[1:]]
+    return list(argv)
 
 
 def _expanded_arguments(argv):
@@ -68,6 +88,7 @@ def _select_backend(argv):
             sys.exit(2)
 
 
+sys.argv = _with_the_resumed_runs_flags(sys.argv)
 _select_backend(sys.argv)
 if _requested_flag(sys.argv, "deterministic"):
     # oneDNN's CPU kernels may sum in an order that depends on thread scheduling (measured: a run repeated

@@ -2,6 +2,7 @@
 
 import dataclasses
 import zlib
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -57,6 +58,44 @@ def test_a_prefixed_flag_without_a_field_and_an_unknown_argument_are_errors_nami
         hparams.create(Example, "test", {"colour": 1})
     with pytest.raises(ConfigError, match="--ex_sizes=1,y: expected comma-separated integers"):
         hparams.create(Example, "test", {"sizes": ["1", "y"]}, flag_prefix="ex_")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    path: str = hparam(hparams.REQUIRED, "Required: no default.")
+    names: tuple[str, ...] = hparam(("a", "b"), "Strings.")
+    report: Optional[str] = hparam(None, "Optional.")
+    derived: Optional[tuple[str, ...]] = hparam(("x",), "Its flag's default is None.", flag_default=None)
+    engine: str = hparam("one", "From the environment.", choices=("one", "two"), env="LEGAN_TF_TEST_ENGINE")
+    extra: int = hparam(0, "Other metadata is kept.", owner="tests")
+
+
+def _settings_flags(*argv):
+    values = flags.FlagValues()
+    hparams.define_flags(Settings, "", "tests.settings", values)
+    values(["test", *argv])
+    return values
+
+
+def test_string_lists_optional_required_and_environment_defaults(monkeypatch):
+    monkeypatch.delenv("LEGAN_TF_TEST_ENGINE", raising=False)
+    values = _settings_flags()
+    assert hparams.read_flags(Settings, "", values) == {"path": None, "names": ("a", "b"), "report": None,
+                                                         "derived": None, "engine": "one", "extra": 0}
+    assert [field.name for field in dataclasses.fields(Settings) if hparams.is_required(field)] == ["path"]
+    with pytest.raises(TypeError):
+        Settings()  # a required field has no default
+    values = _settings_flags("--path=p", "--names=c,d,e", "--report=r.csv", "--derived=y,z", "--engine=two")
+    assert Settings(**hparams.read_flags(Settings, "", values)) == Settings("p", ("c", "d", "e"), "r.csv", ("y", "z"),
+                                                                           "two")
+    assert values["engine"].help.startswith("<one|two>: ")  # --help shows an enum's choices
+    assert dataclasses.fields(Settings)[-1].metadata["owner"] == "tests"
+    monkeypatch.setenv("LEGAN_TF_TEST_ENGINE", "two")
+    assert _settings_flags().engine == "two"
+    monkeypatch.setenv("LEGAN_TF_TEST_ENGINE", "three")  # not a choice: the field's default
+    assert _settings_flags().engine == "one"
+    with pytest.raises(TypeError, match="immutable"):
+        hparam([1], "A list default would be shared by every instance.")
 
 
 @pytest.mark.parametrize("model_class", [StarGAN, LEGAN])

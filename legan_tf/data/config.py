@@ -7,6 +7,7 @@ import re
 from typing import Optional, Sequence, Tuple
 
 from legan_tf.data.errors import DataError
+from legan_tf.hparams import REQUIRED, hparam
 
 MULTIPIE_EXPRESSIONS = ("neutral", "smile", "surprise", "squint", "disgust", "scream")
 AFFECTNET_EXPRESSIONS = (
@@ -34,34 +35,77 @@ LABEL_ATTRIBUTES = ("expression", "lighting")
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Everything the readers need. Validated on construction, so a bad flag fails at start-up."""
+    """Everything the readers need. Validated on construction, so a bad flag fails at start-up.
 
-    data_format: str
-    data_path: str
-    image_size: int = 128
-    expression_names: Tuple[str, ...] = MULTIPIE_EXPRESSIONS
-    # None or () when the data has no lighting labels.
-    lighting_names: Optional[Tuple[str, ...]] = MULTIPIE_LIGHTINGS
-    # Only read by data_format="csv": the label columns the CSV must have.
-    label_columns: Tuple[str, ...] = ("expression", "lighting")
-    on_error: str = "fail"
-    convert_color: bool = False
-    # Only read by data_format="rgbd": the depth maps' declared bit depth ("auto", "8" or "16").
-    depth_bits: str = "auto"
-    random_flip: bool = False
-    apply_mask: bool = False
-    cache: bool = False
-    shuffle_buffer: int = 1000
-    skipped_report: Optional[str] = None
-    holdout_fraction: float = 0.0
-    split_seed: int = 0
-    # Only read by data_format="folder" (docs/data_formats.md, "Selecting, grouping and splitting by
-    # file name"): regular expressions searched in each file's path relative to data_path.
-    exclude_pattern: str = ""     # matching files are left out (e.g. augmented copies)
-    group_pattern: str = ""       # its first capture group is the file's subject (subject-disjoint splits)
+    Each field is also a flag of every script that reads data (legan_tf/data/flags.py defines them
+    from these fields), listed under legan_tf.data.flags in --help.
+    """
+
+    data_format: str = hparam(
+        REQUIRED, "Layout of --data_path (docs/data_formats.md): ratings = naturalness-ratings CSV; "
+        "multipie = Multi-PIE-style manifest; folder = root/<expression>/*.png; csv = generic "
+        "manifest with --label_columns; rgbd = RGB-depth pairs manifest; tfrecord = a "
+        "prepare_data.py output folder.", choices=DATA_FORMATS)
+    data_path: str = hparam(
+        REQUIRED, "The manifest CSV (ratings, multipie, csv, rgbd), the class-folder root (folder) or the "
+        "shard folder (tfrecord). Paths inside a manifest are relative to its folder.")
+    image_size: int = hparam(
+        128, "Side of the square images the models see: images are centre-cropped to a square, then resized "
+        "to this.")
+    expression_names: Tuple[str, ...] = hparam(
+        MULTIPIE_EXPRESSIONS, "Expression class names, in label-id order; their count is the number of "
+        "expression classes. Default: Multi-PIE's six. AffectNet/RaFD: anger,contempt,disgust,fear,happy,"
+        "neutral,sadness,surprise.")
+    # None or () when the data has no lighting labels. Its flag defaults to None: --num_lightings then
+    # names the classes.
+    lighting_names: Optional[Tuple[str, ...]] = hparam(
+        MULTIPIE_LIGHTINGS, "Lighting class names in label-id order. When not given, --num_lightings names "
+        "them 00, 01, ...", flag_default=None)
+    label_columns: Tuple[str, ...] = hparam(
+        ("expression", "lighting"), "data_format=csv only: the label columns the CSV carries (expression "
+        "and/or lighting); values are class ids or names.")
+    on_error: str = hparam(
+        "fail", "What to do with a bad entry (missing or corrupt file, wrong colour mode, bad label or "
+        "rating): fail = stop at the first one with its row and file; skip = leave it out, count it and list "
+        "it in --skipped_report.", choices=ON_ERROR_CHOICES)
+    convert_color: bool = hparam(
+        False, "Accept grayscale (repeated to RGB), RGBA (composited over black) and palette images instead "
+        "of rejecting them as faults.")
+    depth_bits: str = hparam(
+        "auto", "data_format=rgbd only: the bit depth of the depth PNGs. auto = 8- and 16-bit maps alike "
+        "(each normalised by its own maximum); 8 or 16 = a map of the other bit depth is a bad entry (see "
+        "--on_error).", choices=DEPTH_BITS_CHOICES)
+    random_flip: bool = hparam(
+        False, "Randomly mirror training images left-right (with their depth, normals and mask). The StarGAN "
+        "reference flips its training images.")
+    apply_mask: bool = hparam(
+        False, "Set the background to black (-1) using the face mask (the mask column, or depth > 0 for "
+        "rgbd), as the LEGAN quality model expects.")
+    cache: bool = hparam(False, "Cache decoded, resized examples in memory after the first epoch.")
+    shuffle_buffer: int = hparam(1000, "Shuffle buffer (in examples) for training input.")
+    skipped_report: Optional[str] = hparam(
+        None, "With --on_error=skip: CSV file (row,path,fault) listing every skipped entry.")
+    holdout_fraction: float = hparam(
+        0.0, "Fraction of the examples held out as a test split, by group (subject; for ratings the source "
+        "image, stratified by generator). 0 = no held-out split.")
+    split_seed: int = hparam(0, "Seed of the held-out split (the same seed gives the same split).")
+    # The three patterns (docs/data_formats.md, "Selecting, grouping and splitting by file name") are
+    # regular expressions searched in each file's path relative to data_path.
+    exclude_pattern: str = hparam(
+        "", "data_format=folder: leave out files whose path (relative to --data_path) matches this regular "
+        "expression, e.g. FER2013's augmented copies: '\\.jpg\\d+\\.jpg$'. They are counted, not reported as "
+        "faults; a pattern that matches no file is an error.")
+    group_pattern: str = hparam(
+        "", "data_format=folder: a regular expression whose first capture group, searched in each path, names "
+        "the file's subject, so splits keep a subject's faces together (CK+: '(S\\d+)_'). A file it does not "
+        "match is a fault; a pattern that matches no file is an error.")
     # Named groups (?P<train>...), (?P<test>...) and optionally (?P<validation>...): the dataset's own
     # split. Training reads train and test; validation is stored beside them (Source.stored_split).
-    split_pattern: str = ""
+    split_pattern: str = hparam(
+        "", "data_format=folder: the dataset's own split instead of --holdout_fraction: a regular expression "
+        "with named groups train and test (and optionally validation), searched in each path; files matching "
+        "none are left out (counted). Training reads train and test; prepare_data stores validation beside "
+        "them. FER2013: '(?P<train>Training_)|(?P<validation>PublicTest_)|(?P<test>PrivateTest_)'.")
 
     def __post_init__(self):
         # Accept lists from callers (flags give lists) but store tuples so the config stays hashable.

@@ -1,39 +1,24 @@
-"""The settings of a training loop, shared by the TensorFlow trainer and the JAX trainer."""
+"""What the training loop guards against, and the messages it stops with: the wall-clock deadline
+(--stop_after_minutes), stop signals, non-finite losses (--on_nan) and checkpoints that cannot be written."""
 
-import dataclasses
 import time
 
 from absl import logging
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")  # tf.distribute, TensorFlow backend only
 
+class CheckpointNotWritten(Exception):
+    """A backend's checkpoint write failed (`error`); its partial files are removed, the previous
+    checkpoint stays the latest. The loop reports it as CannotWrite."""
 
-@dataclasses.dataclass
-class TrainerConfig:
-    train_steps: int
-    log_every: int = 50
-    sample_every: int = 500
-    eval_every: int = 1000
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    num_samples: int = 16
-    eval_batch_size: int = 64
-    seed: int = 0
-    progress_bar: bool = True
-    # Wall-clock minutes this process trains before it stops as at the end (0: no limit).
-    stop_after_minutes: float = 0.0
-    # A non-finite loss: "stop" the run, or "skip" the update (optimizers.SkipNonFiniteUpdates) until
-    # more than max_consecutive_skips updates in a row were skipped.
-    on_nan: str = "stop"
-    max_consecutive_skips: int = 20
-    # (first, last) steps traced by the TensorFlow profiler (--profile_steps); () traces nothing.
-    profile_steps: tuple = ()
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
 
 
 class Deadline:
     """--stop_after_minutes: tells the loop when to end early, and says so in the log."""
 
-    def __init__(self, config: TrainerConfig):
+    def __init__(self, config):
         self.minutes = config.stop_after_minutes
         self.train_steps = config.train_steps
         self._end = time.monotonic() + 60.0 * self.minutes if self.minutes > 0 else None
@@ -139,12 +124,12 @@ def too_many_skips_message(name, count, limit, last_good, run_dir):
 
 
 class NanGuard:
-    """What both trainers do with the steps' metrics before logging and saving: under --on_nan=stop a
+    """What the loop does with the steps' metrics before logging and saving: under --on_nan=stop a
     non-finite one stops the run; under --on_nan=skip it was a skipped update, counted, and too many
     skips in a row stop the run. `read_counter(variable) -> int` reads a skip counter's current value
-    (the JAX trainer keeps variables' values on the device)."""
+    (under JAX the variables' values live on the device). `config`: the TrainingSettings."""
 
-    def __init__(self, config: TrainerConfig, task, run_dir, read_counter):
+    def __init__(self, config, task, run_dir, read_counter):
         self.config, self.task, self.run_dir, self.read_counter = config, task, run_dir, read_counter
         self.skipped_total = 0
 
@@ -170,25 +155,3 @@ class NanGuard:
         pending.clear()
         if found is not None:
             raise NonFiniteLoss(non_finite_message(*found, last_saved, self.run_dir, self.task.global_batch_size))
-
-
-def after_step(trainer, step, pending, sample_batch, deadline, stop_requested):
-    """What both trainers do after a step: the periodic checkpoint, samples and evaluation, then the early
-    ends. Returns None to go on, "stop" when --stop_after_minutes ended the run (it finishes as a run at
-    --train_steps does), or "interrupt" after a stop signal, its step checkpointed.
-    `stop_requested()` says whether a signal arrived (in a cluster: at any worker)."""
-    config = trainer.config
-    if step % config.checkpoint_every == 0:
-        trainer.save(step, pending)
-    if step % config.sample_every == 0:
-        trainer._write_samples(sample_batch, step)
-    stopping = deadline.reached(step, trainer.run_dir)
-    if step % config.eval_every == 0 and step != config.train_steps and not stopping:
-        trainer._evaluate(step)  # the last step's evaluation comes after the loop
-    if stopping:
-        return "stop"
-    if stop_requested():
-        if step % config.checkpoint_every:
-            trainer.save(step, pending)
-        return "interrupt"
-    return None

@@ -7,8 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from legan_tf.errors import ConfigError
-
-from legan_tf.training.config import STRATEGIES  # noqa: E402
+from legan_tf.runs.settings import STRATEGIES
 
 
 def create_strategy(name: str = "default", tpu_address: str = "") -> tf.distribute.Strategy:
@@ -103,9 +102,12 @@ def any_worker_function(strategy: tf.distribute.Strategy):
         return bool
 
     def count(flag):
-        # The value reduced must be made by an op inside the replica function: MultiWorkerMirroredStrategy
-        # in TF 2.21 cannot all-reduce the function's own input as it is ("destinations can not be
-        # empty", measured), nor a scalar; a reshape to a vector of one does both.
+        # The value reduced must be made by an op inside the replica function. tf.distribute sends a
+        # collective to the devices of the tensor it is given (`tensor.device`); with one device per worker
+        # a replica's value stays a plain tensor, and the function's own input names no device, so
+        # MultiWorkerMirroredStrategy in TF 2.21 refuses it ("destinations can not be empty"). An op made
+        # here runs under the replica's device scope and names its device (legan_tf.backend.all_gather
+        # does the same); a scalar so made all-reduces as well as this vector of one.
         context = tf.distribute.get_replica_context()
         return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reshape(flag, [1]))
 

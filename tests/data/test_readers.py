@@ -16,6 +16,7 @@ from legan_tf.data import (
     MULTIPIE_EXPRESSIONS, DataConfig, DataError, data_config_from_flags, define_data_flags,
     open_source)
 from legan_tf.data import preprocess, tfrecord
+from legan_tf.data.config import MULTIPIE_NUM_LIGHTINGS, numbered_names
 from tests.data.conftest import DEPTH_LEVEL, IMAGE_SIZE, LIGHTINGS, RGBD_EXPRESSIONS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -284,6 +285,36 @@ def test_flags_build_a_config_and_may_be_defined_twice():
     assert config.expression_names == ("a", "b")
     flag_values["lighting_names"].parse("x,y")
     assert data_config_from_flags(flag_values).lighting_names == ("x", "y")
+
+
+def test_every_config_field_is_a_data_flag_with_the_fields_default():
+    import dataclasses
+
+    flag_values = flags.FlagValues()
+    define_data_flags(flag_values)
+    flag_values(["prog"])
+    for field in dataclasses.fields(DataConfig):
+        value = flag_values[field.name].value
+        expected = {"data_format": None, "data_path": None, "lighting_names": None}.get(field.name, field.default)
+        assert (tuple(value) if isinstance(value, list) else value) == expected, field.name
+    with pytest.raises(DataError, match="^--data_format is required$"):
+        data_config_from_flags(flag_values)
+    flag_values["data_format"].parse("csv")
+    with pytest.raises(DataError, match="^--data_path is required$"):
+        data_config_from_flags(flag_values)
+    flag_values["data_path"].parse("x.csv")
+    # Every flag reaches its field: here with a value other than its default.
+    arguments = {"image_size": "64", "label_columns": "expression", "on_error": "skip", "convert_color": "true",
+                 "depth_bits": "16", "random_flip": "true", "apply_mask": "true", "cache": "true",
+                 "shuffle_buffer": "7", "skipped_report": "s.csv", "holdout_fraction": "0.5", "split_seed": "3"}
+    for name, value in arguments.items():
+        flag_values[name].parse(value)
+    config = data_config_from_flags(flag_values)
+    assert (config.image_size, config.label_columns, config.on_error, config.convert_color, config.depth_bits,
+            config.random_flip, config.apply_mask, config.cache, config.shuffle_buffer, config.skipped_report,
+            config.holdout_fraction, config.split_seed) == (64, ("expression",), "skip", True, "16", True, True, True,
+                                                            7, "s.csv", 0.5, 3)
+    assert config.lighting_names == numbered_names(MULTIPIE_NUM_LIGHTINGS)  # --num_lightings' default
 
 
 def test_config_rejects_bad_values():

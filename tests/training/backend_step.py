@@ -3,15 +3,19 @@
     KERAS_BACKEND=<tensorflow|jax> [BACKEND_STEP_DEVICES=2] python tests/training/backend_step.py <folder> <task> ...
 
 For each task: builds it at a tiny size, loads the weights in <folder>/<task>-weights.npz when the
-file exists (else writes its own initial weights there), runs every update of the task's step schedule once on a
-fixed batch with plain SGD (so an update is -lr * gradient, linear in the gradient) and fixed
-random draws, and writes the step's metrics and the updated weights to <folder>/<task>-<backend>.npz. The test compares
-the TensorFlow and the JAX output (tests/training/test_backends.py).
+file exists (else writes its own initial weights there), runs every update of the task's step schedule once
+on a fixed batch with plain SGD (so an update is -lr * gradient, linear in the gradient) and fixed random
+draws, and writes the step's metrics and the updated weights to <folder>/<task>-<backend>.npz. The test
+compares the TensorFlow and the JAX output (tests/training/test_backends.py). Under JAX the updates are
+compiled as a training run compiles them (legan_tf.training.jax_backend.JaxBackend.compile).
+
+The file also records the dtypes the step computed in (`compute_dtypes`: the outputs of every convolution
+and dense layer the step called) and its weights' dtypes, which the --mixed_precision tests check
+(tests/training/test_precision.py).
 """
 
 import os
 import sys
-import zlib
 
 import numpy as np
 
@@ -131,14 +135,14 @@ def main(folder, *task_names):
 
 def one_step(task_name, weights_path, out_path):
     keras.utils.set_random_seed(0)
-    sharding = None
+    task = _task(task_name)
+    steps = None
     if backend.name() == "jax":
         import jax
 
-        from legan_tf.training.jax_trainer import use_data_parallel
+        from legan_tf.training.jax_backend import JaxBackend
 
-        sharding = use_data_parallel(jax.devices()[:DEVICES])
-    task = _task(task_name)
+        steps = JaxBackend(task, jax.devices()[:DEVICES])  # before the networks are built: DataParallel
     task.build()
     _use_sgd(task)
     items = {name: item for name, item in task.checkpoint_items().items()
@@ -152,39 +156,42 @@ def one_step(task_name, weights_path, out_path):
         np.savez(weights_path, **{key: ops.convert_to_numpy(v.value) for key, v in weights.items()})
     batch = _batch(task_name)
     metrics = {}
-    if backend.name() == "jax":
-        import jax
-
-        from legan_tf.training.jax_trainer import JaxTrainer
-
-        trainer = JaxTrainer.__new__(JaxTrainer)  # only its compiled-update machinery is needed here
-        entries = [(f"v{i}", v) for i, v in enumerate(weights.values())]
-        for optimizer in _optimizers(task):
-            entries += [(f"o{id(optimizer)}/{i}", v) for i, v in enumerate(optimizer.variables)]
-        trainer.variables = [variable for _, variable in entries]
-        values = [variable.value for variable in trainer.variables]
-        batch = {key: jax.device_put(value, sharding) if sharding is not None else jax.numpy.asarray(value)
-                 for key, value in batch.items()}
-        for entry in task.step_schedule():
-            values, step_metrics = trainer._compile(entry)(values, batch, jax.numpy.asarray(1, "int32"))
-            metrics.update(step_metrics)
-        for variable, value in zip(trainer.variables, values):
-            variable.assign(value)
-    else:
-        for entry in task.step_schedule():
-            metrics.update(entry.fn(batch, ops.convert_to_tensor(1, "int64")))
-            if entry.cross_replica_after is not None:
-                entry.cross_replica_after()
+    with ComputeDtypes() as computed:
+        if steps is not None:
+            # The task's updates compiled as a JAX run compiles them (its optimizers are now the SGD ones).
+            batch = steps.device_batch(batch)
+            for entry in task.step_schedule():
+                metrics.update(steps.compile(entry)(batch, 1))
+            steps.sync()
+        else:
+            for entry in task.step_schedule():
+                metrics.update(entry.fn(batch, ops.convert_to_tensor(1, "int64")))
+                if entry.cross_replica_after is not None:
+                    entry.cross_replica_after()
     out = {f"metric:{name}": float(value) for name, value in metrics.items()}
     out["devices"] = len(batch["image"].sharding.device_set) if backend.name() == "jax" else 1
+    out["compute_dtypes"] = np.array(sorted(computed.dtypes))
+    out["weight_dtypes"] = np.array(sorted({keras.backend.standardize_dtype(v.dtype) for v in weights.values()}))
     out.update({key: ops.convert_to_numpy(variable.value) for key, variable in weights.items()})
     np.savez(out_path, **out)
 
 
-def _optimizers(task):
-    if hasattr(task, "model") and hasattr(task.model, "d_optimizer"):
-        return [task.model.d_optimizer, task.model.g_optimizer]
-    return [task.optimizer]
+class ComputeDtypes:
+    """Records the dtype of every output of the convolutions and dense layers called inside the block: the
+    dtype the networks really computed in (a layer's `call` runs after Keras cast its inputs and weights to
+    the layer's compute dtype)."""
+
+    def __enter__(self):
+        from legan_tf.benchmark.flops import observe_calls
+
+        self.dtypes = set()
+        self._observing = observe_calls(
+            lambda layer, inputs, outputs: self.dtypes.add(keras.backend.standardize_dtype(outputs.dtype)))
+        self._observing.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._observing.__exit__(*exc)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ def test_training_preset_parses_and_its_recipe_accepts_the_values(path, monkeypa
     train_lib.define_flags(flag_values)
     flag_values(["train.py", f"--flagfile={path}"])
     task_class = tasks.get_task_class(flag_values.task)
+    # Only its own recipe's flags: another recipe's would be ignored (and at a value of its own, refused).
+    assert [flag.name for flag, _ in train_lib.other_recipes_flags(task_class, flag_values)] == []
+    train_lib.training_settings(flag_values)  # the training settings fit together
     hyperparameters = tasks.hyperparameters_from_flags(task_class, flag_values)
     # The recipe's dataclass takes them all, with its own checks (choices, bounds) passed.
     task_class.Hyperparameters(**hyperparameters)

@@ -120,7 +120,7 @@ def test_the_jax_trained_generator_loads_under_tensorflow_and_exports_for_servin
     import keras
 
     import legan_tf  # noqa: F401  (registers the project's layers)
-    from legan_tf import export
+    from legan_tf.serving import export
 
     run_dir, _, resumed = jax_run
     assert resumed.returncode == 0, resumed.stderr[-3000:]

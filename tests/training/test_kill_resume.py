@@ -1,4 +1,4 @@
-"""Interrupted runs (issue 19): SIGKILL at random points (checkpoint writes included) and SIGTERM at
+"""Interrupted runs: SIGKILL at random points (checkpoint writes included) and SIGTERM at
 random points. After each interruption the registered latest checkpoint is complete; --resume
 continues; and with --deterministic the finished run's weights equal an uninterrupted run's, bit for bit.
 

@@ -90,12 +90,23 @@ def test_classifier_update_matches_float32(folder, policy):
     assert relative <= 3 * UPDATE_LAYERS * UNIT_ROUNDOFF[policy], relative
 
 
+# What each policy's networks compute in: the dtype of every convolution's and dense layer's output during the
+# step (backend_step.py records them as the layers return them, after Keras's casts).
+COMPUTE_DTYPE = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+RECORDS = ("devices", "compute_dtypes", "weight_dtypes")
+
+
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("task", TASKS)
-def test_weights_stay_float32_and_finite(folder, task, policy):
-    mixed = _load(folder, task, policy)
-    for key in _load(folder, task).files:
-        if not key.startswith("metric:") and key != "devices":
+def test_networks_compute_in_the_policys_dtype_while_weights_stay_float32_and_finite(folder, task, policy):
+    """A policy that changed nothing would leave every layer computing in float32 (as the float32 step
+    does, checked here too) and fail; one that changed the variables' dtype would fail on the weights."""
+    reference, mixed = _load(folder, task), _load(folder, task, policy)
+    assert list(reference["compute_dtypes"]) == ["float32"]
+    assert list(mixed["compute_dtypes"]) == [COMPUTE_DTYPE[policy]]
+    assert list(mixed["weight_dtypes"]) == ["float32"]
+    for key in reference.files:
+        if not key.startswith("metric:") and key not in RECORDS:
             assert mixed[key].dtype == np.float32, key
             assert np.all(np.isfinite(mixed[key])), key
 

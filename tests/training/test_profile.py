@@ -20,7 +20,7 @@ def _train(tmp_path, tiny_lab, *arguments):
 
 
 def test_profiled_steps_leave_a_trace_and_a_summary(tmp_path, tiny_lab):
-    from legan_tf import profiling
+    from legan_tf.training import profiling
 
     result = _train(tmp_path, tiny_lab, "--train_steps=4", "--profile_steps=2,3")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""Q trained through the shared trainer: it learns on easy data, and resume restores model, optimizer and step."""
+"""Q trained through the training loop: it learns on easy data, and resume restores model, optimizer and step."""
 
 import os
 import shutil
@@ -10,8 +10,10 @@ import tensorflow as tf
 from legan_tf.data import DataConfig, distribute, open_source
 from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.tasks.quality import QualityTask
-from legan_tf.training import run_dir as run_dirs
-from legan_tf.training.trainer import Trainer, TrainerConfig
+from legan_tf.runs import RunDir
+from legan_tf.runs.settings import TrainingSettings
+from legan_tf.training.loop import TrainingLoop
+from legan_tf.training.tensorflow_backend import TensorFlowBackend
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +30,14 @@ def _trainer(ratings, run_dir, steps, seed=0, checkpoint_every=10_000):
     train, test = ratings
     tf.keras.utils.set_random_seed(seed)
     task = QualityTask({}, 32, 32, steps, learning_rate=1e-3, base_filters=8, downsamples=5, dense_units=64)
-    config = TrainerConfig(train_steps=steps, log_every=50, sample_every=10_000, eval_every=10_000,
-                           checkpoint_every=checkpoint_every, progress_bar=False, seed=seed)
-    return Trainer(task, tf.distribute.get_strategy(), run_dir, train, test, config, distribute_fn=distribute)
+    settings = TrainingSettings(train_steps=steps, log_every=50, sample_every=10_000, eval_every=10_000,
+                                checkpoint_every=checkpoint_every, progress_bar=False, seed=seed)
+    return TrainingLoop(task, TensorFlowBackend(task, tf.distribute.get_strategy(), distribute), run_dir, train, test,
+                        settings)
 
 
 def test_q_learns_to_rank_held_out_identities_by_naturalness(ratings, tmp_path):
-    run_dir = run_dirs.new_run_dir(str(tmp_path), "q")
+    run_dir = RunDir.create(str(tmp_path), "q").path
     metrics = _trainer(ratings, run_dir, 1200).run()
     assert metrics["eval/spearman"] >= 0.8, metrics
     assert metrics["eval/fooled_accuracy"] >= 0.8, metrics
@@ -42,7 +45,7 @@ def test_q_learns_to_rank_held_out_identities_by_naturalness(ratings, tmp_path):
 
 
 def test_resume_restores_weights_optimizer_and_step(ratings, tmp_path):
-    run_dir = run_dirs.new_run_dir(str(tmp_path), "q")
+    run_dir = RunDir.create(str(tmp_path), "q").path
     first = _trainer(ratings, run_dir, 4)
     first.run()
     weights = [w.numpy().copy() for w in first.task.model.weights]
@@ -53,7 +56,7 @@ def test_resume_restores_weights_optimizer_and_step(ratings, tmp_path):
     for restored, saved in zip(second.task.model.weights, weights):
         np.testing.assert_array_equal(restored.numpy(), saved)
     second.run()
-    assert int(second.step.numpy()) == 8
+    assert int(second.backend.step.numpy()) == 8
     assert int(second.task.optimizer.iterations.numpy()) == 8
 
 
@@ -66,11 +69,11 @@ def test_an_image_size_q_cannot_take_is_refused_at_start_up():
 
 def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does(ratings, tmp_path):
     # Resume restores the data position too: steps 5..8 read the batches the uninterrupted run read.
-    whole_dir = run_dirs.new_run_dir(str(tmp_path), "whole")
+    whole_dir = RunDir.create(str(tmp_path), "whole").path
     whole = _trainer(ratings, whole_dir, 8, checkpoint_every=4)
     whole.run()
     # An interrupted run: the same run directory as it stood after the step-4 checkpoint.
-    interrupted_dir = run_dirs.new_run_dir(str(tmp_path), "interrupted")
+    interrupted_dir = RunDir.create(str(tmp_path), "interrupted").path
     checkpoints = os.path.join(interrupted_dir, "checkpoints")
     os.makedirs(checkpoints, exist_ok=True)
     for name in os.listdir(os.path.join(whole_dir, "checkpoints")):
@@ -80,7 +83,7 @@ def test_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does(rating
 
     resumed = _trainer(ratings, interrupted_dir, 8, checkpoint_every=4)
     resumed.run()
-    assert int(resumed.step.numpy()) == 8
+    assert int(resumed.backend.step.numpy()) == 8
     # Exact: the checkpoint round trip is bit-exact, and steps 5..8 then run the same traced ops on the same
     # batch shapes and the same batches in this process, so each kernel sums in the same order on this CPU.
     for got, expected in zip(resumed.task.model.weights, whole.task.model.weights):
