@@ -21,7 +21,7 @@ from absl import app, flags  # noqa: E402
 
 from legan_tf.cli import run_main  # noqa: E402
 from legan_tf.errors import ConfigError  # noqa: E402
-from legan_tf.evaluation.evaluate import read_translation_figures  # noqa: E402
+from legan_tf.evaluation.translation import read_translation_figures  # noqa: E402
 from legan_tf.evaluation.translation_report import comparison_table  # noqa: E402
 
 flags.DEFINE_list("runs", None, "Comma-separated label=path pairs (a path alone is labelled by its folder name); "

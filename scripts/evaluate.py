@@ -74,8 +74,9 @@ def command_line(argv) -> str:
 
 def evaluate_from_flags(argv):
     from legan_tf.evaluation import evaluate
+    from legan_tf.evaluation.judges import load_judges
 
-    judges = evaluate.load_judges(
+    judges = load_judges(
         classifier=FLAGS.classifier, identity_model=FLAGS.identity_model, identity_weights=FLAGS.identity_weights,
         quality_model=FLAGS.quality_model, inception_weights=FLAGS.inception_weights,
         lpips_weights=FLAGS.lpips_weights, depth_judge=FLAGS.depth_judge)

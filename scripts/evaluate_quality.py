@@ -47,7 +47,8 @@ def main(argv):
     print(f"Q: {report['model']}\nratings: {report['data_path']} (split {report['split']}, "
           f"{report['count']} images)")
     print(quality_report.format_table(report))
-    print(f"written to {report['output_dir']}: metrics.json, scatter.png, predictions.csv")
+    print(f"written to {report['output_dir']}: {quality_report.METRICS_FILE}, {quality_report.SCATTER_FILE}, "
+          f"{quality_report.PREDICTIONS_FILE}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Reads <run_dir>/generator.keras and the run's flags.txt (image size, expression 
 data path); the lab's settings come from lab.json in the lab root (the folder holding
 multipie/manifest.csv). Faces are drawn from identities the lab never wrote (--first_identity on),
 so neither the GAN nor the classifier has seen them. Writes <run_dir>/evaluation/ (or --output_dir):
-translation_metrics.json and translation_samples.png, and prints the verdict against the issue's targets.
+translation_metrics.json and translation_samples.png, and prints the verdict against the learning check's
+targets.
 """
 
 import os
@@ -18,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 from absl import app, flags  # noqa: E402
 
 from legan_tf.cli import run_main  # noqa: E402
-from legan_tf.evaluation import run_io, translation, translation_metrics, translation_report  # noqa: E402
+from legan_tf.evaluation import run_under_test, translation, translation_metrics, translation_report  # noqa: E402
 
 flags.DEFINE_string("run_dir", None, "A GAN run directory holding generator.keras and flags.txt.")
 flags.DEFINE_string("generator", None, "A saved generator (.keras) to evaluate instead of <run_dir>/generator.keras.")
@@ -72,7 +73,7 @@ def main(argv):
     if not FLAGS.run_dir and not FLAGS.generator:
         raise app.UsageError("give --run_dir=<a GAN run directory> or --generator=<generator.keras>.")
     # The run's task has no flag here: --kind names its check directly.
-    settings = {name: FLAGS[name].value for name in run_io.RUN_SETTINGS if name != "task"}
+    settings = {name: FLAGS[name].value for name in run_under_test.RUN_SETTINGS if name != "task"}
     lab_overrides = {"image_size": FLAGS.lab_image_size, "expression_set": FLAGS.lab_expression_set,
                      "num_lightings": FLAGS.lab_num_lightings, "seed": FLAGS.lab_seed,
                      "ambient": FLAGS.lab_ambient}
@@ -92,7 +93,7 @@ def main(argv):
     if report["kept_breakdown"]:
         print("\n" + translation_report.format_kept_breakdown(report["kept_breakdown"]) + "\n")
     print(f"learning check ({report['kind']}): {'PASSED' if report['passed'] else 'NOT PASSED'}")
-    print(f"written to {report['output_dir']}: {run_io.METRICS_FILE}, {run_io.SAMPLES_FILE}")
+    print(f"written to {report['output_dir']}: {translation.METRICS_FILE}, {translation.SAMPLES_FILE}")
 
 
 if __name__ == "__main__":

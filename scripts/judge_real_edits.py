@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Issue 17's check on REAL held-out faces: the target-expression rate of a StarGAN-style generator.
+"""The real-face check on REAL held-out faces: the target-expression rate of a StarGAN-style generator.
 
   python scripts/judge_real_edits.py --run_dir=runs/stargan-fer2013-20261124-120000 \\
       --classifier=runs/classifier-fer2013-20261124-181533/attribute_classifier.keras
@@ -8,7 +8,8 @@ Every face of the held-out split (--split, default test: FER2013's PrivateTest) 
 (--data_path, default the run's) is translated to every other expression; an independent expression
 classifier judges each edit. Reports the judge's accuracy on the unedited faces (the ceiling), the
 baseline (the target read on the unedited face), the target-expression rate overall, per target and per
-source class, the rate relative to the ceiling against issue 17's 80%, and the cycle and identity L1.
+source class, the rate relative to the ceiling against the check's target (at least 80% of the judge's own
+accuracy), and the cycle and identity L1.
 Writes <run_dir>/real_edits/ (or --output_dir): metrics.json, report.md, edits_grid.png (held-out
 faces x every expression), rate_per_class.png and confusion.png.
 """
@@ -33,7 +34,8 @@ flags.DEFINE_string("classifier", None,
 flags.DEFINE_string("quality_model", None,
                     "Optional: a naturalness model Q (quality_model.keras) that also scores every unedited face and "
                     "every edit (mean scores, P(unedited above edit), share below the unedited faces' 10th "
-                    "percentile). Use one the generator was not trained against (issue 20: a disjoint split).")
+                    "percentile). Use one the generator was not trained against (e.g. a Q trained on a disjoint split "
+                    "of the ratings).")
 flags.DEFINE_string("data_path", None, "Prepared TFRecord shards (scripts/prepare_data.py) with stored splits. "
                     "Default: the run's --data_path from its flags.txt.")
 flags.DEFINE_string("split", "test", "The stored split whose faces are translated (test: FER2013's PrivateTest).")

@@ -20,7 +20,7 @@ import numpy as np
 
 from legan_tf.errors import ConfigError
 
-TARGET_RATIO = 0.5  # the issue's check: at most half the mean map's error
+TARGET_RATIO = 0.5  # the depth network's learning check: at most half the mean map's error
 METRICS_FILE = "depth_metrics.json"
 SAMPLES_FILE = "depth_samples.png"
 ERROR_GAIN = 10  # the sample figure's error columns, network scale
@@ -97,7 +97,7 @@ def depth_errors(depth_generator, eval_source, mean_map: np.ndarray, batch_size:
     }
     for suffix in ("", "_face"):
         metrics[f"ratio{suffix}"] = metrics[f"{unit}_error{suffix}"] / metrics[f"{unit}_error{suffix}_mean_map"]
-    # Over all pixels for depth (as the issue states it); on the face for normals, where the background is no surface.
+    # Over all pixels for depth (as the check is stated); on the face for normals, where the background is no surface.
     checked = "ratio" if geometry == "depth" else "ratio_face"
     metrics["passed"] = bool(metrics[checked] <= TARGET_RATIO)
     metrics["checked"] = checked
@@ -108,30 +108,26 @@ def depth_errors(depth_generator, eval_source, mean_map: np.ndarray, batch_size:
 def evaluate_depth_run(run_dir: str, depth_generator_path: Optional[str] = None, batch_size: int = 64,
                        output_dir: Optional[str] = None, sample_rows: int = 8) -> Dict[str, object]:
     """Reopens a --task=depth_pretrain run's data split from its flags.txt and measures the depth check."""
-    from absl import flags
-
     from legan_tf import visualize
-    from legan_tf.data import data_config_from_flags, define_data_flags, open_source
-    from legan_tf.evaluation.run_io import load_model
+    from legan_tf.data import open_source
     from legan_tf.geometry import geometry_to_rgb
     from legan_tf.models.depth import DepthGenerator
-    from legan_tf.tasks.depth_pretrain import DEPTH_GENERATOR_FILE
-    from legan_tf.training.run_dir import parse_run_flags
+    from legan_tf.runs import FLAGS_FILE, RunDir, load_model
 
-    run_flags = flags.FlagValues()
-    define_data_flags(run_flags)
-    parse_run_flags(run_dir, run_flags)
-    config = data_config_from_flags(run_flags)
+    run = RunDir.open(run_dir)
+    config = run.settings().data_config()
+    if config is None:
+        raise ConfigError(f"--run_dir={run_dir}: its {FLAGS_FILE} names no data to reopen.")
     if config.holdout_fraction <= 0:
         raise ConfigError(f"--run_dir={run_dir} trained with --holdout_fraction=0: it held out no faces to evaluate.")
     train_source, eval_source = open_source(config).split(config.holdout_fraction, config.split_seed)
-    path = depth_generator_path or os.path.join(run_dir, DEPTH_GENERATOR_FILE)
+    path = depth_generator_path or run.model_path("depth_generator")
     generator = load_model(path, "depth network", "--depth_generator", DepthGenerator)
     if generator.image_size != config.image_size:
         raise ConfigError(f"{path} works on {generator.image_size} px, the run's data on {config.image_size} px.")
     mean_map = mean_depth_map(train_source, batch_size)
     result = depth_errors(generator, eval_source, mean_map, batch_size, keep_samples=sample_rows)
-    output_dir = output_dir or os.path.join(run_dir, "evaluation")
+    output_dir = output_dir or run.evaluation_dir
     os.makedirs(output_dir, exist_ok=True)
     report = {"run_dir": os.path.abspath(run_dir), "depth_generator": os.path.abspath(path),
               "train_faces": train_source.num_examples, "held_out_faces": eval_source.num_examples,

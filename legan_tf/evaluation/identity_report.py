@@ -17,10 +17,11 @@ import numpy as np
 from legan_tf.data.synthetic import FaceLab
 from legan_tf.data.synthetic.writer import SETTINGS_FILE as LAB_SETTINGS_FILE
 from legan_tf.errors import ConfigError
-from legan_tf.evaluation.identity_metrics import identity_metrics
 from legan_tf.evaluation.identity_sensitivity import attribute_sensitivity, translation_identity_loss
-from legan_tf.evaluation.run_io import lab_settings, load_model
+from legan_tf.evaluation.lab_pass import lab_settings
 from legan_tf.evaluation.translation_metrics import generator_translate_fn, to_model_images
+from legan_tf.runs import load_model
+from legan_tf.statistics import identity_metrics
 
 REPORT_FILE = "identity_evaluation.json"
 EMBED_BATCH = 256

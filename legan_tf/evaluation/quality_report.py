@@ -14,37 +14,35 @@ import sys
 from typing import Dict, List, Optional
 
 import numpy as np
-from absl import flags
 from tqdm import tqdm
 
-from legan_tf import scoring, visualize
-from legan_tf.data import DataConfig, data_config_from_flags, define_data_flags, open_source
+from legan_tf import visualize
+from legan_tf.data import DataConfig, data_config_from_flags, open_source
 from legan_tf.data.pipeline import ManifestSource, Source
 from legan_tf.errors import ConfigError
-from legan_tf.evaluation.quality_metrics import CLEAN, FOOLED_THRESHOLD, quality_metrics, separation_auc
-from legan_tf.training.run_dir import FLAGFILE_NAME, parse_run_flags
+from legan_tf.naturalness import scoring
+from legan_tf.runs import FLAGS_FILE, RunDir, RunSettings
+from legan_tf.statistics import CLEAN, FOOLED_THRESHOLD, quality_metrics, separation_auc
 
 SPLITS = ("test", "train", "all")
-EVALUATION_DIR = "evaluation"
+# What evaluate_run writes (into the run's evaluation folder by default).
+METRICS_FILE = "metrics.json"
+SCATTER_FILE = "scatter.png"
+PREDICTIONS_FILE = "predictions.csv"
 METRIC_NAMES = ("spearman", "pearson", "mae", "within_std", "fooled_accuracy", "auc_vs_clean")
 
 
 # --- the run's data --------------------------------------------------------------------------------
 
-def read_run_data_flags(run_dir: str) -> flags.FlagValues:
-    """The data flags of flags.txt, parsed into a private FlagValues (the script's own stay untouched).
-
-    Lines for other flags (the trainer's, the task's) are left out, so the data layer's parser
-    validates exactly the flags it defines.
-    """
-    data_flags = flags.FlagValues()
-    define_data_flags(data_flags)
-    flags.DEFINE_string("task", None, "The run's recipe.", flag_values=data_flags)
-    parse_run_flags(run_dir, data_flags)
-    if data_flags.task is not None and data_flags.task != "quality":
-        raise ConfigError(f"{os.path.join(run_dir, FLAGFILE_NAME)}: a --task={data_flags.task} run; "
+def read_run_settings(run_dir: str) -> RunSettings:
+    """The settings of a --task=quality run (`RunDir.settings`: its data flags typed, the script's own flags
+    untouched); a run of another recipe is a ConfigError."""
+    run = RunDir.open(run_dir)
+    settings = run.settings()
+    if settings.task is not None and settings.task != "quality":
+        raise ConfigError(f"{run.flags_path}: a --task={settings.task} run; "
                           "evaluate_quality needs a --task=quality run.")
-    return data_flags
+    return settings
 
 
 def run_data_config(run_dir: str, data_path: Optional[str] = None) -> DataConfig:
@@ -53,7 +51,7 @@ def run_data_config(run_dir: str, data_path: Optional[str] = None) -> DataConfig
     Evaluation reads in order and writes nothing into the data, so caching and the skipped report
     are switched off.
     """
-    config = data_config_from_flags(read_run_data_flags(run_dir))
+    config = data_config_from_flags(read_run_settings(run_dir).flags)
     if data_path:
         config = dataclasses.replace(config, data_format="ratings", data_path=data_path)
     elif config.data_format == "tfrecord":
@@ -63,7 +61,7 @@ def run_data_config(run_dir: str, data_path: Optional[str] = None) -> DataConfig
     if config.data_format != "ratings":
         raise ConfigError(f"{run_dir} trained on data_format={config.data_format}; Q needs ratings.")
     if not os.path.exists(config.data_path):
-        raise ConfigError(f"{config.data_path}: no such ratings CSV (paths in {FLAGFILE_NAME} are relative "
+        raise ConfigError(f"{config.data_path}: no such ratings CSV (paths in {FLAGS_FILE} are relative "
                           "to where training ran: run from there, or pass --data_path).")
     return dataclasses.replace(config, cache=False, skipped_report=None)
 
@@ -183,7 +181,7 @@ def format_table(report: Dict[str, object]) -> str:
 def evaluate_run(run_dir: str, model_path: Optional[str] = None, data_path: Optional[str] = None,
                  split: Optional[str] = None, output_dir: Optional[str] = None, batch_size: int = 64,
                  progress: bool = True) -> Dict[str, object]:
-    """Evaluates Q on the run's held-out ratings and writes metrics.json, scatter.png, predictions.csv.
+    """Evaluates Q on the run's held-out ratings and writes METRICS_FILE, SCATTER_FILE and PREDICTIONS_FILE.
 
     `split` defaults to the run's held-out test split, or to `all` when `data_path` names other
     ratings (their own held-out part would mean nothing). Returns the metrics.json content.
@@ -203,11 +201,11 @@ def evaluate_run(run_dir: str, model_path: Optional[str] = None, data_path: Opti
 
     report = {"model": os.path.abspath(model_file), "data_path": os.path.abspath(config.data_path),
               "split": split, "count": source.num_examples, **metrics_report(predictions)}
-    output_dir = output_dir or os.path.join(run_dir, EVALUATION_DIR)
+    output_dir = output_dir or RunDir(run_dir).evaluation_dir
     os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "metrics.json"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(output_dir, METRICS_FILE), "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)
-    plot_scatter(predictions, report["overall"], os.path.join(output_dir, "scatter.png"))
-    write_predictions_csv(predictions, os.path.join(output_dir, "predictions.csv"))
+    plot_scatter(predictions, report["overall"], os.path.join(output_dir, SCATTER_FILE))
+    write_predictions_csv(predictions, os.path.join(output_dir, PREDICTIONS_FILE))
     report["output_dir"] = output_dir
     return report

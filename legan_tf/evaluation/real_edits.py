@@ -1,4 +1,4 @@
-"""Issue 17's check of a StarGAN-style generator on REAL held-out faces: scripts/judge_real_edits.py's library side.
+"""The real-face check of a StarGAN-style generator on REAL held-out faces: scripts/judge_real_edits.py's library side.
 
 Every held-out face x (a stored split of prepare_data.py's shards, PrivateTest for FER2013) is translated
 to every expression other than its own, t != s (6 edits per face for 7 classes; any other label group
@@ -15,7 +15,7 @@ the same way. Figures (all over the same faces):
                          overall)
   target_rate            the judge reads t on G(x, t): overall (mean over all pairs), per target class
                          (over the faces of other classes) and per source class (over a face's C - 1 edits)
-  relative_to_ceiling    target_rate / judge_accuracy; issue 17 asks for at least TARGET_SHARE_OF_CEILING
+  relative_to_ceiling    target_rate / judge_accuracy; the check's target is at least TARGET_SHARE_OF_CEILING
   cycle_l1               mean |G(G(x, t), s) - x| over all pairs, [-1, 1] units
   identity_l1            mean |G(x, s) - x|; edit_l1: mean |G(x, t) - x| over the pairs (how much an
                          edit changes at all)
@@ -25,8 +25,8 @@ the same way. Figures (all over the same faces):
                          A fixed filter, not a network: speckle, checkerboard and noise raise it, blur
                          lowers it, and a generator cannot learn to please it the way it can please Q
 
-With a naturalness model Q (`quality_model`, optional; issue 20's independent judge, one the generator
-was not trained against):
+With a naturalness model Q (`quality_model`, optional; an independent judge: one the generator was not
+trained against, e.g. a Q trained on a disjoint split of the ratings):
 
   quality_unedited       Q's mean score of the unedited faces (1-10); quality_edits: of the edits G(x, t)
   quality_auc            P(Q(x) > Q(G(x, t))) over every unedited face and every edit (ties count half):
@@ -52,9 +52,15 @@ import numpy as np
 from tqdm import tqdm
 
 from legan_tf.errors import ConfigError
+from legan_tf.evaluation.judges import file_digest, load_judges
+from legan_tf.evaluation.real_pass import read_real_faces
+from legan_tf.evaluation.run_under_test import RunUnderTest, resolve_run
+from legan_tf.evaluation.translation_metrics import generator_translate_fn
+from legan_tf.runs import FLAGS_FILE, LABELS_FILE, RunDir, labels_beside, read_label_names
 
 EXPRESSION = "expression"
-# Issue 17: the target-expression rate on real held-out faces reaches 80% of the judge's own accuracy there.
+# The real-face check's target: the target-expression rate on real held-out faces reaches at least 80% of
+# the judge's own accuracy there.
 TARGET_SHARE_OF_CEILING = 0.80
 OUTPUT_DIR = "real_edits"
 METRICS_FILE = "metrics.json"
@@ -62,7 +68,6 @@ REPORT_FILE = "report.md"
 GRID_FILE = "edits_grid.png"
 BARS_FILE = "rate_per_class.png"
 CONFUSION_FILE = "confusion.png"
-LABELS_FILE = "labels.json"  # a run's label names, beside its generator.keras or attribute_classifier.keras
 FORMAT_VERSION = 1
 DEFAULT_GRID_FACES = 8
 # Frames around the grid's cells (outside the face, so every generated pixel stays visible): the judge
@@ -381,7 +386,7 @@ def plot_rates(summary: Mapping[str, object], path: str, title: str = "") -> str
             text = f"{100 * row[key]:.0f}" if row[key] is not None else "n/a"
             axis.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1, text, ha="center", va="bottom",
                       fontsize=7)
-    for position, row in zip(positions, rows):  # issue 17's target: 80% of the class's ceiling
+    for position, row in zip(positions, rows):  # the check's target: 80% of the class's ceiling
         if row["judge_accuracy"] is not None:
             level = 100 * TARGET_SHARE_OF_CEILING * row["judge_accuracy"]
             axis.plot([position - 0.45, position + 0.45], [level, level], color="black", linestyle="--", linewidth=1)
@@ -430,7 +435,8 @@ def verdict_line(overall: Mapping[str, object]) -> str:
     return (f"target-expression rate {_percent(overall['target_rate'])} = "
             f"{_percent(relative)} of the judge's accuracy {_percent(overall['judge_accuracy'])} on the unedited "
             f"faces (target >= {100 * TARGET_SHARE_OF_CEILING:.0f}%): "
-            + ("MEETS issue 17's target" if overall["meets_target"] else "does NOT meet issue 17's target")
+            + ("MEETS the real-face check's target" if overall["meets_target"]
+               else "does NOT meet the real-face check's target")
             + (" (no valid verdict: see the cautions)" if cautions(overall) else ""))
 
 
@@ -480,7 +486,7 @@ def per_class_table(per_class: Mapping[str, Mapping[str, object]]) -> str:
 def write_report(record: Mapping[str, object], path: str) -> str:
     overall, data = record["overall"], record["data"]
     lines = [
-        "# Real held-out faces: target-expression rate and cycle L1 (issue 17)", "",
+        "# Real held-out faces: target-expression rate and cycle L1", "",
         f"- generator: `{record['generator']['path']}` ({record['generator']['image_size']} px, label groups "
         f"{record['generator']['label_sizes']}; names from {record['generator']['labels_from']})",
         f"- judge: `{record['classifier']['path']}` ({record['classifier']['description']}; names from "
@@ -536,31 +542,24 @@ def _jsonable(value):
 
 # --- inputs ---------------------------------------------------------------------------------------
 
-def read_label_names(path: str) -> Dict[str, tuple]:
-    """A run's labels.json ({"expression": [...], "lighting": [...]}); a ConfigError when unreadable."""
-    from legan_tf.augment import read_generator_labels
-
-    return read_generator_labels(path, labels_path=path)
-
-
-def _labels_beside(*folders: Optional[str]) -> Optional[str]:
-    for folder in folders:
-        if folder and os.path.isfile(os.path.join(folder, LABELS_FILE)):
-            return os.path.join(folder, LABELS_FILE)
-    return None
+def _labels_of(model_path: str, run_dir: Optional[str] = None) -> Optional[str]:
+    """The labels.json beside a model file, else the run directory's; None when there is none."""
+    found = labels_beside(model_path)
+    if found is None and run_dir and os.path.isfile(RunDir(run_dir).labels_path):
+        found = RunDir(run_dir).labels_path
+    return found
 
 
-def open_split(data_path: str, split: str, image_size: int, run, from_run: bool):
+def open_split(data_path: str, split: str, image_size: int, run: RunUnderTest, from_run: bool):
     """The stored `split` of `data_path` (prepare_data.py's shards, or the data the run trained on when it
     names its own split), read at `image_size` with the run's preprocessing."""
     from legan_tf.data import DataConfig, open_source
     from legan_tf.data.shard_format import METADATA_FILE, read_metadata
-    from legan_tf.evaluation.evaluate import _run_data_config
 
-    where = f"--data_path={data_path}" + (" (the run's, from its flags.txt)" if from_run else "")
+    where = f"--data_path={data_path}" + (f" (the run's, from its {FLAGS_FILE})" if from_run else "")
     if not os.path.exists(data_path):
         raise ConfigError(f"{where}: no such folder; pass --data_path=<a scripts/prepare_data.py output>.")
-    run_config = _run_data_config(run)
+    run_config = run.data_config()
     apply_mask = bool(run_config and run_config.apply_mask)
     if os.path.isdir(data_path) and os.path.isfile(os.path.join(data_path, METADATA_FILE)):
         label_names = read_metadata(data_path)["label_names"]
@@ -594,9 +593,7 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
                         command: Optional[str] = None, quality_model: Optional[str] = None) -> Dict[str, object]:
     """Runs the check (module docstring) and writes its files; returns the metrics.json content plus
     output_dir and files. Bad input is a ConfigError or DataError with a one-line message."""
-    from legan_tf.augment import generator_label_sizes
-    from legan_tf.evaluation import evaluate
-    from legan_tf.evaluation.translation_metrics import generator_translate_fn
+    from legan_tf.labels import generator_label_sizes
 
     for name, value, low in (("num_faces", num_faces, 0), ("grid_faces", grid_faces, 0), ("batch_size", batch_size, 1)):
         if value < low:
@@ -604,14 +601,14 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
     if not classifier_path:
         raise ConfigError("--classifier is required: an AttributeClassifier .keras trained on real faces "
                           "(the independent judge).")
-    run = evaluate.resolve_run(run_dir, generator_path, kind="stargan")  # the check set is not used here
+    run = resolve_run(run_dir, generator_path, kind="stargan")  # the check set is not used here
     generator = run.generator
-    labels_path = _labels_beside(os.path.dirname(os.path.abspath(run.generator_path)), run_dir)
+    labels_path = _labels_of(run.generator_path, run_dir)
     generator_labels = read_label_names(labels_path) if labels_path else None
-    judges = evaluate.load_judges(classifier=classifier_path, quality_model=quality_model)
+    judges = load_judges(classifier=classifier_path, quality_model=quality_model)
     judge_entry = judges.classifier
     classifier = judge_entry.model
-    classifier_labels_path = _labels_beside(os.path.dirname(os.path.abspath(classifier_path)))
+    classifier_labels_path = labels_beside(classifier_path)
     classifier_labels = read_label_names(classifier_labels_path) if classifier_labels_path else None
     if generator_labels is not None and classifier_labels is not None:
         _check_judge_names(classifier_path, classifier_labels_path, classifier_labels, generator_labels.get(EXPRESSION))
@@ -620,7 +617,7 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
     data_path = data_path or run.settings.get("data_path")
     if not data_path:
         raise ConfigError("no data: pass --data_path=<a scripts/prepare_data.py output with stored splits> "
-                          "(the run's flags.txt names none).")
+                          f"(the run's {FLAGS_FILE} names none).")
     source, config = open_split(data_path, split, generator.image_size, run, from_run)
     label_sizes = generator_label_sizes(generator, source.label_names, generator_labels, f"--data_path={data_path}")
     if EXPRESSION not in label_sizes:
@@ -641,7 +638,7 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
     quality_protocol: dict = {}
     score = quality_scorer(judges.quality.model, batch_size, quality_protocol) if judges.quality.given else None
 
-    images, labels, chosen = evaluate.read_real_faces(source, list(label_sizes), num_faces, seed, batch_size)
+    images, labels, chosen = read_real_faces(source, list(label_sizes), num_faces, seed, batch_size)
     readings = edit_faces(translate, judge, images, labels, len(names), batch_size, progress, score)
     summary = summarise(readings, names)
 
@@ -669,12 +666,12 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
         "format_version": FORMAT_VERSION,
         "command": command,
         "generator": {"path": os.path.abspath(run.generator_path), "run_dir": run_dir and os.path.abspath(run_dir),
-                      "sha256": evaluate.file_digest(run.generator_path), "image_size": int(generator.image_size),
+                      "sha256": file_digest(run.generator_path), "image_size": int(generator.image_size),
                       "label_sizes": dict(label_sizes),
-                      "labels_from": labels_path or "the data's label names (no labels.json beside the generator)"},
+                      "labels_from": labels_path or f"the data's label names (no {LABELS_FILE} beside the generator)"},
         "classifier": {**judge_entry.record(), "image_size": int(classifier.image_size),
                        "labels_from": classifier_labels_path
-                       or "not checked by name (no labels.json beside the classifier); head width checked"},
+                       or f"not checked by name (no {LABELS_FILE} beside the classifier); head width checked"},
         **({"quality_model": {**judges.quality.record(), "input": _resize_note(quality_protocol),
                               "note": "give a Q the generator was not trained against (L_qual): its own Q "
                                       "is not an independent judge"}} if judges.quality.given else {}),
@@ -691,7 +688,7 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
             "judge_input": _resize_note(judge_protocol),
             "ceiling": "the judge's accuracy on the unedited faces",
             "baseline": "how often the judge reads t on the unedited x, over the same (x, t) pairs",
-            "target": f"rate >= {TARGET_SHARE_OF_CEILING:.0%} of the ceiling (issue 17)",
+            "target": f"rate >= {TARGET_SHARE_OF_CEILING:.0%} of the ceiling (the real-face check's target)",
             "cycle_l1": "mean |G(G(x, t), s) - x| over all pairs, per pixel and channel, [-1, 1] units",
             "seed": seed,
         },

@@ -1,6 +1,7 @@
-"""scripts/evaluate.py's report: report.md (the papers' tables with their own figures beside as reference
-rows) and the PNG figures (sample grids, match-score distributions, confusion matrices, the learning
-check's sample figure). The numbers come from `evaluate.py`'s metrics.json content.
+"""scripts/evaluate.py's files: metrics.json (the evaluation's numbers, `write_metrics`), report.md (the
+papers' tables with their own figures beside as reference rows) and the PNG figures (sample grids,
+match-score distributions, confusion matrices, the learning check's sample figure). The numbers come from
+`evaluate.evaluate`'s content.
 
 Pictures are for people: faces are upscaled by a whole factor (nearest neighbour) to at least 96 px
 a cell (`visualize.titled_mosaic`), with 14 px titles and row labels.
@@ -8,25 +9,29 @@ a cell (`visualize.titled_mosaic`), with 14 px titles and row labels.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from legan_tf import visualize
+from legan_tf.evaluation.metric_sets import LAB, REAL
 from legan_tf.evaluation.metrics import plot_confusion_matrices, plot_match_scores
 from legan_tf.evaluation.metrics.base import MetricResult
 
-LAB, REAL = "lab", "real"
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.md"
 
 # --- the papers' own figures (reference rows) -----------------------------------------------------
 
 POSTER = "LEGAN poster (Banerjee et al., CVPRW 2021)"
 POSTER_DATASET = "Multi-PIE, frontal faces"
 BODUR = "Bodur et al. (WACV 2021)"
-# From the seed texts (/work/shared/seeds/001_*.txt: the poster's results table, whose text extraction
-# interleaves the cells; 003_*.txt: Bodur's tables 1-3). Our reading of the poster's last two rows:
+# From the poster's results table (its text extraction interleaves the cells) and Bodur et al.'s tables
+# 1-3. Our reading of the poster's last two rows:
 # LEGAN 29.964 / 0.120 / 0.649 / 0.649 / 5.853 / 39.3%, real images FID 12.931, match 0.739, Q 5.921
 # (docs/evaluation.md). Rates are fractions here.
 PAPER_REFERENCES = [
@@ -349,13 +354,21 @@ def _protocols(content: Mapping) -> List[str]:
     return lines
 
 
+def write_metrics(content: Mapping, output_dir: str) -> str:
+    """Writes metrics.json: the evaluation's content (every number with its protocol); returns its path."""
+    path = os.path.join(output_dir, METRICS_FILE)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(content, handle, indent=1, allow_nan=False)
+    return path
+
+
 def write_report(content: Mapping, figures: Mapping[str, str], output_dir: str) -> str:
     """Writes report.md from metrics.json's content and the figure files; returns its path."""
     labels = ", ".join(model["label"] for model in content["models"])
     lines = [f"# Evaluation: {labels}", ""]
     if content.get("command"):
         lines += ["```bash", content["command"], "```", ""]
-    lines += [f"Seed {content['seed']}. Every number is in `metrics.json` with its protocol; the same "
+    lines += [f"Seed {content['seed']}. Every number is in `{METRICS_FILE}` with its protocol; the same "
               "checkpoints, judges and seed give the same numbers.", ""]
     lines += ["## The papers' table (LEGAN poster layout)", "", poster_table(content), ""]
     lines += ["## Real faces (Bodur et al.'s layout)", "", bodur_table(content), ""]
@@ -382,7 +395,7 @@ def write_report(content: Mapping, figures: Mapping[str, str], output_dir: str) 
         lines += ["## Figures", ""]
         for title, name in figures.items():
             lines += [f"### {title}", "", f"![{title}]({name})", ""]
-    path = os.path.join(output_dir, "report.md")
+    path = os.path.join(output_dir, REPORT_FILE)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines))
     return path
@@ -450,8 +463,6 @@ def _real_grid(group, path: str) -> None:
 
 def _groups(evaluations, source: str):
     """Models whose source is the same faces and draw (identical description), in order."""
-    import json
-
     groups: Dict[str, list] = {}
     for evaluation in evaluations:
         entry = evaluation.record["sources"].get(source) or {}
@@ -465,9 +476,13 @@ def _groups(evaluations, source: str):
     return list(groups.values())
 
 
+def safe_name(label: str) -> str:
+    """A label as a file-name part."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "model"
+
+
 def write_figures(evaluations, output_dir: str) -> Dict[str, str]:
     """Writes the PNGs of an evaluation (evaluate.ModelEvaluation list); returns {title: file name}."""
-    from legan_tf.evaluation.evaluate import safe_name
     from legan_tf.evaluation.translation_report import plot_samples
 
     figures: Dict[str, str] = {}

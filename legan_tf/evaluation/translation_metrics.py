@@ -53,7 +53,7 @@ TranslateFn = Callable[[np.ndarray, Dict[str, np.ndarray]], np.ndarray]
 
 ATTRIBUTES = ("expression", "lighting")
 BOTH = "both"
-# The GAN issues' learning check.
+# The GAN learning check's targets.
 TARGET_ACCURACY = {"expression": 0.75, "lighting": 0.90}
 TARGET_L1_REDUCTION = 0.30
 TARGET_KEPT_ACCURACY = 0.90  # disentanglement: the attribute not edited stays put
@@ -64,7 +64,7 @@ CHECK_SETS = {
     "legan": ("accuracy", "l1_reduction", "kept"),
     # The depth-guided StarGAN edits expression alone on the RGB-D lab: a mouth and brows in a 32 px face,
     # so an edit's whole-image L1 to the exact target is mostly the reconstruction error of the unchanged
-    # face (plain StarGAN's as much as the depth-guided one's) and says little about the edit. Its issue
+    # face (plain StarGAN's as much as the depth-guided one's) and says little about the edit. Its check
     # sets no L1 target; the L1 figures (whole image and change region) and depth consistency are reported.
     "expression_edit": ("accuracy",),
 }
@@ -239,6 +239,17 @@ class TranslationSamples:
     modes: Dict[str, ModeSamples]
 
 
+class Chunk(NamedTuple):
+    """What one translate_fn call of translation_figures translates (handed over with `pass_chunk`)."""
+
+    rows: slice                       # the rows of the draw (draw_edits' order)
+    mode: str                         # the edit mode (edit_modes)
+    edited: Tuple[str, ...]           # the attributes it edits
+    identity: np.ndarray              # (B,) the identities of those rows
+    targets: Dict[str, np.ndarray]    # per lab attribute, (B,) target ids (mode_targets)
+    truth: np.ndarray                 # (B, S, S, 3) the exact target renders, [-1, 1]
+
+
 class TranslationFigures(NamedTuple):
     metrics: Dict[str, float]
     kept_counts: Dict[str, Dict[str, np.ndarray]]
@@ -250,7 +261,7 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
                         attributes: Sequence[str] = ATTRIBUTES, image_size: Optional[int] = None,
                         batch_size: int = 64, progress: bool = False, sample_rows: int = 0,
                         geometry_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                        geometry: str = "depth") -> TranslationFigures:
+                        geometry: str = "depth", pass_chunk: bool = False) -> TranslationFigures:
     """(metrics, kept_counts, samples): evaluate_translation's metrics, where a kept attribute is lost,
     and the first `sample_rows` faces with their translations.
 
@@ -261,6 +272,9 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
     lost and under which edits (e.g. the extreme lights), without a second pass over the translator.
     The samples are kept for the same reason: the figure shows the very translations that were scored.
     `geometry_fn` (images -> `geometry` maps, e.g. a DepthGenerator) adds the depth-consistency figures.
+    With `pass_chunk`, translate_fn is called as translate_fn(images, targets, chunk): `chunk` (a Chunk)
+    says which rows of the draw and which edit mode it translates, with their exact target renders, so
+    that a caller can score the same translations against its own metrics.
     """
     modes = edit_modes(attributes)
     image_size = image_size or lab.image_size
@@ -279,10 +293,10 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
                         **{f"by_{other}": np.zeros((class_counts[other], 2), np.int64) for other in edited}}
     chunks = range(0, num_faces, batch_size)
     for start in tqdm(chunks, desc="translating", unit="batch", disable=not progress, file=sys.stderr):
-        chunk = slice(start, start + batch_size)
-        faces = identity[chunk]
-        chunk_source = {name: values[chunk] for name, values in source.items()}
-        chunk_new = {name: values[chunk] for name, values in new.items()}
+        rows = slice(start, min(start + batch_size, num_faces))
+        faces = identity[rows]
+        chunk_source = {name: values[rows] for name, values in source.items()}
+        chunk_new = {name: values[rows] for name, values in new.items()}
         inputs, source_depth = render_model_faces(lab, faces, chunk_source, image_size)
         predicted = classify(classifier, inputs, attributes, class_counts)
         for name in attributes:
@@ -293,8 +307,12 @@ def translation_figures(translate_fn: TranslateFn, lab: FaceLab, classifier, ide
         for mode, edited in modes.items():
             targets = mode_targets(chunk_source, chunk_new, edited)
             truth, truth_depth = render_model_faces(lab, faces, targets, image_size)
-            translated = np.asarray(translate_fn(inputs, {name: targets[name] for name in attributes}),
-                                    dtype=np.float32)
+            requested = {name: targets[name] for name in attributes}
+            if pass_chunk:
+                translated = translate_fn(inputs, requested, Chunk(rows, mode, edited, faces, targets, truth))
+            else:
+                translated = translate_fn(inputs, requested)
+            translated = np.asarray(translated, dtype=np.float32)
             if translated.shape != inputs.shape:
                 raise ValueError(f"translate_fn returned shape {translated.shape} for inputs {inputs.shape}")
             predicted = classify(classifier, translated, attributes, class_counts)

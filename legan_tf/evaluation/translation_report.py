@@ -108,6 +108,10 @@ SAMPLE_CELL_PX = 110
 SAMPLE_DPI = 100
 CAPTION_PT = 8
 TITLE_PT = 9
+# The gaps between cells, in cells: across (between panels) and down (between rows, room for the captions).
+SAMPLE_WSPACE, SAMPLE_HSPACE = 0.06, 0.38
+# The margins of the figure, in inches: above the first row (the panels' two-line titles), below, at the sides.
+SAMPLE_TOP_IN, SAMPLE_BOTTOM_IN, SAMPLE_SIDE_IN = 0.5, 0.1, 0.05
 
 
 def plot_samples(samples: TranslationSamples, names: Mapping[str, Sequence[str]], path: str) -> None:
@@ -126,7 +130,8 @@ def plot_samples(samples: TranslationSamples, names: Mapping[str, Sequence[str]]
 
     columns = 4 * len(samples.modes)
     cell = SAMPLE_CELL_PX / SAMPLE_DPI  # inches
-    wspace, hspace, top, bottom, side = 0.06, 0.38, 0.5, 0.1, 0.05  # spacing in cells, margins in inches
+    wspace, hspace = SAMPLE_WSPACE, SAMPLE_HSPACE
+    top, bottom, side = SAMPLE_TOP_IN, SAMPLE_BOTTOM_IN, SAMPLE_SIDE_IN
     width = cell * (columns + (columns - 1) * wspace) + 2 * side
     height = cell * (rows + (rows - 1) * hspace) + top + bottom
     figure, axes = plt.subplots(rows, columns, figsize=(width, height), dpi=SAMPLE_DPI, squeeze=False)

@@ -51,3 +51,15 @@ class LookupLab:
 @pytest.fixture(scope="module")
 def lookup():
     return LookupLab(FaceLab(image_size=32, num_lightings=4))
+
+
+def save_tiny_generator(run_dir, flag_lines: str):
+    """An untrained 32 px StarGAN generator for the lab's 6 expressions x 4 lights, saved as run_dir's
+    generator.keras, beside a flags.txt of `flag_lines`."""
+    from legan_tf.models.stargan import StarGANGenerator
+
+    generator = StarGANGenerator(image_size=32, num_labels=10, base_filters=4, num_residual_blocks=1)
+    generator((np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 10), np.float32)))
+    generator.save(str(run_dir / "generator.keras"))
+    (run_dir / "flags.txt").write_text(flag_lines)
+    return generator

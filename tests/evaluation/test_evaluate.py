@@ -1,4 +1,5 @@
-"""legan_tf.evaluation.evaluate / report and scripts/evaluate.py: the papers' protocol in one command."""
+"""legan_tf.evaluation.evaluate (and the passes and judges it runs), report and scripts/evaluate.py: the papers'
+protocol in one command."""
 
 import json
 import os
@@ -12,7 +13,9 @@ import pytest
 from PIL import Image
 
 from legan_tf.data.synthetic.writer import write_face_lab
-from legan_tf.evaluation import evaluate, report
+from legan_tf.evaluation import evaluate, real_pass, report, translation
+from legan_tf.evaluation.judges import Judge, Judges, judges_used_in_training, load_judges
+from legan_tf.evaluation.run_under_test import resolve_run
 from legan_tf.evaluation.metrics.features import FeatureExtractor
 from legan_tf.models.classifier import AttributeClassifier
 from legan_tf.models.legan import LEGANGenerator
@@ -67,7 +70,7 @@ def tiny(tmp_path_factory):
 
 
 def _judges(tiny, **extra):
-    return evaluate.load_judges(classifier=tiny["classifier"], quality_model=tiny["quality"],
+    return load_judges(classifier=tiny["classifier"], quality_model=tiny["quality"],
                                 identity_model=tiny["identity"], **extra)
 
 
@@ -138,7 +141,7 @@ def test_script_writes_metrics_report_and_figures_and_the_library_repeats_its_nu
                               output_dir=str(tmp_path / "again"), **SMALL)
     assert _values(again) == _values(content)
     # compare_translations.py reads the learning-check figures of evaluate.py's metrics.json.
-    rows = evaluate.read_translation_figures(str(output / "metrics.json"))
+    rows = translation.read_translation_figures(str(output / "metrics.json"))
     assert [label for label, _ in rows] == ["stargan", "LEGAN"]
     assert rows[1][1] == lab["translation"]["metrics"]
 
@@ -164,7 +167,7 @@ def test_without_judges_or_held_out_faces_every_figure_says_why(tiny, tmp_path):
     shutil.copytree(tiny["stargan"], no_holdout)
     flags_text = (no_holdout / "flags.txt").read_text().replace("--holdout_fraction=0.34", "--holdout_fraction=0.0")
     (no_holdout / "flags.txt").write_text(flags_text)
-    content = evaluate.evaluate(str(no_holdout), judges=evaluate.Judges(), output_dir=str(tmp_path / "out"), **SMALL)
+    content = evaluate.evaluate(str(no_holdout), judges=Judges(), output_dir=str(tmp_path / "out"), **SMALL)
     model = content["models"][0]
     assert "held out none; give --real=" in model["sources"]["real"]["reason"]
     lab = model["sources"]["lab"]
@@ -177,7 +180,7 @@ def test_without_judges_or_held_out_faces_every_figure_says_why(tiny, tmp_path):
     assert "real faces: no real faces: the run trained on all of" in text
     # --real: the same faces given as a manifest instead of the run's split.
     manifest = os.path.join(tiny["root"], "lab", "multipie", "manifest.csv")
-    given = evaluate.evaluate(str(no_holdout), judges=evaluate.Judges(), real=manifest, sources=["real"],
+    given = evaluate.evaluate(str(no_holdout), judges=Judges(), real=manifest, sources=["real"],
                               output_dir=str(tmp_path / "given"), **{**SMALL, "num_real": 10})
     real = given["models"][0]["sources"]["real"]
     assert real["available"] and real["description"]["num_faces"] == 10
@@ -186,34 +189,34 @@ def test_without_judges_or_held_out_faces_every_figure_says_why(tiny, tmp_path):
 
 def test_real_targets_keep_the_class_mix_and_move_fixed_points():
     labels = {"expression": np.repeat(np.arange(3), 4), "lighting": np.tile(np.arange(2), 6)}
-    targets, unchanged = evaluate.draw_real_targets(labels, ("expression", "lighting"),
+    targets, unchanged = real_pass.draw_real_targets(labels, ("expression", "lighting"),
                                                     {"expression": 3, "lighting": 2}, 12, seed=0)
     for name in labels:
         assert sorted(targets[name]) == sorted(labels[name])  # the same class mix as the reals
     same = (targets["expression"] == labels["expression"]) & (targets["lighting"] == labels["lighting"])
     assert unchanged == 0 and not same.any()
-    again, _ = evaluate.draw_real_targets(labels, ("expression", "lighting"), {"expression": 3, "lighting": 2}, 12, 0)
+    again, _ = real_pass.draw_real_targets(labels, ("expression", "lighting"), {"expression": 3, "lighting": 2}, 12, 0)
     assert all(np.array_equal(again[name], targets[name]) for name in labels)
     # An attribute the data do not label is drawn uniformly; a class of more than half the faces keeps some.
-    targets, unchanged = evaluate.draw_real_targets({"expression": np.array([0, 0, 0, 1])}, ("expression", "lighting"),
+    targets, unchanged = real_pass.draw_real_targets({"expression": np.array([0, 0, 0, 1])}, ("expression", "lighting"),
                                                     {"expression": 2, "lighting": 4}, 4, seed=0)
     assert unchanged == 2 and set(targets["lighting"]) <= set(range(4))
 
 
 def test_used_in_training_by_path_or_content_lambda_and_missing_files(tiny, tmp_path):
-    run = evaluate.resolve_run(tiny["legan"])
+    run = resolve_run(tiny["legan"])
     copy = tmp_path / "q-copy.keras"
     shutil.copy(tiny["quality"], copy)
-    judges = evaluate.Judges()
-    judges.quality = evaluate.Judge("quality", "--quality_model", str(copy))
-    judges.identity = evaluate.Judge("identity", "--identity_model", tiny["classifier"])  # another file
-    used = evaluate.judges_used_in_training(run, judges)
+    judges = Judges()
+    judges.quality = Judge("quality", "--quality_model", str(copy))
+    judges.identity = Judge("identity", "--identity_model", tiny["classifier"])  # another file
+    used = judges_used_in_training(run, judges)
     assert used["quality"]["used"] is True and "same file content" in used["quality"]["why"]
     assert used["identity"]["used"] is False and "another file" in used["identity"]["why"]
     run.flag_lines["legan_lambda_qual"] = "0.0"
-    assert evaluate.judges_used_in_training(run, judges)["quality"]["used"] is False
+    assert judges_used_in_training(run, judges)["quality"]["used"] is False
     run.flag_lines.update(legan_lambda_qual="1.0", legan_quality_model="runs/gone/quality_model.keras")
-    assert evaluate.judges_used_in_training(run, judges)["quality"]["used"] is None
+    assert judges_used_in_training(run, judges)["quality"]["used"] is None
     # The depth-guided recipe's judge is the depth network of its --stargan_depth_pretrained_run.
     pretrained = tmp_path / "depth-pretrain"
     pretrained.mkdir()
@@ -221,8 +224,8 @@ def test_used_in_training_by_path_or_content_lambda_and_missing_files(tiny, tmp_
     run.flag_lines.update(task="stargan_depth", stargan_depth_pretrained_run=str(pretrained),
                           stargan_depth_depth_weight="0.3")
     run.settings["task"] = "stargan_depth"
-    judges.depth = evaluate.Judge("depth", "--depth_judge", str(pretrained / "depth_generator.keras"))
-    assert evaluate.judges_used_in_training(run, judges)["depth"]["used"] is True
+    judges.depth = Judge("depth", "--depth_judge", str(pretrained / "depth_generator.keras"))
+    assert judges_used_in_training(run, judges)["depth"]["used"] is True
 
 
 def test_a_depth_guided_run_on_the_labs_rgbd_faces(tmp_path):
@@ -238,7 +241,7 @@ def test_a_depth_guided_run_on_the_labs_rgbd_faces(tmp_path):
         f"--image_size=32\n--expression_names={names}\n--holdout_fraction=0.34\n--split_seed=0\n")
     classifier = _save(AttributeClassifier(image_size=32, head_classes={"expression": 8}, base_filters=4,
                                            num_downsamples=2), tmp_path / "classifier.keras", x)
-    content = evaluate.evaluate(str(run), judges=evaluate.load_judges(classifier=classifier),
+    content = evaluate.evaluate(str(run), judges=load_judges(classifier=classifier),
                                 output_dir=str(tmp_path / "out"), **SMALL)
     model = content["models"][0]
     assert model["task"] == "stargan_depth" and model["attributes"] == ["expression"]

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from legan_tf import scoring  # importing legan_tf registers QualityModel for load_model
+from legan_tf.naturalness import scoring  # importing legan_tf registers QualityModel for load_model
 from legan_tf.data import DataConfig, open_source
 from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation import quality_report
-from legan_tf.evaluation.quality_metrics import quality_metrics, separation_auc
+from legan_tf.statistics import quality_metrics, separation_auc
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "scripts", "evaluate_quality.py")

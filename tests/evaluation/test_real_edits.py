@@ -1,4 +1,4 @@
-"""legan_tf.evaluation.real_edits and scripts/judge_real_edits.py: issue 17's check on real held-out faces.
+"""legan_tf.evaluation.real_edits and scripts/judge_real_edits.py: the real-face check on real held-out faces.
 
 The figures are checked with stand-ins whose answers follow from arithmetic: faces whose expression is
 written in their first channel, a judge that reads it back (at another image size, so through the
@@ -111,8 +111,8 @@ def test_an_identity_generator_scores_exactly_the_baseline_with_zero_l1():
     assert overall["target_rate"] == overall["baseline"] == pytest.approx((1 - ACCURACY) / (C - 1))
     assert overall["relative_to_ceiling"] == pytest.approx(overall["target_rate"] / ACCURACY)
     assert overall["meets_target"] is False
-    assert real_edits.verdict_line(overall).endswith("does NOT meet issue 17's target (no valid verdict: see the "
-                                                     "cautions)")
+    assert real_edits.verdict_line(overall).endswith("does NOT meet the real-face check's target (no valid "
+                                                     "verdict: see the cautions)")
     assert summary["cautions"] == [f"the target rate (1.6%) is not above the baseline (1.6%): the judge finds the "
                                    "targets on the edits no more often than on the unedited faces"]
     assert overall["cycle_l1"] == overall["identity_l1"] == overall["edit_l1"] == 0.0
@@ -217,7 +217,7 @@ def test_a_perfect_translator_meets_the_target_and_keeps_the_other_labels():
     assert overall["relative_to_ceiling"] == pytest.approx(1 / ACCURACY) and overall["meets_target"] is True
     assert summary["cautions"] == []
     assert real_edits.verdict_line(overall).endswith("= 110.5% of the judge's accuracy 90.5% on the unedited faces "
-                                                     "(target >= 80%): MEETS issue 17's target")
+                                                     "(target >= 80%): MEETS the real-face check's target")
     # x back at its own label: exact, except the two faces whose pixels show another expression than their label.
     assert overall["cycle_l1"] == pytest.approx(2 / N * np.mean(np.abs(level(WRITTEN[[0, 4]]) - level(LABELS[[0, 4]])))
                                                 / 3)
@@ -295,7 +295,7 @@ def test_the_script_writes_metrics_report_grid_and_charts(tiny, tmp_path):
     output = tmp_path / "out"
     result = _script(f"--run_dir={tiny['run']}", f"--classifier={tiny['judge']}", f"--output_dir={output}")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "target-expression rate" in result.stdout and "issue 17's target" in result.stdout
+    assert "target-expression rate" in result.stdout and "the real-face check's target" in result.stdout
     for name in ("metrics.json", "report.md", "edits_grid.png", "rate_per_class.png", "confusion.png"):
         assert (output / name).is_file(), name
     content = json.load(open(output / "metrics.json"))

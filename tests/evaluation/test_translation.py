@@ -14,9 +14,10 @@ from legan_tf.data.synthetic.render import FaceLab
 from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation import translation
+from legan_tf.evaluation.run_under_test import recipe_check
 from legan_tf.evaluation.translation_metrics import CHECK_SETS, to_model_images
 from legan_tf.models.classifier import AttributeClassifier
-from legan_tf.models.stargan import StarGANGenerator
+from tests.evaluation.conftest import save_tiny_generator
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "scripts", "evaluate_translation.py")
@@ -30,13 +31,10 @@ def tiny_run(tmp_path_factory):
     write_face_lab(lab_dir, image_size=32, num_identities=3, num_lightings=4, parts=("multipie",), progress=False)
     run_dir = root / "run"
     run_dir.mkdir()
-    generator = StarGANGenerator(image_size=32, num_labels=10, base_filters=4, num_residual_blocks=1)
-    generator((np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 10), np.float32)))
-    generator.save(str(run_dir / "generator.keras"))
-    (run_dir / "flags.txt").write_text(
+    save_tiny_generator(run_dir, (
         "--task=stargan\n--data_format=multipie\n"
         f"--data_path={lab_dir / 'multipie' / 'manifest.csv'}\n--image_size=32\n"
-        "--expression_names=neutral,smile,surprise,squint,disgust,scream\n--num_lightings=4\n")
+        "--expression_names=neutral,smile,surprise,squint,disgust,scream\n--num_lightings=4\n"))
     classifier = AttributeClassifier(image_size=32, head_classes={"expression": 6, "lighting": 4}, base_filters=4,
                                      num_downsamples=2)
     classifier(np.zeros((1, 32, 32, 3), np.float32))
@@ -128,13 +126,28 @@ def test_the_check_defaults_to_the_runs_recipe(tiny_run, tmp_path):
 
 
 def test_recipe_check_names_a_check_set_and_falls_back_to_stargan():
-    assert translation.recipe_check("stargan") == "stargan"
-    assert translation.recipe_check("legan") == "legan"
+    assert recipe_check("stargan") == "stargan"
+    assert recipe_check("legan") == "legan"
     # Recipes that name no check (not GANs) and runs with no --task get the default.
-    assert translation.recipe_check("classifier") == translation.recipe_check(None) == "stargan"
+    assert recipe_check("classifier") == recipe_check(None) == "stargan"
     from legan_tf import tasks
 
     for name in tasks.task_names():  # every recipe's check exists
         assert getattr(tasks.get_task_class(name), "translation_check", "stargan") in CHECK_SETS, name
     with pytest.raises(ConfigError, match="Unknown task 'cyclegan'.*pass --kind"):
-        translation.recipe_check("cyclegan")
+        recipe_check("cyclegan")
+
+
+def test_the_figures_are_read_back_from_a_run_or_the_file_and_other_json_is_refused(tmp_path):
+    evaluation = tmp_path / "run" / "evaluation"
+    evaluation.mkdir(parents=True)
+    (evaluation / translation.METRICS_FILE).write_text(json.dumps({"metrics": {"both/l1_reduction": 0.5}}))
+    assert translation.read_translation_figures(str(tmp_path / "run")) == [(None, {"both/l1_reduction": 0.5})]
+    assert translation.read_translation_figures(str(evaluation / translation.METRICS_FILE)) == [
+        (None, {"both/l1_reduction": 0.5})]
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not a translation_metrics.json of scripts/evaluate_translation.py nor a "
+                                          "metrics.json of scripts/evaluate.py"):
+        translation.read_translation_figures(str(tmp_path / "other.json"))
+    with pytest.raises(ConfigError, match="no translation metrics here; run scripts/evaluate_translation.py first"):
+        translation.read_translation_figures(str(tmp_path / "nowhere"))

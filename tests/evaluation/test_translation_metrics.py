@@ -298,3 +298,36 @@ def test_reported_figures_show_the_l1_the_verdict_does_not():
         "both/l1_in", "both/l1_out", "both/l1_reduction", "both/region_l1_reduction"]
     assert [name for name, _ in translation_metrics.reported_figures(metrics, ["both/l1_reduction"])] == [
         "both/l1_in", "both/l1_out", "both/region_l1_reduction"]
+
+
+def test_chunks_are_handed_over_with_their_rows_mode_targets_and_truth(lookup):
+    """With pass_chunk the callback is told which rows of the draw and which edit mode it translates: every row
+    once per mode, in draw order, with the targets of draw_edits and the exact render of each row's target."""
+    seen = []
+
+    def oracle_told_its_chunk(images, targets, chunk):
+        seen.append(chunk)
+        assert set(targets) == {"expression", "lighting"} and len(images) == chunk.rows.stop - chunk.rows.start
+        for name, values in targets.items():
+            assert np.array_equal(values, chunk.targets[name])
+        return lookup.oracle(images, targets)
+
+    # 24 faces in chunks of 10: the last chunk holds the 4 rows left over.
+    told = translation_metrics.translation_figures(oracle_told_its_chunk, lookup.lab, lookup.classifier(), HELD_OUT,
+                                                   num_faces=NUM_FACES, seed=1, batch_size=10, pass_chunk=True)
+    blind = translation_metrics.translation_figures(lookup.oracle, lookup.lab, lookup.classifier(), HELD_OUT,
+                                                    num_faces=NUM_FACES, seed=1, batch_size=10)
+    assert told.metrics == blind.metrics  # the same translations, the same figures
+    modes = translation_metrics.edit_modes(("expression", "lighting"))
+    starts = (0, 10, 20)
+    assert [(chunk.rows.start, chunk.rows.stop, chunk.mode) for chunk in seen] == [
+        (start, min(start + 10, NUM_FACES), mode) for start in starts for mode in modes]
+    identity, source, new = translation_metrics.draw_edits(lookup.lab, HELD_OUT, NUM_FACES, seed=1)
+    for chunk in seen:
+        assert chunk.edited == modes[chunk.mode]
+        assert np.array_equal(chunk.identity, identity[chunk.rows])
+        expected = translation_metrics.mode_targets({k: v[chunk.rows] for k, v in source.items()},
+                                                    {k: v[chunk.rows] for k, v in new.items()}, chunk.edited)
+        assert all(np.array_equal(chunk.targets[name], expected[name]) for name in expected)
+        truth = translation_metrics.render_model_images(lookup.lab, chunk.identity, chunk.targets, 32)
+        assert np.array_equal(chunk.truth, truth)
