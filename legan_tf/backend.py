@@ -8,7 +8,7 @@ Every loss, the gradient penalty, the label vectors and the GAN updates are writ
 
 Under TensorFlow a step runs imperatively inside `tf.distribute`'s replica context: a
 GradientTape records the loss and the optimizer assigns the variables. Under JAX the project's
-trainer (legan_tf.training.jax_trainer) runs the same code inside a `keras.StatelessScope` that
+trainer (legan_tf.training.jax_backend) runs the same code inside a `keras.StatelessScope` that
 maps every variable to a traced value and collects every assignment, so the step is one pure
 function that `jax.jit` compiles; `apply_gradients` takes `jax.value_and_grad` over the loss
 with the differentiated variables swapped for arguments. Under JAX a step sees the whole global
@@ -79,7 +79,15 @@ def all_gather(values):
     context = _replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return values
-    return context.all_gather(values, axis=0)
+    import tensorflow as tf
+
+    # tf.distribute sends a collective to the devices of the tensor it is given (`tensor.device`). With
+    # one device per process (MultiWorkerMirroredStrategy on each machine's CPU or single GPU) a replica's
+    # values stay a plain tensor, not a per-replica value naming its devices, and a tensor that no op of
+    # the replica function made (a batch column passed through, e.g. labels already int32 that a cast
+    # returns unchanged) names no device at all: TensorFlow then refuses it ("destinations can not be
+    # empty"). An identity made here runs under the replica's device scope and so names its device.
+    return context.all_gather(tf.identity(values), axis=0)
 
 
 def stateless_uniform(shape, run_seed: int, stream_key: int, step):
@@ -161,7 +169,7 @@ def _jax_apply_gradients(optimizer, variables, loss_fn):
 
     outer = get_stateless_scope()
     if outer is None:
-        raise RuntimeError("Under JAX a training step runs inside legan_tf.training.jax_trainer's stateless step "
+        raise RuntimeError("Under JAX a training step runs inside legan_tf.training.jax_backend's stateless step "
                            "(a keras.StatelessScope); model.fit() is the TensorFlow backend's.")
     differentiated = {id(variable) for variable in variables}
 

@@ -99,17 +99,20 @@ def run_case(case, strategy, data, weights=None, steps=STEPS):
     dataset = tf.data.Dataset.from_tensor_slices(data).batch(GLOBAL_BATCH)
     dataset = strategy.experimental_distribute_dataset(dataset)
     gradients = {name: [] for name, _, _ in built["updates"]}
+    # Each function is traced once per run and serves every step (as the trainer's are).
+    updates = [(name, tf.function(update), recorder) for name, update, recorder in built["updates"]]
+    draw = tf.function(built["draws"]) if "draws" in built else None
     draws = []
     for step, batch in enumerate(dataset, start=1):
         if step > steps:
             break
         step = tf.constant(step, tf.int64)
-        if "draws" in built:
-            drawn = strategy.run(tf.function(built["draws"]), args=(batch, step))
+        if draw is not None:
+            drawn = strategy.run(draw, args=(batch, step))
             draws.append({name: np.concatenate([np.reshape(x, [-1]) for x in strategy.experimental_local_results(value)])
                           for name, value in drawn.items()})
-        for name, update, recorder in built["updates"]:
-            strategy.run(tf.function(update), args=(batch, step))
+        for name, update, recorder in updates:
+            strategy.run(update, args=(batch, step))
             gradients[name].append(recorder.recorded())
     return start, gradients, draws
 
