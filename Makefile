@@ -40,12 +40,14 @@ demo: $(STAMP) $(DEMO_LAB_DIR)/lab.json
 
 # Two workers (pytest-xdist), a test file per worker at a time so a file's fixtures are built once:
 # most tests wait on subprocesses and single-threaded Python, so two cores run two files at once.
+# -rfEs: the summary lists failures, errors and every skip with its reason. With LEGAN_TF_FAIL_ON_SKIP=1
+# (set by .ci/run) a skipped test fails instead (tests/conftest.py).
 test: $(STAMP) browser
-	$(PY) -m pytest tests -q -n 2 --dist loadfile
+	$(PY) -m pytest tests -q -rfEs -n 2 --dist loadfile
 
 # The rating study's browser test (tests/test_rating_study.py) drives Debian's Chromium through its chromedriver.
 # Installed here when missing, where this runs as root with apt-get (time-bounded, never fatal); elsewhere
-# that one test is skipped and says what is missing.
+# that one test is skipped and says what is missing (a failure under LEGAN_TF_FAIL_ON_SKIP=1, as in CI).
 BROWSER_LOG := $(VENV)/browser-install.log
 browser: | $(STAMP)
 	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
@@ -53,9 +55,9 @@ browser: | $(STAMP)
 	  echo "installing Debian's chromium and chromium-driver for the browser test (log: $(BROWSER_LOG))"; \
 	  { timeout 180 apt-get update -q && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q \
 	      -o DPkg::Lock::Timeout=60 --no-install-recommends chromium chromium-driver; } >$(BROWSER_LOG) 2>&1 \
-	    || echo "note: chromium and chromium-driver could not be installed (see $(BROWSER_LOG)); the browser test will be skipped"; \
+	    || echo "note: chromium and chromium-driver could not be installed (see $(BROWSER_LOG)); the browser test will be skipped (and fail where LEGAN_TF_FAIL_ON_SKIP=1)"; \
 	else \
-	  echo "note: chromium and chromedriver are missing, and installing them needs root and apt-get; the browser test will be skipped"; \
+	  echo "note: chromium and chromedriver are missing, and installing them needs root and apt-get; the browser test will be skipped (and fail where LEGAN_TF_FAIL_ON_SKIP=1)"; \
 	fi
 
 clean-runs:

@@ -7,6 +7,42 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# A skipped test is a test that did not run: where this variable is set (CI sets it: .ci/run), a skip is
+# reported as a failure that names the skip's reason, so a run cannot pass while a test did not run. An xfail
+# stays an xfail. `make test` lists every skip with its reason (-rs) either way.
+FAIL_ON_SKIP = "LEGAN_TF_FAIL_ON_SKIP"
+
+
+def _failing_on_skip() -> bool:
+    return os.environ.get(FAIL_ON_SKIP, "").strip() not in ("", "0")
+
+
+def _skip_as_failure(report):
+    """A CallInfo whose exception is the failure standing for a skipped `report`: the skip's reason first (the
+    short summary line is cut at the terminal's width), then why it fails."""
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    message = f"skipped: {reason.removeprefix('Skipped: ')} ({FAIL_ON_SKIP} is set: a skipped test fails)"
+    return pytest.CallInfo.from_call(lambda: pytest.fail(message, pytrace=False), when=report.when)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail") and _failing_on_skip():
+        return pytest.TestReport.from_item_and_call(item, _skip_as_failure(report))
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """A module that skips itself whole (pytest.importorskip at import) is a collection error under FAIL_ON_SKIP."""
+    report = yield
+    if report.skipped and _failing_on_skip():
+        # As text: pytest-xdist then reports the module once, not once per worker that collected it.
+        failure = str(collector.repr_failure(_skip_as_failure(report).excinfo))
+        return pytest.CollectReport(report.nodeid, "failed", failure, [], report.sections)
+    return report
+
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):

@@ -1,4 +1,4 @@
-"""Damaged manifests, generated here, through every CSV reader in both --on_error modes (issue 19).
+"""Damaged manifests, generated here, through every CSV reader in both --on_error modes.
 
 Each case must end in a clear DataError (one message naming the manifest and what is wrong) or in
 a counted, reported skip of the bad rows, never a crash (any other exception), a hang or a silent

@@ -164,20 +164,88 @@ def test_record_spans_follow_the_framing(tmp_path):
     assert struct.unpack("<Q", data[:8])[0] == 1
 
 
-def test_worker_processes_end_when_the_trainer_has_its_own_sigterm_handler(make_layout, tmp_path):
-    """The trainer installs its stop-signal handlers (StopSignals) before the first batch forks the
-    workers, and a fork inherits Python's handlers: closing the stream under them must still end every
-    worker promptly (CI saw Ctrl-C hang on multiprocessing.Pool's terminate() here)."""
+def _read_past_a_dead_worker(stream):
+    """Reads more batches than are queued ahead (a dead worker owes one of them) on a thread, for at most a
+    minute; returns ["no error"] or [the DataError's message], or [] when reading hung."""
+    import threading
+
+    outcome = []
+
+    def drain():
+        try:
+            for _ in range(20):
+                next(stream)
+            outcome.append("no error")
+        except DataError as error:
+            outcome.append(str(error))
+
+    reading = threading.Thread(target=drain, daemon=True)
+    reading.start()
+    reading.join(timeout=60)
+    return outcome
+
+
+def test_workers_ignore_ctrl_c_and_die_on_sigterm_under_the_trainers_signal_handlers(make_layout, tmp_path):
+    """The trainer installs its stop-signal handlers (StopSignals: log, then stop after the step) before
+    the first batch forks the workers, and a fork keeps Python's handlers. A worker must ignore SIGINT,
+    which Ctrl-C sends to the whole process group (the trainer finishes its step, then ends the workers;
+    under StopSignals' handler a second Ctrl-C would raise KeyboardInterrupt in every worker), and must
+    die on SIGTERM like any process (under StopSignals' handler it would log and carry on), so that
+    `kill` and schedulers can end it and the trainer then reports the batch that worker owed."""
+    import multiprocessing
+    import signal
+
     from legan_tf.training.config import StopSignals
 
     layout = make_layout("rgbd")
-    _, source = _pair(layout, _shards(layout, tmp_path, 0.0))
+    _, source = _pair(layout, _shards(layout, tmp_path, 0.0), random_flip=True)
+    expected = source.batches(3, training=True, seed=1)
     with StopSignals():
         stream = source.batches(3, training=True, seed=1, processes=2)
-        next(stream)
-        hung, still_alive = _close_in_a_minute(stream)
-        assert not hung, f"closing the stream hung on worker processes {still_alive}"
-    assert not still_alive
+        try:
+            for _ in range(2):  # batch i comes from worker i % 2: both have set up their signal handling
+                _assert_batches_equal(next(stream), next(expected))
+            workers = sorted(multiprocessing.active_children(), key=lambda worker: worker.name)
+            assert len(workers) == 2
+            for worker in workers:
+                assert _disposition(worker.pid, signal.SIGINT) == "ignored"
+                assert _disposition(worker.pid, signal.SIGTERM) == "default"
+                os.kill(worker.pid, signal.SIGINT)
+            # More batches than are queued ahead, so each worker decodes some after its SIGINT arrived.
+            for _ in range(12):
+                _assert_batches_equal(next(stream), next(expected))
+            assert all(worker.is_alive() for worker in workers)
+
+            victim = workers[0]
+            os.kill(victim.pid, signal.SIGTERM)
+            victim.join(timeout=60)  # a default SIGTERM ends a process once it runs; 60 s allows a loaded machine
+            assert victim.exitcode == -signal.SIGTERM
+            outcome = _read_past_a_dead_worker(stream)
+            assert outcome and f"input worker process {victim.pid} ended (exit code {-signal.SIGTERM})" in outcome[0]
+        finally:
+            # Kills what is left, after a failure too: a worker that survived SIGTERM would otherwise hang
+            # multiprocessing's exit handler, which terminates and then joins it.
+            stream.close()
+            expected.close()
+    assert not any(worker.is_alive() for worker in workers)
+
+
+def _assert_batches_equal(got, expected):
+    assert set(got) == set(expected)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def _disposition(pid, number):
+    """How process `pid` takes signal `number`: "ignored", "caught" (by a handler) or "default"."""
+    masks = {}
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("SigIgn", "SigCgt"):
+                masks[key] = int(value, 16)
+    bit = 1 << (number - 1)
+    return "ignored" if masks["SigIgn"] & bit else "caught" if masks["SigCgt"] & bit else "default"
 
 
 def _close_in_a_minute(stream):
@@ -229,26 +297,13 @@ def test_a_worker_process_that_dies_is_a_clear_error_not_a_wait_for_ever(make_la
     multiprocessing.Pool the trainer waited for it for ever; now the next batch it owed is an error."""
     import multiprocessing
     import signal
-    import threading
 
     source = _large_batch_source(make_layout, tmp_path)
     stream = source.batches(3, training=True, seed=0, processes=2)
     next(stream)
     [victim, *_] = multiprocessing.active_children()
     os.kill(victim.pid, signal.SIGKILL)
-    outcome = []
-
-    def drain():
-        try:
-            for _ in range(20):  # more batches than were queued ahead: the victim owes one of them
-                next(stream)
-            outcome.append("no error")
-        except DataError as error:
-            outcome.append(str(error))
-
-    reading = threading.Thread(target=drain, daemon=True)
-    reading.start()
-    reading.join(timeout=60)
+    outcome = _read_past_a_dead_worker(stream)
     assert outcome, "reading past a dead worker hung"
     assert f"input worker process {victim.pid} ended" in outcome[0] and "--input_processes=0" in outcome[0]
     stream.close()

@@ -13,10 +13,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from legan_tf import export
+from legan_tf.serving import export
 from legan_tf.serving.client import GrpcClient, RestClient, ServingError, edit_faces, score_faces
 from legan_tf.serving.server import Server
-from tests.serving.conftest import SIZE, face, png_bytes
+from tests.serving.conftest import LABEL_NAMES, SIZE, face, png_bytes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLIENT = os.path.join(REPO, "serving", "client.py")
@@ -75,6 +75,72 @@ def test_float_and_score_signatures_through_the_server_equal_the_savedmodel(clie
     assert classified["expression"][0] in (b"neutral", b"smile", b"surprise")
     np.testing.assert_allclose(classified["lighting_probabilities"].sum(-1), 1.0, rtol=1e-6)  # softmax, float32
     assert client.predict("identity", {"images_bytes": [png_bytes(face(6))]})["embedding"].shape == (1, 8)
+
+
+U = 2.0 ** -24  # float32's unit roundoff
+
+
+@pytest.fixture(scope="module")
+def keras_models(tiny_run):
+    """The run's own Keras models, the ones the export serves."""
+    import keras
+
+    return {name: keras.models.load_model(str(tiny_run / f"{file}.keras"))
+            for name, file in (("quality", "quality_model"), ("classifier", "attribute_classifier"),
+                               ("identity", "identity_model"))}
+
+
+def _reordering_bound(model):
+    """Bound on |served - Keras| relative to the outputs' scale, for a float32 model run as a SavedModel graph
+    and eagerly by Keras.
+
+    Both run the same float32 layers on the same input; the graph may fuse kernels (conv + bias + activation)
+    or sum a layer's products in another order. A layer with fan-in n sums n products: re-ordered, the sum
+    moves by about sqrt(n) u of sum|products| (independent roundings add as a random walk), and for these
+    untrained networks sum|products| is about sqrt(n) times the layer's output scale (products of random sign),
+    so by n u of the output scale; to first order the layers' errors add: sum over layers of n u.
+    """
+    return sum(int(np.prod(weight.shape[:-1])) for weight in model.weights if weight.path.endswith("kernel")) * U
+
+
+def test_score_classify_and_embed_through_the_server_equal_the_keras_models(client, keras_models):
+    import keras
+
+    rng = np.random.default_rng(1)
+    # At the models' size: the float signatures resize nothing.
+    images = rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype(np.float32)
+
+    quality = keras_models["quality"]
+    expected = keras.ops.convert_to_numpy(quality(images, training=False)).reshape(-1)
+    got = client.predict("quality", {"images": images}, signature="score")["quality"]
+    assert got.shape == (3,)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=_reordering_bound(quality) * np.abs(expected).max())
+
+    classifier = keras_models["classifier"]
+    logits = {name: keras.ops.convert_to_numpy(value).astype(np.float64)
+              for name, value in classifier(images, training=False).items()}
+    got = client.predict("classifier", {"images": images}, signature="classify")
+    assert set(got) == {f"{name}{suffix}" for name in logits for suffix in ("", "_probabilities")}
+    for name, values in logits.items():
+        tolerance = _reordering_bound(classifier) * np.abs(values).max()  # on the logits
+        probabilities = np.exp(values - values.max(-1, keepdims=True))
+        probabilities /= probabilities.sum(-1, keepdims=True)
+        # d p_i / d z_j = p_i (delta_ij - p_j): a logit error e moves each probability by at most
+        # 2 p_i (1 - p_i) e <= e / 2; the float32 softmax itself (exp, a sum of <= 4, a division) adds < 8 u.
+        np.testing.assert_allclose(got[f"{name}_probabilities"], probabilities, rtol=0, atol=tolerance / 2 + 8 * U)
+        names = np.array(LABEL_NAMES[name], object)
+        ranked = np.sort(values, -1)
+        clear = ranked[:, -1] - ranked[:, -2] > 2 * tolerance  # a near tie may go either way within the bound
+        assert list(got[name][clear]) == [n.encode() for n in names[values.argmax(-1)][clear]]
+        assert all(n.decode() in names[np.argsort(v)[-2:]] for n, v in zip(got[name], values))
+
+    identity = keras_models["identity"]
+    faces = images[:, ::2, ::2]  # the network's own input size (16 px): no resize inside f either
+    assert faces.shape[1] == identity.input_size
+    expected = keras.ops.convert_to_numpy(identity(faces, training=False))
+    got = client.predict("identity", {"images": faces}, signature="embed")["embedding"]
+    assert got.shape == expected.shape == (3, 8)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=_reordering_bound(identity) * np.abs(expected).max())
 
 
 def test_metadata_lists_the_signatures_with_their_inputs(client):
@@ -247,7 +313,7 @@ def _rss_bytes():
 
 
 def test_a_burst_of_bad_oversized_and_valid_requests_from_many_clients(server):
-    """Issue 19: 8 clients at once, over gRPC and REST, each sending malformed, oversized and valid
+    """8 clients at once, over gRPC and REST, each sending malformed, oversized and valid
     requests in turn (240 in all). Every bad one is refused with its code, every valid one is answered
     with the same scores as alone, and the server answers afterwards. Memory: an oversized request (4
     request limits) is refused from its size, so 80 of them (320 MiB) must not stay in this process
