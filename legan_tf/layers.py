@@ -89,14 +89,22 @@ class ConvBlock(keras.layers.Layer):
         kernel_size: square kernel size.
         strides: 1, or 2 to halve (conv) / double (transposed conv) the spatial size.
         transpose: use Conv2DTranspose (the generator's upsampling) instead of Conv2D.
+        upsample: 1, or 2 to double the size first by nearest-neighbour resizing, then convolve with
+            stride 1 (resize-convolution: Odena et al. 2016, "Deconvolution and Checkerboard
+            Artifacts"; every output pixel then sees the same number of kernel taps, so the layer
+            cannot paint the period-2 grid a strided transposed convolution can).
     """
 
-    def __init__(self, filters, kernel_size=3, strides=1, transpose=False, **kwargs):
+    def __init__(self, filters, kernel_size=3, strides=1, transpose=False, upsample=1, **kwargs):
         super().__init__(**kwargs)
+        if upsample not in (1, 2) or (upsample > 1 and (transpose or strides != 1)):
+            raise ValueError(f"ConvBlock: upsample={upsample!r} must be 1, or 2 with strides=1 and no transpose.")
         self.filters = filters
         self.kernel_size = kernel_size
         self.strides = strides
         self.transpose = transpose
+        self.upsample = upsample
+        self.resize = keras.layers.UpSampling2D(upsample, interpolation="nearest") if upsample > 1 else None
         conv_class = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
         self.conv = conv_class(
             filters,
@@ -110,21 +118,31 @@ class ConvBlock(keras.layers.Layer):
         self.norm = InstanceNorm(name="norm")
         self.relu = keras.layers.ReLU()
 
+    def _resized_shape(self, input_shape):
+        if self.resize is None:
+            return tuple(input_shape)
+        return self.resize.compute_output_shape(input_shape)
+
     def build(self, input_shape):
+        shape = self._resized_shape(input_shape)
         if not self.conv.built:
-            self.conv.build(input_shape)
+            self.conv.build(shape)
         if not self.norm.built:
-            self.norm.build(self.conv.compute_output_shape(input_shape))
+            self.norm.build(self.conv.compute_output_shape(shape))
 
     def call(self, inputs):
+        if self.resize is not None:
+            inputs = self.resize(inputs)
         return self.relu(self.norm(self.conv(inputs)))
 
     def compute_output_shape(self, input_shape):
-        return self.conv.compute_output_shape(input_shape)
+        return self.conv.compute_output_shape(self._resized_shape(input_shape))
 
     def get_config(self):
         config = super().get_config()
         config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides, transpose=self.transpose)
+        if self.upsample != 1:  # only when set, so configs saved before the option read the same
+            config.update(upsample=self.upsample)
         return config
 
 

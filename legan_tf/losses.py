@@ -101,6 +101,21 @@ def cycle_loss(original, reconstructed):
     return _per_example_mean(ops.abs(_float32(original) - _float32(reconstructed)))
 
 
+def mask_size(mask):
+    """An attention mask's size per example: its mean over pixels (GANimation's mask loss, as a mean).
+
+    Penalising it copies the input wherever the edit does not need new pixels."""
+    return _per_example_mean(mask)
+
+
+def total_variation(images):
+    """Mean absolute difference of vertically plus horizontally neighbouring pixels, per example (B, H, W, C)."""
+    images = _float32(images)
+    vertical = _per_example_mean(ops.abs(images[:, 1:] - images[:, :-1]))
+    horizontal = _per_example_mean(ops.abs(images[:, :, 1:] - images[:, :, :-1]))
+    return vertical + horizontal
+
+
 def quality_loss(scores, q_target=10.0):
     """LEGAN's quality loss per example: relu(q_target - Q(x)) / q_target (Banerjee et al. 2021).
 

@@ -48,9 +48,11 @@ flags.DEFINE_bool("all_expressions", False,
                   "then the face edited to each expression of the model (the figure of docs/edit_photo.md).")
 flags.DEFINE_integer("jpeg_quality", 95, "Quality of JPEG and WebP output, 1-100.", lower_bound=1, upper_bound=100)
 flags.DEFINE_enum(
-    "paste", "change", edit_photo.PASTE_MODES,
-    "change: add the generator's change (edited crop - crop), upsampled, to the photo's own pixels, which "
-    "keeps the photo's resolution where nothing changed. replace: paste the upsampled generated face itself.")
+    "paste", "auto", edit_photo.PASTE_MODES,
+    "auto: for a generator with an attention output (--stargan_g_output=attention), scale up its colour map "
+    "and mask and composite them over the photo at the photo's resolution (its own pixels stay where the mask "
+    "is off); for any other generator, change. change: add the generator's change (edited crop - crop), "
+    "upsampled, to the photo's own pixels. replace: paste the upsampled generated face itself.")
 flags.DEFINE_bool(
     "grey_model", False,
     "The model was trained on grey faces (FER2013, CK+48): feed it the grey crop and add only its change "

@@ -6,7 +6,7 @@
       --classifier=runs/classifier-lab-32/attribute_classifier.keras \\
       --quality_model=runs/quality-lab-32-judge/quality_model.keras \\
       --identity_model=runs/identity-lab-300-judge/identity_model.keras \\
-      [--inception_weights=<Inception-v3 notop .h5>] [--lpips_weights=<lpips .npz>] [--real=<manifest or folder>]
+      [--inception_weights=fid2015] [--lpips_weights=<lpips .npz>] [--real=<manifest or folder>]
 
 Faces: the face lab the run trained on (unseen identities, exact targets: SSIM/PSNR/LPIPS against them and
 the learning-check figures) and real faces (--real, or the run's held-out split: FID/KID, Q, match score,
@@ -41,10 +41,13 @@ flags.DEFINE_string("identity_weights", None, "Instead of --identity_model: Ligh
 flags.DEFINE_string("quality_model", None,
                     "Q for the quality score: a quality_model.keras. Use one the generators were not trained against "
                     "(the report marks it otherwise).")
-flags.DEFINE_string("inception_weights", None,
-                    "Inception-v3 weights for FID and KID: 'imagenet' (Keras' download, cached in ~/.keras/models) "
-                    "or a local inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5. Without them FID/KID are "
-                    "unavailable.")
+flags.DEFINE_string("inception_weights", "fid2015",
+                    "Inception-v3 for FID and KID. 'fid2015' (default): the FID Inception of published FIDs (the 2015 "
+                    "TF graph's network) at weights/fid_inception_2015.npz, made by scripts/convert_fid_inception.py "
+                    "where PyTorch is; FID/KID are unavailable, saying so, until it is made. Or the path of such an "
+                    ".npz; or 'imagenet' (Keras' download, cached in ~/.keras/models) or a local "
+                    "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5: Keras' ImageNet InceptionV3, another "
+                    "protocol, not comparable with published FIDs. 'none': FID/KID unavailable.")
 flags.DEFINE_string("lpips_weights", None, "An LPIPS .npz (legan_tf/evaluation/metrics/lpips.py says how to make it).")
 flags.DEFINE_string("depth_judge", None, "A depth network (depth_generator.keras of a --task=depth_pretrain run): "
                     "adds depth consistency to the learning-check figures.")

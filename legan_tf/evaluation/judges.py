@@ -82,8 +82,9 @@ def load_judges(classifier: Optional[str] = None, identity_model: Optional[str] 
 
     identity_model: an identity_model.keras of this project (--task=identity); identity_weights: the
     official LightCNN-29 v2 weights converted to .npz (scripts/convert_lightcnn.py), at the paper's
-    128 px. inception_weights: "imagenet" (Keras' download, cached) or a local weights file; it is
-    loaded by the FID/KID metrics, which report it unavailable when it cannot be had.
+    128 px. inception_weights: "fid2015" (the FID Inception converted into weights/fid_inception_2015.npz),
+    the path of such an .npz, "imagenet" (Keras' ImageNet InceptionV3, cached download: another protocol) or a
+    Keras .h5; it is loaded by the FID/KID metrics, which report it unavailable when it cannot be had.
     """
     judges = Judges(inception_extractor=inception_extractor)
     if classifier:
@@ -113,8 +114,14 @@ def load_judges(classifier: Optional[str] = None, identity_model: Optional[str] 
         judges.quality = Judge("quality", "--quality_model", quality_model, model,
                                f"QualityModel, {model.image_size} px")
     if inception_weights and str(inception_weights).lower() != "none":
-        judges.inception = Judge("inception", "--inception_weights", str(inception_weights), None,
-                                 "InceptionV3 avg pool (2048), Keras")
+        from legan_tf.evaluation.metrics import features
+
+        path = str(inception_weights)
+        if path.lower() == features.FID_WEIGHTS_KEYWORD and os.path.isfile(features.DEFAULT_FID_WEIGHTS):
+            path = features.DEFAULT_FID_WEIGHTS  # recorded with its SHA-256
+        fid_network = path.lower() == features.FID_WEIGHTS_KEYWORD or path.endswith(".npz")
+        judges.inception = Judge("inception", "--inception_weights", path, None,
+                                 features.FID_NETWORK_NAME if fid_network else features.KERAS_NETWORK_NAME)
     if inception_extractor is not None:
         judges.inception = Judge("inception", "--inception_weights", "", inception_extractor,
                                  f"stand-in feature network: {getattr(inception_extractor, 'name', 'given')}")

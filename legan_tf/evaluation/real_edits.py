@@ -34,6 +34,13 @@ trained against, e.g. a Q trained on a disjoint split of the ratings):
   quality_below_real_p10 share of edits Q scores below the 10th percentile of the unedited faces' scores,
                          i.e. what a --min_quality filter that keeps 90% of real faces would throw away
 
+With a feature network (`inception_weights`: the FID Inception, `metrics.features.inception_features`):
+
+  fid, kid               FID and KID (with its standard error) of one edit per face, G(x, t) to a seeded
+                         random target t != s, against the unedited faces: as many edits as real faces,
+                         the held-out faces on both sides. FID is biased upward with fewer faces than
+                         the 2048 features; a caution says so, and only FIDs over equal counts compare.
+
 Outputs (`evaluate_real_edits`): metrics.json, report.md, a picture grid (held-out faces x every
 expression), a bar chart of the rate per target class beside the judge's per-class accuracy, and the
 confusion matrix of the judge's readings of the edits.
@@ -140,6 +147,8 @@ class Readings:
     edit_texture: np.ndarray   # (N, C) texture_energy(G(x, t))
     input_quality: Optional[np.ndarray] = None  # (N,) Q's score of x, with a quality model
     edit_quality: Optional[np.ndarray] = None   # (N, C) Q's score of G(x, t)
+    input_features: Optional[np.ndarray] = None  # (N, D) features of x, with a feature network
+    edit_features: Optional[np.ndarray] = None   # (N, D) features of G(x, fid_targets[i])
 
     @property
     def num_classes(self) -> int:
@@ -152,7 +161,8 @@ def _mean_l1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, labels: Mapping[str, np.ndarray],
                num_classes: int, batch_size: int = 64, progress: bool = False,
-               score: Optional[ScoreFn] = None) -> Readings:
+               score: Optional[ScoreFn] = None, features: Optional[Callable] = None,
+               fid_targets: Optional[np.ndarray] = None) -> Readings:
     """Translates every face to every expression (the other label groups kept) and back, and judges the results.
 
     `translate(images, targets)` gets [-1, 1] images and {group: ids} for every group the generator takes
@@ -172,6 +182,9 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
     input_quality = np.zeros(count) if score else None
     input_texture, edit_texture = np.zeros(count), np.zeros((count, num_classes))
     edit_quality = np.zeros((count, num_classes)) if score else None
+    feature_parts: Dict[str, list] = {"input": [], "edit": []}
+    if features is not None and (fid_targets is None or len(fid_targets) != count):
+        raise ValueError("edit_faces: features need one FID target per face")
     batches = range(0, count, batch_size)
     bar = tqdm(batches, desc="real edits", unit="batch", disable=not progress, file=sys.stderr,
                postfix={"faces": count, "targets": num_classes})
@@ -183,6 +196,7 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
         input_texture[rows] = texture_energy(x)
         if score:
             input_quality[rows] = score(x)
+        fid_edits = np.zeros_like(x) if features is not None else None
         for target in range(num_classes):
             targets = {**own, EXPRESSION: np.full(len(x), target, np.int64)}
             edited = np.asarray(translate(x, targets), np.float32)
@@ -191,13 +205,40 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
             edit_texture[rows, target] = texture_energy(edited)
             if score:
                 edit_quality[rows, target] = score(edited)
+            if fid_edits is not None:
+                chosen = fid_targets[rows] == target
+                fid_edits[chosen] = edited[chosen]
             moved = own[EXPRESSION] != target
             if moved.any():
                 back = np.asarray(translate(edited[moved], {name: ids[moved] for name, ids in own.items()}),
                                   np.float32)
                 cycle_l1[np.flatnonzero(moved) + start, target] = _mean_l1(back, x[moved])
+        if fid_edits is not None:
+            feature_parts["input"].append(np.asarray(features(x), np.float32))
+            feature_parts["edit"].append(np.asarray(features(fid_edits), np.float32))
+    stacked = {key: np.concatenate(parts) if parts else None for key, parts in feature_parts.items()}
     return Readings(source, input_read, edit_read, edit_l1, cycle_l1, input_texture, edit_texture, input_quality,
-                    edit_quality)
+                    edit_quality, stacked["input"], stacked["edit"])
+
+
+def fid_targets_for(source: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
+    """One seeded random target t != s per face: the edits FID and KID are computed over."""
+    shift = np.random.default_rng([seed, 36]).integers(1, num_classes, size=len(source))
+    return (np.asarray(source, np.int64) + shift) % num_classes
+
+
+def distance_figures(real: np.ndarray, edits: np.ndarray) -> Dict[str, object]:
+    """FID and KID of the edits' features against the unedited faces' (module docstring)."""
+    from legan_tf.evaluation.metrics.fid import frechet_distance
+    from legan_tf.evaluation.metrics.kid import kernel_inception_distance
+
+    real, edits = np.asarray(real, np.float64), np.asarray(edits, np.float64)
+    notes: List[str] = []
+    fid = frechet_distance(real.mean(0), np.cov(real, rowvar=False), edits.mean(0), np.cov(edits, rowvar=False),
+                           notes=notes)
+    kid, kid_error = kernel_inception_distance(real, edits)
+    return {"fid": fid, "kid": kid, "kid_error": kid_error, "fid_faces": int(len(real)),
+            "fid_feature_dim": int(real.shape[1]), "fid_notes": notes}
 
 
 # --- the figures ----------------------------------------------------------------------------------
@@ -289,6 +330,8 @@ def summarise(readings: Readings, names: Sequence[str]) -> Dict[str, object]:
     overall.update(texture_unedited=unedited, texture_edits=edits, texture_ratio=_ratio(edits, unedited))
     if readings.input_quality is not None:
         overall.update(quality_figures(readings.input_quality, readings.edit_quality[pair]))
+    if readings.input_features is not None:
+        overall.update(distance_figures(readings.input_features, readings.edit_features))
     edits = np.zeros((classes, classes), np.int64)   # rows: target, columns: the judge's reading
     inputs = np.zeros((classes, classes), np.int64)  # rows: the face's label, columns: the judge's reading
     np.add.at(edits, (np.broadcast_to(columns, (count, classes))[pair], readings.edit_read[pair]), 1)
@@ -311,6 +354,11 @@ def cautions(overall: Mapping[str, object]) -> List[str]:
         notes.append(f"the target rate ({_percent(overall['target_rate'])}) is not above the baseline "
                      f"({_percent(overall['baseline'])}): the judge finds the targets on the edits no more often "
                      "than on the unedited faces")
+    if overall.get("fid") is not None and overall["fid_faces"] < overall["fid_feature_dim"]:
+        notes.append(f"FID over {overall['fid_faces']} faces, fewer than its {overall['fid_feature_dim']} features: "
+                     "the covariances are rank-deficient and FID is biased upward; compare it only with FIDs over "
+                     "the same number of faces (KID is unbiased)")
+    notes += [f"FID: {note}" for note in overall.get("fid_notes", [])]
     return notes
 
 
@@ -465,6 +513,11 @@ def overall_table(overall: Mapping[str, object]) -> str:
             f"{overall['quality_auc']:.3f}"),
            ("Q: edits below the unedited faces' 10th percentile", _percent(overall["quality_below_real_p10"]))]
           if "quality_auc" in overall else []),
+        *([(f"FID: one edit per face against the {overall['fid_faces']} unedited faces (lower is more natural)",
+            f"{overall['fid']:.2f}"),
+           ("KID x 1000 (unbiased MMD^2, cubic kernel) +- its standard error",
+            f"{1000 * overall['kid']:.2f} +- {1000 * overall['kid_error']:.2f}")]
+          if overall.get("fid") is not None else []),
         ("faces / pairs (x, t != s)", f"{overall['num_faces']} / {overall['num_pairs']}"),
     ]
     return "\n".join(["| figure | value |", "|---|---:|"] + [f"| {name} | {value} |" for name, value in rows])
@@ -590,7 +643,8 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
                         generator_path: Optional[str] = None, data_path: Optional[str] = None, split: str = "test",
                         num_faces: int = 0, grid_faces: int = DEFAULT_GRID_FACES, output_dir: Optional[str] = None,
                         seed: int = 0, batch_size: int = 64, progress: bool = True,
-                        command: Optional[str] = None, quality_model: Optional[str] = None) -> Dict[str, object]:
+                        command: Optional[str] = None, quality_model: Optional[str] = None,
+                        inception_weights: Optional[str] = None) -> Dict[str, object]:
     """Runs the check (module docstring) and writes its files; returns the metrics.json content plus
     output_dir and files. Bad input is a ConfigError or DataError with a one-line message."""
     from legan_tf.labels import generator_label_sizes
@@ -638,8 +692,20 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
     quality_protocol: dict = {}
     score = quality_scorer(judges.quality.model, batch_size, quality_protocol) if judges.quality.given else None
 
+    extractor = None
+    if inception_weights:
+        from legan_tf.evaluation.metrics.base import Unavailable
+        from legan_tf.evaluation.metrics.features import inception_features
+
+        try:  # before any work: a bad file is a one-line error now, not after the edits
+            extractor = inception_features(inception_weights)
+        except Unavailable as reason:
+            raise ConfigError(f"--inception_weights={inception_weights}: {reason}") from None
+
     images, labels, chosen = read_real_faces(source, list(label_sizes), num_faces, seed, batch_size)
-    readings = edit_faces(translate, judge, images, labels, len(names), batch_size, progress, score)
+    fid_targets = fid_targets_for(labels[EXPRESSION], len(names), seed) if extractor is not None else None
+    readings = edit_faces(translate, judge, images, labels, len(names), batch_size, progress, score, extractor,
+                          fid_targets)
     summary = summarise(readings, names)
 
     output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(run.generator_path)),
@@ -672,6 +738,7 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
         "classifier": {**judge_entry.record(), "image_size": int(classifier.image_size),
                        "labels_from": classifier_labels_path
                        or f"not checked by name (no {LABELS_FILE} beside the classifier); head width checked"},
+        **({"feature_network": extractor.protocol()} if extractor is not None else {}),
         **({"quality_model": {**judges.quality.record(), "input": _resize_note(quality_protocol),
                               "note": "give a Q the generator was not trained against (L_qual): its own Q "
                                       "is not an independent judge"}} if judges.quality.given else {}),

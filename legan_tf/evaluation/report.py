@@ -125,6 +125,17 @@ def _format(value, fmt: str) -> str:
     return format(value, fmt)
 
 
+def _fid(result: Optional[MetricResult], cells: Cells, label: str) -> str:
+    """The FID cell; § when it comes from no more images than features (a rank-deficient covariance), with the
+    metric's note as the footnote."""
+    text = cells.value(result, "fid", ".2f", "FID")
+    if result is not None and result.available and result.protocol.get("covariance_rank_deficient"):
+        note = next((note for note in result.notes if "rank-deficient" in note), "the covariances are rank-deficient")
+        cells.marks[f"§ {label}"] = f"FID from few images: {note}."
+        text += " §"
+    return text
+
+
 def _kid(result: Optional[MetricResult], cells: Cells) -> str:
     text = cells.value(result, "kid", ".4f", "KID")
     if result is not None and result.available and "kid_standard_error" in result.values:
@@ -192,7 +203,7 @@ def poster_table(content: Mapping) -> str:
         ssim_paired = "ssim" in metrics
         prefix = "" if ssim_paired else "reconstruction/"
         lpips, ssim, psnr = (_result(metrics, prefix + key) for key in ("lpips", "ssim", "psnr"))
-        values = [name, faces, cells.value(_result(metrics, "fid"), "fid", ".2f", "FID"),
+        values = [name, faces, _fid(_result(metrics, "fid"), cells, name.replace("*", "")),
                   _kid(_result(metrics, "kid"), cells),
                   cells.value(lpips, "lpips", ".3f", "LPIPS"), cells.value(ssim, "ssim", ".3f", "SSIM"),
                   _psnr(psnr, cells),
@@ -259,7 +270,8 @@ def bodur_table(content: Mapping) -> str:
         match_mark, quality_mark = _independence_marks(model, cells)
         metrics = source["metrics"]
         values = [f"**{model['label']}**"] + _rate_cells(_result(metrics, "generation_rate"), attributes, cells)
-        values += [cells.value(_result(metrics, "fid"), "fid", ".2f", "FID"), _kid(_result(metrics, "kid"), cells),
+        values += [_fid(_result(metrics, "fid"), cells, f"{model['label']} (real faces)"),
+                   _kid(_result(metrics, "kid"), cells),
                    cells.value(_result(metrics, "match_score"), "match_score", ".3f", "match score", match_mark),
                    cells.value(_result(metrics, "quality_score"), "quality_outputs", ".3f", "quality score",
                                quality_mark),

@@ -10,9 +10,9 @@ id per attribute):
       loss    = sum(weight * term for discriminator_loss_weights())
       d_optimizer steps on discriminator_variables()             D and any extra discriminators
   generator_step(batch, step)            every `n_critic` steps
-      fakes         = translate(image, targets)
+      fakes, parts  = translate_with_parts(image, targets)       parts: e.g. an attention mask; none by default
       reconstructed = reconstruct(batch, fakes)                  the cycle back: generator(fakes, one_hot(source))
-      terms = generator_losses(batch, fakes, reconstructed, targets, step)
+      terms = generator_losses(batch, fakes, reconstructed, targets, step) + edit_losses(parts)
       loss  = sum(weight * term for generator_loss_weights())
       g_optimizer steps on generator_variables()
   update_ema()                           after each G step, across replicas, if ema_decay > 0
@@ -199,6 +199,15 @@ class ConditionalGAN(keras.Model):
         """The generator's output for `targets` ({attribute: ids}): the fakes D judges."""
         return self.generator((images, self.one_hot(targets)), training=training)
 
+    def translate_with_parts(self, images, targets):
+        """The G step's translation: (fakes, {name: tensor}) where the dict holds the parts of the edit
+        that `edit_losses` penalises (e.g. an attention mask); here none."""
+        return self.translate(images, targets, training=True), {}
+
+    def edit_losses(self, parts) -> dict:
+        """Per-example G terms on `translate_with_parts`' parts, keyed as in `generator_loss_weights()`."""
+        return {}
+
     def reconstruct(self, batch, fakes, training):
         """The way back from the fakes, for the cycle loss: here the translation to the source labels."""
         return self.generator((fakes, self.one_hot(self.source_labels(batch))), training=training)
@@ -212,9 +221,9 @@ class ConditionalGAN(keras.Model):
         targets = self.random_targets(batch, step)
 
         def terms():
-            fakes = self.translate(batch["image"], targets, training=True)
+            fakes, parts = self.translate_with_parts(batch["image"], targets)
             reconstructed = self.reconstruct(batch, fakes, training=True)
-            return self.generator_losses(batch, fakes, reconstructed, targets, step)
+            return {**self.generator_losses(batch, fakes, reconstructed, targets, step), **self.edit_losses(parts)}
 
         return self._update(self.g_optimizer, self.generator_variables(), "g", self.generator_loss_weights(), terms)
 

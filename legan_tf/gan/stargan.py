@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import keras
+from keras import ops
 
 from legan_tf import losses
 from legan_tf.gan.base import ConditionalGAN, GANHyperparameters, batch_size, critic_on_real_and_fake
@@ -32,6 +33,15 @@ class StarGANHyperparameters(GANHyperparameters):
     lambda_qual: float = hparam(0.0, "Weight of L_qual from a frozen Q on the translation and the cycle "
                                 "reconstruction (LEGAN: 1; 0 turns it off).")
     q_target: float = hparam(10.0, "L_qual target score: relu(q_target - Q(x)) / q_target (LEGAN: 10).")
+    g_upsampling: str = hparam("transpose", "Generator upsampling: transpose (the reference's 4x4 stride-2 "
+                               "transposed convs) or resize (nearest 2x resize then a 3x3 conv: no checkerboard).",
+                               choices=StarGANGenerator.UPSAMPLINGS)
+    g_output: str = hparam("image", "Generator output: image (the reference) or attention (GANimation: a colour map "
+                           "and a mask, edit = mask * colour + (1 - mask) * input).", choices=StarGANGenerator.OUTPUTS)
+    lambda_mask: float = hparam(0.1, "With --g_output=attention: weight of the mask's mean (pixels the edit does not "
+                                "need are copied from the input; GANimation: 0.1).", lower_bound=0.0)
+    lambda_mask_tv: float = hparam(1.0, "With --g_output=attention: weight of the mask's total variation (mean "
+                                   "absolute difference of neighbouring mask pixels, both axes).", lower_bound=0.0)
 
 
 @keras.saving.register_keras_serializable(package="legan_tf")
@@ -48,7 +58,24 @@ class StarGAN(ConditionalGAN):
 
     def make_generator(self, name):
         return StarGANGenerator(self.image_size, self.num_labels, self.hp.g_filters,
-                                num_residual_blocks=self.hp.g_residual_blocks, name=name)
+                                num_residual_blocks=self.hp.g_residual_blocks, upsampling=self.hp.g_upsampling,
+                                output_mode=self.hp.g_output, name=name)
+
+    @property
+    def attention(self) -> bool:
+        return self.hp.g_output == "attention"
+
+    def translate_with_parts(self, images, targets):
+        if not self.attention:
+            return super().translate_with_parts(images, targets)
+        inputs = (images, self.one_hot(targets))
+        color, mask = self.generator.edit_parts(inputs, training=True)
+        return mask * color + (1.0 - mask) * ops.cast(images, color.dtype), {"mask": mask}
+
+    def edit_losses(self, parts):
+        if not self.attention:
+            return super().edit_losses(parts)
+        return {"mask": losses.mask_size(parts["mask"]), "mask_smoothness": losses.total_variation(parts["mask"])}
 
     def make_discriminator(self):
         return StarGANDiscriminator(self.image_size, self.num_labels, self.hp.d_filters, self.hp.d_downsamples,
@@ -74,6 +101,8 @@ class StarGAN(ConditionalGAN):
         weights = {"adversarial": 1.0, "classification": self.hp.lambda_cls, "reconstruction": self.hp.lambda_rec}
         if self.quality_model is not None and self.hp.lambda_qual > 0:
             weights["quality"] = self.hp.lambda_qual
+        if self.attention:
+            weights.update(mask=self.hp.lambda_mask, mask_smoothness=self.hp.lambda_mask_tv)
         return weights
 
     def generator_losses(self, batch, fakes, reconstructed, targets, step):

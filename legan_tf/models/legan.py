@@ -38,10 +38,12 @@ class LEGANGenerator(keras.Model):
         base_filters, num_downsamples, num_residual_blocks: the body of every hourglass
             (StarGAN's 64, 2, 6 by default).
         mask_channels: channels of each mask (3 in the paper).
+        upsampling: the hourglasses' upsampling, "transpose" (the paper's StarGAN body) or "resize"
+            (see `StarGANGenerator`).
     """
 
     def __init__(self, image_size=128, num_expressions=6, num_lightings=20, base_filters=64, num_downsamples=2,
-                 num_residual_blocks=6, mask_channels=3, **kwargs):
+                 num_residual_blocks=6, mask_channels=3, upsampling="transpose", **kwargs):
         super().__init__(**kwargs)
         for argument, value in (("num_expressions", num_expressions), ("num_lightings", num_lightings),
                                 ("mask_channels", mask_channels)):
@@ -54,8 +56,9 @@ class LEGANGenerator(keras.Model):
         self.num_downsamples = num_downsamples
         self.num_residual_blocks = num_residual_blocks
         self.mask_channels = mask_channels
+        self.upsampling = upsampling
         body = dict(image_size=image_size, base_filters=base_filters, num_downsamples=num_downsamples,
-                    num_residual_blocks=num_residual_blocks)
+                    num_residual_blocks=num_residual_blocks, upsampling=upsampling)
         self.expression_hourglass = StarGANGenerator(num_labels=num_expressions, output_channels=mask_channels,
                                                      name="expression_hourglass", **body)
         self.lighting_hourglass = StarGANGenerator(num_labels=num_lightings, output_channels=mask_channels,
@@ -105,4 +108,6 @@ class LEGANGenerator(keras.Model):
                       num_lightings=self.num_lightings, base_filters=self.base_filters,
                       num_downsamples=self.num_downsamples, num_residual_blocks=self.num_residual_blocks,
                       mask_channels=self.mask_channels)
+        if self.upsampling != "transpose":  # only when set: configs saved before the option read the same
+            config.update(upsampling=self.upsampling)
         return config

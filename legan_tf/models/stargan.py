@@ -16,6 +16,7 @@ reference's 3-channel RGB.
 """
 
 import keras
+from keras import ops
 
 from legan_tf.layers import ConvBlock, ResidualBlock, TileLabels, check_image_size, torch_default_kernel_initializer
 
@@ -50,6 +51,17 @@ class StarGANGenerator(keras.Model):
     LEGAN's final one) call `generator(images)`. Returns (B, image_size, image_size, output_channels)
     in [-1, 1].
 
+    Two options depart from the reference (their defaults are the reference):
+
+    - `upsampling="resize"`: each upsampling is a nearest-neighbour 2x resize then a 3x3 conv
+      (resize-convolution, Odena et al. 2016) instead of the 4x4 stride-2 transposed conv, which
+      can paint a period-2 checkerboard over the whole output.
+    - `output_mode="attention"` (GANimation, Pumarola et al. 2018): the last conv gives a colour map C
+      (output_channels, tanh) and a mask A (1 channel, sigmoid), and the output is
+      A * C + (1 - A) * x: where A is 0 the input pixel is copied unchanged. `edit_parts(inputs)`
+      returns (C, A), so a caller can composite them at another resolution
+      (`legan_tf.photos`). Needs input_channels == output_channels.
+
     Args:
         image_size: square input size; must be divisible by 2**num_downsamples.
         num_labels: length of the label vector tiled onto the input (5 in the reference; 0 for none).
@@ -58,7 +70,12 @@ class StarGANGenerator(keras.Model):
         num_residual_blocks: residual blocks in the bottleneck (6, the reference's repeat_num).
         input_channels: image channels in (3).
         output_channels: image channels out (3).
+        upsampling: "transpose" (the reference) or "resize".
+        output_mode: "image" (the reference) or "attention".
     """
+
+    UPSAMPLINGS = ("transpose", "resize")
+    OUTPUTS = ("image", "attention")
 
     def __init__(
         self,
@@ -69,10 +86,19 @@ class StarGANGenerator(keras.Model):
         num_residual_blocks=6,
         input_channels=3,
         output_channels=3,
+        upsampling="transpose",
+        output_mode="image",
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_image_size("StarGANGenerator", image_size, num_downsamples)
+        if upsampling not in self.UPSAMPLINGS:
+            raise ValueError(f"StarGANGenerator: upsampling must be one of {self.UPSAMPLINGS}, got {upsampling!r}.")
+        if output_mode not in self.OUTPUTS:
+            raise ValueError(f"StarGANGenerator: output_mode must be one of {self.OUTPUTS}, got {output_mode!r}.")
+        if output_mode == "attention" and input_channels != output_channels:
+            raise ValueError("StarGANGenerator: output_mode='attention' copies input pixels, so it needs "
+                             f"input_channels == output_channels, got {input_channels} and {output_channels}.")
         for argument, value, minimum in (
             ("num_labels", num_labels, 0),
             ("base_filters", base_filters, 1),
@@ -89,6 +115,8 @@ class StarGANGenerator(keras.Model):
         self.num_residual_blocks = num_residual_blocks
         self.input_channels = input_channels
         self.output_channels = output_channels
+        self.upsampling = upsampling
+        self.output_mode = output_mode
 
         self.tile = TileLabels(name="tile_labels")
         # One ordered list of the layers after the label tiling (tanh excepted), so tests and
@@ -102,10 +130,13 @@ class StarGANGenerator(keras.Model):
             self.body.append(ResidualBlock(filters, name=f"res{index + 1}"))
         for index in range(num_downsamples):
             filters //= 2
-            self.body.append(ConvBlock(filters, 4, strides=2, transpose=True, name=f"up{index + 1}"))
+            if upsampling == "resize":
+                self.body.append(ConvBlock(filters, 3, upsample=2, name=f"up{index + 1}"))
+            else:
+                self.body.append(ConvBlock(filters, 4, strides=2, transpose=True, name=f"up{index + 1}"))
         self.body.append(
             keras.layers.Conv2D(
-                output_channels,
+                output_channels + (1 if output_mode == "attention" else 0),
                 7,
                 padding="same",
                 use_bias=False,
@@ -136,6 +167,22 @@ class StarGANGenerator(keras.Model):
         return inputs[0], inputs[1]
 
     def call(self, inputs, training=False):
+        if self.output_mode == "attention":
+            images = self._split(inputs)[0]
+            color, mask = self.edit_parts(inputs, training=training)
+            return mask * color + (1.0 - mask) * ops.cast(images, color.dtype)
+        return ops.tanh(self._last_features(inputs))
+
+    def edit_parts(self, inputs, training=False):
+        """With output_mode="attention": (colour map C in [-1, 1], mask A in [0, 1] of shape (B, S, S, 1))."""
+        if self.output_mode != "attention":
+            raise ValueError("StarGANGenerator.edit_parts: the generator was built with output_mode='image'; it "
+                             "returns whole images, not a colour map and a mask.")
+        features = self._last_features(inputs)
+        channels = self.output_channels
+        return ops.tanh(features[..., :channels]), ops.sigmoid(features[..., channels:])
+
+    def _last_features(self, inputs):
         images, labels = self._split(inputs)
         _check_images("StarGANGenerator", images, self.image_size, self.input_channels)
         features = images
@@ -148,7 +195,7 @@ class StarGANGenerator(keras.Model):
             features = self.tile([images, labels])
         for layer in self.body:
             features = layer(features)
-        return keras.ops.tanh(features)
+        return features
 
     def compute_output_shape(self, input_shape):
         image_shape = input_shape if self.num_labels == 0 else input_shape[0]
@@ -165,6 +212,11 @@ class StarGANGenerator(keras.Model):
             input_channels=self.input_channels,
             output_channels=self.output_channels,
         )
+        # Only when set, so a generator saved before these options has the same config as before.
+        if self.upsampling != "transpose":
+            config.update(upsampling=self.upsampling)
+        if self.output_mode != "image":
+            config.update(output_mode=self.output_mode)
         return config
 
 

@@ -6,10 +6,17 @@ canonical crop at the generator's size, edit the crops in one batch, and paste e
 full-resolution photo through the inverse alignment under a feathered mask. Pixels outside the masks
 are the input's, byte for byte (a lossy output format re-encodes them, of course).
 
-What is pasted is the edit's change, not the generator's picture: photo + upsampled (edited crop -
-crop). The photo keeps its own resolution, grain and colour where the generator changed nothing, and
-a 64 px generator does not turn a 300 px face into a blurred 64 px one. `paste="replace"` pastes the
-upsampled generated face instead.
+What is pasted (`paste="auto"`, the default) depends on the generator:
+
+- one with an attention output (`StarGANGenerator(output_mode="attention")`: a colour map C and a
+  mask A, the edit being A * C + (1 - A) * crop) is composited at the photo's own resolution: C and
+  A are scaled up, and each photo pixel becomes photo + A * (C - photo). Where A is 0 the photo's
+  own pixels stay, with their full sharpness; only what the expression needs is painted in.
+- any other generator (`paste="change"`): the edit's change, photo + upsampled (edited crop - crop).
+  The photo keeps its grain and colour where the generator changed nothing, but the generator's
+  own loss of detail over the whole face is pasted too, so a large face turns somewhat soft.
+
+`paste="replace"` pastes the upsampled generated face itself.
 
 A model is a training run directory (generator.keras and labels.json) or a TF-Serving export written
 by scripts/export.py (a version folder, the model's folder of versions, or the serving root holding
@@ -32,7 +39,7 @@ from legan_tf.photos import faces as face_tools
 
 # A photo with no face that can be edited: the scripts exit with this status, apart from bad input (1).
 NO_FACE_EXIT = 3
-PASTE_MODES = ("change", "replace")
+PASTE_MODES = ("auto", "change", "replace")
 STRIP_CELL = 192
 STRIP_CONTEXT = 1.6
 
@@ -54,6 +61,15 @@ class Editor:
         """(B, S, S, 3) uint8 crops and one {attribute: name} per crop -> (B, S, S, 3) float32 in [0, 255]."""
         raise NotImplementedError
 
+    @property
+    def has_parts(self) -> bool:
+        """Whether `edit_parts` gives the edit as a colour map and a mask (an attention generator)."""
+        return False
+
+    def edit_parts(self, crops: np.ndarray, targets: Sequence[Mapping[str, str]]):
+        """(colour (B, S, S, 3) float32 in [0, 255], mask (B, S, S) float32 in [0, 1]) for an attention generator."""
+        raise ConfigError(f"{self.source}: the generator has no attention output (a colour map and a mask)")
+
 
 class KerasEditor(Editor):
     def __init__(self, run_dir: str):
@@ -72,11 +88,24 @@ class KerasEditor(Editor):
         if int(getattr(self.generator, "input_channels", 3)) != 3:
             raise ConfigError(f"{path} takes {self.generator.input_channels} input channels; photos give RGB only")
 
-    def edit(self, crops, targets):
+    def _inputs(self, crops, targets):
         labels = np.concatenate([_one_hot(self.label_names, target)[None] for target in targets], axis=0)
-        images = crops.astype(np.float32) / 127.5 - 1.0
-        edited = np.asarray(self.generator((images, labels), training=False))
+        return crops.astype(np.float32) / 127.5 - 1.0, labels
+
+    def edit(self, crops, targets):
+        edited = np.asarray(self.generator(self._inputs(crops, targets), training=False))
         return (np.clip(edited, -1.0, 1.0) + 1.0) * 127.5
+
+    @property
+    def has_parts(self):
+        return getattr(self.generator, "output_mode", "image") == "attention"
+
+    def edit_parts(self, crops, targets):
+        if not self.has_parts:
+            return super().edit_parts(crops, targets)
+        color, mask = self.generator.edit_parts(self._inputs(crops, targets), training=False)
+        color = (np.clip(np.asarray(color, np.float32), -1.0, 1.0) + 1.0) * 127.5
+        return color, np.clip(np.asarray(mask, np.float32)[..., 0], 0.0, 1.0)
 
 
 def _one_hot(label_names: Mapping[str, Sequence[str]], target: Mapping[str, str]) -> np.ndarray:
@@ -228,6 +257,8 @@ class Edited:
     alignments: List[face_tools.Alignment]
     results: List[np.ndarray]        # one edited photo (H, W, 3) uint8 per target
     skipped: List[str]
+    paste: str = "change"            # how the edits were pasted: attention, change or replace
+    masks: Optional[np.ndarray] = None   # with attention: (targets * faces, S, S) the generator's masks
 
 
 def _grey(crops: np.ndarray) -> np.ndarray:
@@ -236,13 +267,15 @@ def _grey(crops: np.ndarray) -> np.ndarray:
 
 
 def edit_faces(editor: Editor, photo: face_tools.Photo, finder: face_tools.FaceFinder,
-               targets: Sequence[Mapping[str, str]], paste: str = "change", grey_model: bool = False,
+               targets: Sequence[Mapping[str, str]], paste: str = "auto", grey_model: bool = False,
                name: str = "the photo") -> Edited:
     """Every face of the photo edited to each target; NoFaceError when no face can be edited."""
     if paste not in PASTE_MODES:
         raise ConfigError(f"--paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
     if grey_model and paste == "replace":
         raise ConfigError("--grey_model pastes the change of brightness only; it cannot be used with --paste=replace")
+    attention = paste == "auto" and editor.has_parts
+    paste = "change" if paste == "auto" else paste
     found, skipped = finder(photo.rgb)
     if not found:
         height, width = photo.rgb.shape[:2]
@@ -252,8 +285,10 @@ def edit_faces(editor: Editor, photo: face_tools.Photo, finder: face_tools.FaceF
     if grey_model:
         crops = _grey(crops)
     batch = np.concatenate([crops] * len(targets))
-    edited = editor.edit(batch, [target for target in targets for _ in found])
     mask = face_tools.feather_mask(editor.image_size)
+    if attention:
+        return _paste_parts(editor, photo, found, alignments, batch, targets, mask, skipped, grey_model)
+    edited = editor.edit(batch, [target for target in targets for _ in found])
     results = []
     for index in range(len(targets)):
         result = photo.rgb
@@ -268,7 +303,27 @@ def edit_faces(editor: Editor, photo: face_tools.Photo, finder: face_tools.FaceF
                 continue
             result = face_tools.paste(result, alignment, change, mask)
         results.append(result)
-    return Edited(photo, found, alignments, results, skipped)
+    return Edited(photo, found, alignments, results, skipped, paste=paste)
+
+
+def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skipped, grey_model) -> Edited:
+    """An attention generator's edits composited at the photo's resolution: photo + A * (C - photo),
+    with C and A scaled up through the inverse alignment and A faded out by the feathered ellipse.
+    With `grey_model` the composite is made on the photo's grey levels and only its change of
+    brightness is added to the colour photo."""
+    colors, masks = editor.edit_parts(batch, [target for target in targets for _ in found])
+    grey_photo = _grey(photo.rgb) if grey_model else None
+    results = []
+    for index in range(len(targets)):
+        result = grey_photo if grey_model else photo.rgb
+        for face, alignment in enumerate(alignments):
+            item = index * len(found) + face
+            result = face_tools.paste(result, alignment, colors[item], feather * masks[item], replace=True)
+        if grey_model:
+            change = result.astype(np.int16) - grey_photo.astype(np.int16)
+            result = np.clip(photo.rgb.astype(np.int16) + change, 0, 255).astype(np.uint8)
+        results.append(result)
+    return Edited(photo, found, alignments, results, skipped, paste="attention", masks=masks)
 
 
 def _grey_float(rgb: np.ndarray) -> np.ndarray:
@@ -294,7 +349,7 @@ def strip(edited: Edited, titles: Sequence[str], cell: int = STRIP_CELL, context
 
 def edit_photo(model: str, input_path: str, output_path: str, expression: Optional[str] = None,
                lighting: Optional[str] = None, all_expressions: bool = False, jpeg_quality: int = 95,
-               paste: str = "change", grey_model: bool = False, detector: str = "auto",
+               paste: str = "auto", grey_model: bool = False, detector: str = "auto",
                min_face_size: float = face_tools.MIN_FACE_SIZE, max_pixels: int = face_tools.MAX_PIXELS,
                detect_max_side: int = face_tools.DETECT_MAX_SIDE, editor: Optional[Editor] = None) -> dict:
     """Edits every face of the photo at input_path and writes output_path (module docstring).
@@ -320,7 +375,7 @@ def edit_photo(model: str, input_path: str, output_path: str, expression: Option
     height, width = photo.rgb.shape[:2]
     return {"input": input_path, "output": output_path, "model": editor.source, "size": (width, height),
             "faces": [face.describe() for face in edited.faces], "skipped": edited.skipped,
-            "targets": targets, "image_size": editor.image_size}
+            "targets": targets, "image_size": editor.image_size, "paste": edited.paste}
 
 
 def summary(outcome: dict) -> str:
@@ -333,5 +388,8 @@ def summary(outcome: dict) -> str:
     if outcome["skipped"]:
         lines.append(f"skipped {len(outcome['skipped'])} face(s):")
         lines += [f"  {reason}" for reason in outcome["skipped"]]
+    if outcome.get("paste") == "attention":
+        lines.append("pasted at the photo's resolution under the generator's mask (its own pixels kept where "
+                     "the mask is off)")
     lines.append(f"written to {outcome['output']}")
     return "\n".join(lines)

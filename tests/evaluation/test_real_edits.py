@@ -190,6 +190,61 @@ def test_without_a_quality_model_there_are_no_quality_figures():
     assert "Q: " not in real_edits.overall_table(summary["overall"])
 
 
+def channel_means(images):
+    """A stand-in feature network: the three channel means and the channel-2 spread of each image (4 features)."""
+    images = np.asarray(images, np.float64)
+    return np.concatenate([images.mean(axis=(1, 2)), images[..., 2].std(axis=(1, 2))[:, None]], axis=1)
+
+
+def _distance_readings(edit, seed=0):
+    translate = generator_translate_fn(StubGenerator(edit), {"expression": C}, 5)
+    targets = real_edits.fid_targets_for(LABELS, C, seed)
+    readings = real_edits.edit_faces(translate, real_edits.expression_judge(ReadingJudge(), C, batch_size=4),
+                                     faces(WRITTEN), {"expression": LABELS}, C, batch_size=5,
+                                     features=channel_means, fid_targets=targets)
+    return readings, targets
+
+
+def test_fid_targets_are_seeded_and_never_the_faces_own_class():
+    targets = real_edits.fid_targets_for(LABELS, C, 0)
+    assert (targets != LABELS).all() and targets.min() >= 0 and targets.max() < C
+    assert (targets == real_edits.fid_targets_for(LABELS, C, 0)).all()
+    assert not (targets == real_edits.fid_targets_for(LABELS, C, 1)).all()
+
+
+def test_fid_and_kid_compare_one_edit_per_face_with_the_unedited_faces():
+    # Edits equal to their faces: the two feature sets are the same rows, so FID is 0 up to the
+    # square root's round-off (float64 on 4 x 4 covariances: far below 1e-6), and KID's unbiased
+    # estimate is exactly the difference of two equal sums' normalisations, about 0.
+    readings, _ = _distance_readings(lambda images, labels: images)
+    np.testing.assert_allclose(readings.edit_features, readings.input_features)
+    same = real_edits.summarise(readings, NAMES)["overall"]
+    assert abs(same["fid"]) < 1e-6 and same["fid_faces"] == N and same["fid_feature_dim"] == 4
+    # Edits that add 0.5 to channel 1 (whatever the target): the edits' features are the faces' shifted
+    # by (0, 0.5, 0, 0) with the same covariance, so FID = |shift|^2 = 0.25 (the trace terms cancel up
+    # to sqrtm's round-off on a 4 x 4 matrix, ~1e-12; features are float32 means, ~1e-7 relative).
+    def shift(images, labels):
+        out = images.copy()
+        out[..., 1] += 0.5
+        return out
+
+    readings, _ = _distance_readings(shift)
+    np.testing.assert_allclose(readings.edit_features - readings.input_features, [[0, 0.5, 0, 0]] * N, atol=1e-6)
+    summary = real_edits.summarise(readings, NAMES)
+    assert summary["overall"]["fid"] == pytest.approx(0.25, abs=1e-5)
+    assert summary["overall"]["kid"] > 0
+    # 21 faces against 4 features: no rank caution; the table shows both figures.
+    assert not any("rank-deficient" in note for note in summary["cautions"])
+    assert "FID: one edit per face" in real_edits.overall_table(summary["overall"])
+
+
+def test_fid_over_fewer_faces_than_features_says_so():
+    overall = {"num_classes": C, "judge_accuracy": 0.5, "target_rate": 0.4, "baseline": 0.1, "fid": 12.0,
+               "fid_faces": 100, "fid_feature_dim": 2048, "fid_notes": []}
+    notes = real_edits.cautions(overall)
+    assert len(notes) == 1 and "fewer than its 2048 features" in notes[0] and "rank-deficient" in notes[0]
+
+
 def test_a_generator_of_one_fixed_face_hits_its_class_only():
     happy = faces([3])[0]
     summary, images, _, _ = run_edits(lambda x, labels: np.repeat(happy[None], len(x), axis=0), WRITTEN,

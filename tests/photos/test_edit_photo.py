@@ -296,3 +296,66 @@ def test_prepare_data_align_makes_shards_of_the_aligned_faces(tmp_path, astronau
                     f"--output_dir={tmp_path / 'other'}")
     assert wrong.returncode == 1 and "error: --align aligns a folder of photos" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+# --- an attention generator's edits, at the photo's resolution ---------------------------------------
+
+class _SquareMaskEditor(edit_photo.Editor):
+    """A stand-in attention generator: colour mid-grey (128), mask 1 on the crop's central square, 0 elsewhere."""
+
+    image_size = 32
+    label_names = {"expression": ("neutral", "smile"), "lighting": ("01",)}
+    source = "square-mask editor"
+
+    @property
+    def has_parts(self):
+        return True
+
+    def edit_parts(self, crops, targets):
+        mask = np.zeros(crops.shape[:3], np.float32)
+        mask[:, 12:20, 12:20] = 1.0
+        return np.full(crops.shape, 128.0, np.float32), mask
+
+    def edit(self, crops, targets):
+        color, mask = self.edit_parts(crops, targets)
+        return mask[..., None] * color + (1.0 - mask[..., None]) * crops.astype(np.float32)
+
+
+def _laplacian_energy(image, where):
+    from scipy import ndimage
+
+    grey = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return np.abs(ndimage.laplace(grey, mode="mirror"))[where].mean()
+
+
+def test_attention_edits_keep_the_photos_own_pixels_where_the_mask_is_off(finder, tmp_path, astronaut):
+    editor = _SquareMaskEditor()
+    outcome, output = _edit(editor, tmp_path, astronaut)
+    assert outcome["paste"] == "attention"
+    edited = np.asarray(Image.open(output))
+    changed = (edited != astronaut).any(axis=-1)
+    # The central 8x8 of a 32 px crop is about a sixteenth of the crop: a small patch of the face changes ...
+    region = _face_region(astronaut.shape, None, finder, astronaut, editor.image_size)
+    assert changed.sum() > 100 and changed.sum() < 0.2 * region.sum()
+    # ... to the colour map (128) where the mask is whole, and nowhere else does a pixel move, so the
+    # face outside the mask keeps its own sharpness exactly.
+    assert np.abs(edited[changed].astype(int) - 128).min() == 0
+    from scipy import ndimage
+
+    untouched = region & ~ndimage.binary_dilation(changed)   # the Laplacian reads the 4 neighbours too
+    assert _laplacian_energy(edited, untouched) == _laplacian_energy(astronaut, untouched)
+    # The change mode of the same edit (A * C + (1 - A) * crop, minus the crop, upsampled) also moves
+    # pixels only under the mask; auto picks attention, and an explicit --paste=change still works.
+    _, change_output = _edit(editor.__class__(), tmp_path, astronaut, output="change.png", paste="change")
+    assert (np.asarray(Image.open(change_output)) != astronaut).any()
+
+
+def test_attention_edits_of_a_grey_model_change_brightness_only(tmp_path, astronaut):
+    outcome, output = _edit(_SquareMaskEditor(), tmp_path, astronaut, grey_model=True)
+    assert outcome["paste"] == "attention"
+    change = np.asarray(Image.open(output)).astype(int) - astronaut.astype(int)
+    moved = (change != 0).any(axis=-1)
+    assert moved.any()
+    # The same change of grey level added to each channel (unless a channel clipped at 0 or 255).
+    unclipped = moved & (np.asarray(Image.open(output)) > 0).all(-1) & (np.asarray(Image.open(output)) < 255).all(-1)
+    assert (change[unclipped, 0] == change[unclipped, 1]).all() and (change[unclipped, 1] == change[unclipped, 2]).all()

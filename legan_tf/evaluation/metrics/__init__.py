@@ -3,7 +3,7 @@
     from legan_tf.evaluation import metrics
 
     metrics.names()                       # ('fid', 'generation_rate', 'kid', 'lpips', 'match_score', 'psnr', ...)
-    fid = metrics.get("fid")(weights="imagenet", context={"reference": "test split, target classes"})
+    fid = metrics.get("fid")(weights="fid2015", context={"reference": "test split, target classes"})
     for batch in batches:                 # any number of batches, outputs and reals apart or together
         fid.update(outputs=batch_outputs, reals=batch_reals)
     result = fid.result()                 # a MetricResult; result.available False with result.reason if not
@@ -15,7 +15,7 @@ metric the keys it takes. See `base.py` for the data keys and the result record.
 
 | name | needs (update) | requires (constructor) | values |
 |---|---|---|---|
-| fid | outputs, reals | weights ("imagenet" or a file) or extractor | fid |
+| fid | outputs, reals | weights ("fid2015", a FID Inception .npz, "imagenet", a Keras .h5) or extractor | fid |
 | kid | outputs, reals | weights or extractor | kid, kid_standard_error |
 | ssim, psnr | outputs, targets_paired | - | ssim, ssim_std / psnr, psnr_excluding_identical, identical_pairs |
 | lpips | outputs, targets_paired | weights (.npz) or network | lpips, lpips_std |

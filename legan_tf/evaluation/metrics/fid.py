@@ -11,8 +11,10 @@ protocol) and compares them.
 The square root is `scipy.linalg.sqrtm`'s, real part taken, as in the common implementations; when the
 product is near-singular and the root is not finite, `eps * I` is added to both covariances inside
 the root (the traces keep the given covariances, as pytorch-fid does) and the result's notes say so.
-FID is biased upward at small sample counts (with fewer images than the 2048 features the covariances
-are singular); for a few hundred faces read KID (`kid`) beside it.
+FID is biased upward at small sample counts: with n <= 2048 images on a side (the features' count) the
+covariances are rank-deficient (rank <= n - 1). The value is still given, with
+`protocol["covariance_rank_deficient"]` True and a note saying so and that it compares only at equal n;
+the report marks such a figure (§) with the note beside. For a few hundred faces read KID (`kid`) beside it.
 """
 
 from __future__ import annotations
@@ -92,14 +94,21 @@ class GaussianStatistics:
         return self._scatter / (self.count - 1)
 
 
+def rank_deficiency_note(num_outputs: int, num_reals: int, dimension: int) -> str:
+    """What a reader must know of an FID from at most `dimension` images on a side."""
+    return (f"n={num_outputs} outputs and {num_reals} reals, not more than the {dimension} features: the covariances "
+            "are rank-deficient (rank <= n - 1); FID at this n is biased upward and only comparable at equal n "
+            "(read KID beside it)")
+
+
 @register("fid")
 class FID(InceptionDistance):
     """FID of the outputs against the reals (e.g. the held-out real faces of the target classes).
 
-    Args and feeding as `features.InceptionDistance`: `weights` (Inception-v3's: "imagenet" or a local
-    weights file; None: unavailable) or `extractor`, `flag_name`, `quantize`; `update(outputs=..., reals=...)`
-    in any numbers, or `update_features(...)` with features computed already (by `metric.extractor`),
-    e.g. to share them with KID or across class splits.
+    Args and feeding as `features.InceptionDistance`: `weights` (Inception-v3's: "fid2015", a converted FID
+    Inception .npz, "imagenet" or a Keras .h5; None: unavailable) or `extractor`, `flag_name`, `quantize`;
+    `update(outputs=..., reals=...)` in any numbers, or `update_features(...)` with features computed already
+    (by `metric.extractor`), e.g. to share them with KID or across class splits.
     """
 
     description = "Frechet Inception distance of the outputs to the real faces (lower is better)"
@@ -123,10 +132,10 @@ class FID(InceptionDistance):
         outputs, reals = self.statistics["outputs"], self.statistics["reals"]
         notes: List[str] = []
         dimension = outputs.mean.size
-        if min(counts.values()) <= dimension:
-            notes.append(f"fewer images than features ({min(counts.values())} <= {dimension}): the covariances "
-                         "are singular and FID is strongly biased upward; compare it only at equal sample "
-                         "counts, and read KID beside it")
+        # n samples give a covariance of rank <= n - 1: below full rank up to n = d.
+        protocol["covariance_rank_deficient"] = min(counts.values()) <= dimension
+        if protocol["covariance_rank_deficient"]:
+            notes.append(rank_deficiency_note(counts["outputs"], counts["reals"], dimension))
         value = frechet_distance(outputs.mean, outputs.covariance, reals.mean, reals.covariance, notes=notes)
         protocol["feature_dim"] = int(dimension)
         return MetricResult(self.name, True, values={"fid": value}, protocol=protocol, notes=notes)

@@ -147,6 +147,24 @@ def test_metric_on_a_stand_in_network(mean_extractor):
     assert abs(same.values["fid"]) < CLOSED_FORM_TOLERANCE
 
 
+def test_fewer_images_than_features_keep_the_value_and_say_so(mean_extractor):
+    """n <= d: the covariances are rank-deficient; the value stays, marked in the protocol and a note, and the
+    report marks the cell (§) with the note beside it."""
+    from legan_tf.evaluation import report
+
+    few = metrics.get("fid")(extractor=mean_extractor).compute(outputs=images(3, seed=1), reals=images(4, seed=2))
+    assert few.available and np.isfinite(few.values["fid"])
+    assert few.protocol["covariance_rank_deficient"] is True  # 3 features, 3 outputs: rank <= 2
+    assert few.notes == [fid.rank_deficiency_note(3, 4, 3)]
+    assert "n=3 outputs and 4 reals" in few.notes[0] and "only comparable at equal n" in few.notes[0]
+    cells = report.Cells()
+    assert report._fid(few, cells, "LEGAN") == f"{few.values['fid']:.2f} §"
+    assert cells.footnotes() == [f"§ LEGAN FID from few images: {few.notes[0]}."]
+    enough = metrics.get("fid")(extractor=mean_extractor).compute(outputs=images(5, seed=1), reals=images(4, seed=2))
+    assert enough.protocol["covariance_rank_deficient"] is False and enough.notes == []
+    assert report._fid(enough, report.Cells(), "LEGAN") == f"{enough.values['fid']:.2f}"
+
+
 def test_extractor_resizes_quantizes_and_feeds_minus_one_to_one():
     """Constant images keep their value through a bilinear resize; quantizing rounds it to an 8-bit level."""
     levels = np.array([-1.0, -0.3, 0.0, 0.77, 1.0], np.float32)
@@ -217,8 +235,11 @@ def test_fid_and_kid_share_one_network_and_its_feature_cache(tmp_path, small_inc
 def test_given_weights_files_that_do_not_fit_are_config_errors(monkeypatch, tmp_path, small_inception):
     with pytest.raises(ConfigError, match="weights file not found"):
         metrics.get("fid")(weights=str(tmp_path / "absent.h5"))
-    (tmp_path / "weights.npz").write_bytes(b"x")
+    (tmp_path / "weights.bin").write_bytes(b"x")
     with pytest.raises(ConfigError, match="not a weights file"):
+        metrics.get("kid")(weights=str(tmp_path / "weights.bin"))
+    (tmp_path / "weights.npz").write_bytes(b"x")  # an .npz is taken for the FID Inception (test_fid_inception.py)
+    with pytest.raises(ConfigError, match="weights.npz: not an .npz of the FID Inception-v3"):
         metrics.get("kid")(weights=str(tmp_path / "weights.npz"))
     (tmp_path / "broken.h5").write_bytes(b"not hdf5")
     with pytest.raises(ConfigError, match="not weights of InceptionV3"):

@@ -1,0 +1,142 @@
+"""The StarGAN generator's departures from the reference: resize-convolution upsampling and the
+attention output (colour map and mask), with the losses that go with the mask."""
+
+import numpy as np
+import keras
+import pytest
+
+from legan_tf import losses
+from legan_tf.gan.stargan import StarGAN
+from legan_tf.layers import ConvBlock
+from legan_tf.models.stargan import StarGANGenerator
+
+
+def _parity_spread(image):
+    """Largest difference between the means of the four pixel-parity classes of an (H, W) interior."""
+    means = [image[i::2, j::2].mean() for i in (0, 1) for j in (0, 1)]
+    return max(means) - min(means)
+
+
+def test_resize_convolution_of_a_constant_map_is_constant_but_a_strided_transposed_one_is_not():
+    # A constant input: every interior output pixel of nearest-resize + 3x3 conv sums the same nine
+    # kernel taps times the same value, so the interior is constant up to float32 summation order
+    # (9 * 8 products of O(1): differences of order 1e-6). A 4x4 stride-2 transposed conv gives
+    # pixels of each parity their own four taps: with random weights the parity classes differ by
+    # O(kernel scale), here > 1e-2 (the taps are drawn with PyTorch's default init, about U(-0.1, 0.1)).
+    features = np.ones((1, 8, 8, 8), np.float32)
+    resize = ConvBlock(4, 3, upsample=2)
+    resize.build(features.shape)
+    transposed = ConvBlock(4, 4, strides=2, transpose=True)
+    transposed.build(features.shape)
+    resized = np.asarray(resize.conv(resize.resize(features)))[0, 2:-2, 2:-2]
+    strided = np.asarray(transposed.conv(features))[0, 2:-2, 2:-2]
+    assert resized.shape == strided.shape == (12, 12, 4)
+    assert np.ptp(resized, axis=(0, 1)).max() < 1e-5
+    assert max(_parity_spread(strided[..., c]) for c in range(4)) > 1e-2
+
+
+def test_conv_block_rejects_upsampling_with_a_stride():
+    with pytest.raises(ValueError, match="upsample"):
+        ConvBlock(4, 3, strides=2, upsample=2)
+
+
+@pytest.mark.parametrize("upsampling", ["transpose", "resize"])
+def test_attention_output_is_the_mask_blend_of_colour_and_input(upsampling):
+    generator = StarGANGenerator(16, 3, base_filters=8, num_residual_blocks=1, upsampling=upsampling,
+                                 output_mode="attention")
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    labels = np.eye(3, dtype=np.float32)[[0, 2]]
+    color, mask = (np.asarray(part) for part in generator.edit_parts((images, labels)))
+    assert color.shape == (2, 16, 16, 3) and mask.shape == (2, 16, 16, 1)
+    assert 0.0 <= mask.min() and mask.max() <= 1.0 and np.abs(color).max() <= 1.0
+    output = np.asarray(generator((images, labels)))
+    np.testing.assert_allclose(output, mask * color + (1 - mask) * images, atol=1e-6)
+
+
+def test_the_blend_follows_the_last_layer_exactly():
+    generator = StarGANGenerator(16, 3, base_filters=8, num_residual_blocks=1, output_mode="attention")
+    images = np.random.default_rng(1).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    labels = np.eye(3, dtype=np.float32)[[1, 2]]
+    generator((images, labels))
+    last = generator.body[-1]
+    last.kernel.assign(np.zeros(last.kernel.shape, np.float32))
+    # Every logit 0: mask sigmoid(0) = 1/2, colour tanh(0) = 0, so the output is half the input.
+    np.testing.assert_allclose(np.asarray(generator((images, labels))), 0.5 * images, atol=1e-6)
+
+
+def test_options_round_trip_through_keras_files_and_defaults_keep_the_reference_config(tmp_path):
+    generator = StarGANGenerator(16, 3, base_filters=8, num_residual_blocks=1, upsampling="resize",
+                                 output_mode="attention")
+    images = np.random.default_rng(2).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    labels = np.eye(3, dtype=np.float32)[[0, 1]]
+    before = np.asarray(generator((images, labels)))
+    generator.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras")
+    assert loaded.upsampling == "resize" and loaded.output_mode == "attention"
+    np.testing.assert_array_equal(np.asarray(loaded((images, labels))), before)
+    reference = StarGANGenerator(16, 3, base_filters=8, num_residual_blocks=1).get_config()
+    assert "upsampling" not in reference and "output_mode" not in reference
+    # Parameters: resize-conv's 3x3 kernels against the reference's 4x4; one more output channel for the mask.
+    resize = StarGANGenerator(16, 3, base_filters=8, num_residual_blocks=1, upsampling="resize")
+    resize((images, labels))
+    plain = StarGANGenerator(16, 3, base_filters=8, num_residual_blocks=1)
+    plain((images, labels))
+    assert plain.count_params() - resize.count_params() == (16 * 32 + 8 * 16) * (16 - 9)
+    assert generator.count_params() - resize.count_params() == 8 * 7 * 7
+
+
+def test_bad_options_are_errors():
+    with pytest.raises(ValueError, match="upsampling"):
+        StarGANGenerator(16, 3, upsampling="bilinear")
+    with pytest.raises(ValueError, match="output_mode"):
+        StarGANGenerator(16, 3, output_mode="mask")
+    with pytest.raises(ValueError, match="input_channels == output_channels"):
+        StarGANGenerator(16, 3, input_channels=1, output_mode="attention")
+
+
+def test_mask_losses_on_known_masks():
+    mask = np.zeros((2, 4, 4, 1), np.float32)
+    mask[0, :, 2:] = 1.0           # left half closed, right half open: one vertical edge
+    np.testing.assert_allclose(np.asarray(losses.mask_size(mask)), [0.5, 0.0])
+    # Horizontal neighbours: 4 rows x 3 pairs, one pair per row differs by 1 -> 4 / 12; vertical: none.
+    np.testing.assert_allclose(np.asarray(losses.total_variation(mask)), [4 / 12, 0.0], rtol=1e-6)
+
+
+def test_stargan_with_attention_reports_and_weights_the_mask_terms():
+    model = StarGAN(16, {"expression": 3}, 4, g_filters=8, g_residual_blocks=1, d_filters=8, d_downsamples=3,
+                    g_upsampling="resize", g_output="attention", lambda_mask=0.5, lambda_mask_tv=2.0)
+    assert model.generator_loss_weights()["mask"] == 0.5
+    assert model.generator_loss_weights()["mask_smoothness"] == 2.0
+    model.build_all(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
+    rng = np.random.default_rng(3)
+    batch = {"image": rng.uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32), "expression": np.array([0, 1, 2, 0])}
+    metrics = {name: float(value) for name, value in model.generator_step(batch, 1).items()}
+    assert 0.0 < metrics["g/mask"] < 1.0 and metrics["g/mask_smoothness"] >= 0.0
+    weights = model.generator_loss_weights()
+    total = sum(weights[name] * metrics[f"g/{name}"] for name in weights)
+    assert metrics["g/total"] == pytest.approx(total, rel=1e-5)
+
+
+def test_the_mask_penalty_alone_closes_the_mask():
+    # With only the mask terms weighted, G's updates must shrink the mask: learning on the easiest task.
+    model = StarGAN(16, {"expression": 3}, 4, g_filters=8, g_residual_blocks=1, d_filters=8, d_downsamples=3,
+                    g_output="attention", lambda_cls=0.0, lambda_rec=0.0, lambda_mask=1.0)
+    model.build_all(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-2))
+    rng = np.random.default_rng(4)
+    batch = {"image": rng.uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32), "expression": np.array([0, 1, 2, 0])}
+    first = float(model.generator_step(batch, 1)["g/mask"])
+    for step in range(2, 30):
+        last = float(model.generator_step(batch, step)["g/mask"])
+    assert last < 0.5 * first
+
+
+def test_legan_takes_the_resize_upsampling_and_refuses_attention():
+    from legan_tf.errors import ConfigError
+    from legan_tf.gan.legan import LEGAN
+
+    sizes = {"expression": 2, "lighting": 3}
+    model = LEGAN(16, sizes, 2, g_filters=4, g_residual_blocks=0, d_filters=4, d_downsamples=2, g_upsampling="resize")
+    assert model.generator.expression_hourglass.upsampling == "resize"
+    with pytest.raises(ConfigError, match="attention"):
+        LEGAN(16, sizes, 2, g_filters=4, g_residual_blocks=0, d_filters=4, d_downsamples=2, g_output="attention")
