@@ -312,6 +312,8 @@ def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skip
     With `grey_model` the composite is made on the photo's grey levels and only its change of
     brightness is added to the colour photo."""
     colors, masks = editor.edit_parts(batch, [target for target in targets for _ in found])
+    if grey_model:  # a grey model's colour map is grey levels: any tint between its channels is not a change
+        colors = np.repeat(_grey_float(colors)[..., None], 3, axis=-1)
     grey_photo = _grey(photo.rgb) if grey_model else None
     results = []
     for index in range(len(targets)):
