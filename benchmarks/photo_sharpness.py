@@ -26,20 +26,6 @@ def laplacian(image):
     return np.abs(ndimage.laplace(grey, mode="mirror"))
 
 
-def photo_weights(shape, alignment, crop_mask):
-    """The crop-sized mask (in [0, 1]) taken to the photo as paste() takes it, as a float map."""
-    x0, y0, x1, y1 = alignment.footprint(shape)
-    weights = np.zeros(shape[:2])
-    if x0 >= x1 or y0 >= y1:
-        return weights
-    columns, rows = np.meshgrid(np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5)
-    crop_xy = alignment.to_crop(np.stack([columns.ravel(), rows.ravel()], axis=1))
-    where = [crop_xy[:, 1] - 0.5, crop_xy[:, 0] - 0.5]
-    values = ndimage.map_coordinates(crop_mask.astype(np.float64), where, order=1, mode="constant", cval=0.0)
-    weights[y0:y1, x0:x1] = values.reshape(columns.shape)
-    return weights
-
-
 def measure(model, photos, grey_model, mask_off):
     from legan_tf.photos import edit_photo, faces as face_tools
 
@@ -55,12 +41,13 @@ def measure(model, photos, grey_model, mask_off):
         for index, result in enumerate(edited.results):
             after = laplacian(result)
             for face, alignment in enumerate(edited.alignments):
-                region = photo_weights(rgb.shape, alignment, feather) > 0.5
+                region = face_tools.mask_in_photo(rgb.shape, alignment, feather) > 0.5
                 row = {"model": os.path.basename(os.path.normpath(model)), "photo": name,
                        "target": targets[index]["expression"], "face": face,
                        "face_ratio": after[region].mean() / before[region].mean()}
                 if edited.masks is not None:
-                    mask = photo_weights(rgb.shape, alignment, feather * edited.masks[index * len(edited.faces) + face])
+                    crop_mask = feather * edited.masks[index * len(edited.faces) + face]
+                    mask = face_tools.mask_in_photo(rgb.shape, alignment, crop_mask)
                     off = region & (mask < mask_off)
                     row.update(off_share=off.sum() / region.sum(),
                                off_ratio=after[off].mean() / before[off].mean() if off.any() else float("nan"),

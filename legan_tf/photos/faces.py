@@ -397,6 +397,29 @@ def feather_mask(size: int) -> np.ndarray:
     return (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)   # smoothstep: no visible edge
 
 
+def _crop_sampling(shape, alignment: Alignment):
+    """The photo's footprint (x0, y0, x1, y1) of the crop, and where each of its pixels falls in the crop
+    (map_coordinates' [rows, columns] of pixel centres), or None for an empty footprint."""
+    x0, y0, x1, y1 = alignment.footprint(shape)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    columns, rows = np.meshgrid(np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5)
+    crop_xy = alignment.to_crop(np.stack([columns.ravel(), rows.ravel()], axis=1))
+    # map_coordinates indexes pixel centres: index = pixel-edge coordinate - 0.5.
+    return (x0, y0, x1, y1), [crop_xy[:, 1] - 0.5, crop_xy[:, 0] - 0.5]
+
+
+def mask_in_photo(shape, alignment: Alignment, mask: np.ndarray) -> np.ndarray:
+    """A crop-sized mask taken to the photo as `paste` takes it (bilinearly): (H, W) float64, 0 outside."""
+    weights = np.zeros(tuple(shape[:2]))
+    sampling = _crop_sampling(shape, alignment)
+    if sampling is not None:
+        (x0, y0, x1, y1), where = sampling
+        values = ndimage.map_coordinates(mask.astype(np.float64), where, order=1, mode="constant", cval=0.0)
+        weights[y0:y1, x0:x1] = values.reshape(y1 - y0, x1 - x0)
+    return weights
+
+
 def paste(photo: np.ndarray, alignment: Alignment, crop: np.ndarray, mask: np.ndarray,
           replace: bool = False) -> np.ndarray:
     """The photo with a crop-sized float image blended in under `mask` (crop-sized, in [0, 1]).
@@ -406,16 +429,13 @@ def paste(photo: np.ndarray, alignment: Alignment, crop: np.ndarray, mask: np.nd
     the inverse of the alignment (cubic spline), the mask bilinearly; photo pixels where the mask is 0
     are returned as they were, byte for byte.
     """
-    x0, y0, x1, y1 = alignment.footprint(photo.shape)
     result = photo.copy()
-    if x0 >= x1 or y0 >= y1:
+    sampling = _crop_sampling(photo.shape, alignment)
+    if sampling is None:
         return result
-    columns, rows = np.meshgrid(np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5)
-    crop_xy = alignment.to_crop(np.stack([columns.ravel(), rows.ravel()], axis=1))
-    # map_coordinates indexes pixel centres: index = pixel-edge coordinate - 0.5.
-    where = [crop_xy[:, 1] - 0.5, crop_xy[:, 0] - 0.5]
+    (x0, y0, x1, y1), where = sampling
     weight = ndimage.map_coordinates(mask.astype(np.float64), where, order=1, mode="constant", cval=0.0)
-    weight = weight.reshape(columns.shape)
+    weight = weight.reshape(y1 - y0, x1 - x0)
     inside = weight > 0
     if not inside.any():
         return result
