@@ -341,6 +341,15 @@ def summarise(readings: Readings, names: Sequence[str]) -> Dict[str, object]:
                           "inputs_label_by_reading": inputs.tolist()}}
 
 
+def _fid_text(overall: Mapping[str, object]) -> str:
+    """FID as printed: a number only from more faces than features (below that the covariances are
+    rank-deficient and the number means little; the summary JSON keeps it for comparisons at equal n)."""
+    if overall["fid_faces"] <= overall["fid_feature_dim"]:
+        return (f"not given: {overall['fid_faces']} faces, not more than its {overall['fid_feature_dim']} features "
+                "(use --num_faces above it; read KID)")
+    return f"{overall['fid']:.2f}"
+
+
 def cautions(overall: Mapping[str, object]) -> List[str]:
     """What makes the verdict against the ceiling meaningless, in words (none when nothing does)."""
     notes = []
@@ -354,10 +363,10 @@ def cautions(overall: Mapping[str, object]) -> List[str]:
         notes.append(f"the target rate ({_percent(overall['target_rate'])}) is not above the baseline "
                      f"({_percent(overall['baseline'])}): the judge finds the targets on the edits no more often "
                      "than on the unedited faces")
-    if overall.get("fid") is not None and overall["fid_faces"] < overall["fid_feature_dim"]:
-        notes.append(f"FID over {overall['fid_faces']} faces, fewer than its {overall['fid_feature_dim']} features: "
-                     "the covariances are rank-deficient and FID is biased upward; compare it only with FIDs over "
-                     "the same number of faces (KID is unbiased)")
+    if overall.get("fid") is not None and overall["fid_faces"] <= overall["fid_feature_dim"]:
+        notes.append(f"FID over {overall['fid_faces']} faces, not more than its {overall['fid_feature_dim']} "
+                     "features: the covariances are rank-deficient and FID is biased upward, so the table gives no "
+                     "FID (the JSON keeps it, comparable only at the same number of faces); KID is unbiased")
     notes += [f"FID: {note}" for note in overall.get("fid_notes", [])]
     return notes
 
@@ -514,7 +523,7 @@ def overall_table(overall: Mapping[str, object]) -> str:
            ("Q: edits below the unedited faces' 10th percentile", _percent(overall["quality_below_real_p10"]))]
           if "quality_auc" in overall else []),
         *([(f"FID: one edit per face against the {overall['fid_faces']} unedited faces (lower is more natural)",
-            f"{overall['fid']:.2f}"),
+            _fid_text(overall)),
            ("KID x 1000 (unbiased MMD^2, cubic kernel) +- its standard error",
             f"{1000 * overall['kid']:.2f} +- {1000 * overall['kid_error']:.2f}")]
           if overall.get("fid") is not None else []),

@@ -126,14 +126,13 @@ def _format(value, fmt: str) -> str:
 
 
 def _fid(result: Optional[MetricResult], cells: Cells, label: str) -> str:
-    """The FID cell; § when it comes from no more images than features (a rank-deficient covariance), with the
-    metric's note as the footnote."""
-    text = cells.value(result, "fid", ".2f", "FID")
+    """The FID cell. From no more images than features (rank-deficient covariances) the report prints no
+    number: the cell says why (the metric's note as its footnote); the value stays in the metric's JSON for
+    comparisons at equal n."""
     if result is not None and result.available and result.protocol.get("covariance_rank_deficient"):
         note = next((note for note in result.notes if "rank-deficient" in note), "the covariances are rank-deficient")
-        cells.marks[f"§ {label}"] = f"FID from few images: {note}."
-        text += " §"
-    return text
+        return cells.unavailable("FID", f"too few images for a meaningful FID: {note}")
+    return cells.value(result, "fid", ".2f", "FID")
 
 
 def _kid(result: Optional[MetricResult], cells: Cells) -> str:

@@ -242,7 +242,12 @@ def test_fid_over_fewer_faces_than_features_says_so():
     overall = {"num_classes": C, "judge_accuracy": 0.5, "target_rate": 0.4, "baseline": 0.1, "fid": 12.0,
                "fid_faces": 100, "fid_feature_dim": 2048, "fid_notes": []}
     notes = real_edits.cautions(overall)
-    assert len(notes) == 1 and "fewer than its 2048 features" in notes[0] and "rank-deficient" in notes[0]
+    assert len(notes) == 1 and "not more than its 2048 features" in notes[0] and "rank-deficient" in notes[0]
+    # The table gives no number then (12.00 would read as a measurement); at 2,049 faces it does.
+    text = real_edits._fid_text(overall)
+    assert "12.00" not in text and text.startswith("not given: 100 faces, not more than its 2048 features")
+    overall["fid_faces"] = 2049
+    assert real_edits._fid_text(overall) == "12.00" and not real_edits.cautions(overall)
 
 
 def test_a_generator_of_one_fixed_face_hits_its_class_only():

@@ -148,8 +148,8 @@ def test_metric_on_a_stand_in_network(mean_extractor):
 
 
 def test_fewer_images_than_features_keep_the_value_and_say_so(mean_extractor):
-    """n <= d: the covariances are rank-deficient; the value stays, marked in the protocol and a note, and the
-    report marks the cell (§) with the note beside it."""
+    """n <= d: the covariances are rank-deficient; the value stays in the result (protocol mark and a note) for
+    comparisons at equal n, and the report prints no number: its cell points to a footnote saying why."""
     from legan_tf.evaluation import report
 
     few = metrics.get("fid")(extractor=mean_extractor).compute(outputs=images(3, seed=1), reals=images(4, seed=2))
@@ -158,8 +158,8 @@ def test_fewer_images_than_features_keep_the_value_and_say_so(mean_extractor):
     assert few.notes == [fid.rank_deficiency_note(3, 4, 3)]
     assert "n=3 outputs and 4 reals" in few.notes[0] and "only comparable at equal n" in few.notes[0]
     cells = report.Cells()
-    assert report._fid(few, cells, "LEGAN") == f"{few.values['fid']:.2f} §"
-    assert cells.footnotes() == [f"§ LEGAN FID from few images: {few.notes[0]}."]
+    assert report._fid(few, cells, "LEGAN") == "n/a [1]"
+    assert cells.footnotes() == [f"[1] FID: too few images for a meaningful FID: {few.notes[0]}"]
     enough = metrics.get("fid")(extractor=mean_extractor).compute(outputs=images(5, seed=1), reals=images(4, seed=2))
     assert enough.protocol["covariance_rank_deficient"] is False and enough.notes == []
     assert report._fid(enough, report.Cells(), "LEGAN") == f"{enough.values['fid']:.2f}"
