@@ -34,7 +34,8 @@ classifier: attribute-classifier training step on the default strategy, images p
 serving:    a LEGAN generator exported for TF-Serving (random weights: speed does not depend on them):
             latency p50/p99 of one face and images/s at batch 32, through the in-process gRPC and REST
             server against calling the Keras model directly.
-gan:        StarGAN training at --gan_widths, measured as the train benchmark measures it.
+gan:        StarGAN training at each of --gan_widths and --gan_generators (upsampling:output, e.g.
+            transpose:image,resize:attention), measured as the train benchmark measures it.
 input:      the JAX path's reader of prepared shards (legan_tf/data/numpy_input.py, no TensorFlow):
             training images/s at --input_size from lab faces prepared into shards.
 

@@ -69,6 +69,20 @@ def test_benchmarks_without_flop_counts_keep_the_three_column_table():
     assert label == "lab render 32 px (batch 64)" and len(cells) == 2 and _positive(cells[0])
 
 
+def test_gan_rows_per_width_and_generator_variant_and_a_bad_variant_is_one_line():
+    done = _run("--benchmarks=gan", "--gan_widths=4:0:1", "--gan_size=16", "--gan_batch=2", "--repeats=1",
+                "--gan_generators=transpose:image,resize:attention")
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = _table(done.stdout)
+    rows = [label for label in table if label.startswith("StarGAN train")]
+    assert rows == ["StarGAN train (tensorflow) 16 px, batch 2, 4 filters, 0 blocks, n_critic 5",
+                    "StarGAN train (tensorflow) 16 px, batch 2, 4 filters, 0 blocks, resize + attention, n_critic 5"]
+    assert all(_positive(table[label][0]) for label in rows)
+    bad = _run("--benchmarks=gan", "--gan_generators=resize:mask")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: --gan_generators: 'resize:mask' is not")
+
+
 def test_help_names_the_suites():
     done = _run("--help")  # absl prints the usage to stdout and exits with 1
     for text in ("--suite:", "train|infer|all", "--suite_sizes", "--suite_widths", "input_tf"):

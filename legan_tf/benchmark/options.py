@@ -39,6 +39,9 @@ class BenchmarkOptions:
     gan_widths: tuple[str, ...] = hparam(
         ("32:3:5", "64:6:6"), "G/D base filters:G residual blocks:D downsamplings of the gan benchmark, one row each "
         "(64:6:6 is StarGAN's reference width).")
+    gan_generators: tuple[str, ...] = hparam(
+        ("transpose:image",), "Generator variants of the gan benchmark, upsampling:output each (train.py's "
+        "--stargan_g_upsampling and --stargan_g_output), one row per width and variant, timed in one run.")
     mixed_precision: str = hparam(
         "float32", "gan, train and infer benchmarks: the networks' compute dtype (train.py's --mixed_precision).",
         choices=POLICIES)

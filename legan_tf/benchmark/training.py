@@ -145,16 +145,32 @@ def train_row(options, label, task, repeats, details="", key=""):
 def bench_gan(options):
     from legan_tf.tasks.stargan import StarGANTask
 
+    variants = [gan_variant(text) for text in options.gan_generators]
     rows = []
     for width in options.gan_widths:
         filters, blocks, downsamples = (int(part) for part in width.split(":"))
-        progress(f"gan: StarGAN at {width}")
-        task = StarGANTask({"expression": tuple(str(i) for i in range(7))}, options.gan_size, options.gan_batch,
-                           train_steps=100000, g_filters=filters, g_residual_blocks=blocks, d_filters=filters,
-                           d_downsamples=downsamples)
-        rows.append(train_row(options, "StarGAN", task, options.repeats,
-                              details=f", {filters} filters, {blocks} blocks"))
+        for upsampling, output in variants:
+            variant = "" if (upsampling, output) == ("transpose", "image") else f", {upsampling} + {output}"
+            progress(f"gan: StarGAN at {width}{variant}")
+            task = StarGANTask({"expression": tuple(str(i) for i in range(7))}, options.gan_size, options.gan_batch,
+                               train_steps=100000, g_filters=filters, g_residual_blocks=blocks, d_filters=filters,
+                               d_downsamples=downsamples, g_upsampling=upsampling, g_output=output)
+            rows.append(train_row(options, "StarGAN", task, options.repeats,
+                                  details=f", {filters} filters, {blocks} blocks{variant}"))
     return rows
+
+
+def gan_variant(text):
+    """'upsampling:output' of --gan_generators as a pair, checked against the generator's choices."""
+    from legan_tf.errors import ConfigError
+    from legan_tf.models.stargan import StarGANGenerator
+
+    parts = text.split(":")
+    if len(parts) != 2 or parts[0] not in StarGANGenerator.UPSAMPLINGS or parts[1] not in StarGANGenerator.OUTPUTS:
+        raise ConfigError(f"--gan_generators: {text!r} is not upsampling:output with upsampling one of "
+                         f"{', '.join(StarGANGenerator.UPSAMPLINGS)} and output one of "
+                         f"{', '.join(StarGANGenerator.OUTPUTS)}")
+    return parts[0], parts[1]
 
 
 def bench_classifier(options):
