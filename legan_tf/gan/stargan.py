@@ -14,6 +14,7 @@ from keras import ops
 
 from legan_tf import losses
 from legan_tf.gan.base import ConditionalGAN, GANHyperparameters, batch_size, critic_on_real_and_fake
+from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.models.stargan import StarGANDiscriminator, StarGANGenerator
 from legan_tf.random_streams import Stream
@@ -38,6 +39,9 @@ class StarGANHyperparameters(GANHyperparameters):
                                choices=StarGANGenerator.UPSAMPLINGS)
     g_output: str = hparam("image", "Generator output: image (the reference) or attention (GANimation: a colour map "
                            "and a mask, edit = mask * colour + (1 - mask) * input).", choices=StarGANGenerator.OUTPUTS)
+    g_colour: str = hparam("rgb", "With --g_output=attention: the colour map's channels: rgb (three, the default) or "
+                           "grey (one, repeated on every image channel: edits of grey faces such as FER2013's stay "
+                           "grey).", choices=("rgb", "grey"))
     lambda_mask: float = hparam(0.1, "With --g_output=attention: weight of the mask's mean (pixels the edit does not "
                                 "need are copied from the input; GANimation: 0.1).", lower_bound=0.0)
     lambda_mask_tv: float = hparam(1.0, "With --g_output=attention: weight of the mask's total variation (mean "
@@ -52,6 +56,9 @@ class StarGAN(ConditionalGAN):
 
     def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None, **hyperparameters):
         super().__init__(image_size, label_sizes, global_batch_size, seed, **hyperparameters)
+        if self.hp.g_colour == "grey" and self.hp.g_output != "attention":
+            raise ConfigError("g_colour='grey' sets the channels of the attention output's colour map; it needs "
+                              f"g_output='attention' (got {self.hp.g_output!r}).")
         self.quality_model = quality_model
         if quality_model is not None:
             quality_model.trainable = False
@@ -59,7 +66,7 @@ class StarGAN(ConditionalGAN):
     def make_generator(self, name):
         return StarGANGenerator(self.image_size, self.num_labels, self.hp.g_filters,
                                 num_residual_blocks=self.hp.g_residual_blocks, upsampling=self.hp.g_upsampling,
-                                output_mode=self.hp.g_output, name=name)
+                                output_mode=self.hp.g_output, grey_colour=self.hp.g_colour == "grey", name=name)
 
     @property
     def attention(self) -> bool:

@@ -61,6 +61,9 @@ class StarGANGenerator(keras.Model):
       A * C + (1 - A) * x: where A is 0 the input pixel is copied unchanged. `edit_parts(inputs)`
       returns (C, A), so a caller can composite them at another resolution
       (`legan_tf.photos`). Needs input_channels == output_channels.
+    - `grey_colour=True` (attention only): the colour map is one channel, repeated on every output
+      channel, so an edit of a grey face stays grey (three free channels drift apart into colour
+      fringes where nothing asks them to agree).
 
     Args:
         image_size: square input size; must be divisible by 2**num_downsamples.
@@ -72,6 +75,7 @@ class StarGANGenerator(keras.Model):
         output_channels: image channels out (3).
         upsampling: "transpose" (the reference) or "resize".
         output_mode: "image" (the reference) or "attention".
+        grey_colour: with output_mode="attention", one colour-map channel for all output channels.
     """
 
     UPSAMPLINGS = ("transpose", "resize")
@@ -88,6 +92,7 @@ class StarGANGenerator(keras.Model):
         output_channels=3,
         upsampling="transpose",
         output_mode="image",
+        grey_colour=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -99,6 +104,9 @@ class StarGANGenerator(keras.Model):
         if output_mode == "attention" and input_channels != output_channels:
             raise ValueError("StarGANGenerator: output_mode='attention' copies input pixels, so it needs "
                              f"input_channels == output_channels, got {input_channels} and {output_channels}.")
+        if grey_colour and output_mode != "attention":
+            raise ValueError("StarGANGenerator: grey_colour=True is a property of the attention output's colour "
+                             f"map; output_mode={output_mode!r} has none.")
         for argument, value, minimum in (
             ("num_labels", num_labels, 0),
             ("base_filters", base_filters, 1),
@@ -117,6 +125,7 @@ class StarGANGenerator(keras.Model):
         self.output_channels = output_channels
         self.upsampling = upsampling
         self.output_mode = output_mode
+        self.grey_colour = bool(grey_colour)
 
         self.tile = TileLabels(name="tile_labels")
         # One ordered list of the layers after the label tiling (tanh excepted), so tests and
@@ -136,7 +145,7 @@ class StarGANGenerator(keras.Model):
                 self.body.append(ConvBlock(filters, 4, strides=2, transpose=True, name=f"up{index + 1}"))
         self.body.append(
             keras.layers.Conv2D(
-                output_channels + (1 if output_mode == "attention" else 0),
+                self._colour_channels + (1 if output_mode == "attention" else 0),
                 7,
                 padding="same",
                 use_bias=False,
@@ -144,6 +153,10 @@ class StarGANGenerator(keras.Model):
                 name="to_image",
             )
         )
+
+    @property
+    def _colour_channels(self):
+        return 1 if self.grey_colour else self.output_channels
 
     def build(self, input_shape=None):
         # Everything the variables depend on is a constructor argument, so the network builds the
@@ -179,8 +192,11 @@ class StarGANGenerator(keras.Model):
             raise ValueError("StarGANGenerator.edit_parts: the generator was built with output_mode='image'; it "
                              "returns whole images, not a colour map and a mask.")
         features = self._last_features(inputs)
-        channels = self.output_channels
-        return ops.tanh(features[..., :channels]), ops.sigmoid(features[..., channels:])
+        channels = self._colour_channels
+        color = ops.tanh(features[..., :channels])
+        if channels != self.output_channels:
+            color = ops.repeat(color, self.output_channels, axis=-1)
+        return color, ops.sigmoid(features[..., channels:])
 
     def _last_features(self, inputs):
         images, labels = self._split(inputs)
@@ -217,6 +233,8 @@ class StarGANGenerator(keras.Model):
             config.update(upsampling=self.upsampling)
         if self.output_mode != "image":
             config.update(output_mode=self.output_mode)
+        if self.grey_colour:
+            config.update(grey_colour=True)
         return config
 
 

@@ -51,6 +51,9 @@ class StarGANTask(base.GANTask):
                               f"--{prefix}quality_model=path/quality_model.keras (train one with "
                               f"configs/quality.flags), or set --{prefix}lambda_qual=0.")
         self.check_file(f"--{prefix}quality_model", hp.quality_model)
+        if hp.g_colour == "grey" and hp.g_output != "attention":
+            raise ConfigError(f"--{prefix}g_colour=grey sets the channels of the attention output's colour map; "
+                              f"it needs --{prefix}g_output=attention (got {hp.g_output}).")
 
     def _load_quality_model(self):
         path = self.hp.quality_model

@@ -140,3 +140,39 @@ def test_legan_takes_the_resize_upsampling_and_refuses_attention():
     assert model.generator.expression_hourglass.upsampling == "resize"
     with pytest.raises(ConfigError, match="attention"):
         LEGAN(16, sizes, 2, g_filters=4, g_residual_blocks=0, d_filters=4, d_downsamples=2, g_output="attention")
+
+
+def test_a_grey_colour_map_keeps_grey_faces_grey_and_round_trips(tmp_path):
+    """grey_colour: one colour channel repeated on all three, so a grey input (equal channels) gives a grey
+    edit whatever the weights; the default three-channel map does not (random weights differ per channel)."""
+    rng = np.random.default_rng(3)
+    grey = np.repeat(rng.uniform(-1, 1, (2, 16, 16, 1)), 3, axis=-1).astype(np.float32)
+    labels = np.eye(3, dtype=np.float32)[[0, 2]]
+    generator = StarGANGenerator(16, 3, base_filters=8, num_residual_blocks=1, output_mode="attention",
+                                 grey_colour=True)
+    output = np.asarray(generator((grey, labels)))
+    # The same float32 numbers in every channel (the blend is per channel on equal operands): exactly equal.
+    np.testing.assert_array_equal(output[..., 0], output[..., 1])
+    np.testing.assert_array_equal(output[..., 0], output[..., 2])
+    colour = StarGANGenerator(16, 3, base_filters=8, num_residual_blocks=1, output_mode="attention")
+    assert np.abs(np.diff(np.asarray(colour((grey, labels))), axis=-1)).max() > 1e-3
+    # One colour channel instead of three: 2 fewer output maps of the 7x7 last conv over 8 filters.
+    assert colour.count_params() - generator.count_params() == 2 * 8 * 7 * 7
+    generator.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras")
+    assert loaded.grey_colour and "grey_colour" not in colour.get_config()
+    np.testing.assert_array_equal(np.asarray(loaded((grey, labels))), output)
+    with pytest.raises(ValueError, match="grey_colour"):
+        StarGANGenerator(16, 3, grey_colour=True)
+
+
+def test_the_grey_colour_flag_needs_the_attention_output():
+    from legan_tf.errors import ConfigError
+    from legan_tf.tasks.stargan import StarGANTask
+
+    with pytest.raises(ConfigError, match="--stargan_g_colour=grey .* needs --stargan_g_output=attention"):
+        StarGANTask({"expression": ("a", "b")}, 16, 2, train_steps=10, d_downsamples=2, g_colour="grey")
+    task = StarGANTask({"expression": ("a", "b")}, 16, 2, train_steps=10, g_filters=4, g_residual_blocks=0,
+                       d_filters=4, d_downsamples=2, g_colour="grey", g_output="attention")
+    task.build()
+    assert task.model.generator.grey_colour
