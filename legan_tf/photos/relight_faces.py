@@ -151,15 +151,11 @@ def _load_face(input_dir: str, face: Face) -> Tuple[np.ndarray, np.ndarray, np.n
 
 
 def check_output_dir(output_dir: str, overwrite: bool) -> None:
-    """Refuses a non-empty output_dir unless overwrite, as legan_tf.output_dirs does, but removes nothing yet:
-    an earlier run's outputs are replaced only when this run's are complete (_publish)."""
-    from legan_tf.errors import ConfigError
+    """Refuses a non-empty output_dir unless overwrite, but removes nothing yet: an earlier run's outputs are
+    replaced only when this run's are complete (_publish)."""
+    from legan_tf.output_dirs import refuse_unless_empty
 
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ConfigError(f"--output_dir={output_dir} exists and is not a folder.")
-    if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
-        raise ConfigError(f"--output_dir={output_dir} is not empty; pass --overwrite to replace the relit faces "
-                          "there.")
+    refuse_unless_empty(output_dir, overwrite, "the relit faces")
 
 
 def _publish(scratch: str, output_dir: str, overwrite: bool) -> None:
