@@ -37,9 +37,16 @@ flags.DEFINE_string("quality_model", None,
                     "percentile). Use one the generator was not trained against (e.g. a Q trained on a disjoint split "
                     "of the ratings).")
 flags.DEFINE_string("inception_weights", None,
-                    "Optional: the FID network's weights, to report FID and KID of one edit per face against the "
-                    "unedited faces: the converted 2015 FID Inception (scripts/convert_fid_inception.py), or "
+                    "Optional: the FID network's weights, to report FID and KID of one edit per face against "
+                    "unedited faces (--fid_reference_split): the converted 2015 FID Inception "
+                    "(scripts/convert_fid_inception.py), or "
                     "imagenet / a Keras .h5 (another protocol: not comparable with published FIDs).")
+flags.DEFINE_string("fid_reference_split", "auto",
+                    "With --inception_weights: the stored split whose unedited faces the edits are compared with "
+                    "(unpaired FID and KID, beside the floor of the edited faces unedited against the same). auto: "
+                    "the first stored split other than the edited one and train (FER2013: validation, PublicTest); "
+                    "none: only the paired figures (the edits against the same faces unedited, which copying the "
+                    "input wins).")
 flags.DEFINE_string("data_path", None, "Prepared TFRecord shards (scripts/prepare_data.py) with stored splits. "
                     "Default: the run's --data_path from its flags.txt.")
 flags.DEFINE_string("split", "test", "The stored split whose faces are translated (test: FER2013's PrivateTest).")
@@ -66,7 +73,8 @@ def judge_from_flags(argv):
         FLAGS.classifier, run_dir=FLAGS.run_dir, generator_path=FLAGS.generator, data_path=FLAGS.data_path,
         split=FLAGS.split, num_faces=FLAGS.num_faces, grid_faces=FLAGS.grid_faces, output_dir=FLAGS.output_dir,
         seed=FLAGS.seed, batch_size=FLAGS.batch_size, progress=FLAGS.progress_bar, command=command_line(argv),
-        quality_model=FLAGS.quality_model, inception_weights=FLAGS.inception_weights)
+        quality_model=FLAGS.quality_model, inception_weights=FLAGS.inception_weights,
+        fid_reference_split=FLAGS.fid_reference_split)
 
 
 def main(argv):

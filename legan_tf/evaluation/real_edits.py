@@ -37,9 +37,10 @@ trained against, e.g. a Q trained on a disjoint split of the ratings):
 With a feature network (`inception_weights`: the FID Inception, `metrics.features.inception_features`):
 
   fid, kid               FID and KID (with its standard error) of one edit per face, G(x, t) to a seeded
-                         random target t != s, against the unedited faces: as many edits as real faces,
-                         the held-out faces on both sides. FID is biased upward with fewer faces than
-                         the 2048 features; a caution says so, and only FIDs over equal counts compare.
+                         random target t != s, against the unedited faces of another stored split (the
+                         reference, e.g. FER2013's PublicTest), beside the floor: the edited faces
+                         unedited against the same; fid_paired, kid_paired: against the same faces
+                         unedited (copying the input scores 0). `real_edit_distances` has the details.
 
 Outputs (`evaluate_real_edits`): metrics.json, report.md, a picture grid (held-out faces x every
 expression), a bar chart of the rate per target class beside the judge's per-class accuracy, and the
@@ -59,6 +60,7 @@ import numpy as np
 from tqdm import tqdm
 
 from legan_tf.errors import ConfigError
+from legan_tf.evaluation import real_edit_distances as distances
 from legan_tf.evaluation.judges import file_digest, load_judges
 from legan_tf.evaluation.real_pass import read_real_faces
 from legan_tf.evaluation.run_under_test import RunUnderTest, resolve_run
@@ -221,26 +223,6 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
                     edit_quality, stacked["input"], stacked["edit"])
 
 
-def fid_targets_for(source: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
-    """One seeded random target t != s per face: the edits FID and KID are computed over."""
-    shift = np.random.default_rng([seed, 36]).integers(1, num_classes, size=len(source))
-    return (np.asarray(source, np.int64) + shift) % num_classes
-
-
-def distance_figures(real: np.ndarray, edits: np.ndarray) -> Dict[str, object]:
-    """FID and KID of the edits' features against the unedited faces' (module docstring)."""
-    from legan_tf.evaluation.metrics.fid import frechet_distance
-    from legan_tf.evaluation.metrics.kid import kernel_inception_distance
-
-    real, edits = np.asarray(real, np.float64), np.asarray(edits, np.float64)
-    notes: List[str] = []
-    fid = frechet_distance(real.mean(0), np.cov(real, rowvar=False), edits.mean(0), np.cov(edits, rowvar=False),
-                           notes=notes)
-    kid, kid_error = kernel_inception_distance(real, edits)
-    return {"fid": fid, "kid": kid, "kid_error": kid_error, "fid_faces": int(len(real)),
-            "fid_feature_dim": int(real.shape[1]), "fid_notes": notes}
-
-
 # --- the figures ----------------------------------------------------------------------------------
 
 def _share(hits: np.ndarray) -> Optional[float]:
@@ -266,10 +248,12 @@ def quality_figures(real: np.ndarray, edits: np.ndarray) -> Dict[str, float]:
             "quality_below_real_p10": float((edits < np.percentile(real, 10)).mean())}
 
 
-def summarise(readings: Readings, names: Sequence[str]) -> Dict[str, object]:
+def summarise(readings: Readings, names: Sequence[str], reference_features: Optional[np.ndarray] = None,
+              reference_name: Optional[str] = None) -> Dict[str, object]:
     """The figures of the module docstring: {"overall": {...}, "per_class": {name: {...}}, "confusion": {...}}.
 
-    Figures without any face behind them (a class absent from the faces) are None.
+    Figures without any face behind them (a class absent from the faces) are None. With feature rows, FID and
+    KID (`real_edit_distances`): unpaired against `reference_features` when given, else paired only.
     """
     count, classes = readings.edit_read.shape
     if len(names) != classes:
@@ -331,7 +315,8 @@ def summarise(readings: Readings, names: Sequence[str]) -> Dict[str, object]:
     if readings.input_quality is not None:
         overall.update(quality_figures(readings.input_quality, readings.edit_quality[pair]))
     if readings.input_features is not None:
-        overall.update(distance_figures(readings.input_features, readings.edit_features))
+        overall.update(distances.distance_figures(readings.input_features, readings.edit_features,
+                                                  reference_features, reference_name))
     edits = np.zeros((classes, classes), np.int64)   # rows: target, columns: the judge's reading
     inputs = np.zeros((classes, classes), np.int64)  # rows: the face's label, columns: the judge's reading
     np.add.at(edits, (np.broadcast_to(columns, (count, classes))[pair], readings.edit_read[pair]), 1)
@@ -339,15 +324,6 @@ def summarise(readings: Readings, names: Sequence[str]) -> Dict[str, object]:
     return {"overall": overall, "per_class": per_class, "cautions": cautions(overall),
             "confusion": {"class_names": list(names), "edits_target_by_reading": edits.tolist(),
                           "inputs_label_by_reading": inputs.tolist()}}
-
-
-def _fid_text(overall: Mapping[str, object]) -> str:
-    """FID as printed: a number only from more faces than features (below that the covariances are
-    rank-deficient and the number means little; the summary JSON keeps it for comparisons at equal n)."""
-    if overall["fid_faces"] <= overall["fid_feature_dim"]:
-        return (f"not given: {overall['fid_faces']} faces, not more than its {overall['fid_feature_dim']} features "
-                "(use --num_faces above it; read KID)")
-    return f"{overall['fid']:.2f}"
 
 
 def cautions(overall: Mapping[str, object]) -> List[str]:
@@ -363,12 +339,7 @@ def cautions(overall: Mapping[str, object]) -> List[str]:
         notes.append(f"the target rate ({_percent(overall['target_rate'])}) is not above the baseline "
                      f"({_percent(overall['baseline'])}): the judge finds the targets on the edits no more often "
                      "than on the unedited faces")
-    if overall.get("fid") is not None and overall["fid_faces"] <= overall["fid_feature_dim"]:
-        notes.append(f"FID over {overall['fid_faces']} faces, not more than its {overall['fid_feature_dim']} "
-                     "features: the covariances are rank-deficient and FID is biased upward, so the table gives no "
-                     "FID (the JSON keeps it, comparable only at the same number of faces); KID is unbiased")
-    notes += [f"FID: {note}" for note in overall.get("fid_notes", [])]
-    return notes
+    return notes + distances.cautions(overall)
 
 
 # --- the grid -------------------------------------------------------------------------------------
@@ -522,11 +493,7 @@ def overall_table(overall: Mapping[str, object]) -> str:
             f"{overall['quality_auc']:.3f}"),
            ("Q: edits below the unedited faces' 10th percentile", _percent(overall["quality_below_real_p10"]))]
           if "quality_auc" in overall else []),
-        *([(f"FID: one edit per face against the {overall['fid_faces']} unedited faces (lower is more natural)",
-            _fid_text(overall)),
-           ("KID x 1000 (unbiased MMD^2, cubic kernel) +- its standard error",
-            f"{1000 * overall['kid']:.2f} +- {1000 * overall['kid_error']:.2f}")]
-          if overall.get("fid") is not None else []),
+        *distances.table_rows(overall),
         ("faces / pairs (x, t != s)", f"{overall['num_faces']} / {overall['num_pairs']}"),
     ]
     return "\n".join(["| figure | value |", "|---|---:|"] + [f"| {name} | {value} |" for name, value in rows])
@@ -653,7 +620,8 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
                         num_faces: int = 0, grid_faces: int = DEFAULT_GRID_FACES, output_dir: Optional[str] = None,
                         seed: int = 0, batch_size: int = 64, progress: bool = True,
                         command: Optional[str] = None, quality_model: Optional[str] = None,
-                        inception_weights: Optional[str] = None) -> Dict[str, object]:
+                        inception_weights: Optional[str] = None,
+                        fid_reference_split: str = distances.AUTO) -> Dict[str, object]:
     """Runs the check (module docstring) and writes its files; returns the metrics.json content plus
     output_dir and files. Bad input is a ConfigError or DataError with a one-line message."""
     from legan_tf.labels import generator_label_sizes
@@ -682,6 +650,13 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
         raise ConfigError("no data: pass --data_path=<a scripts/prepare_data.py output with stored splits> "
                           f"(the run's {FLAGS_FILE} names none).")
     source, config = open_split(data_path, split, generator.image_size, run, from_run)
+    reference_name = None
+    if inception_weights:
+        from legan_tf.data.shard_format import METADATA_FILE, read_metadata
+
+        stored = (list(read_metadata(data_path).get("splits", {}))
+                  if os.path.isfile(os.path.join(data_path, METADATA_FILE)) else [])
+        reference_name = distances.reference_split(fid_reference_split, split, stored)
     label_sizes = generator_label_sizes(generator, source.label_names, generator_labels, f"--data_path={data_path}")
     if EXPRESSION not in label_sizes:
         raise ConfigError(f"{run.generator_path}: the generator takes no expression labels ({', '.join(label_sizes)}).")
@@ -712,10 +687,14 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
             raise ConfigError(f"--inception_weights={inception_weights}: {reason}") from None
 
     images, labels, chosen = read_real_faces(source, list(label_sizes), num_faces, seed, batch_size)
-    fid_targets = fid_targets_for(labels[EXPRESSION], len(names), seed) if extractor is not None else None
+    fid_targets = distances.fid_targets_for(labels[EXPRESSION], len(names), seed) if extractor is not None else None
+    reference = None
+    if reference_name is not None:
+        reference_source, _ = open_split(data_path, reference_name, generator.image_size, run, from_run)
+        reference = distances.reference_features(reference_source, extractor, batch_size, seed, progress)
     readings = edit_faces(translate, judge, images, labels, len(names), batch_size, progress, score, extractor,
                           fid_targets)
-    summary = summarise(readings, names)
+    summary = summarise(readings, names, reference, reference_name)
 
     output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(run.generator_path)),
                                             OUTPUT_DIR)

@@ -18,7 +18,7 @@ from PIL import Image
 from legan_tf.data import DataConfig, DataError, open_source
 from legan_tf.data import tfrecord
 from legan_tf.errors import ConfigError
-from legan_tf.evaluation import real_edits
+from legan_tf.evaluation import real_edit_distances as distances, real_edits
 from legan_tf.evaluation.translation_metrics import generator_translate_fn
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -198,7 +198,7 @@ def channel_means(images):
 
 def _distance_readings(edit, seed=0):
     translate = generator_translate_fn(StubGenerator(edit), {"expression": C}, 5)
-    targets = real_edits.fid_targets_for(LABELS, C, seed)
+    targets = distances.fid_targets_for(LABELS, C, seed)
     readings = real_edits.edit_faces(translate, real_edits.expression_judge(ReadingJudge(), C, batch_size=4),
                                      faces(WRITTEN), {"expression": LABELS}, C, batch_size=5,
                                      features=channel_means, fid_targets=targets)
@@ -206,10 +206,10 @@ def _distance_readings(edit, seed=0):
 
 
 def test_fid_targets_are_seeded_and_never_the_faces_own_class():
-    targets = real_edits.fid_targets_for(LABELS, C, 0)
+    targets = distances.fid_targets_for(LABELS, C, 0)
     assert (targets != LABELS).all() and targets.min() >= 0 and targets.max() < C
-    assert (targets == real_edits.fid_targets_for(LABELS, C, 0)).all()
-    assert not (targets == real_edits.fid_targets_for(LABELS, C, 1)).all()
+    assert (targets == distances.fid_targets_for(LABELS, C, 0)).all()
+    assert not (targets == distances.fid_targets_for(LABELS, C, 1)).all()
 
 
 def test_fid_and_kid_compare_one_edit_per_face_with_the_unedited_faces():
@@ -235,19 +235,76 @@ def test_fid_and_kid_compare_one_edit_per_face_with_the_unedited_faces():
     assert summary["overall"]["kid"] > 0
     # 21 faces against 4 features: no rank caution; the table shows both figures.
     assert not any("rank-deficient" in note for note in summary["cautions"])
-    assert "FID: one edit per face" in real_edits.overall_table(summary["overall"])
+    assert "FID paired: one edit per face" in real_edits.overall_table(summary["overall"])
 
 
 def test_fid_over_fewer_faces_than_features_says_so():
     overall = {"num_classes": C, "judge_accuracy": 0.5, "target_rate": 0.4, "baseline": 0.1, "fid": 12.0,
-               "fid_faces": 100, "fid_feature_dim": 2048, "fid_notes": []}
+               "fid_faces": 100, "fid_feature_dim": 2048, "fid_notes": [], "fid_protocol": "unpaired",
+               "fid_reference_faces": 3000}
     notes = real_edits.cautions(overall)
     assert len(notes) == 1 and "not more than its 2048 features" in notes[0] and "rank-deficient" in notes[0]
     # The table gives no number then (12.00 would read as a measurement); at 2,049 faces it does.
-    text = real_edits._fid_text(overall)
+    text = distances.fid_text(overall)
     assert "12.00" not in text and text.startswith("not given: 100 faces, not more than its 2048 features")
     overall["fid_faces"] = 2049
-    assert real_edits._fid_text(overall) == "12.00" and not real_edits.cautions(overall)
+    assert distances.fid_text(overall) == "12.00" and not real_edits.cautions(overall)
+    # The reference side counts too: 2,049 edits against 2,000 reference faces is rank-deficient.
+    overall["fid_reference_faces"] = 2000
+    assert distances.fid_text(overall).startswith("not given: 2000 faces")
+
+
+def test_unpaired_fid_compares_the_edits_with_another_split_beside_the_floor():
+    # Feature rows chosen so every FID is a known squared mean shift: edits = faces + (0, 0.5, 0, 0),
+    # reference = faces + (0.3, 0, 0, 0), all with the faces' covariance, so FID(reference, edits) =
+    # 0.3^2 + 0.5^2 = 0.34, the floor FID(reference, faces) = 0.09 and the paired FID(faces, edits) = 0.25
+    # (the trace terms cancel up to sqrtm's round-off on 4 x 4 float64 matrices, far below 1e-6).
+    faces_rows = np.random.default_rng(3).normal(size=(40, 4))
+    edits_rows, reference_rows = faces_rows + [0, 0.5, 0, 0], faces_rows + [0.3, 0, 0, 0]
+    figures = distances.distance_figures(faces_rows, edits_rows, reference_rows, "validation")
+    assert figures["fid"] == pytest.approx(0.34, abs=1e-6)
+    assert figures["fid_floor"] == pytest.approx(0.09, abs=1e-6)
+    assert figures["fid_paired"] == pytest.approx(0.25, abs=1e-6)
+    assert figures["fid_protocol"] == "unpaired" and figures["fid_reference_faces"] == 40
+    assert figures["kid"] > figures["kid_floor"]
+    # A generator that returns its input scores the floor unpaired, and 0 paired.
+    copied = distances.distance_figures(faces_rows, faces_rows, reference_rows, "validation")
+    assert copied["fid"] == pytest.approx(copied["fid_floor"], abs=1e-9) and abs(copied["fid_paired"]) < 1e-6
+    overall = {"num_classes": C, "judge_accuracy": 0.5, "target_rate": 0.4, "baseline": 0.1, **figures}
+    assert not real_edits.cautions(overall)
+    table = real_edits.overall_table({**_overall_stub(), **figures})
+    assert "against the validation split's unedited faces (40)" in table and "floor: the 40 faces unedited" in table
+    # Without a reference: the paired figures are the headline, with a caution that says what they favour.
+    paired = distances.distance_figures(faces_rows, edits_rows)
+    assert paired["fid"] == paired["fid_paired"] and paired["fid_protocol"] == "paired" and "fid_floor" not in paired
+    notes = real_edits.cautions({**overall, **paired})
+    assert any("copying the input scores 0" in note for note in notes)
+
+
+def _overall_stub():
+    readings, _ = _distance_readings(lambda images, labels: images)
+    return real_edits.summarise(readings, NAMES)["overall"]
+
+
+@pytest.mark.parametrize("requested, edited, stored, expected", [
+    ("auto", "test", ["train", "test", "validation"], "validation"),   # FER2013: PrivateTest against PublicTest
+    ("auto", "validation", ["train", "test", "validation"], "test"),
+    ("auto", "test", ["train", "test"], None),                          # only the training split: paired only
+    ("auto", "test", ["test", "heldout_b"], "heldout_b"),
+    ("none", "test", ["train", "test", "validation"], None),
+    ("train", "test", ["train", "test"], "train"),                      # named: taken as asked
+])
+def test_the_reference_split(requested, edited, stored, expected):
+    assert distances.reference_split(requested, edited, stored) == expected
+
+
+@pytest.mark.parametrize("requested, message", [
+    ("test", "is the split being edited"),
+    ("validation", "no such stored split \\(stored: train, test\\)"),
+])
+def test_a_reference_split_that_cannot_be_used_is_refused(requested, message):
+    with pytest.raises(ConfigError, match=message):
+        distances.reference_split(requested, "test", ["train", "test"])
 
 
 def test_a_generator_of_one_fixed_face_hits_its_class_only():
@@ -454,3 +511,38 @@ def test_data_without_shards_and_a_generator_of_other_labels_are_refused(tiny, t
     unnamed_judge.write_bytes(open(tiny["judge"], "rb").read())
     with pytest.raises(ConfigError, match="the generator's expression names .* differ from the data's"):
         real_edits.evaluate_real_edits(str(unnamed_judge), run_dir=str(run), progress=False)
+
+
+class _ChannelMeanFeatures:
+    """A stand-in for the FID network in evaluate_real_edits (channel_means, with the protocol record)."""
+
+    def __call__(self, images):
+        return channel_means(images)
+
+    def protocol(self):
+        return {"network": "channel means (test stand-in)"}
+
+
+def test_the_judge_compares_the_edits_with_another_stored_split(tiny, tmp_path, monkeypatch):
+    from legan_tf.evaluation.metrics import features
+
+    monkeypatch.setattr(features, "inception_features", lambda weights: _ChannelMeanFeatures())
+    arguments = dict(classifier_path=tiny["judge"], run_dir=tiny["run"], grid_faces=0, progress=False,
+                     inception_weights="stand-in")
+    # The tiny shards store train and test only: auto finds no reference other than train, so the figures
+    # are paired and a caution says what that favours.
+    paired = real_edits.evaluate_real_edits(output_dir=str(tmp_path / "auto"), **arguments)
+    assert paired["overall"]["fid_protocol"] == "paired" and "fid_floor" not in paired["overall"]
+    assert any("copying the input scores 0" in note for note in paired["cautions"])
+    # Named: the 7 training faces (one per class) are the reference; the 14 test faces are edited.
+    unpaired = real_edits.evaluate_real_edits(output_dir=str(tmp_path / "train"), fid_reference_split="train",
+                                              **arguments)
+    overall = unpaired["overall"]
+    assert overall["fid_protocol"] == "unpaired" and overall["fid_reference_faces"] == C
+    assert overall["fid_faces"] == 2 * C and overall["fid_reference"] == "the train split's unedited faces"
+    # The paired figure does not depend on the reference; the floor is the unedited faces against it.
+    assert overall["fid_paired"] == pytest.approx(paired["overall"]["fid_paired"], rel=1e-6)
+    assert overall["fid_floor"] >= 0 and overall["fid"] >= 0
+    assert "floor: the 14 faces unedited" in (tmp_path / "train" / "report.md").read_text()
+    with pytest.raises(ConfigError, match="--fid_reference_split=test is the split being edited"):
+        real_edits.evaluate_real_edits(output_dir=str(tmp_path / "bad"), fid_reference_split="test", **arguments)
