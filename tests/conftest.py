@@ -74,3 +74,32 @@ def generator_file(tmp_path_factory):
         json.dump({"expression": ["neutral", "smile", "surprise", "squint", "disgust", "scream"],
                    "lighting": list(numbered_names(4))}, handle)
     return str(run / "generator.keras")
+
+
+# The test files that take longest (wall time on 2 cores, from `pytest --durations`: each starts many
+# TensorFlow processes), longest first. `make test` runs files on two workers in collection order
+# (pytest-xdist --dist loadfile); started last, one of these would leave a worker running alone for
+# minutes at the end, so they are collected first and the many short files fill in behind them.
+SLOWEST_FILES = (
+    "tests/training/test_multi_worker.py",
+    "tests/training/test_train_script.py",
+    "tests/training/test_jax_backend.py",
+    "tests/training/test_backends.py",
+    "tests/tasks/test_mirrored_equality.py",
+    "tests/training/test_kill_resume.py",
+    "tests/training/test_depth_train_script.py",
+    "tests/photos/test_edit_photo.py",
+    "tests/test_face_lab_learnability.py",
+    "tests/test_benchmark_script.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: index for index, path in enumerate(SLOWEST_FILES)}
+    root = str(config.rootpath)
+
+    def file_rank(item):
+        path = os.path.relpath(str(item.path), root).replace(os.sep, "/")
+        return rank.get(path, len(SLOWEST_FILES))
+
+    items.sort(key=file_rank)  # stable: the order within a file, and of the other files, is kept

@@ -119,3 +119,22 @@ def test_ci_sets_the_variable_and_make_test_lists_skips():
     with open(os.path.join(REPO, "Makefile")) as handle:
         recipe = re.search(r"^test:.*\n\t(.*)$", handle.read(), re.M).group(1)
     assert re.search(r" -r[a-zA-Z]*s", recipe), recipe  # every skip listed with its reason
+
+
+def test_the_slowest_files_collected_first_exist_and_come_first():
+    # The conftest's list would rot silently if a file were renamed: every entry must be a test file, and a
+    # collection (--collect-only, no test runs) must start with them, in the listed order.
+    from tests.conftest import SLOWEST_FILES
+
+    for path in SLOWEST_FILES:
+        assert os.path.isfile(os.path.join(REPO, path)), path
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist",
+                           *(os.path.join(REPO, path) for path in reversed(SLOWEST_FILES[-3:])),
+                           os.path.join(REPO, "tests", "test_ci_skips.py")],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    files = []
+    for line in done.stdout.splitlines():
+        if "::" in line and line.split("::")[0] not in files:
+            files.append(line.split("::")[0])
+    assert files == [*SLOWEST_FILES[-3:], "tests/test_ci_skips.py"]
