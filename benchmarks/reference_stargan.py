@@ -48,15 +48,15 @@ def gradient_penalty(critic_out, inputs):
 
 
 def make_iteration(model, size, batch, filters, blocks, downsamples, classes=7, n_critic=5,
-                   lambda_cls=1.0, lambda_rec=10.0, lambda_gp=10.0):
-    generator = model.Generator(filters, classes, blocks)
-    discriminator = model.Discriminator(size, filters, classes, downsamples)
+                   lambda_cls=1.0, lambda_rec=10.0, lambda_gp=10.0, device="cpu"):
+    generator = model.Generator(filters, classes, blocks).to(device)
+    discriminator = model.Discriminator(size, filters, classes, downsamples).to(device)
     g_optimizer = torch.optim.Adam(generator.parameters(), 1e-4, betas=(0.5, 0.999))
     d_optimizer = torch.optim.Adam(discriminator.parameters(), 1e-4, betas=(0.5, 0.999))
     rng = np.random.default_rng(0)
-    images = torch.from_numpy(rng.uniform(-1, 1, (batch, 3, size, size)).astype(np.float32))
-    source = torch.from_numpy(rng.integers(0, classes, batch))
-    target = (source + torch.from_numpy(rng.integers(1, classes, batch))) % classes
+    images = torch.from_numpy(rng.uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)).to(device)
+    source = torch.from_numpy(rng.integers(0, classes, batch)).to(device)
+    target = (source + torch.from_numpy(rng.integers(1, classes, batch)).to(device)) % classes
     source_onehot, target_onehot = F.one_hot(source, classes).float(), F.one_hot(target, classes).float()
 
     def iteration(number):
@@ -65,7 +65,7 @@ def make_iteration(model, size, batch, filters, blocks, downsamples, classes=7, 
         fake = generator(images, target_onehot)
         out_src, _ = discriminator(fake.detach())
         d_loss = d_loss + torch.mean(out_src)
-        alpha = torch.rand(batch, 1, 1, 1)
+        alpha = torch.rand(batch, 1, 1, 1, device=device)
         mixed = (alpha * images + (1 - alpha) * fake.detach()).requires_grad_(True)
         out_src, _ = discriminator(mixed)
         d_loss = d_loss + lambda_gp * gradient_penalty(out_src, mixed)
@@ -93,23 +93,32 @@ def main():
     parser.add_argument("--stargan_repo", required=True, help="a checkout of yunjey/stargan (its model.py is used)")
     parser.add_argument("--sizes", default="64,128", help="image sizes, comma-separated")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--widths", default="64:6:6", help="G/D filters:G residual blocks:D downsamplings, comma-separated")
+    parser.add_argument("--widths", default="64:6:6",
+                        help="G/D filters:G residual blocks:D downsamplings, comma-separated")
     parser.add_argument("--n_critic", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device: cpu or cuda (each iteration returns D's loss as a Python float, as the "
+                        "reference's logging does, so the GPU is synchronised every iteration)")
     args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device={args.device}: torch {torch.__version__} sees no CUDA device")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_reference_model(args.stargan_repo)
     torch.manual_seed(0)
-    print(f"# reference StarGAN (yunjey/stargan model.py), torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads, {platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}")
+    where = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
+             else f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"# reference StarGAN (yunjey/stargan model.py), torch {torch.__version__}, {where}, "
+          f"{time.strftime('%Y-%m-%d')}")
     print("| setting | images/s (median) | range |")
     print("|---|---|---|")
     for width in args.widths.split(","):
         filters, blocks, downsamples = (int(part) for part in width.split(":"))
         for size in (int(part) for part in args.sizes.split(",")):
-            iteration = make_iteration(model, size, args.batch, filters, blocks, downsamples, n_critic=args.n_critic)
+            iteration = make_iteration(model, size, args.batch, filters, blocks, downsamples, n_critic=args.n_critic,
+                                       device=args.device)
             for number in range(1, args.n_critic + 1):  # warm-up: one whole D/G cycle
                 iteration(number)
             times = []
@@ -117,10 +126,12 @@ def main():
                 start = time.perf_counter()
                 for number in range(1, 2 * args.n_critic + 1):
                     iteration(number)
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()  # the last G update too
                 times.append(time.perf_counter() - start)
             rate = lambda seconds: 2 * args.n_critic * args.batch / seconds  # noqa: E731
-            print(f"| reference StarGAN train (torch) {size} px, batch {args.batch}, {filters} filters, {blocks} blocks, "
-                  f"n_critic {args.n_critic} | {rate(statistics.median(times)):.2f} | "
+            print(f"| reference StarGAN train (torch) {size} px, batch {args.batch}, {filters} filters, "
+                  f"{blocks} blocks, n_critic {args.n_critic} | {rate(statistics.median(times)):.2f} | "
                   f"{rate(max(times)):.2f}..{rate(min(times)):.2f} |", flush=True)
 
 
