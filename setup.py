@@ -31,6 +31,7 @@ EXTRAS = {
     # (docs/backends.md). The JAX path reads the prepared shards without TensorFlow.
     "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
 }
+SCRIPT_PACKAGES = {"legan_tf.scripts": "scripts", "legan_tf.serving_scripts": "serving"}
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 
 setup(
@@ -40,8 +41,12 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["legan_tf", "legan_tf.*"]),
+    # The scripts travel in the wheel as legan_tf.scripts and legan_tf.serving_scripts, for `legan-tf <command>`
+    # (legan_tf/commands.py); in a checkout they stay in scripts/ and serving/.
+    packages=find_packages(include=["legan_tf", "legan_tf.*"]) + list(SCRIPT_PACKAGES),
+    package_dir=SCRIPT_PACKAGES,
     package_data={"legan_tf.naturalness": ["rating_study.html"]},
+    entry_points={"console_scripts": ["legan-tf=legan_tf.commands:main"]},
     install_requires=CORE,
     extras_require=EXTRAS,
     license="Apache-2.0",

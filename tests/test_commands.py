@@ -1,0 +1,91 @@
+"""`legan-tf <command>` (legan_tf/commands.py): every command names a script that exists, an unknown one is a
+one-line error, and the wheel that `pip install` builds puts `legan-tf` on the PATH with the scripts inside it,
+so a photo is edited from outside any checkout."""
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from legan_tf import commands
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_every_command_runs_a_script_of_the_checkout_and_help_lists_them_all():
+    text = commands.usage()
+    for name, (folder, script, about) in commands.COMMANDS.items():
+        assert f"  {name}" in text and about in text
+        assert os.path.isfile(os.path.join(REPO, folder, f"{script}.py")), (name, folder, script)
+        kind, target = commands.resolve(name)
+        assert (kind, target) in (("module", f"{commands.PACKAGES[folder]}.{script}"),
+                                  ("path", os.path.join(REPO, folder, f"{script}.py")))
+
+
+@pytest.mark.parametrize("command, message", [
+    ("edti", "unknown command 'edti' (did you mean edit?); commands: train, prepare"),
+    ("x", "unknown command 'x'; commands: train"),
+])
+def test_an_unknown_command_is_one_line_naming_the_commands(command, message):
+    with pytest.raises(SystemExit, match=message.replace("(", "\\(").replace(")", "\\)").replace("?", "\\?")):
+        commands.resolve(command)
+
+
+def test_help_without_a_command(capsys):
+    commands.main(["legan-tf"])
+    assert capsys.readouterr().out.startswith("usage: legan-tf <command> [flags]")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The wheel pip builds from this checkout, installed without dependencies into a folder of its own
+    (the dependencies come from the environment running the tests)."""
+    root = tmp_path_factory.mktemp("install")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            "-w", str(root / "wheel"), REPO], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    [wheel] = [os.path.join(root / "wheel", name) for name in os.listdir(root / "wheel")]
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                              "--target", str(root / "site"), wheel], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-3000:]
+    return {"root": root, "wheel": wheel, "site": str(root / "site")}
+
+
+def test_the_wheel_carries_the_scripts_and_the_entry_point(installed):
+    with zipfile.ZipFile(installed["wheel"]) as wheel:
+        names = wheel.namelist()
+        entry_points = wheel.read(next(name for name in names if name.endswith("entry_points.txt"))).decode()
+    assert "legan-tf = legan_tf.commands:main" in entry_points
+    for folder, script, _ in commands.COMMANDS.values():
+        assert f"{commands.PACKAGES[folder].replace('.', '/')}/{script}.py" in names, script
+
+
+def test_the_installed_command_edits_a_packaged_photo_outside_the_checkout(installed, generator_file, tmp_path):
+    from legan_tf.photos import samples
+
+    Image.fromarray(samples.astronaut()).save(tmp_path / "astronaut.jpg")
+    # Only the installed copy of legan_tf is importable by that name: PYTHONPATH puts it first, the checkout's
+    # folder is not the working directory.
+    env = {**os.environ, "PYTHONPATH": installed["site"]}
+    program = os.path.join(installed["site"], "bin", "legan-tf")
+    where = subprocess.run([sys.executable, "-c", "import legan_tf.scripts.edit_photo as m; print(m.__file__)"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert where.stdout.strip().startswith(installed["site"]), where.stderr[-2000:]
+    edited = subprocess.run([program, "edit", f"--model={os.path.dirname(generator_file)}",
+                             "--input=astronaut.jpg", "--expression=smile", "--lighting=00", "--output=edited.png"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert edited.returncode == 0, edited.stderr[-3000:]
+    before = np.asarray(Image.open(tmp_path / "astronaut.jpg").convert("RGB"), np.int16)
+    after = np.asarray(Image.open(tmp_path / "edited.png").convert("RGB"), np.int16)
+    changed = np.abs(after - before).max(axis=2) > 0
+    # An untrained generator changes the face it edits, and only the face: well under a tenth of the photo.
+    assert changed.any() and changed.mean() < 0.1
+    bad = subprocess.run([program, "edit", f"--model={os.path.dirname(generator_file)}", "--input=missing.jpg",
+                          "--expression=smile", "--lighting=00", "--output=out.png"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
