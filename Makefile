@@ -10,7 +10,7 @@ DEMO_LAB_DIR ?= data/face_lab_32
 IDENTITY_LAB_DIR ?= data/identity_lab_32
 DEMO_FLAGS ?= configs/demo.flags
 
-.PHONY: venv demo test browser lab identity-lab clean-runs reference-venv
+.PHONY: venv demo test test-multi-worker browser lab identity-lab clean-runs reference-venv
 
 $(STAMP): requirements.lock setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ demo: $(STAMP) $(DEMO_LAB_DIR)/lab.json
 # (set by .ci/run) a skipped test fails instead (tests/conftest.py).
 test: $(STAMP) browser
 	$(PY) -m pytest tests -q -rfEs -n 2 --dist loadfile
+
+# Every recipe (seven) on a two-worker cluster; `make test` trains three of them there (tests/training/test_multi_worker.py).
+test-multi-worker: $(STAMP)
+	LEGAN_TF_ALL_RECIPES=1 $(PY) -m pytest tests/training/test_multi_worker.py -q -rfEs
 
 # The rating study's browser test (tests/test_rating_study.py) drives Debian's Chromium through its chromedriver.
 # Installed here when missing, where this runs as root with apt-get (time-bounded, never fatal); elsewhere
