@@ -327,6 +327,11 @@ def summarise(readings: Readings, names: Sequence[str], reference_features: Opti
 
 
 def cautions(overall: Mapping[str, object]) -> List[str]:
+    """Every caution of the report, in words: the verdict's (`verdict_cautions`), then the FID figures'."""
+    return verdict_cautions(overall) + distances.cautions(overall)
+
+
+def verdict_cautions(overall: Mapping[str, object]) -> List[str]:
     """What makes the verdict against the ceiling meaningless, in words (none when nothing does)."""
     notes = []
     chance = 1.0 / overall["num_classes"]
@@ -339,7 +344,7 @@ def cautions(overall: Mapping[str, object]) -> List[str]:
         notes.append(f"the target rate ({_percent(overall['target_rate'])}) is not above the baseline "
                      f"({_percent(overall['baseline'])}): the judge finds the targets on the edits no more often "
                      "than on the unedited faces")
-    return notes + distances.cautions(overall)
+    return notes
 
 
 # --- the grid -------------------------------------------------------------------------------------
@@ -465,7 +470,7 @@ def verdict_line(overall: Mapping[str, object]) -> str:
             f"faces (target >= {100 * TARGET_SHARE_OF_CEILING:.0f}%): "
             + ("MEETS the real-face check's target" if overall["meets_target"]
                else "does NOT meet the real-face check's target")
-            + (" (no valid verdict: see the cautions)" if cautions(overall) else ""))
+            + (" (no valid verdict: see the cautions)" if verdict_cautions(overall) else ""))
 
 
 def overall_table(overall: Mapping[str, object]) -> str:

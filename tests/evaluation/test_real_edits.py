@@ -244,6 +244,9 @@ def test_fid_over_fewer_faces_than_features_says_so():
                "fid_reference_faces": 3000}
     notes = real_edits.cautions(overall)
     assert len(notes) == 1 and "not more than its 2048 features" in notes[0] and "rank-deficient" in notes[0]
+    # A caution on FID says nothing about the judge: the verdict on the rate stands.
+    assert not real_edits.verdict_cautions(overall) and "no valid verdict" not in real_edits.verdict_line(
+        {**overall, "relative_to_ceiling": 0.8, "meets_target": True})
     # The table gives no number then (12.00 would read as a measurement); at 2,049 faces it does.
     text = distances.fid_text(overall)
     assert "12.00" not in text and text.startswith("not given: 100 faces, not more than its 2048 features")
