@@ -92,16 +92,18 @@ def distance_figures(unedited: np.ndarray, edits: np.ndarray, reference: Optiona
     return figures
 
 
-def _too_few(overall: Mapping[str, object]) -> Optional[int]:
-    """The smaller face count behind the headline FID when it is not above the feature dimension, else None."""
-    fewest = min(overall["fid_faces"], overall.get("fid_reference_faces", overall["fid_faces"]))
+def _too_few(overall: Mapping[str, object], paired: bool = False) -> Optional[int]:
+    """The smaller face count behind an FID (the headline one, or with `paired` the edits against the same
+    faces unedited) when it is not above the feature dimension, else None."""
+    sides = [overall["fid_faces"]] if paired else [overall["fid_faces"], overall.get("fid_reference_faces", 0)]
+    fewest = min(count for count in sides if count)
     return fewest if fewest <= overall["fid_feature_dim"] else None
 
 
-def fid_text(overall: Mapping[str, object], key: str = "fid") -> str:
+def fid_text(overall: Mapping[str, object], key: str = "fid", paired: bool = False) -> str:
     """An FID as printed: a number only from more faces than features on both sides (below that the
     covariances are rank-deficient and the number means little; the JSON keeps it)."""
-    fewest = _too_few(overall)
+    fewest = _too_few(overall, paired)
     if fewest is not None:
         return (f"not given: {fewest} faces, not more than its {overall['fid_feature_dim']} features "
                 "(use --num_faces above it; read KID)")
@@ -127,7 +129,7 @@ def table_rows(overall: Mapping[str, object]) -> List[tuple]:
             ("KID x 1000 (unbiased MMD^2, cubic kernel) +- its standard error; floor",
              f"{_kid_text(overall, 'kid')}; {_kid_text(overall, 'kid_floor')}"),
             ("FID paired: the edits against the same faces unedited (copying the input scores 0)",
-             fid_text({**overall, "fid_reference_faces": faces}, "fid_paired")),
+             fid_text(overall, "fid_paired", paired=True)),
         ]
     return [
         (f"FID paired: one edit per face against the {faces} faces unedited (copying the input scores 0)",
