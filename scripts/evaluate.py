@@ -54,6 +54,12 @@ flags.DEFINE_string("depth_judge", None, "A depth network (depth_generator.keras
 flags.DEFINE_string("real", None, "Real faces to translate: a manifest (read as the run's --data_format) or a folder "
                     "(root/<expression>/*.png, or a prepare_data.py TFRecord folder). Default: the run's held-out "
                     "split.")
+flags.DEFINE_string("fid_reference_split", "auto",
+                    "Real faces: the unedited faces FID and KID compare the edits with. auto: the stored split of the "
+                    "run's prepared shards that is neither the edited (test) nor train (FER2013: validation, "
+                    "PublicTest), with the floor (the edited faces unedited against it) as the real-faces row; "
+                    "the same faces (paired) where there is none or --real is given. A split name: that split. "
+                    "none: paired (the edits against the faces translated, which copying the input wins).")
 flags.DEFINE_enum("real_format", None, ["multipie", "folder", "csv", "rgbd", "tfrecord"],
                   "The layout of --real when it cannot be told from the path.")
 flags.DEFINE_list("sources", ["lab", "real"], "Which faces: lab (unseen lab identities, exact targets), real.")
@@ -88,7 +94,7 @@ def evaluate_from_flags(argv):
         real_format=FLAGS.real_format, sources=FLAGS.sources, num_faces=FLAGS.num_faces, num_real=FLAGS.num_real,
         first_identity=FLAGS.first_identity, num_identities=FLAGS.num_identities, seed=FLAGS.seed,
         batch_size=FLAGS.batch_size, sample_rows=FLAGS.sample_rows, output_dir=FLAGS.output_dir,
-        progress=FLAGS.progress_bar, command=command_line(argv))
+        progress=FLAGS.progress_bar, command=command_line(argv), fid_reference_split=FLAGS.fid_reference_split)
 
 
 def main(argv):

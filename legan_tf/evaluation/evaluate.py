@@ -35,7 +35,7 @@ from legan_tf.evaluation.judges import Judges, file_digest, judges_used_in_train
 from legan_tf.evaluation.lab_pass import (DEFAULT_FIRST_IDENTITY, DEFAULT_NUM_FACES, LabPass, LabSetup, lab_pass,
                                           prepare_lab, translation_record)
 from legan_tf.evaluation.metric_sets import LAB, REAL, SOURCES
-from legan_tf.evaluation.real_pass import DEFAULT_NUM_REAL, RealPass, open_real_faces, real_pass
+from legan_tf.evaluation.real_pass import DEFAULT_NUM_REAL, RealPass, open_real_faces, open_real_reference, real_pass
 from legan_tf.evaluation.run_under_test import RunUnderTest, resolve_run
 from legan_tf.runs import RunDir
 
@@ -77,7 +77,8 @@ def evaluate(run_dir: str, compare: Sequence[str] = (), judges: Optional[Judges]
              num_faces: int = DEFAULT_NUM_FACES, num_real: int = DEFAULT_NUM_REAL,
              first_identity: int = DEFAULT_FIRST_IDENTITY, num_identities: int = 20, seed: int = 0,
              batch_size: int = 64, sample_rows: int = 6, lab_overrides: Optional[Mapping[str, object]] = None,
-             output_dir: Optional[str] = None, progress: bool = True, command: Optional[str] = None) -> dict:
+             output_dir: Optional[str] = None, progress: bool = True, command: Optional[str] = None,
+             fid_reference_split: str = "auto") -> dict:
     """Evaluates `run_dir` and the `compare` runs (`label=path` or `path`) on the sources that their inputs
     allow; writes metrics.json, report.md and the figures to `output_dir` (default <run_dir>/evaluation).
     Returns the metrics.json content plus "output_dir" and "files"."""
@@ -110,7 +111,8 @@ def evaluate(run_dir: str, compare: Sequence[str] = (), judges: Optional[Judges]
             _evaluate_lab(evaluation, judges, baselines, lab_overrides, first_identity, num_identities, num_faces,
                           seed, batch_size, progress, sample_rows)
         if REAL in sources:
-            _evaluate_real(evaluation, judges, baselines, real, real_format, num_real, seed, batch_size, progress,
+            _evaluate_real(evaluation, judges, baselines, real, real_format, fid_reference_split, num_real, seed,
+                           batch_size, progress,
                            sample_rows)
         evaluations.append(evaluation)
 
@@ -170,8 +172,8 @@ def _evaluate_lab(evaluation: ModelEvaluation, judges: Judges, baselines: Dict[T
 
 
 def _evaluate_real(evaluation: ModelEvaluation, judges: Judges, baselines: Dict[Tuple[str, str], dict],
-                   real: Optional[str], real_format: Optional[str], num_real: int, seed: int, batch_size: int,
-                   progress: bool, sample_rows: int) -> None:
+                   real: Optional[str], real_format: Optional[str], fid_reference_split: str, num_real: int,
+                   seed: int, batch_size: int, progress: bool, sample_rows: int) -> None:
     """The real pass of one model, into its record (unavailable, with the reason, without real faces)."""
     run, record = evaluation.run, evaluation.record
     try:
@@ -181,10 +183,11 @@ def _evaluate_real(evaluation: ModelEvaluation, judges: Judges, baselines: Dict[
             raise
         record["sources"][REAL] = {"available": False, "reason": str(error)}
         return
-    key = (REAL, _source_key({**faces[1], "num_real": num_real, "seed": seed,
-                              "num_labels": run.generator.num_labels}))
+    reference = open_real_reference(run, fid_reference_split, real)
+    key = (REAL, _source_key({**faces[1], "num_real": num_real, "seed": seed, "num_labels": run.generator.num_labels,
+                              "fid_reference": reference and reference[1]}))
     result = real_pass(run, judges, faces, num_real, seed, batch_size, progress, sample_rows,
-                       baselines=key not in baselines, used=evaluation.used)
+                       baselines=key not in baselines, used=evaluation.used, reference=reference)
     _share_baselines(baselines, key, result.description, result, run.label)
     record.setdefault("attributes", list(result.names))
     record["sources"][REAL] = {"available": True, "description": result.description,
@@ -200,9 +203,12 @@ def protocol_summary(num_faces: int, num_real: int, seed: int) -> dict:
                "paired truth: the exact render of the target; FID/KID reference: those exact renders",
         "real": ("every real face" if not num_real else f"up to {num_real} real faces (a seeded choice)")
                 + ", each translated to the labels of another "
-                "face of the set; FID/KID reference: the same real faces (the whole set, one distance over all "
-                "classes: outputs and reals have the same class mix; per-class FIDs would need thousands of faces "
-                "per class); reconstruction: translated back to the face's own labels and compared with it",
+                "face of the set; FID/KID reference: the unedited faces of another stored split of the run's "
+                "shards where there is one (--fid_reference_split; FER2013: PublicTest), with the floor (the "
+                "translated faces unedited against the same) as the real-faces baseline row; else the same real "
+                "faces (paired: copying the input scores 0); one distance over all classes (per-class FIDs would "
+                "need thousands of faces per class); reconstruction: translated back to the face's own labels "
+                "and compared with it",
         "fid": "Inception-v3 pool features (2048) of images rounded to 8-bit levels, resized to 299 px "
                "(bilinear, antialiased), in [-1, 1]; Frechet distance; KID: unbiased MMD^2, cubic kernel, "
                "jackknife standard error",

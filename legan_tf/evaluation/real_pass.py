@@ -27,6 +27,7 @@ from legan_tf.evaluation.translation_metrics import generator_translate_fn
 from legan_tf.runs import FLAGS_FILE
 
 DEFAULT_NUM_REAL = 1000
+DISTANCES = ("fid", "kid")
 
 
 def open_real_faces(run: RunUnderTest, real: Optional[str] = None, real_format: Optional[str] = None):
@@ -54,17 +55,51 @@ def open_real_faces(run: RunUnderTest, real: Optional[str] = None, real_format: 
         if config is None:
             raise ConfigError("no real faces: give --real=<a manifest or folder of real faces> (the run's "
                               f"{FLAGS_FILE} names no data to reopen)")
-        if config.holdout_fraction <= 0:
+        if config.holdout_fraction <= 0 and "test" not in stored_splits(config):
             raise ConfigError(f"no real faces: the run trained on all of {config.data_path} (--holdout_fraction=0), "
                               "so it held out none; give --real=<faces it never saw>")
         source = open_source(config).split(config.holdout_fraction, config.split_seed)[1]
-        kind = (f"the run's held-out split of {config.data_path} ({config.data_format}, holdout_fraction "
-                f"{config.holdout_fraction}, split_seed {config.split_seed}): identities it never trained on")
+        kind = (f"the run's held-out split of {config.data_path} ({config.data_format}, " + (
+            "the stored test split of prepare_data.py's shards" if config.holdout_fraction <= 0 else
+            f"holdout_fraction {config.holdout_fraction}, split_seed {config.split_seed}") +
+            "): faces it never trained on")
     description = {"source": "real faces, unpaired", "faces_from": kind, "data_format": config.data_format,
                    "data_path": os.path.abspath(config.data_path), "image_size": config.image_size,
                    "apply_mask": config.apply_mask, "available_faces": source.num_examples,
                    "labels": sorted(source.label_names)}
     return source, description
+
+
+def stored_splits(config) -> List[str]:
+    """The splits stored with prepared shards (prepare_data.py's metadata), none for other data."""
+    from legan_tf.data.shard_format import METADATA_FILE, read_metadata
+
+    if config is None or config.data_format != "tfrecord" or not os.path.isfile(
+            os.path.join(config.data_path, METADATA_FILE)):
+        return []
+    return list(read_metadata(config.data_path).get("splits", {}))
+
+
+def open_real_reference(run: RunUnderTest, requested: str, real: Optional[str] = None):
+    """(source, description) of the unedited real faces FID and KID compare the edits with, or None for the
+    paired comparison (the edits against the translated faces themselves, which copying the input wins).
+
+    `requested` as judge_real_edits.py's --fid_reference_split (`real_edit_distances.reference_split`): auto
+    takes the stored split of the run's shards that is neither the edited (test) nor train (FER2013:
+    validation, PublicTest) when the run's own held-out faces are edited; none: paired."""
+    from legan_tf.data import open_source
+    from legan_tf.evaluation import real_edit_distances as distances
+
+    if requested == distances.AUTO and real:
+        return None
+    config = run.data_config()
+    name = distances.reference_split(requested, "test", stored_splits(config))
+    if name is None:
+        return None
+    source = open_source(dataclasses.replace(config, cache=False, random_flip=False,
+                                             image_size=run.image_size)).stored_split(name)
+    return source, (f"the {source.num_examples} unedited faces of the stored {name} split of {config.data_path}, "
+                    "never translated (unpaired)")
 
 
 def read_real_faces(source, attributes: Sequence[str], limit: int, seed: int, batch_size: int = 64):
@@ -120,6 +155,15 @@ def draw_real_targets(labels: Mapping[str, np.ndarray], attributes: Sequence[str
     return targets, int(unchanged)
 
 
+def _feed_features(distance_metrics, **images) -> None:
+    """Feeds FID and KID (`features.InceptionDistance`) the same features, extracted once per image set."""
+    available = [metric for metric in distance_metrics if metric.available]
+    if available:
+        features = {key: np.asarray(available[0].extractor(value)) for key, value in images.items()}
+        for metric in available:
+            metric.update_features(**features)
+
+
 @dataclasses.dataclass
 class RealPass:
     """What one pass over the real faces gives: the registry's metrics, the baselines' and the sample rows."""
@@ -139,9 +183,11 @@ def real_names(run: RunUnderTest, attributes: Sequence[str]) -> Dict[str, List[s
 def real_pass(run: RunUnderTest, judges: Judges, faces: Tuple[Any, dict], num_real: int = DEFAULT_NUM_REAL,
               seed: int = 0, batch_size: int = 64, progress: bool = True, sample_rows: int = 4,
               baselines: bool = False, used: Optional[Mapping[str, dict]] = None,
-              attributes: Optional[Sequence[str]] = None) -> RealPass:
+              attributes: Optional[Sequence[str]] = None, reference: Optional[Tuple[Any, str]] = None) -> RealPass:
     """Translates real faces (`faces`: open_real_faces' source and description) to the labels of others of
-    the set and back, and scores them (module docstring)."""
+    the set and back, and scores them (module docstring). With `reference` (open_real_reference's), FID and
+    KID compare the outputs with those other faces, and the real-faces baseline row holds the floor: the
+    translated faces unedited against the same."""
     source, description = faces[0], dict(faces[1])
     class_counts = {"expression": len(run.expression_names), "lighting": len(run.lighting_names)}
     attributes = tuple(attributes) if attributes else run.attributes(class_counts)
@@ -162,12 +208,20 @@ def real_pass(run: RunUnderTest, judges: Judges, faces: Tuple[Any, dict], num_re
     if used is None:
         used = judges_used_in_training(run, judges)
     context = {"source": REAL, "model": run.label,
-               "reference": f"the {len(images)} real faces translated (same class mix as the targets): "
-                            f"{description['faces_from']}"}
+               "reference": reference[1] if reference else
+               f"the {len(images)} real faces translated (same class mix as the targets; paired: copying the "
+               f"input scores 0): {description['faces_from']}"}
+    description["fid_reference"] = context["reference"]
     metric_set = make_metrics(REAL_METRICS if reconstructs else REAL_METRICS[:5], judges, used, names, context,
                               batch_size, seed)
-    baseline_set = make_metrics(("quality_score", "generation_rate"), judges, used, names,
-                                {**context, "model": None}, batch_size, seed) if baselines else {}
+    baseline_set = make_metrics(("quality_score", "generation_rate") + (DISTANCES if reference else ()), judges,
+                                used, names, {**context, "model": None}, batch_size, seed) if baselines else {}
+    # Unpaired: FID and KID get the outputs here and the reference faces after the loop, never the inputs.
+    order = (list(metric_set), list(baseline_set))
+    distance_sets = [{key: metric for key, metric in chosen.items() if key in DISTANCES}
+                     for chosen in (metric_set, baseline_set)] if reference else [{}, {}]
+    metric_set, baseline_set = ({key: metric for key, metric in chosen.items() if key not in distance_sets[index]}
+                                for index, chosen in enumerate((metric_set, baseline_set)))
     translate = generator_translate_fn(run.generator, label_sizes, batch_size)
     # Sample rows spread evenly over the set (file order groups a person's faces together).
     shown = np.unique(np.linspace(0, len(images) - 1, min(sample_rows, len(images))).round().astype(int))
@@ -184,6 +238,8 @@ def real_pass(run: RunUnderTest, judges: Judges, faces: Tuple[Any, dict], num_re
                                         np.float32)
         feed(metric_set, outputs=outputs, reals=inputs, inputs=inputs, target_labels=batch_targets,
              targets_paired=inputs, reconstruction=reconstruction)
+        _feed_features(distance_sets[0].values(), outputs=outputs)
+        _feed_features(distance_sets[1].values(), outputs=inputs)
         if baseline_set:
             own = {name: labels[name][rows] for name in attributes if name in labels}
             feed(baseline_set, outputs=inputs, target_labels=own if own else None)
@@ -193,6 +249,14 @@ def real_pass(run: RunUnderTest, judges: Judges, faces: Tuple[Any, dict], num_re
                           "reconstruction": None if reconstruction is None else reconstruction[take],
                           "targets": {name: values[take] for name, values in batch_targets.items()},
                           "source": {name: labels[name][rows][take] for name in attributes if name in labels}})
+    if reference:
+        reals, _, _ = read_real_faces(reference[0], [], 0, seed, batch_size)
+        for start in tqdm(range(0, len(reals), batch_size), desc="FID reference faces", unit="batch",
+                          disable=not progress, file=sys.stderr):
+            _feed_features([*distance_sets[0].values(), *distance_sets[1].values()],
+                           reals=reals[start:start + batch_size])
+    metric_set = {key: {**metric_set, **distance_sets[0]}[key] for key in order[0]}
+    baseline_set = {key: {**baseline_set, **distance_sets[1]}[key] for key in order[1]}
     samples = {key: (None if parts[0][key] is None else
                      {name: np.concatenate([part[key][name] for part in parts]) for name in parts[0][key]}
                      if isinstance(parts[0][key], dict) else np.concatenate([part[key] for part in parts]))

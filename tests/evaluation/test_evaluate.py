@@ -251,3 +251,53 @@ def test_a_depth_guided_run_on_the_labs_rgbd_faces(tmp_path):
     rate = real["metrics"]["generation_rate"]
     assert rate["available"] and set(rate["protocol"]["class_names"]) == {"expression"}
     assert "| expression rate ↑ | FID ↓ | KID ↓ |" in report.bodur_table(content)
+
+
+def test_real_faces_fid_against_another_stored_split_beside_the_floor(tmp_path):
+    """Shards with train, test and validation (FER2013's layout; the run trained with holdout_fraction 0): the
+    stored test split is edited, and FID/KID compare the edits with the validation faces; the real-faces row
+    holds the floor, the test faces unedited against the same, equal to that FID computed directly."""
+    from legan_tf.data import DataConfig, open_source, tfrecord
+    from legan_tf.errors import ConfigError
+    from legan_tf.evaluation.metrics.fid import FID
+
+    names, size = ("angry", "happy", "sad"), 16
+    rng = np.random.default_rng(0)
+    for prefix, count in (("Training", 2), ("PrivateTest", 3), ("PublicTest", 4)):
+        for name in names:
+            (tmp_path / "raw" / name).mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
+                    tmp_path / "raw" / name / f"{prefix}_{index}.png")
+    source = open_source(DataConfig("folder", str(tmp_path / "raw"), image_size=size, expression_names=names,
+                                    lighting_names=(), split_pattern=r"(?P<train>Training_)|(?P<test>PrivateTest_)|"
+                                                                     r"(?P<validation>PublicTest_)"))
+    shards = str(tmp_path / "shards")
+    tfrecord.prepare_output_dir(shards, False)
+    tfrecord.write_tfrecords(source, shards, 1, 0.0, 0)
+    run = tmp_path / "run"
+    run.mkdir()
+    _save(StarGANGenerator(image_size=size, num_labels=3, base_filters=4, num_residual_blocks=1),
+          run / "generator.keras", (np.zeros((1, size, size, 3), np.float32), np.zeros((1, 3), np.float32)))
+    (run / "flags.txt").write_text(f"--task=stargan\n--data_format=tfrecord\n--data_path={shards}\n"
+                                   f"--image_size={size}\n--expression_names={','.join(names)}\n--holdout_fraction=0\n")
+    judges = load_judges(inception_extractor=stand_in_extractor())
+    arguments = dict(judges=judges, sources=("real",), num_real=0, sample_rows=2, progress=False)
+    result = evaluate.evaluate(str(run), output_dir=str(tmp_path / "auto"), **arguments)
+    real = result["models"][0]["sources"]["real"]
+    fid, kid = real["metrics"]["fid"], real["metrics"]["kid"]
+    assert real["description"]["num_faces"] == 9 and "stored test split" in real["description"]["faces_from"]
+    assert fid["protocol"]["num_outputs"] == 9 and fid["protocol"]["num_reals"] == 12
+    assert kid["protocol"]["num_reals"] == 12 and "stored validation split" in fid["protocol"]["reference"]
+    [baseline] = [entry for entry in result["baselines"] if entry["source"] == "real"]
+    floor = baseline["rows"]["real faces"]["fid"]
+    edited = real_pass.read_real_faces(source.stored_split("test"), [], 0, 0)[0]
+    reference = real_pass.read_real_faces(source.stored_split("validation"), [], 0, 0)[0]
+    direct = FID(extractor=stand_in_extractor()).compute(outputs=edited, reals=reference)
+    assert floor["values"]["fid"] == pytest.approx(direct.values["fid"], rel=1e-4, abs=1e-6)
+    # none: the paired comparison of before (the 9 faces against themselves translated).
+    paired = evaluate.evaluate(str(run), output_dir=str(tmp_path / "none"), fid_reference_split="none", **arguments)
+    fid = paired["models"][0]["sources"]["real"]["metrics"]["fid"]
+    assert fid["protocol"]["num_reals"] == 9 and "copying the input scores 0" in fid["protocol"]["reference"]
+    with pytest.raises(ConfigError, match="is the split being edited"):
+        evaluate.evaluate(str(run), output_dir=str(tmp_path / "bad"), fid_reference_split="test", **arguments)
