@@ -20,42 +20,18 @@ unbiased. Only FIDs over the same numbers of faces compare.
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 
-AUTO = "auto"
-NONE = "none"
+# The choice of the reference split lives with the readers of real faces (real_pass), which this module uses.
+from legan_tf.evaluation.real_pass import AUTO, NONE, reference_split  # noqa: E402,F401  (re-exported)
 
 
 def fid_targets_for(source: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
     """One seeded random target t != s per face: the edits FID and KID are computed over."""
     shift = np.random.default_rng([seed, 36]).integers(1, num_classes, size=len(source))
     return (np.asarray(source, np.int64) + shift) % num_classes
-
-
-def reference_split(requested: str, edited_split: str, stored: Sequence[str]) -> Optional[str]:
-    """The split whose unedited faces the edits are compared with, or None for the paired figures only.
-
-    `auto`: the first stored split that is neither the edited one nor `train` (the generator learned from
-    train), in the order validation, test, then the rest by name; none such: None. `none`: None. A name:
-    that split (it must be stored, and must not be the edited split)."""
-    from legan_tf.errors import ConfigError
-
-    if requested == NONE:
-        return None
-    if requested == AUTO:
-        preferred = [name for name in ("validation", "test") if name in stored]
-        others = preferred + sorted(name for name in stored if name not in preferred)
-        candidates = [name for name in others if name not in (edited_split, "train")]
-        return candidates[0] if candidates else None
-    if requested == edited_split:
-        raise ConfigError(f"--fid_reference_split={requested} is the split being edited: that is the paired "
-                          "comparison; name another stored split (or none for the paired figures only).")
-    if requested not in stored:
-        raise ConfigError(f"--fid_reference_split={requested}: no such stored split (stored: "
-                          f"{', '.join(stored) or 'none'}).")
-    return requested
 
 
 def _pair_figures(real: np.ndarray, other: np.ndarray) -> Dict[str, object]:

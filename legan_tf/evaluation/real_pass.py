@@ -28,6 +28,9 @@ from legan_tf.runs import FLAGS_FILE
 
 DEFAULT_NUM_REAL = 1000
 DISTANCES = ("fid", "kid")
+# --fid_reference_split's keywords (reference_split).
+AUTO = "auto"
+NONE = "none"
 
 
 def open_real_faces(run: RunUnderTest, real: Optional[str] = None, real_format: Optional[str] = None):
@@ -70,6 +73,28 @@ def open_real_faces(run: RunUnderTest, real: Optional[str] = None, real_format: 
     return source, description
 
 
+def reference_split(requested: str, edited_split: str, stored: Sequence[str]) -> Optional[str]:
+    """The split whose unedited faces the edits are compared with, or None for the paired figures only.
+
+    `auto`: the first stored split that is neither the edited one nor `train` (the generator learned from
+    train), in the order validation, test, then the rest by name; none such: None. `none`: None. A name:
+    that split (it must be stored, and must not be the edited split)."""
+    if requested == NONE:
+        return None
+    if requested == AUTO:
+        preferred = [name for name in ("validation", "test") if name in stored]
+        others = preferred + sorted(name for name in stored if name not in preferred)
+        candidates = [name for name in others if name not in (edited_split, "train")]
+        return candidates[0] if candidates else None
+    if requested == edited_split:
+        raise ConfigError(f"--fid_reference_split={requested} is the split being edited: that is the paired "
+                          "comparison; name another stored split (or none for the paired figures only).")
+    if requested not in stored:
+        raise ConfigError(f"--fid_reference_split={requested}: no such stored split (stored: "
+                          f"{', '.join(stored) or 'none'}).")
+    return requested
+
+
 def stored_splits(config) -> List[str]:
     """The splits stored with prepared shards (prepare_data.py's metadata), none for other data."""
     from legan_tf.data.shard_format import METADATA_FILE, read_metadata
@@ -84,16 +109,15 @@ def open_real_reference(run: RunUnderTest, requested: str, real: Optional[str] =
     """(source, description) of the unedited real faces FID and KID compare the edits with, or None for the
     paired comparison (the edits against the translated faces themselves, which copying the input wins).
 
-    `requested` as judge_real_edits.py's --fid_reference_split (`real_edit_distances.reference_split`): auto
+    `requested` as judge_real_edits.py's --fid_reference_split (`reference_split`): auto
     takes the stored split of the run's shards that is neither the edited (test) nor train (FER2013:
     validation, PublicTest) when the run's own held-out faces are edited; none: paired."""
     from legan_tf.data import open_source
-    from legan_tf.evaluation import real_edit_distances as distances
 
-    if requested == distances.AUTO and real:
+    if requested == AUTO and real:
         return None
     config = run.data_config()
-    name = distances.reference_split(requested, "test", stored_splits(config))
+    name = reference_split(requested, "test", stored_splits(config))
     if name is None:
         return None
     source = open_source(dataclasses.replace(config, cache=False, random_flip=False,
