@@ -112,8 +112,7 @@ def evaluate(run_dir: str, compare: Sequence[str] = (), judges: Optional[Judges]
                           seed, batch_size, progress, sample_rows)
         if REAL in sources:
             _evaluate_real(evaluation, judges, baselines, real, real_format, fid_reference_split, num_real, seed,
-                           batch_size, progress,
-                           sample_rows)
+                           batch_size, progress, sample_rows)
         evaluations.append(evaluation)
 
     output_dir = output_dir or RunDir(run_dir).evaluation_dir

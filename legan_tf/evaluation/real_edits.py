@@ -63,7 +63,7 @@ from legan_tf.errors import ConfigError
 from legan_tf.evaluation import other_judges as second_opinion
 from legan_tf.evaluation import real_edit_distances as distances
 from legan_tf.evaluation.judges import file_digest, load_judges
-from legan_tf.evaluation.real_pass import read_real_faces
+from legan_tf.evaluation.real_pass import read_real_faces, stored_split_names
 from legan_tf.evaluation.run_under_test import RunUnderTest, resolve_run
 from legan_tf.evaluation.translation_metrics import generator_translate_fn
 from legan_tf.runs import FLAGS_FILE, LABELS_FILE, RunDir, labels_beside, read_label_names
@@ -665,11 +665,7 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
     source, config = open_split(data_path, split, generator.image_size, run, from_run)
     reference_name = None
     if inception_weights:
-        from legan_tf.data.shard_format import METADATA_FILE, read_metadata
-
-        stored = (list(read_metadata(data_path).get("splits", {}))
-                  if os.path.isfile(os.path.join(data_path, METADATA_FILE)) else [])
-        reference_name = distances.reference_split(fid_reference_split, split, stored)
+        reference_name = distances.reference_split(fid_reference_split, split, stored_split_names(data_path))
     label_sizes = generator_label_sizes(generator, source.label_names, generator_labels, f"--data_path={data_path}")
     if EXPRESSION not in label_sizes:
         raise ConfigError(f"{run.generator_path}: the generator takes no expression labels ({', '.join(label_sizes)}).")

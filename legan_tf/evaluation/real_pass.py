@@ -95,14 +95,20 @@ def reference_split(requested: str, edited_split: str, stored: Sequence[str]) ->
     return requested
 
 
-def stored_splits(config) -> List[str]:
-    """The splits stored with prepared shards (prepare_data.py's metadata), none for other data."""
+def stored_split_names(data_path: str) -> List[str]:
+    """The splits prepare_data.py stored with the shards at `data_path` (its metadata); none for other data."""
     from legan_tf.data.shard_format import METADATA_FILE, read_metadata
 
-    if config is None or config.data_format != "tfrecord" or not os.path.isfile(
-            os.path.join(config.data_path, METADATA_FILE)):
+    if not os.path.isfile(os.path.join(data_path, METADATA_FILE)):
         return []
-    return list(read_metadata(config.data_path).get("splits", {}))
+    return list(read_metadata(data_path).get("splits", {}))
+
+
+def stored_splits(config) -> List[str]:
+    """stored_split_names of a run's data when they are prepared shards; none for other data."""
+    if config is None or config.data_format != "tfrecord":
+        return []
+    return stored_split_names(config.data_path)
 
 
 def open_real_reference(run: RunUnderTest, requested: str, real: Optional[str] = None):
@@ -240,12 +246,13 @@ def real_pass(run: RunUnderTest, judges: Judges, faces: Tuple[Any, dict], num_re
                               batch_size, seed)
     baseline_set = make_metrics(("quality_score", "generation_rate") + (DISTANCES if reference else ()), judges,
                                 used, names, {**context, "model": None}, batch_size, seed) if baselines else {}
-    # Unpaired: FID and KID get the outputs here and the reference faces after the loop, never the inputs.
-    order = (list(metric_set), list(baseline_set))
-    distance_sets = [{key: metric for key, metric in chosen.items() if key in DISTANCES}
-                     for chosen in (metric_set, baseline_set)] if reference else [{}, {}]
-    metric_set, baseline_set = ({key: metric for key, metric in chosen.items() if key not in distance_sets[index]}
-                                for index, chosen in enumerate((metric_set, baseline_set)))
+    # Unpaired: FID and KID get the outputs (the floor: the inputs) here and the reference faces after the loop,
+    # never the inputs as their reals; the other metrics are fed as in the paired pass.
+    unpaired = DISTANCES if reference else ()
+    edit_distances = [metric_set[key] for key in unpaired if key in metric_set]
+    floor_distances = [baseline_set[key] for key in unpaired if key in baseline_set]
+    rest, baseline_rest = ({key: metric for key, metric in chosen.items() if key not in unpaired}
+                           for chosen in (metric_set, baseline_set))
     translate = generator_translate_fn(run.generator, label_sizes, batch_size)
     # Sample rows spread evenly over the set (file order groups a person's faces together).
     shown = np.unique(np.linspace(0, len(images) - 1, min(sample_rows, len(images))).round().astype(int))
@@ -260,13 +267,13 @@ def real_pass(run: RunUnderTest, judges: Judges, faces: Tuple[Any, dict], num_re
         if reconstructs:
             reconstruction = np.asarray(translate(outputs, {name: labels[name][rows] for name in attributes}),
                                         np.float32)
-        feed(metric_set, outputs=outputs, reals=inputs, inputs=inputs, target_labels=batch_targets,
+        feed(rest, outputs=outputs, reals=inputs, inputs=inputs, target_labels=batch_targets,
              targets_paired=inputs, reconstruction=reconstruction)
-        _feed_features(distance_sets[0].values(), outputs=outputs)
-        _feed_features(distance_sets[1].values(), outputs=inputs)
-        if baseline_set:
+        _feed_features(edit_distances, outputs=outputs)
+        _feed_features(floor_distances, outputs=inputs)
+        if baseline_rest:
             own = {name: labels[name][rows] for name in attributes if name in labels}
-            feed(baseline_set, outputs=inputs, target_labels=own if own else None)
+            feed(baseline_rest, outputs=inputs, target_labels=own if own else None)
         take = shown[(shown >= start) & (shown < start + len(inputs))] - start
         if len(take):
             parts.append({"inputs": inputs[take], "outputs": outputs[take],
@@ -277,10 +284,7 @@ def real_pass(run: RunUnderTest, judges: Judges, faces: Tuple[Any, dict], num_re
         reals, _, _ = read_real_faces(reference[0], [], 0, seed, batch_size)
         for start in tqdm(range(0, len(reals), batch_size), desc="FID reference faces", unit="batch",
                           disable=not progress, file=sys.stderr):
-            _feed_features([*distance_sets[0].values(), *distance_sets[1].values()],
-                           reals=reals[start:start + batch_size])
-    metric_set = {key: {**metric_set, **distance_sets[0]}[key] for key in order[0]}
-    baseline_set = {key: {**baseline_set, **distance_sets[1]}[key] for key in order[1]}
+            _feed_features(edit_distances + floor_distances, reals=reals[start:start + batch_size])
     samples = {key: (None if parts[0][key] is None else
                      {name: np.concatenate([part[key][name] for part in parts]) for name in parts[0][key]}
                      if isinstance(parts[0][key], dict) else np.concatenate([part[key] for part in parts]))
