@@ -45,7 +45,8 @@ setup(
     # (legan_tf/commands.py); in a checkout they stay in scripts/ and serving/.
     packages=find_packages(include=["legan_tf", "legan_tf.*"]) + list(SCRIPT_PACKAGES),
     package_dir=SCRIPT_PACKAGES,
-    package_data={"legan_tf.naturalness": ["rating_study.html"]},
+    # The shipped models (legan_tf.pretrained): a folder per model, shaped as a run directory.
+    package_data={"legan_tf.naturalness": ["rating_study.html"], "legan_tf.pretrained": ["*/*"]},
     entry_points={"console_scripts": ["legan-tf=legan_tf.commands:main"]},
     install_requires=CORE,
     extras_require=EXTRAS,

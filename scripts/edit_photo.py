@@ -29,7 +29,8 @@ from legan_tf.photos import edit_photo, faces  # noqa: E402
 
 flags.DEFINE_string(
     "model", None,
-    "A training run directory (holds generator.keras and labels.json), or a generator exported by "
+    "A model that ships with the package (pretrained:<name>, e.g. pretrained:stargan-fer2013-64; "
+    "docs/pretrained.md), a training run directory (holds generator.keras and labels.json), or a generator exported by "
     "scripts/export.py: a version folder (serving/models/legan/3), the model's folder (its highest "
     "version is used) or a serving root holding one generator.")
 flags.DEFINE_string("input", None, "The photo: any format Pillow reads (JPEG, PNG, WebP, TIFF, ...). "
@@ -56,7 +57,8 @@ flags.DEFINE_enum(
 flags.DEFINE_bool(
     "grey_model", False,
     "The model was trained on grey faces (FER2013, CK+48): feed it the grey crop and add only its change "
-    "of brightness, so the photo keeps its colours.")
+    "of brightness, so the photo keeps its colours. Implied for a generator with a one-channel colour map "
+    "and for a shipped model trained on grey faces.")
 flags.DEFINE_enum("detector", "auto", faces.DETECTORS,
                   "MediaPipe face detector: auto (both, merged), short (faces filling much of the photo) or "
                   "full (smaller faces, group photos).")

@@ -17,11 +17,13 @@ from absl import app, flags  # noqa: E402
 
 from legan_tf.cli import run_main  # noqa: E402
 
-flags.DEFINE_string("run_dir", None, "A finished run directory (it holds generator.keras, quality_model.keras, ...).")
+flags.DEFINE_string("run_dir", None, "A finished run directory (it holds generator.keras, quality_model.keras, ...), "
+                    "or pretrained:<name>, a model that ships with the package.")
 flags.DEFINE_string("serving_dir", "serving/models", "The TF-Serving model root: <serving_dir>/<name>/<version>/.")
 flags.DEFINE_list("models", ["generator", "quality", "classifier", "identity"],
                   "Which of the run's models to export: generator, quality, classifier, identity.")
-flags.DEFINE_string("name", "", "Serving name of the generator (default: the run's task, legan or stargan).")
+flags.DEFINE_string("name", "", "Serving name of the generator (default: the run's task, legan or stargan; a shipped "
+                    "model's own name).")
 flags.DEFINE_string("example_image", "",
                     "A face image to put in the printed edit command (default: one from the run's training data).")
 flags.mark_flag_as_required("run_dir")

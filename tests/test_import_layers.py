@@ -22,6 +22,7 @@ LAYERS = (
     ("data", ("legan_tf.data",)),
     ("models", ("legan_tf.models",)),
     ("gan", ("legan_tf.gan",)),
+    ("pretrained", ("legan_tf.pretrained",)),
     ("runs", ("legan_tf.runs",)),
     ("tasks", ("legan_tf.tasks",)),
     ("serving", ("legan_tf.serving",)),

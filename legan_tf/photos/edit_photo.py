@@ -18,15 +18,18 @@ What is pasted (`paste="auto"`, the default) depends on the generator:
 
 `paste="replace"` pastes the upsampled generated face itself.
 
-A model is a training run directory (generator.keras and labels.json) or a TF-Serving export written
-by scripts/export.py (a version folder, the model's folder of versions, or the serving root holding
-a single generator); `load_editor` opens either.
+A model is a training run directory (generator.keras and labels.json), a model that ships with the
+package (`pretrained:<name>`, legan_tf.pretrained) or a TF-Serving export written by scripts/export.py
+(a version folder, the model's folder of versions, or the serving root holding a single generator);
+`load_editor` opens any of them. A generator trained on grey faces (a one-channel colour map, or a
+shipped model whose card says so) is edited as --grey_model asks, unless the paste is "replace".
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import re
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -56,6 +59,9 @@ class Editor:
     label_names: Dict[str, tuple]
     image_size: int
     source: str
+    # Trained on grey faces (FER2013, CK+48): fed the grey crop, and only its change of brightness is
+    # pasted, so the photo keeps its colours (what --grey_model asks for any model).
+    grey_faces: bool = False
 
     def edit(self, crops: np.ndarray, targets: Sequence[Mapping[str, str]]) -> np.ndarray:
         """(B, S, S, 3) uint8 crops and one {attribute: name} per crop -> (B, S, S, 3) float32 in [0, 255]."""
@@ -87,6 +93,8 @@ class KerasEditor(Editor):
             raise ConfigError(f"{path} takes {expected} labels but the run's label names give {given}")
         if int(getattr(self.generator, "input_channels", 3)) != 3:
             raise ConfigError(f"{path} takes {self.generator.input_channels} input channels; photos give RGB only")
+        # A one-channel colour map paints grey levels whatever the data; a shipped model's card says so too.
+        self.grey_faces = bool(getattr(self.generator, "grey_colour", False)) or _card_says_grey(run_dir)
 
     def _inputs(self, crops, targets):
         labels = np.concatenate([_one_hot(self.label_names, target)[None] for target in targets], axis=0)
@@ -180,10 +188,27 @@ def _versions(folder: str) -> List[str]:
                    if entry.isdigit() and os.path.isfile(os.path.join(folder, entry, "saved_model.pb"))), key=int)
 
 
+def _card_says_grey(folder: str) -> bool:
+    """Whether a shipped model's pretrained.json says it was trained on grey faces."""
+    from legan_tf import pretrained
+
+    path = os.path.join(folder, pretrained.INFO_FILE)
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8") as handle:
+        return bool(json.load(handle).get("grey_faces", False))
+
+
 def load_editor(model: str) -> Editor:
-    """A run directory or a serving export (version, model folder, or a serving root with one generator)."""
+    """A run directory, a shipped model (`pretrained:<name>`) or a serving export (version, model folder,
+    or a serving root with one generator)."""
+    from legan_tf import pretrained
     from legan_tf.runs import RunDir, model_file
 
+    if pretrained.is_pretrained(model):
+        folder = pretrained.folder(model)
+        pretrained.verify(model)
+        return KerasEditor(folder)
     if not model or not os.path.isdir(model):
         raise ConfigError(f"--model={model}: no such folder (give a training run directory or a serving export)")
     if RunDir(model).has_model("generator"):
@@ -272,6 +297,7 @@ def edit_faces(editor: Editor, photo: face_tools.Photo, finder: face_tools.FaceF
     """Every face of the photo edited to each target; NoFaceError when no face can be edited."""
     if paste not in PASTE_MODES:
         raise ConfigError(f"--paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
+    grey_model = grey_model or (editor.grey_faces and paste != "replace")
     if grey_model and paste == "replace":
         raise ConfigError("--grey_model pastes the change of brightness only; it cannot be used with --paste=replace")
     attention = paste == "auto" and editor.has_parts

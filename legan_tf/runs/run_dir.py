@@ -99,8 +99,19 @@ class RunDir:
         return cls(path)
 
     @classmethod
-    def open(cls, path: str, flag: str = "--run_dir") -> "RunDir":
-        """An existing run directory (one holding flags.txt); a ConfigError naming `flag` otherwise."""
+    def open(cls, path: str, flag: str = "--run_dir", allow_pretrained: bool = False) -> "RunDir":
+        """An existing run directory (one holding flags.txt); with `allow_pretrained`, also a shipped model
+        (`pretrained:<name>`, whose folder is shaped as a run directory: for readers that write nothing
+        into it). A ConfigError naming `flag` otherwise."""
+        from legan_tf import pretrained
+
+        if pretrained.is_pretrained(path):
+            if not allow_pretrained:
+                raise ConfigError(f"{flag}={path}: a shipped model is read by edit, export and serve; this command "
+                                  "writes into a run directory: give one of your own runs")
+            name = path
+            path = pretrained.folder(name, flag)
+            pretrained.verify(name)
         if not path or not os.path.isdir(path):
             raise ConfigError(f"{flag}={path}: no such run directory.")
         if not os.path.isfile(os.path.join(path, FLAGS_FILE)):

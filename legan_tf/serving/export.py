@@ -363,7 +363,7 @@ def export_model(model, kind: str, serving_dir: str, name: str, label_names: Opt
 
 def run_label_names(run_dir: str) -> Dict[str, tuple]:
     """The run's label names (its labels.json, or for a run without one, its training data's)."""
-    return RunDir(run_dir).label_names()
+    return RunDir.open(run_dir, allow_pretrained=True).label_names()
 
 
 def export_run(run_dir: str, serving_dir: str, kinds: Sequence[str] = KINDS, generator_name: str = "") -> List[tuple]:
@@ -371,8 +371,12 @@ def export_run(run_dir: str, serving_dir: str, kinds: Sequence[str] = KINDS, gen
     returns (kind, version path) pairs."""
     import keras
 
-    run = RunDir.open(run_dir)
+    from legan_tf import pretrained
+
+    run = RunDir.open(run_dir, allow_pretrained=True)
     task = run.task or "classifier"
+    if pretrained.is_pretrained(run_dir) and not generator_name:  # served under its own name
+        generator_name = os.path.basename(run.path)
     found = [(role, kind, name or generator_name or task) for role, (kind, name) in SERVED_ROLES.items()
              if kind in kinds and run.has_model(role)]
     if not found:
@@ -392,6 +396,16 @@ def export_run(run_dir: str, serving_dir: str, kinds: Sequence[str] = KINDS, gen
     return exported
 
 
+def export_pretrained(model: str, serving_dir: str) -> str:
+    """A shipped model (`pretrained:<name>`) exported as the generator `<name>` into `serving_dir` (for
+    serving it without a run or an export of one's own); returns the version folder."""
+    from legan_tf import pretrained
+
+    pretrained.folder(model, "--model_dir")  # an unknown name lists the known ones, naming this flag
+    [(_, path)] = export_run(model, serving_dir, ["generator"])
+    return path
+
+
 def example_label_values(label_names: Mapping[str, Sequence[str]]) -> Dict[str, str]:
     """A target per attribute for printed example commands: the middle light (the lights run from one
     side to the other, so the middle one is near frontal, where a young model already does well) and
@@ -402,7 +416,7 @@ def example_label_values(label_names: Mapping[str, Sequence[str]]) -> Dict[str, 
 
 def example_image(run_dir: str) -> str:
     """A face from the run's data folder, so a printed command works as it stands ("face.jpg" if none)."""
-    folder = os.path.dirname(RunDir.open(run_dir).settings()["data_path"] or "")
+    folder = os.path.dirname(RunDir.open(run_dir, allow_pretrained=True).settings()["data_path"] or "")
     for root, folders, files in (os.walk(folder) if folder else ()):
         folders.sort()  # walked in name order, stopping at the first image: a large dataset is not listed whole
         for name in sorted(files):

@@ -357,3 +357,37 @@ def test_a_burst_of_bad_oversized_and_valid_requests_from_many_clients(server):
     assert max(difference for kind, difference in outcomes if kind == "valid") == 0.0
     assert grown < 8 * 3 * 4 * MAX_REQUEST + 64 * (1 << 20), grown
     assert score_faces(GrpcClient(f"127.0.0.1:{server.grpc_port}"), "quality", [png_bytes(face(7))]).shape == (1,)
+
+
+def test_server_command_serves_a_shipped_model_and_removes_its_export_at_exit():
+    """--model_dir=pretrained:<name>: exported at start into a temporary folder, served as <name> (an edit
+    over gRPC comes back at the size sent), the folder gone after SIGTERM; an unknown name is one line."""
+    import signal
+    import time
+
+    grpc_port = _free_port()
+    server = subprocess.Popen([sys.executable, os.path.join(REPO, "serving", "server.py"),
+                               "--model_dir=pretrained:stargan-fer2013-64", f"--grpc_port={grpc_port}",
+                               "--rest_port=-1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    try:
+        deadline, lines = time.monotonic() + 240, []
+        while time.monotonic() < deadline:
+            line = server.stdout.readline()
+            lines.append(line)
+            if line.startswith("serving gRPC") or not line:
+                break
+        assert lines[-1].startswith(f"serving gRPC on 127.0.0.1:{grpc_port}"), lines
+        folder = lines[0].split(" into ")[1].split(" (removed")[0]
+        assert os.path.isdir(os.path.join(folder, "stargan-fer2013-64", "1"))
+        sent = png_bytes(face(3))
+        [edited] = edit_faces(GrpcClient(f"127.0.0.1:{grpc_port}"), "stargan-fer2013-64", [sent], expression="happy")
+        assert Image.open(io.BytesIO(edited)).size == Image.open(io.BytesIO(sent)).size  # back at the size sent
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    assert not os.path.exists(folder)
+    result = subprocess.run([sys.executable, os.path.join(REPO, "serving", "server.py"), "--model_dir=pretrained:nope"],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+        "error: --model_dir=pretrained:nope: no such pretrained model; the package ships pretrained:stargan-fer2013-64")
