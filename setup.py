@@ -46,7 +46,8 @@ setup(
     packages=find_packages(include=["legan_tf", "legan_tf.*"]) + list(SCRIPT_PACKAGES),
     package_dir=SCRIPT_PACKAGES,
     # The shipped models (legan_tf.pretrained): a folder per model, shaped as a run directory.
-    package_data={"legan_tf.naturalness": ["rating_study.html"], "legan_tf.pretrained": ["*/*"]},
+    package_data={"legan_tf.naturalness": ["rating_study.html"], "legan_tf.photos": ["app.html"],
+                  "legan_tf.pretrained": ["*/*"]},
     entry_points={"console_scripts": ["legan-tf=legan_tf.commands:main"]},
     install_requires=CORE,
     extras_require=EXTRAS,

@@ -16,6 +16,7 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "prepare": ("scripts", "prepare_data", "turn a dataset folder into TFRecord shards"),
     "unpack-fer2013": ("scripts", "unpack_fer2013", "unpack Kaggle's fer2013.csv into image folders"),
     "edit": ("scripts", "edit_photo", "edit the expression (and lighting) of the faces in a photo"),
+    "app": ("scripts", "app", "a local web page that edits the faces of a photo"),
     "align": ("scripts", "align_faces", "find, align and crop the faces of photos"),
     "depth": ("scripts", "make_depth", "depth and normal maps of faces from a fitted face mesh"),
     "relight": ("scripts", "relight_faces", "real faces under a grid of directional lights"),

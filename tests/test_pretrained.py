@@ -106,8 +106,12 @@ def test_run_directory_readers_take_the_name():
     assert editor.grey_faces and editor.has_parts and editor.image_size == 64
 
 
-def test_export_serves_a_shipped_model(tmp_path):
+def test_export_serves_a_shipped_model_and_photos_are_edited_through_the_server(tmp_path):
+    """Exported, served, and used as a TF-Serving address (host:port/model): the editor reads the label
+    names from the server's refusal of an unknown one, and the photo's face is edited over gRPC."""
+    from legan_tf.photos import edit_photo, samples
     from legan_tf.serving import export
+    from legan_tf.serving.server import Server
 
     exported = export.export_run(f"pretrained:{NAME}", str(tmp_path), ["generator"])
     [(kind, path)] = exported
@@ -116,3 +120,23 @@ def test_export_serves_a_shipped_model(tmp_path):
         assert "angry" in handle.read()
     printed = export.serving_commands(exported, str(tmp_path), f"pretrained:{NAME}", "face.png")
     assert f"--model={NAME} --image=face.png --expression=disgust" in printed
+
+    from PIL import Image
+
+    server = Server(str(tmp_path), grpc_port=0, rest_port=None)
+    port = server.start()[0]
+    try:
+        editor = edit_photo.load_editor(f"127.0.0.1:{port}/{NAME}")
+        assert editor.label_names == pretrained.label_names(NAME)
+        Image.fromarray(samples.grace_hopper()).save(tmp_path / "hopper.png")
+        outcome = edit_photo.edit_photo(f"127.0.0.1:{port}/{NAME}", str(tmp_path / "hopper.png"),
+                                        str(tmp_path / "edited.png"), expression="surprise", editor=editor)
+        assert len(outcome["faces"]) == 1
+        before = samples.grace_hopper().astype(np.int16)
+        after = np.asarray(Image.open(tmp_path / "edited.png"), np.int16)
+        changed = np.abs(after - before).max(axis=2) > 0
+        assert changed.any() and changed.mean() < 0.2   # the face only (185 px wide in the 512 x 600 photo)
+        with pytest.raises(ConfigError, match="NOT_FOUND|no model|not found"):
+            edit_photo.load_editor(f"127.0.0.1:{port}/nobody")
+    finally:
+        server.stop()

@@ -20,7 +20,7 @@ class BenchmarkOptions:
         choices=tuple(SUITES))
     benchmarks: tuple[str, ...] = hparam(
         ("lab", "classifier"), "Which benchmarks to run when no --suite is given: train, infer, input_tf, lab, "
-        "classifier, serving, gan, input.")
+        "classifier, serving, gan, input, app.")
     repeats: int = hparam(7, "Timed repetitions per setting; the median is reported.", lower_bound=1)
     suite_sizes: tuple[str, ...] = hparam(("64", "128"), "Image sizes of the train and infer benchmarks.")
     suite_widths: str = hparam(
@@ -33,6 +33,9 @@ class BenchmarkOptions:
     classifier_batch: int = hparam(64, "Batch size of the classifier benchmark.")
     serving_size: int = hparam(128, "Face size of the serving benchmark (LEGAN paper: 128).")
     serving_filters: int = hparam(64, "Base filters of each hourglass in the serving benchmark (paper: 64).")
+    app_model: str = hparam("pretrained:stargan-fer2013-64", "The generator of the app benchmark (any --model of "
+                            "scripts/app.py).")
+    app_requests: int = hparam(20, "Uploads timed by the app benchmark.", lower_bound=1)
     serving_requests: int = hparam(30, "Single-face requests timed per path for the latency percentiles.")
     gan_size: int = hparam(64, "Image size of the gan benchmark.")
     gan_batch: int = hparam(16, "Batch size of the gan and train benchmarks (StarGAN reference: 16).")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 
+from legan_tf.benchmark.app_latency import bench_app
 from legan_tf.benchmark.inference import bench_infer
 from legan_tf.benchmark.inputs import bench_input, bench_input_tf
 from legan_tf.benchmark.options import BenchmarkOptions
@@ -45,7 +46,8 @@ def bench_lab(options):
 
 
 BENCHMARKS = {"train": bench_train, "infer": bench_infer, "input_tf": bench_input_tf, "lab": bench_lab,
-              "classifier": bench_classifier, "serving": bench_serving, "gan": bench_gan, "input": bench_input}
+              "classifier": bench_classifier, "serving": bench_serving, "gan": bench_gan, "input": bench_input,
+              "app": bench_app}
 
 
 def input_to_training_ratio(options, rows):

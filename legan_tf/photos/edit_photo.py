@@ -32,6 +32,7 @@ import io
 import json
 import os
 import re
+import time
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -78,13 +79,22 @@ class Editor:
 
 
 class KerasEditor(Editor):
-    def __init__(self, run_dir: str):
-        from legan_tf.runs import RunDir, load_model
+    def __init__(self, run_dir: str, model_file: Optional[str] = None):
+        """The generator.keras of a run directory, or `model_file`: any generator .keras with a labels.json
+        beside it."""
+        from legan_tf.runs import RunDir, labels_beside, load_model, read_label_names
 
         run = RunDir(run_dir)
-        path = run.model_path("generator")
+        path = model_file or run.model_path("generator")
         self.generator = load_model(path, "generator", "--model")
-        self.label_names = run.label_names()
+        if model_file:
+            labels = labels_beside(model_file)
+            if labels is None:
+                raise ConfigError(f"--model={model_file}: no labels.json beside it (the run directory's names its "
+                                  "labels); copy the run's labels.json next to the file")
+            self.label_names = read_label_names(labels)
+        else:
+            self.label_names = run.label_names()
         self.image_size = int(self.generator.image_size)
         self.source = path
         expected = int(getattr(self.generator, "num_labels", 0))
@@ -126,6 +136,66 @@ def _one_hot(label_names: Mapping[str, Sequence[str]], target: Mapping[str, str]
 
 
 MODEL_CARD = os.path.join("assets", "model_card.md")
+# A generator served by TF-Serving (or serving/server.py): host:port/model over gRPC.
+REMOTE = re.compile(r"(?:grpc://)?(?P<server>[A-Za-z0-9.\-]+:\d{1,5})/(?P<model>[A-Za-z0-9_.\-]+)")
+REMOTE_SIZE = 128  # faces are sent at this size; the served model scales them to its own and back
+
+
+class RemoteEditor(Editor):
+    """A generator on a TF-Serving server (`host:port/model`), called over gRPC through its
+    `serving_default` signature. Its label names are read from the server: an export refuses an unknown
+    name with a message that lists the known ones (legan_tf/serving/export.py), which both TF-Serving
+    and the project's server pass on."""
+
+    def __init__(self, address: str):
+        from legan_tf.serving.client import GrpcClient, ServingError
+
+        match = REMOTE.fullmatch(address)
+        self.client, self.model = GrpcClient(match["server"], timeout=60.0), match["model"]
+        self.source, self.image_size = address, REMOTE_SIZE
+        try:
+            inputs = self.client.signatures(self.model)["serving_default"]["inputs"]
+        except ServingError as error:
+            raise ConfigError(f"--model={address}: {error}") from None
+        except KeyError:
+            raise ConfigError(f"--model={address}: the served model has no serving_default signature") from None
+        attributes = [name for name in inputs if name != "images_bytes"]
+        if "images_bytes" not in inputs or not attributes:
+            raise ConfigError(f"--model={address}: not a generator export (its serving_default takes "
+                              f"{', '.join(inputs)})")
+        face = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(face, format="PNG")
+        names: Dict[str, tuple] = {}
+        for _ in attributes:  # each request names the attribute it stops at; the next one gives it a known name
+            probe = {attribute: [names[attribute][0] if attribute in names else "?"] for attribute in attributes}
+            try:
+                self.client.predict(self.model, {"images_bytes": [face.getvalue()], **probe})
+            except ServingError as error:
+                known = re.search(r"unknown (\w+) name\(s\):.*\(known: ([^)]*)\)", error.message, re.S)
+                if known and known[1] in attributes and known[1] not in names:
+                    names[known[1]] = tuple(name.strip() for name in known[2].split(","))
+                    continue
+            break
+        missing = [attribute for attribute in attributes if attribute not in names]
+        if missing:
+            raise ConfigError(f"--model={address}: cannot read the {', '.join(missing)} names from the server (a "
+                              "generator exported by scripts/export.py lists them when refusing an unknown one)")
+        self.label_names = {attribute: names[attribute] for attribute in attributes}
+
+    def edit(self, crops, targets):
+        from legan_tf.serving.client import ServingError, edit_faces
+
+        encoded = []
+        for crop in crops:
+            buffer = io.BytesIO()
+            Image.fromarray(crop).save(buffer, format="PNG")
+            encoded.append(buffer.getvalue())
+        names = {attribute: [target[attribute] for target in targets] for attribute in self.label_names}
+        try:
+            replies = edit_faces(self.client, self.model, encoded, **names)
+        except ServingError as error:
+            raise ConfigError(f"{self.source}: {error}") from None
+        return np.stack([np.asarray(Image.open(io.BytesIO(reply)).convert("RGB"), np.float32) for reply in replies])
 
 
 class ServingEditor(Editor):
@@ -208,7 +278,13 @@ def load_editor(model: str) -> Editor:
     if pretrained.is_pretrained(model):
         folder = pretrained.folder(model)
         pretrained.verify(model)
-        return KerasEditor(folder)
+        editor = KerasEditor(folder)
+        editor.source = model   # the name says which file: the package's own copy
+        return editor
+    if model and model.endswith(".keras") and os.path.isfile(model):
+        return KerasEditor(os.path.dirname(os.path.abspath(model)), model)
+    if model and REMOTE.fullmatch(model):
+        return RemoteEditor(model)
     if not model or not os.path.isdir(model):
         raise ConfigError(f"--model={model}: no such folder (give a training run directory or a serving export)")
     if RunDir(model).has_model("generator"):
@@ -293,8 +369,10 @@ def _grey(crops: np.ndarray) -> np.ndarray:
 
 def edit_faces(editor: Editor, photo: face_tools.Photo, finder: face_tools.FaceFinder,
                targets: Sequence[Mapping[str, str]], paste: str = "auto", grey_model: bool = False,
-               name: str = "the photo") -> Edited:
-    """Every face of the photo edited to each target; NoFaceError when no face can be edited."""
+               name: str = "the photo", timings: Optional[Dict[str, float]] = None) -> Edited:
+    """Every face of the photo edited to each target; NoFaceError when no face can be edited. A `timings`
+    dict receives the seconds of each stage: detect (faces and meshes), align, edit, paste."""
+    clock = _Clock(timings)
     if paste not in PASTE_MODES:
         raise ConfigError(f"--paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
     grey_model = grey_model or (editor.grey_faces and paste != "replace")
@@ -303,6 +381,7 @@ def edit_faces(editor: Editor, photo: face_tools.Photo, finder: face_tools.FaceF
     attention = paste == "auto" and editor.has_parts
     paste = "change" if paste == "auto" else paste
     found, skipped = finder(photo.rgb)
+    clock("detect")
     if not found:
         height, width = photo.rgb.shape[:2]
         why = f"; skipped: {'; '.join(skipped)}" if skipped else ""
@@ -312,9 +391,11 @@ def edit_faces(editor: Editor, photo: face_tools.Photo, finder: face_tools.FaceF
         crops = _grey(crops)
     batch = np.concatenate([crops] * len(targets))
     mask = face_tools.feather_mask(editor.image_size)
+    clock("align")
     if attention:
-        return _paste_parts(editor, photo, found, alignments, batch, targets, mask, skipped, grey_model)
+        return _paste_parts(editor, photo, found, alignments, batch, targets, mask, skipped, grey_model, clock)
     edited = editor.edit(batch, [target for target in targets for _ in found])
+    clock("edit")
     results = []
     for index in range(len(targets)):
         result = photo.rgb
@@ -329,15 +410,30 @@ def edit_faces(editor: Editor, photo: face_tools.Photo, finder: face_tools.FaceF
                 continue
             result = face_tools.paste(result, alignment, change, mask)
         results.append(result)
+    clock("paste")
     return Edited(photo, found, alignments, results, skipped, paste=paste)
 
 
-def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skipped, grey_model) -> Edited:
+class _Clock:
+    """Calling it with a stage's name stores the seconds since the last call (or its creation) under it."""
+
+    def __init__(self, timings: Optional[Dict[str, float]]):
+        self.timings, self.last = timings, time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
+def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skipped, grey_model, clock) -> Edited:
     """An attention generator's edits composited at the photo's resolution: photo + A * (C - photo),
     with C and A scaled up through the inverse alignment and A faded out by the feathered ellipse.
     With `grey_model` the composite is made on the photo's grey levels and only its change of
     brightness is added to the colour photo."""
     colors, masks = editor.edit_parts(batch, [target for target in targets for _ in found])
+    clock("edit")
     if grey_model:  # a grey model's colour map is grey levels: any tint between its channels is not a change
         colors = np.repeat(_grey_float(colors)[..., None], 3, axis=-1)
     grey_photo = _grey(photo.rgb) if grey_model else None
@@ -351,6 +447,7 @@ def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skip
             change = result.astype(np.int16) - grey_photo.astype(np.int16)
             result = np.clip(photo.rgb.astype(np.int16) + change, 0, 255).astype(np.uint8)
         results.append(result)
+    clock("paste")
     return Edited(photo, found, alignments, results, skipped, paste="attention", masks=masks)
 
 
