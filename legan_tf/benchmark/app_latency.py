@@ -53,9 +53,9 @@ def bench_app(options):
     server.shutdown()
     server.server_close()
     totals = sorted(seconds for seconds, _ in rounds)
+    p50, p99 = statistics.median(totals), totals[int(round(0.99 * (len(totals) - 1)))]
     rows = [(f"app: upload to edited photo, 922x1080 JPEG, one face, {app.editor.image_size} px model, p50 / p99",
-             f"{1000 * statistics.median(totals):.0f} ms / {1000 * totals[int(round(0.99 * (len(totals) - 1)))]:.0f} ms",
-             f"{options.app_requests} requests over HTTP")]
+             f"{1000 * p50:.0f} ms / {1000 * p99:.0f} ms", f"{options.app_requests} requests over HTTP")]
     for stage in rounds[0][1]:
         values = sorted(stages[stage] for _, stages in rounds)
         rows.append((f"app: {stage} (server's seconds)", f"{1000 * statistics.median(values):.0f} ms",

@@ -163,13 +163,12 @@ class RemoteEditor(Editor):
         if "images_bytes" not in inputs or not attributes:
             raise ConfigError(f"--model={address}: not a generator export (its serving_default takes "
                               f"{', '.join(inputs)})")
-        face = io.BytesIO()
-        Image.new("RGB", (8, 8)).save(face, format="PNG")
+        [face] = _pngs(np.zeros((1, 8, 8, 3), np.uint8))
         names: Dict[str, tuple] = {}
         for _ in attributes:  # each request names the attribute it stops at; the next one gives it a known name
             probe = {attribute: [names[attribute][0] if attribute in names else "?"] for attribute in attributes}
             try:
-                self.client.predict(self.model, {"images_bytes": [face.getvalue()], **probe})
+                self.client.predict(self.model, {"images_bytes": [face], **probe})
             except ServingError as error:
                 known = re.search(r"unknown (\w+) name\(s\):.*\(known: ([^)]*)\)", error.message, re.S)
                 if known and known[1] in attributes and known[1] not in names:
@@ -185,17 +184,12 @@ class RemoteEditor(Editor):
     def edit(self, crops, targets):
         from legan_tf.serving.client import ServingError, edit_faces
 
-        encoded = []
-        for crop in crops:
-            buffer = io.BytesIO()
-            Image.fromarray(crop).save(buffer, format="PNG")
-            encoded.append(buffer.getvalue())
         names = {attribute: [target[attribute] for target in targets] for attribute in self.label_names}
         try:
-            replies = edit_faces(self.client, self.model, encoded, **names)
+            replies = edit_faces(self.client, self.model, _pngs(crops), **names)
         except ServingError as error:
             raise ConfigError(f"{self.source}: {error}") from None
-        return np.stack([np.asarray(Image.open(io.BytesIO(reply)).convert("RGB"), np.float32) for reply in replies])
+        return _decoded(replies)
 
 
 class ServingEditor(Editor):
@@ -222,16 +216,25 @@ class ServingEditor(Editor):
     def edit(self, crops, targets):
         import tensorflow as tf
 
-        encoded = []
-        for crop in crops:
-            buffer = io.BytesIO()
-            Image.fromarray(crop).save(buffer, format="PNG")
-            encoded.append(buffer.getvalue())
-        inputs = {"images_bytes": tf.constant(encoded)}
+        inputs = {"images_bytes": tf.constant(_pngs(crops))}
         for attribute in self.label_names:
             inputs[attribute] = tf.constant([target[attribute] for target in targets])
-        outputs = self._function(**inputs)["images_bytes"].numpy()
-        return np.stack([np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.float32) for png in outputs])
+        return _decoded(self._function(**inputs)["images_bytes"].numpy())
+
+
+def _pngs(crops: np.ndarray) -> List[bytes]:
+    """(B, S, S, 3) uint8 crops -> PNG files, as a generator's serving signature takes them."""
+    encoded = []
+    for crop in crops:
+        buffer = io.BytesIO()
+        Image.fromarray(crop).save(buffer, format="PNG")
+        encoded.append(buffer.getvalue())
+    return encoded
+
+
+def _decoded(pngs) -> np.ndarray:
+    """The signature's PNG answers -> (B, S, S, 3) float32 in [0, 255]."""
+    return np.stack([np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.float32) for png in pngs])
 
 
 def _card_label_names(version_dir: str) -> Dict[str, tuple]:

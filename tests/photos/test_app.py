@@ -33,7 +33,8 @@ def running():
 
 
 def _request(server, path, body=None):
-    request = urllib.request.Request(server.url.rstrip("/") + path, data=body, method="POST" if body is not None else "GET")
+    request = urllib.request.Request(server.url.rstrip("/") + path, data=body,
+                                     method="POST" if body is not None else "GET")
     try:
         with urllib.request.urlopen(request, timeout=120) as reply:
             return reply.status, reply.read()
@@ -75,7 +76,8 @@ def test_the_api_edits_a_packaged_photo_near_the_face_only(running):
     status, body = _request(running, "/api/edit?expression=surprise", _png(photo))
     answer = json.loads(body)
     assert status == 200, answer
-    assert answer["size"] == [512, 600] and len(answer["faces"]) == 1 and answer["targets"] == {"expression": "surprise"}
+    assert answer["size"] == [512, 600] and len(answer["faces"]) == 1
+    assert answer["targets"] == {"expression": "surprise"}
     assert set(answer["seconds"]) == {"read", "detect", "align", "edit", "paste", "encode", "total"}
     edited = _decode(answer["download"])
     # Every block the edit changed lies within the face, around (267, 235) and 185 px wide (edit_photo's
