@@ -289,7 +289,8 @@ def load_editor(model: str) -> Editor:
     if model and REMOTE.fullmatch(model):
         return RemoteEditor(model)
     if not model or not os.path.isdir(model):
-        raise ConfigError(f"--model={model}: no such folder (give a training run directory or a serving export)")
+        raise ConfigError(f"--model={model}: no such folder or file (give pretrained:<name>, a training run "
+                          "directory, a generator .keras file, a serving export or a TF-Serving address host:port/<model>)")
     if RunDir(model).has_model("generator"):
         return KerasEditor(model)
     if os.path.isfile(os.path.join(model, "saved_model.pb")):
