@@ -50,7 +50,7 @@ test-multi-worker: $(STAMP)
 	LEGAN_TF_ALL_RECIPES=1 $(PY) -m pytest tests/training/test_multi_worker.py -q -rfEs
 
 # Every recipe (seven) where `make test` takes a few: on a two-worker cluster, and one step under both backends
-# (tests/training/test_backends.py compares four tasks in `make test`).
+# (tests/training/test_backends.py compares three tasks in `make test`).
 test-all-recipes: $(STAMP)
 	LEGAN_TF_ALL_RECIPES=1 $(PY) -m pytest tests/training/test_multi_worker.py tests/training/test_backends.py \
 	  -q -rfEs -n 2 --dist loadfile

@@ -91,6 +91,9 @@ SLOWEST_FILES = (
     "tests/photos/test_edit_photo.py",
     "tests/test_face_lab_learnability.py",
     "tests/test_benchmark_script.py",
+    "tests/training/test_precision.py",
+    "tests/serving/test_serving.py",
+    "tests/test_commands.py",
 )
 
 

@@ -11,20 +11,21 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 ALL_TASKS = ("stargan", "legan", "depth_pretrain", "stargan_depth", "classifier", "quality", "identity")
-# The tasks `make test` compares: the papers' two GANs and the depth network's two tasks (whose steps amplify
-# rounding, the hardest case for the bounds below). Each task costs every backend process a compilation (about
+# The tasks `make test` compares: LEGAN and the depth network's two tasks (whose steps amplify rounding, the
+# hardest case for the bounds below); the depth-guided StarGAN carries StarGAN's networks and losses inside it,
+# so plain StarGAN adds no code path of its own. Each task costs every backend process a compilation (about
 # 10 s of CPU for JAX), and the 2-core test budget does not hold all seven on all five processes; the other
-# three (classifier, quality, identity: one network, one loss each) run the same step code, and their
-# TensorFlow steps are checked against two replicas on every `make test` (tests/tasks/test_mirrored_equality.py).
+# four (stargan, classifier, quality, identity) run the same step code, and their TensorFlow steps are checked
+# against two replicas on every `make test` (tests/tasks/test_mirrored_equality.py).
 # All seven: LEGAN_TF_ALL_RECIPES=1, or `make test-all-recipes`.
 ALL_RECIPES = os.environ.get("LEGAN_TF_ALL_RECIPES", "").strip() not in ("", "0")
-TASKS = ALL_TASKS if ALL_RECIPES else ("stargan", "legan", "depth_pretrain", "stargan_depth")
+TASKS = ALL_TASKS if ALL_RECIPES else ("legan", "depth_pretrain", "stargan_depth")
 
 jax = pytest.importorskip("jax", reason="the JAX backend's tests need jax (pip install 'legan-tf[jax]')")
 
 
 # The GANs' steps on two devices against one (keras.distribution.DataParallel).
-PARALLEL_TASKS = ("stargan", "legan")
+PARALLEL_TASKS = tuple(task for task in ("stargan", "legan") if task in TASKS)
 # TensorFlow with --jit_compile (XLA's kernels) against TensorFlow without: the GANs and the classifier.
 JIT_TASKS = tuple(task for task in ("stargan", "legan", "stargan_depth", "classifier") if task in TASKS)
 # The tasks with the depth network, whose step amplifies rounding (see the bounds below): TensorFlow
