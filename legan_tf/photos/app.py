@@ -121,10 +121,13 @@ class FaceEditorApp:
                 "labels": {attribute: list(names) for attribute, names in self.editor.label_names.items()},
                 "samples": list(self.samples), "max_upload_bytes": self.max_upload_bytes}
 
-    def sample(self, name: str) -> bytes:
+    def _sample_pixels(self, name: str) -> np.ndarray:
         if name not in self.samples:
             raise BadUpload(404, f"no packaged photo {name!r}; there are {', '.join(self.samples)}")
-        return _jpeg(self.samples[name]())
+        return self.samples[name]()
+
+    def sample(self, name: str) -> bytes:
+        return _jpeg(self._sample_pixels(name))
 
     def edit(self, body: bytes, query: Dict[str, str]) -> dict:
         """One edit: the photo's bytes (or a packaged photo named by `sample`) and the target names."""
@@ -134,9 +137,8 @@ class FaceEditorApp:
                                                  query.get("lighting") or None, False)
         except ConfigError as error:
             raise BadUpload(400, str(error).replace("--", "")) from None
-        if query.get("sample"):
-            self.sample(query["sample"])  # an unknown name is a 404 with the known ones
-            photo = face_tools.Photo(self.samples[query["sample"]](), None, "RGB", None, None)
+        if query.get("sample"):  # an unknown name is a 404 with the known ones
+            photo = face_tools.Photo(self._sample_pixels(query["sample"]), None, "RGB", None, None)
             name = query["sample"]
         else:
             photo, name = self._read(body), "the uploaded photo"

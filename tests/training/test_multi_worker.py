@@ -95,7 +95,8 @@ RECIPES = {
 }
 # What a dependency provides: the file or run directory of the dependency's single-process run.
 PROVIDES = {"identity": "identity_model.keras", "quality": "quality_model.keras", "depth_pretrain": ""}
-# The recipes trained on a cluster by `make test`: the two GANs of the papers (LEGAN with both frozen judges,
+# The recipes trained on a cluster without LEGAN_TF_ALL_RECIPES (`pytest` on this file; `make test` leaves the
+# file to `make test-multi-worker`, for its 2-core time budget): the two GANs of the papers (LEGAN with both frozen judges,
 # whose targets gather labels across replicas; StarGAN's cluster is also resumed and preempted below). Each run
 # is a TensorFlow process start (about 10 s of CPU), and the 2-core test budget does not hold all seven; the
 # other five (identity, whose two faces the cluster and the single process place differently in the batch,
