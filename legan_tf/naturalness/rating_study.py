@@ -34,7 +34,6 @@ import contextlib
 import csv
 import dataclasses
 import datetime
-import errno
 import glob
 import hashlib
 import http.server
@@ -46,8 +45,6 @@ import os
 import random
 import re
 import secrets
-import socket
-import sys
 import tempfile
 import threading
 import time
@@ -58,6 +55,7 @@ from legan_tf.data import images as image_check
 from legan_tf.data.manifests import IMAGE_EXTENSIONS  # what the ratings reader takes
 from legan_tf.data.input_files import files_under
 from legan_tf.errors import ConfigError
+from legan_tf.local_http import LocalServer
 
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 SCORES = tuple(range(1, 11))
@@ -727,34 +725,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._json(500, {"error": "internal error"})
 
 
-class RatingServer(http.server.ThreadingHTTPServer):
+class RatingServer(LocalServer):
     """One thread per request; the study's lock orders the ratings."""
-
-    daemon_threads = True
 
     def __init__(self, study: Optional[RatingStudy], host: str, port: int):
         self.study = study
-        if ":" in host:
-            self.address_family = socket.AF_INET6
-        try:
-            super().__init__((host, port), _Handler)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            hint = "; choose another --port, or --port=0 for a free one" if error.errno == errno.EADDRINUSE else ""
-            raise ConfigError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
-        except (OverflowError, socket.gaierror) as error:
-            raise ConfigError(f"cannot listen on {host}:{port}: {error}") from None
+        super().__init__(host, port, _Handler)
 
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
-        return f"http://{shown}:{port}/"
-
-    def handle_error(self, request, client_address):
-        error = sys.exc_info()[1]
-        if not isinstance(error, (ConnectionError, TimeoutError)):
-            self.study.say(f"error: a request from {client_address[0]} failed: {type(error).__name__}: {error}")
+    def say(self, line: str) -> None:
+        self.study.say(line)
 
 
 def serve(images: str, output: str, host: str = "127.0.0.1", port: int = 8000, **study_options) -> RatingStudy:

@@ -25,13 +25,10 @@ keeps answering.
 from __future__ import annotations
 
 import base64
-import errno
 import http.server
 import io
 import json
 import os
-import socket
-import sys
 import tempfile
 import threading
 import time
@@ -42,6 +39,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from legan_tf.errors import ConfigError
+from legan_tf.local_http import LocalServer
 from legan_tf.photos import edit_photo
 from legan_tf.photos import faces as face_tools
 
@@ -252,32 +250,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._json(500, {"error": "internal error: the edit failed (the server goes on)"})
 
 
-class AppServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
+class AppServer(LocalServer):
     def __init__(self, app: FaceEditorApp, host: str = "127.0.0.1", port: int = 7860,
                  say: Callable[[str], None] = print):
         self.app, self.say = app, say
-        if ":" in host:
-            self.address_family = socket.AF_INET6
-        try:
-            super().__init__((host, port), _Handler)
-        except OSError as error:
-            hint = "; choose another --port, or --port=0 for a free one" if error.errno == errno.EADDRINUSE else ""
-            raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}{hint}") from None
-        except (OverflowError, socket.gaierror) as error:
-            raise ConfigError(f"cannot listen on {host}:{port}: {error}") from None
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
-        return f"http://{shown}:{port}/"
-
-    def handle_error(self, request, client_address):
-        error = sys.exc_info()[1]
-        if not isinstance(error, (ConnectionError, TimeoutError)):
-            self.say(f"error: a request from {client_address[0]} failed: {type(error).__name__}: {error}")
+        super().__init__(host, port, _Handler)
 
 
 def serve(model: str, host: str = "127.0.0.1", port: int = 7860, **options) -> None:
