@@ -36,7 +36,6 @@ import dataclasses
 import datetime
 import glob
 import hashlib
-import http.server
 import importlib.resources
 import io
 import json
@@ -55,7 +54,7 @@ from legan_tf.data import images as image_check
 from legan_tf.data.manifests import IMAGE_EXTENSIONS  # what the ratings reader takes
 from legan_tf.data.input_files import files_under
 from legan_tf.errors import ConfigError
-from legan_tf.local_http import LocalServer
+from legan_tf.local_http import LocalHandler, LocalServer
 
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 SCORES = tuple(range(1, 11))
@@ -637,28 +636,13 @@ class RatingStudy:
 
 # --- HTTP -----------------------------------------------------------------------------------------
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(LocalHandler):
     server_version = "legan-rating-study"
     timeout = 30  # seconds a client may take to send its request
 
     @property
     def study(self) -> RatingStudy:
         return self.server.study
-
-    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
-        pass  # no access log: the console is for the study's own lines
-
-    def _send(self, status: int, body: bytes, content_type: str, cache: str = "no-store") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", cache)
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, payload: dict) -> None:
-        self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
 
     def do_GET(self):  # noqa: N802
         path = urllib.parse.urlsplit(self.path).path

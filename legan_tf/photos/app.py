@@ -25,9 +25,7 @@ keeps answering.
 from __future__ import annotations
 
 import base64
-import http.server
 import io
-import json
 import os
 import tempfile
 import threading
@@ -39,7 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from legan_tf.errors import ConfigError
-from legan_tf.local_http import LocalServer
+from legan_tf.local_http import LocalHandler, LocalServer
 from legan_tf.photos import edit_photo
 from legan_tf.photos import faces as face_tools
 
@@ -175,24 +173,9 @@ class FaceEditorApp:
                 raise BadUpload(400, str(error).replace(path, "the uploaded file")) from None
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(LocalHandler):
     server_version = "legan-tf-app"
     timeout = 60
-
-    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
-        pass
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, payload: dict) -> None:
-        self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
 
     def do_GET(self):  # noqa: N802
         app = self.server.app
