@@ -18,7 +18,8 @@ PACKAGE = os.path.join(REPO, "legan_tf")
 LAYERS = (
     ("kernel", ("legan_tf.errors", "legan_tf.backend", "legan_tf.hparams", "legan_tf.random_streams",
                 "legan_tf.labels", "legan_tf.layers", "legan_tf.losses", "legan_tf.geometry", "legan_tf.precision",
-                "legan_tf.optimizers", "legan_tf.visualize", "legan_tf.statistics", "legan_tf.output_dirs", "legan_tf.local_http")),
+                "legan_tf.optimizers", "legan_tf.visualize", "legan_tf.statistics", "legan_tf.output_dirs",
+                "legan_tf.local_http", "legan_tf.digests")),
     ("data", ("legan_tf.data",)),
     ("models", ("legan_tf.models",)),
     ("gan", ("legan_tf.gan",)),

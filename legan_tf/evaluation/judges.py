@@ -11,10 +11,10 @@ training judge is marked as not independent.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from typing import Any, Dict, Optional, Tuple
 
+from legan_tf.digests import file_sha256
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation.run_under_test import RunUnderTest
 from legan_tf.runs import FLAGS_FILE, RunDir, load_model
@@ -28,11 +28,7 @@ def file_digest(path: str) -> str:
         return ""
     key = (os.path.abspath(path), os.path.getmtime(path))
     if key not in _DIGESTS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _DIGESTS[key] = digest.hexdigest()
+        _DIGESTS[key] = file_sha256(path)
     return _DIGESTS[key]
 
 

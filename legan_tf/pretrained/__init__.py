@@ -18,11 +18,11 @@ docs/pretrained.md lists the models and says which datasets' terms allow their w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Dict, List, Tuple
 
+from legan_tf.digests import file_sha256
 from legan_tf.errors import ConfigError
 
 PREFIX = "pretrained:"
@@ -89,14 +89,6 @@ def label_names(name: str) -> Dict[str, Tuple[str, ...]]:
         return {attribute: tuple(values) for attribute, values in json.load(handle).items()}
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify(name: str) -> str:
     """The generator file's path, after checking it is the file the card describes (size and SHA-256):
     a checkout without Git LFS, a truncated download or an edited file is a ConfigError, not a model
@@ -106,7 +98,7 @@ def verify(name: str) -> str:
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: missing (the package ships it; reinstall legan-tf)")
     size = os.path.getsize(path)
-    if size != int(meta["bytes"]) or _sha256(path) != meta["sha256"]:
+    if size != int(meta["bytes"]) or file_sha256(path) != meta["sha256"]:
         raise ConfigError(f"{path}: {size} bytes whose SHA-256 is not the one {INFO_FILE} records "
                           f"({meta['bytes']} bytes, {meta['sha256'][:12]}...): a damaged copy; reinstall legan-tf")
     return path
