@@ -26,6 +26,8 @@ def numbered_names(count: int) -> Tuple[str, ...]:
 MULTIPIE_LIGHTINGS = numbered_names(MULTIPIE_NUM_LIGHTINGS)
 
 DATA_FORMATS = ("ratings", "multipie", "folder", "csv", "rgbd", "tfrecord")
+# Manifests of faces whose image column --split_pattern may read (a dataset's own split by file name).
+MANIFEST_SPLIT_FORMATS = ("csv", "multipie", "rgbd")
 ON_ERROR_CHOICES = ("fail", "skip")
 # Declared bit depth of rgbd depth maps: auto accepts 8- and 16-bit files alike.
 DEPTH_BITS_CHOICES = ("auto", "8", "16")
@@ -102,10 +104,11 @@ class DataConfig:
     # Named groups (?P<train>...), (?P<test>...) and optionally (?P<validation>...): the dataset's own
     # split. Training reads train and test; validation is stored beside them (Source.stored_split).
     split_pattern: str = hparam(
-        "", "data_format=folder: the dataset's own split instead of --holdout_fraction: a regular expression "
-        "with named groups train and test (and optionally validation), searched in each path; files matching "
-        "none are left out (counted). Training reads train and test; prepare_data stores validation beside "
-        "them. FER2013: '(?P<train>Training_)|(?P<validation>PublicTest_)|(?P<test>PrivateTest_)'.")
+        "", "data_format=folder, or the image column of a csv, multipie or rgbd manifest: the dataset's own split "
+        "instead of --holdout_fraction: a regular expression with named groups train and test (and optionally "
+        "validation), searched in each path; files matching none are left out (counted). Training reads train "
+        "and test; prepare_data stores validation beside them. FER2013: "
+        "'(?P<train>Training_)|(?P<validation>PublicTest_)|(?P<test>PrivateTest_)'.")
 
     def __post_init__(self):
         # Accept lists from callers (flags give lists) but store tuples so the config stays hashable.
@@ -153,8 +156,11 @@ class DataConfig:
         for name, pattern in patterns.items():
             if not pattern:
                 continue
-            if self.data_format != "folder":
-                raise DataError(f"{name} selects files of data_format=folder; a manifest names its own rows")
+            manifest_split = name == "split_pattern" and self.data_format in MANIFEST_SPLIT_FORMATS
+            if self.data_format != "folder" and not manifest_split:
+                raise DataError(f"{name} selects files of data_format=folder; a manifest names its own rows"
+                                + (" (split_pattern also reads the image column of a "
+                                   f"{'/'.join(MANIFEST_SPLIT_FORMATS)} manifest)" if name == "split_pattern" else ""))
             try:
                 compiled = re.compile(pattern)
             except re.error as error:

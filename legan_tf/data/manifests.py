@@ -148,7 +148,8 @@ def read_manifest(manifest_path: str, required: Sequence[str]) -> Tuple[List[str
     for row in reader:
         # A quoted field never holds a line break in a face manifest: one that does is an unterminated
         # quote, which would swallow every following row into one field, silently.
-        broken = [column for column, value in row.items() if isinstance(value, str) and ("\n" in value or "\r" in value)]
+        broken = [column for column, value in row.items()
+                  if isinstance(value, str) and ("\n" in value or "\r" in value)]
         if broken:
             spanned = row[broken[0]].count("\n")
             raise DataError(f"{name}: line {reader.line_num - spanned}: the {broken[0]!r} field runs over "
@@ -300,11 +301,19 @@ def _parse_manifest(config: DataConfig) -> ParsedData:
         cells = _cells(record, header, required)
         if fmt == "ratings":
             return _ratings_row(cells, base, config)
-        if fmt == "rgbd":
-            return _rgbd_row(cells, base, config, header)
-        return _faces_row(cells, base, config, header, attributes)
+        entry = _rgbd_row(cells, base, config, header) if fmt == "rgbd" else _faces_row(
+            cells, base, config, header, attributes)
+        if SPLIT_CELL in record:
+            entry["split"] = record[SPLIT_CELL]
+        return entry
 
     numbered_rows = list(enumerate(rows, start=1))
+    excluded, split_of = 0, None
+    if config.split_pattern:
+        # The dataset's own split by file name, read from the image column (as a folder's paths are).
+        named = [(str(record.get("image", "")), numbered) for numbered, record in numbered_rows]
+        kept, excluded, split_of = _select_by_name(named, config, origin)
+        numbered_rows = [(numbered, {**rows[numbered - 1], SPLIT_CELL: split_of[image]}) for image, numbered in kept]
     entries, faults = _validate_all(
         numbered_rows, validate_row, origin, config.on_error, describe_row=lambda item: item[0])
     if fmt == "ratings":
@@ -313,8 +322,10 @@ def _parse_manifest(config: DataConfig) -> ParsedData:
         group_kind = "subject" if "subject" in header else "image"
     stratified = fmt == "ratings" and "generator" in header
     strata = [entry.pop("stratum") for entry in entries] if stratified else None
-    return _assemble(config, origin, entries, faults, strata, group_kind,
-                     _face_label_names(config, attributes))
+    parsed = _assemble(config, origin, entries, faults, strata, group_kind, _face_label_names(config, attributes))
+    if split_of is None:
+        return parsed
+    return dataclasses.replace(parsed, excluded=excluded, split_of=parsed.columns.pop("split"))
 
 
 def _parse_folder(config: DataConfig) -> ParsedData:
@@ -380,6 +391,8 @@ def _class_folders(root: str, names: Sequence[str]) -> List[str]:
     return found
 
 
+# Where _parse_manifest notes a row's side of --split_pattern (not a column name a CSV header can have).
+SPLIT_CELL = ("split",)
 # The sides --split_pattern may name; when several of its groups match one path, the first of these wins.
 SPLIT_SIDES = ("test", "validation", "train")
 

@@ -14,7 +14,6 @@ import keras
 from keras import ops
 
 from legan_tf import backend, losses
-from legan_tf.errors import ConfigError
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
 from legan_tf.models.legan import LEGANGenerator
@@ -58,12 +57,12 @@ class LEGAN(StarGAN):
             identity_model.trainable = False
 
     def make_generator(self, name):
-        if self.attention:
-            raise ConfigError("LEGAN's tri-hourglass generator has no attention output (its final hourglass "
-                              "already merges the expression and lighting masks); leave --legan_g_output=image.")
+        # --legan_g_output=attention: the final hourglass outputs a colour map and a mask over the input
+        # (LEGANGenerator's output_mode), so what neither attribute needs is copied from the photo.
         return LEGANGenerator(self.image_size, self.label_sizes["expression"], self.label_sizes["lighting"],
                               self.hp.g_filters, num_residual_blocks=self.hp.g_residual_blocks,
-                              upsampling=self.hp.g_upsampling, name=name)
+                              upsampling=self.hp.g_upsampling, output_mode=self.hp.g_output,
+                              grey_colour=self.hp.g_colour == "grey", name=name)
 
     def random_targets(self, batch, step):
         """LEGAN's targets: each attribute's labels permuted within the global batch, independently.

@@ -40,15 +40,27 @@ class LEGANGenerator(keras.Model):
         mask_channels: channels of each mask (3 in the paper).
         upsampling: the hourglasses' upsampling, "transpose" (the paper's StarGAN body) or "resize"
             (see `StarGANGenerator`).
+        output_mode: "image" (the paper: the final hourglass draws the whole face, tanh) or "attention"
+            (the final hourglass outputs a colour map C and a mask A, and the result is
+            A * C + (1 - A) * I, GANimation's composite as in `StarGANGenerator`: pixels neither
+            attribute needs are copied from the input I). `edit_parts(inputs)` returns (C, A).
+        grey_colour: with output_mode="attention", one colour-map channel repeated on all three.
     """
 
     def __init__(self, image_size=128, num_expressions=6, num_lightings=20, base_filters=64, num_downsamples=2,
-                 num_residual_blocks=6, mask_channels=3, upsampling="transpose", **kwargs):
+                 num_residual_blocks=6, mask_channels=3, upsampling="transpose", output_mode="image",
+                 grey_colour=False, **kwargs):
         super().__init__(**kwargs)
         for argument, value in (("num_expressions", num_expressions), ("num_lightings", num_lightings),
                                 ("mask_channels", mask_channels)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"LEGANGenerator: {argument} must be a positive integer, got {value!r}.")
+        if output_mode not in StarGANGenerator.OUTPUTS:
+            raise ValueError(f"LEGANGenerator: output_mode must be one of {StarGANGenerator.OUTPUTS}, "
+                             f"got {output_mode!r}.")
+        if grey_colour and output_mode != "attention":
+            raise ValueError("LEGANGenerator: grey_colour=True is a property of the attention output's colour map; "
+                             f"output_mode={output_mode!r} has none.")
         self.image_size = image_size
         self.num_expressions = num_expressions
         self.num_lightings = num_lightings
@@ -57,14 +69,23 @@ class LEGANGenerator(keras.Model):
         self.num_residual_blocks = num_residual_blocks
         self.mask_channels = mask_channels
         self.upsampling = upsampling
+        self.output_mode = output_mode
+        self.grey_colour = bool(grey_colour)
         body = dict(image_size=image_size, base_filters=base_filters, num_downsamples=num_downsamples,
                     num_residual_blocks=num_residual_blocks, upsampling=upsampling)
         self.expression_hourglass = StarGANGenerator(num_labels=num_expressions, output_channels=mask_channels,
                                                      name="expression_hourglass", **body)
         self.lighting_hourglass = StarGANGenerator(num_labels=num_lightings, output_channels=mask_channels,
                                                    name="lighting_hourglass", **body)
+        # With the attention output the final hourglass's last conv gives the colour channels and the
+        # mask logit; its pre-activation features are read and split here (`_final_parts`).
+        final_channels = 3 if output_mode == "image" else self._colour_channels + 1
         self.final_hourglass = StarGANGenerator(num_labels=0, input_channels=3 + 2 * mask_channels,
-                                                output_channels=3, name="final_hourglass", **body)
+                                                output_channels=final_channels, name="final_hourglass", **body)
+
+    @property
+    def _colour_channels(self):
+        return 1 if self.grey_colour else 3
 
     @property
     def num_labels(self):
@@ -87,14 +108,41 @@ class LEGANGenerator(keras.Model):
                 f"expressions then {self.num_lightings} lightings, got {label_shape}.")
         return images, labels[:, :self.num_expressions], labels[:, self.num_expressions:]
 
-    def translate_with_masks(self, inputs, training=False):
+    def _hourglasses(self, inputs, training):
         images, expression, lighting = self._split(inputs)
         if not self.built:  # called directly rather than through __call__
             self.build()
         expression_mask = self.expression_hourglass((images, expression), training=training)
         lighting_mask = self.lighting_hourglass((images, lighting), training=training)
+        return images, expression_mask, lighting_mask
+
+    def _final_parts(self, images, expression_mask, lighting_mask, training):
         merged = keras.ops.concatenate([images, expression_mask, lighting_mask], axis=-1)
-        return self.final_hourglass(merged, training=training), expression_mask, lighting_mask
+        features = self.final_hourglass.last_features(merged, training=training)
+        channels = self._colour_channels
+        color = keras.ops.tanh(features[..., :channels])
+        if channels != 3:
+            color = keras.ops.repeat(color, 3, axis=-1)
+        return color, keras.ops.sigmoid(features[..., channels:])
+
+    def translate_with_masks(self, inputs, training=False):
+        images, expression_mask, lighting_mask = self._hourglasses(inputs, training)
+        if self.output_mode == "attention":
+            color, mask = self._final_parts(images, expression_mask, lighting_mask, training)
+            output = mask * color + (1.0 - mask) * keras.ops.cast(images, color.dtype)
+        else:
+            merged = keras.ops.concatenate([images, expression_mask, lighting_mask], axis=-1)
+            output = self.final_hourglass(merged, training=training)
+        return output, expression_mask, lighting_mask
+
+    def edit_parts(self, inputs, training=False):
+        """With output_mode="attention": (colour map C in [-1, 1] of shape (B, S, S, 3), mask A in [0, 1] of
+        shape (B, S, S, 1)); the translation is A * C + (1 - A) * images."""
+        if self.output_mode != "attention":
+            raise ValueError("LEGANGenerator.edit_parts: the generator was built with output_mode='image'; it "
+                             "returns whole images, not a colour map and a mask.")
+        images, expression_mask, lighting_mask = self._hourglasses(inputs, training)
+        return self._final_parts(images, expression_mask, lighting_mask, training)
 
     def call(self, inputs, training=False):
         return self.translate_with_masks(inputs, training=training)[0]
@@ -110,4 +158,8 @@ class LEGANGenerator(keras.Model):
                       mask_channels=self.mask_channels)
         if self.upsampling != "transpose":  # only when set: configs saved before the option read the same
             config.update(upsampling=self.upsampling)
+        if self.output_mode != "image":
+            config.update(output_mode=self.output_mode)
+        if self.grey_colour:
+            config.update(grey_colour=True)
         return config

@@ -184,21 +184,23 @@ class StarGANGenerator(keras.Model):
             images = self._split(inputs)[0]
             color, mask = self.edit_parts(inputs, training=training)
             return mask * color + (1.0 - mask) * ops.cast(images, color.dtype)
-        return ops.tanh(self._last_features(inputs))
+        return ops.tanh(self.last_features(inputs))
 
     def edit_parts(self, inputs, training=False):
         """With output_mode="attention": (colour map C in [-1, 1], mask A in [0, 1] of shape (B, S, S, 1))."""
         if self.output_mode != "attention":
             raise ValueError("StarGANGenerator.edit_parts: the generator was built with output_mode='image'; it "
                              "returns whole images, not a colour map and a mask.")
-        features = self._last_features(inputs)
+        features = self.last_features(inputs)
         channels = self._colour_channels
         color = ops.tanh(features[..., :channels])
         if channels != self.output_channels:
             color = ops.repeat(color, self.output_channels, axis=-1)
         return color, ops.sigmoid(features[..., channels:])
 
-    def _last_features(self, inputs):
+    def last_features(self, inputs, training=False):
+        """The last conv's output before tanh (and, with the attention output, before the split and sigmoid):
+        (B, S, S, output_channels), or colour channels + 1 with output_mode="attention"."""
         images, labels = self._split(inputs)
         _check_images("StarGANGenerator", images, self.image_size, self.input_channels)
         features = images

@@ -224,3 +224,42 @@ def test_errors_are_one_line_from_prepare_data(fer, tmp_path):
 def test_patterns_are_refused_for_manifests(tmp_path):
     with pytest.raises(DataError, match="data_format=folder"):
         DataConfig("multipie", str(tmp_path / "manifest.csv"), exclude_pattern="x")
+
+
+def _relit_manifest(root):
+    """A multipie-layout manifest of relit faces (scripts/relight_faces.py's output) whose source photos
+    come from FER2013's Training and PrivateTest files: 2 + 1 photos x 2 lightings."""
+    rows = ["image,subject,session,lighting,expression"]
+    for seed, (photo, expression) in enumerate((("Training_1", "angry"), ("Training_2", "happy"),
+                                                ("PrivateTest_3", "happy"))):
+        for light in ("original", "left_90"):
+            name = f"images/{expression}/{photo}_{light}.png"
+            _grey_image(str(root / name), 10 * seed + len(light))
+            rows.append(f"{name},{photo},1,{light},{expression}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / "manifest.csv"
+
+
+def test_a_manifest_keeps_the_split_its_image_names_give(tmp_path):
+    """--split_pattern reads a face manifest's image column as it reads a folder's paths: relit copies of
+    FER2013's PrivateTest photos are the held-out split, whatever --holdout_fraction would draw."""
+    manifest = _relit_manifest(tmp_path / "relit")
+    config = DataConfig("multipie", str(manifest), expression_names=FER_CLASSES, lighting_names=("original", "left_90"),
+                        convert_color=True, image_size=48,
+                        split_pattern=r"(?P<train>Training_)|(?P<test>PrivateTest_)")
+    source = open_source(config)
+    train, test = source.split()
+    assert (train.num_examples, test.num_examples) == (4, 2)
+    assert_every(_paths(source, test), lambda name: name.startswith("PrivateTest_3_"))
+    assert_every(_paths(source, train), lambda name: name.startswith("Training_"))
+    output = tmp_path / "shards"
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", "prepare_data.py"), "--data_format=multipie",
+         f"--data_path={manifest}", f"--expression_names={','.join(FER_CLASSES)}", "--lighting_names=original,left_90",
+         "--convert_color", "--image_size=48", "--split_pattern=(?P<train>Training_)|(?P<test>PrivateTest_)",
+         f"--output_dir={output}", "--num_shards=1"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metadata = json.load(open(output / "dataset.json"))
+    assert {name: split["num_records"] for name, split in metadata["splits"].items()} == {"train": 4, "test": 2}
+    with pytest.raises(DataError, match="split_pattern selects files of data_format=folder"):
+        DataConfig("ratings", str(manifest), split_pattern=r"(?P<train>Training_)|(?P<test>PrivateTest_)")

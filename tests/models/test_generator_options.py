@@ -131,15 +131,65 @@ def test_the_mask_penalty_alone_closes_the_mask():
     assert last < 0.5 * first
 
 
-def test_legan_takes_the_resize_upsampling_and_refuses_attention():
-    from legan_tf.errors import ConfigError
+def test_legan_takes_the_resize_upsampling():
     from legan_tf.gan.legan import LEGAN
 
     sizes = {"expression": 2, "lighting": 3}
     model = LEGAN(16, sizes, 2, g_filters=4, g_residual_blocks=0, d_filters=4, d_downsamples=2, g_upsampling="resize")
     assert model.generator.expression_hourglass.upsampling == "resize"
-    with pytest.raises(ConfigError, match="attention"):
-        LEGAN(16, sizes, 2, g_filters=4, g_residual_blocks=0, d_filters=4, d_downsamples=2, g_output="attention")
+    assert model.generator.output_mode == "image" and "output_mode" not in model.generator.get_config()
+
+
+def test_legan_attention_output_is_the_blend_of_its_parts_and_round_trips(tmp_path):
+    """LEGAN with output_mode="attention": the translation is A * C + (1 - A) * I with (C, A) from
+    edit_parts; a grey colour map keeps a grey face grey; the config saves and loads."""
+    from legan_tf.models.legan import LEGANGenerator
+
+    rng = np.random.default_rng(5)
+    grey = np.repeat(rng.uniform(-1, 1, (2, 16, 16, 1)), 3, axis=-1).astype(np.float32)
+    labels = np.concatenate([np.eye(2, dtype=np.float32)[[0, 1]], np.eye(3, dtype=np.float32)[[2, 0]]], axis=1)
+    generator = LEGANGenerator(16, 2, 3, base_filters=4, num_residual_blocks=1, upsampling="resize",
+                               output_mode="attention", grey_colour=True)
+    output = np.asarray(generator((grey, labels)))
+    color, mask = (np.asarray(part) for part in generator.edit_parts((grey, labels)))
+    assert color.shape == (2, 16, 16, 3) and mask.shape == (2, 16, 16, 1)
+    assert 0.0 <= mask.min() and mask.max() <= 1.0 and np.abs(color).max() <= 1.0
+    # The same float32 operations on the same operands in either call: equal up to the order XLA or
+    # oneDNN fuses them in (a few ulp of values bounded by 1).
+    np.testing.assert_allclose(output, mask * color + (1.0 - mask) * grey, atol=1e-6)
+    # One colour channel repeated: every channel of the blend is the same float32 numbers.
+    np.testing.assert_array_equal(output[..., 0], output[..., 2])
+    # The final hourglass's last 7x7 conv gives 1 colour + 1 mask map instead of the image's 3 (over 4 filters).
+    image = LEGANGenerator(16, 2, 3, base_filters=4, num_residual_blocks=1, upsampling="resize")
+    image((grey, labels))
+    assert image.count_params() - generator.count_params() == 1 * 4 * 7 * 7
+    with pytest.raises(ValueError, match="output_mode='image'"):
+        image.edit_parts((grey, labels))
+    generator.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras")
+    assert loaded.output_mode == "attention" and loaded.grey_colour
+    np.testing.assert_array_equal(np.asarray(loaded((grey, labels))), output)
+    with pytest.raises(ValueError, match="grey_colour"):
+        LEGANGenerator(16, 2, 3, grey_colour=True)
+    with pytest.raises(ValueError, match="output_mode"):
+        LEGANGenerator(16, 2, 3, output_mode="mask")
+
+
+def test_legan_mask_penalty_alone_closes_its_mask():
+    # LEGAN's updates with only the mask terms weighted must shrink the final hourglass's mask.
+    from legan_tf.gan.legan import LEGAN
+
+    model = LEGAN(16, {"expression": 2, "lighting": 3}, 4, g_filters=4, g_residual_blocks=1, d_filters=8,
+                  d_downsamples=3, g_upsampling="resize", g_output="attention", lambda_cls=0.0, lambda_rec=0.0,
+                  lambda_mask=1.0, lambda_qual=0.0, lambda_id=0.0)
+    model.build_all(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-2))
+    rng = np.random.default_rng(6)
+    batch = {"image": rng.uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32), "expression": np.array([0, 1, 0, 1]),
+             "lighting": np.array([0, 1, 2, 0])}
+    first = float(model.generator_step(batch, 1)["g/mask"])
+    for step in range(2, 30):
+        last = float(model.generator_step(batch, step)["g/mask"])
+    assert last < 0.5 * first
 
 
 def test_a_grey_colour_map_keeps_grey_faces_grey_and_round_trips(tmp_path):

@@ -359,3 +359,32 @@ def test_attention_edits_of_a_grey_model_change_brightness_only(tmp_path, astron
     # The same change of grey level added to each channel (unless a channel clipped at 0 or 255).
     unclipped = moved & (np.asarray(Image.open(output)) > 0).all(-1) & (np.asarray(Image.open(output)) < 255).all(-1)
     assert (change[unclipped, 0] == change[unclipped, 1]).all() and (change[unclipped, 1] == change[unclipped, 2]).all()
+
+
+def test_a_legan_with_the_attention_output_edits_lighting_at_the_photos_resolution(tmp_path, astronaut):
+    """LEGAN's tri-hourglass with output_mode="attention" (configs/legan_fer2013_relit.flags) goes through the
+    same attention paste as StarGAN's: its colour map and mask come from LEGANGenerator.edit_parts."""
+    import keras
+
+    from legan_tf.models.legan import LEGANGenerator
+    from legan_tf.runs import RunDir
+
+    keras.utils.set_random_seed(0)
+    generator = LEGANGenerator(32, 2, 3, base_filters=4, num_residual_blocks=1, upsampling="resize",
+                               output_mode="attention", grey_colour=True)
+    generator((np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 5), np.float32)))
+    run = tmp_path / "legan-attention"
+    run.mkdir()
+    generator.save(str(run / "generator.keras"))
+    (run / "flags.txt").write_text("--task=legan\n--image_size=32\n")
+    RunDir(str(run)).write_label_names({"expression": ("neutral", "happy"), "lighting": ("original", "left_90",
+                                                                                      "right_90")})
+    editor = edit_photo.load_editor(str(run))
+    assert editor.has_parts
+    outcome, output = _edit(editor, tmp_path, astronaut, expression="happy", lighting="left_90")
+    assert outcome["paste"] == "attention"
+    edited = np.asarray(Image.open(output))
+    assert edited.shape == astronaut.shape and (edited != astronaut).any()
+    with pytest.raises(ConfigError, match="left_45"):
+        _edit(editor, tmp_path, astronaut, output="never.png", expression="happy", lighting="left_45")
+    assert not (tmp_path / "never.png").exists()

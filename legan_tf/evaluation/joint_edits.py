@@ -1,0 +1,416 @@
+"""The real-face check of a generator that edits expression AND lighting (LEGAN, or StarGAN with both label
+groups): scripts/judge_joint_edits.py's library side.
+
+Every held-out face x (a stored split of prepare_data.py's shards of relit faces, e.g. relit FER2013
+PrivateTest photos: unseen photos of people unseen in training), with its expression e and lighting l, is
+edited one attribute at a time:
+
+  expression-only edits  G(x, (t, l)) for every expression t != e (the lighting target is the face's own)
+  lighting-only edits    G(x, (e, t)) for every lighting t != l
+  the identity edit      G(x, (e, l))
+
+Judges (each an independent classifier, never a discriminator; images resized to each judge's input with
+antialiased bilinear filtering, the unedited faces too) read every image: an expression judge
+(--expression_judge, plus any --other_judges second opinions) and a lighting judge (--lighting_judge, an
+AttributeClassifier with a lighting head trained on relit faces of the training split only). Figures:
+
+  judge_accuracy   a judge's reading of the unedited faces equals their label (the ceiling of its rates)
+  target_rate      on edits of the judge's own attribute: it reads the target t (the generation rate),
+                   with relative_to_ceiling = target_rate / judge_accuracy (target: at least 80%)
+  baseline         how often it reads t on the unedited x over the same pairs (a generator that changes
+                   nothing scores this)
+  kept             on edits of the OTHER attribute: its reading of the edit equals its reading of the
+                   unedited face (disentanglement: a lighting-only edit keeps the expression; target: 90%)
+  identity_l1      mean |G(x, (e, l)) - x|; edit_l1: mean |G(x, t) - x| over each attribute's edits
+  texture_ratio    mean |Laplacian| of the edits over that of the unedited faces (real_edits.texture_energy)
+
+Outputs (`evaluate_joint_edits`): metrics.json, report.md, expression_grid.png and lighting_grid.png (held-out
+faces x every target of one attribute, the other kept; frames: green where the attribute's judge reads the
+column's target, red where not, grey for the face's own value) and joint_grid.png (one face: expressions x
+lightings, both edited).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from legan_tf.errors import ConfigError
+from legan_tf.evaluation import other_judges as second_opinion
+from legan_tf.evaluation.judges import file_digest, load_judges
+from legan_tf.evaluation.real_edits import (BORDER_PX, HIT, MISS, NONE, OWN, _jsonable, _labels_of, _mean_l1,
+                                            choose_grid_faces, open_split, texture_energy)
+from legan_tf.evaluation.real_pass import read_real_faces
+from legan_tf.evaluation.run_under_test import resolve_run
+from legan_tf.evaluation.translation_metrics import generator_translate_fn
+from legan_tf.runs import labels_beside, read_label_names
+
+EXPRESSION, LIGHTING = "expression", "lighting"
+ATTRIBUTES = (EXPRESSION, LIGHTING)
+# Targets: each attribute's generation rate at least 80% of its judge's accuracy on real faces, and each
+# attribute kept by the other's edits in at least 90% of them.
+TARGET_SHARE_OF_CEILING = 0.80
+TARGET_KEPT = 0.90
+OUTPUT_DIR = "joint_edits"
+METRICS_FILE, REPORT_FILE = "metrics.json", "report.md"
+GRID_FILES = {EXPRESSION: "expression_grid.png", LIGHTING: "lighting_grid.png"}
+JOINT_GRID_FILE = "joint_grid.png"
+FORMAT_VERSION = 1
+
+JudgeFn = Callable[[np.ndarray], np.ndarray]
+TranslateFn = Callable[[np.ndarray, Dict[str, np.ndarray]], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Judge:
+    name: str        # "expression", "lighting", or an --other_judges label
+    attribute: str   # which attribute it reads
+    read: JudgeFn    # [-1, 1] images -> class ids of the generator's labels of `attribute`
+    record: Dict[str, object]
+
+
+def attribute_judge(classifier, attribute: str, num_classes: int, batch_size: int = 64,
+                    protocol: Optional[dict] = None) -> JudgeFn:
+    """images in [-1, 1] -> the classifier's argmax of its `attribute` head, resized to its input first."""
+    from legan_tf.evaluation.metrics.base import call_in_batches, call_model, fit_to_model
+
+    protocol = {} if protocol is None else protocol
+    heads = dict(getattr(classifier, "head_classes", {}))
+    if heads.get(attribute) != num_classes:
+        raise ConfigError(f"the {attribute} judge " + (
+            f"has {heads[attribute]} {attribute} classes, the generator {num_classes}." if attribute in heads
+            else f"has no {attribute} head (heads: {', '.join(heads) or 'none'})."))
+
+    def judge(images: np.ndarray) -> np.ndarray:
+        images = fit_to_model(np.asarray(images, np.float32), classifier, protocol)
+        logits = call_in_batches(lambda part: call_model(classifier, part), images, batch_size)
+        return np.asarray(logits[attribute]).argmax(axis=-1).astype(np.int64)
+
+    return judge
+
+
+@dataclasses.dataclass
+class JointReadings:
+    labels: Dict[str, np.ndarray]                   # attribute -> (N,) the faces' own ids
+    input_read: Dict[str, np.ndarray]               # judge -> (N,) its reading of the unedited faces
+    edit_read: Dict[str, Dict[str, np.ndarray]]     # edited attribute -> judge -> (N, C_attribute)
+    edit_l1: Dict[str, np.ndarray]                  # edited attribute -> (N, C_attribute)
+    input_texture: np.ndarray                       # (N,)
+    edit_texture: Dict[str, np.ndarray]             # edited attribute -> (N, C_attribute)
+
+
+def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images: np.ndarray,
+                        labels: Mapping[str, np.ndarray], sizes: Mapping[str, int], batch_size: int = 64,
+                        progress: bool = False) -> JointReadings:
+    """Edits every face to every value of each attribute in turn (the other kept at the face's own) and judges
+    every result. Column t of an attribute is G(x, t); the face's own column is the identity edit."""
+    images = np.asarray(images, np.float32)
+    count = len(images)
+    if count == 0:
+        raise ConfigError("no faces to edit.")
+    own = {name: np.asarray(labels[name], np.int64) for name in ATTRIBUTES}
+    for name in ATTRIBUTES:
+        if own[name].min() < 0 or own[name].max() >= sizes[name]:
+            raise ConfigError(f"{name} labels outside 0..{sizes[name] - 1}: {np.unique(own[name])}")
+    input_read = {judge.name: np.zeros(count, np.int64) for judge in judges}
+    edit_read = {name: {judge.name: np.zeros((count, sizes[name]), np.int64) for judge in judges}
+                 for name in ATTRIBUTES}
+    edit_l1 = {name: np.zeros((count, sizes[name])) for name in ATTRIBUTES}
+    edit_texture = {name: np.zeros((count, sizes[name])) for name in ATTRIBUTES}
+    input_texture = np.zeros(count)
+    bar = tqdm(range(0, count, batch_size), desc="joint edits", unit="batch", disable=not progress, file=sys.stderr,
+               postfix={"faces": count})
+    for start in bar:
+        rows = slice(start, start + batch_size)
+        x = images[rows]
+        kept = {name: ids[rows] for name, ids in own.items()}
+        for judge in judges:
+            input_read[judge.name][rows] = judge.read(x)
+        input_texture[rows] = texture_energy(x)
+        for name in ATTRIBUTES:
+            for target in range(sizes[name]):
+                edited = np.asarray(translate(x, {**kept, name: np.full(len(x), target, np.int64)}), np.float32)
+                for judge in judges:
+                    edit_read[name][judge.name][rows, target] = judge.read(edited)
+                edit_l1[name][rows, target] = _mean_l1(edited, x)
+                edit_texture[name][rows, target] = texture_energy(edited)
+    return JointReadings(own, input_read, edit_read, edit_l1, input_texture, edit_texture)
+
+
+def _share(hits: np.ndarray) -> Optional[float]:
+    return float(np.mean(hits)) if np.size(hits) else None
+
+
+def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
+    return None if numerator is None or not denominator else numerator / denominator
+
+
+def summarise(readings: JointReadings, judges: Sequence[Judge], names: Mapping[str, Sequence[str]]) -> Dict:
+    """The module docstring's figures: per edited attribute, each judge's rate (its own attribute) or kept
+    share (the other), the L1 and texture figures, and the verdict against the targets."""
+    labels = readings.labels
+    figures: Dict[str, Dict] = {}
+    for edited in ATTRIBUTES:
+        classes = len(names[edited])
+        target = np.broadcast_to(np.arange(classes)[None, :], (len(labels[edited]), classes))
+        pairs = target != labels[edited][:, None]
+        identity_edit = readings.edit_l1[edited][np.arange(len(target)), labels[edited]]
+        entry = {"pairs": int(pairs.sum()), "edit_l1": _share(readings.edit_l1[edited][pairs]),
+                 "identity_l1": _share(identity_edit),
+                 "texture_ratio": _ratio(_share(readings.edit_texture[edited][pairs]),
+                                         _share(readings.input_texture)), "judges": {}}
+        for judge in judges:
+            reads = readings.edit_read[edited][judge.name]
+            on_input = readings.input_read[judge.name]
+            if judge.attribute == edited:
+                accuracy = _share(on_input == labels[edited])
+                rate = _share((reads == target)[pairs])
+                per_target = {names[edited][t]: _share((reads[:, t] == t)[labels[edited] != t]) for t in range(classes)}
+                entry["judges"][judge.name] = {
+                    "reads": edited, "judge_accuracy": accuracy, "target_rate": rate,
+                    "baseline": _share((on_input[:, None] == target)[pairs]),
+                    "relative_to_ceiling": _ratio(rate, accuracy), "per_target": per_target}
+            else:
+                entry["judges"][judge.name] = {
+                    "reads": judge.attribute, "judge_accuracy": _share(on_input == labels[judge.attribute]),
+                    "kept": _share((reads == on_input[:, None])[pairs])}
+        figures[edited] = entry
+    return {"edits": figures, "verdict": verdict(figures, judges)}
+
+
+def verdict(figures: Mapping[str, Mapping], judges: Sequence[Judge]) -> Dict[str, object]:
+    """Against the targets, with the main judge of each attribute (the first judge of that attribute)."""
+    main = {}
+    for judge in judges:
+        main.setdefault(judge.attribute, judge.name)
+    result = {}
+    for edited in ATTRIBUTES:
+        other = LIGHTING if edited == EXPRESSION else EXPRESSION
+        rate = figures[edited]["judges"][main[edited]]["relative_to_ceiling"]
+        kept = figures[edited]["judges"][main[other]]["kept"]
+        result[f"{edited}_rate_met"] = rate is not None and rate >= TARGET_SHARE_OF_CEILING
+        result[f"{edited}_only_keeps_{other}_met"] = kept is not None and kept >= TARGET_KEPT
+    result["all_met"] = all(result.values())
+    return result
+
+
+# --- pictures -------------------------------------------------------------------------------------
+
+def _framed(images: np.ndarray, colours: Sequence[tuple]) -> np.ndarray:
+    from legan_tf import visualize
+
+    cells = np.pad(visualize.upscale(visualize.to_uint8(images)),
+                   ((0, 0), (BORDER_PX, BORDER_PX), (BORDER_PX, BORDER_PX), (0, 0)))
+    for cell, colour in zip(cells, colours):
+        cell[:BORDER_PX], cell[-BORDER_PX:], cell[:, :BORDER_PX], cell[:, -BORDER_PX:] = (colour,) * 4
+    return cells
+
+
+def attribute_grid(translate: TranslateFn, judge: Judge, images: np.ndarray, labels: Mapping[str, np.ndarray],
+                   names: Mapping[str, Sequence[str]], edited: str) -> np.ndarray:
+    """Faces (rows) x every value of `edited` (columns, after the input), the other attribute kept; frames
+    from `judge` (of the edited attribute)."""
+    from legan_tf.evaluation.report import row_labelled_mosaic
+
+    own = {name: np.asarray(labels[name], np.int64) for name in ATTRIBUTES}
+    columns = [_framed(images, [NONE] * len(images))]
+    for target in range(len(names[edited])):
+        edits = np.asarray(translate(images, {**own, edited: np.full(len(images), target, np.int64)}), np.float32)
+        read = judge.read(edits)
+        columns.append(_framed(edits, [OWN if o == target else (HIT if r == target else MISS)
+                                       for o, r in zip(own[edited], read)]))
+    rows = [f"{names[EXPRESSION][e]}\n{names[LIGHTING][light]}" for e, light in zip(own[EXPRESSION], own[LIGHTING])]
+    return row_labelled_mosaic(columns, ["input", *names[edited]], rows)
+
+
+def joint_grid(translate: TranslateFn, image: np.ndarray, names: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """One face edited to every expression (rows) x every lighting (columns), both attributes at once."""
+    from legan_tf.evaluation.report import row_labelled_mosaic
+
+    lights = len(names[LIGHTING])
+    columns = []
+    for light in range(lights):
+        expressions = np.arange(len(names[EXPRESSION]))
+        batch = np.repeat(np.asarray(image, np.float32)[None], len(expressions), axis=0)
+        edits = translate(batch, {EXPRESSION: expressions, LIGHTING: np.full(len(expressions), light, np.int64)})
+        columns.append(_framed(np.asarray(edits, np.float32), [NONE] * len(expressions)))
+    return row_labelled_mosaic(columns, list(names[LIGHTING]), list(names[EXPRESSION]))
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+def _percent(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _number(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def tables(summary: Mapping[str, object]) -> str:
+    """Markdown: one row per (edited attribute, judge)."""
+    lines = ["| edits | judge (reads) | judge accuracy on unedited | target rate | of ceiling | baseline | kept |",
+             "|---|---|---|---|---|---|---|"]
+    for edited, entry in summary["edits"].items():
+        for name, figures in entry["judges"].items():
+            lines.append(f"| {edited} only | {name} ({figures['reads']}) | {_percent(figures['judge_accuracy'])} | "
+                         f"{_percent(figures.get('target_rate'))} | {_percent(figures.get('relative_to_ceiling'))} | "
+                         f"{_percent(figures.get('baseline'))} | {_percent(figures.get('kept'))} |")
+    lines += ["", "| edits | pairs | identity L1 | edit L1 | texture ratio |", "|---|---|---|---|---|"]
+    for edited, entry in summary["edits"].items():
+        lines.append(f"| {edited} only | {entry['pairs']} | {_number(entry['identity_l1'])} | "
+                     f"{_number(entry['edit_l1'])} | {_number(entry['texture_ratio'])}x |")
+    return "\n".join(lines)
+
+
+def verdict_line(summary: Mapping[str, object]) -> str:
+    checks = summary["verdict"]
+    parts = [f"{name.replace('_met', '').replace('_', ' ')}: {'met' if ok else 'NOT met'}"
+             for name, ok in checks.items() if name != "all_met"]
+    return (f"targets (rate >= {TARGET_SHARE_OF_CEILING:.0%} of ceiling, kept >= {TARGET_KEPT:.0%}): "
+            + "; ".join(parts))
+
+
+def write_report(record: Mapping[str, object], path: str) -> str:
+    data = record["data"]
+    text = [f"# Joint edits of real faces: {os.path.basename(record['generator']['path'])}", "",
+            f"Command: `{record['command']}`" if record.get("command") else "",
+            f"Faces: {data['num_faces']} of split `{data['split']}` of `{data['data_path']}`.", "",
+            tables(record), "", verdict_line(record), "",
+            "Per target (generation rate of the attribute's own judge):", ""]
+    for edited, entry in record["edits"].items():
+        for name, figures in entry["judges"].items():
+            if "per_target" in figures:
+                text.append(f"- {edited}, {name}: " + ", ".join(f"{target} {_percent(value)}"
+                                                                for target, value in figures["per_target"].items()))
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(text) + "\n")
+    return path
+
+
+# --- the check ------------------------------------------------------------------------------------
+
+def _load_classifier_judge(path: str, attribute: str, names: Sequence[str], batch_size: int, flag: str) -> Judge:
+    if not path:
+        raise ConfigError(f"--{flag} is required: an AttributeClassifier .keras with a {attribute} head, trained on "
+                          "real faces of the training split only.")
+    entry = load_judges(classifier=path).classifier
+    protocol: dict = {}
+    try:
+        read = attribute_judge(entry.model, attribute, len(names), batch_size, protocol)
+    except ConfigError as error:
+        raise ConfigError(f"--{flag}={path}: {error}") from None
+    labels_path = labels_beside(path)
+    if labels_path:
+        judged = tuple(read_label_names(labels_path).get(attribute, ()))
+        if judged != tuple(names):
+            raise ConfigError(f"--{flag}={path}: its {labels_path} names the {attribute} classes "
+                              f"{','.join(judged) or '(none)'}, the generator's {','.join(names)}.")
+    return Judge(attribute, attribute, read, {**entry.record(), "input": protocol, "labels_from": labels_path})
+
+
+def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Optional[str],
+                         run_dir: Optional[str] = None, generator_path: Optional[str] = None,
+                         data_path: Optional[str] = None, split: str = "test", num_faces: int = 0,
+                         grid_faces: int = 6, output_dir: Optional[str] = None, seed: int = 0,
+                         batch_size: int = 64, progress: bool = True, command: Optional[str] = None,
+                         other_judges: Sequence[str] = ()) -> Dict[str, object]:
+    """Runs the check (module docstring) and writes its files; returns the metrics.json content plus output_dir
+    and files. Bad input is a ConfigError or DataError with a one-line message, before any edit is made."""
+    from legan_tf import visualize
+    from legan_tf.labels import generator_label_sizes
+
+    for name, value, low in (("num_faces", num_faces, 0), ("grid_faces", grid_faces, 0), ("batch_size", batch_size, 1)):
+        if value < low:
+            raise ConfigError(f"--{name}={value} must be at least {low}.")
+    run = resolve_run(run_dir, generator_path)
+    generator = run.generator
+    labels_path = _labels_of(run.generator_path, run_dir)
+    generator_labels = read_label_names(labels_path) if labels_path else None
+    from_run = not data_path
+    data_path = data_path or run.settings.get("data_path")
+    if not data_path:
+        raise ConfigError("no data: pass --data_path=<relit faces prepared by scripts/prepare_data.py>.")
+    source, _ = open_split(data_path, split, generator.image_size, run, from_run)
+    missing = [name for name in ATTRIBUTES if name not in source.label_names]
+    if missing:
+        raise ConfigError(f"--data_path={data_path}: the shards carry no {' or '.join(missing)} labels; relit faces "
+                          "(scripts/relight_faces.py, then prepare_data.py --data_format=multipie) have both.")
+    sizes = generator_label_sizes(generator, source.label_names, generator_labels, f"--data_path={data_path}")
+    if tuple(sizes) != ATTRIBUTES:
+        raise ConfigError(f"{run.generator_path}: the generator takes {', '.join(sizes) or 'no labels'}; this check "
+                          "needs one that takes expression and lighting.")
+    names = {name: tuple(source.label_names[name]) for name in ATTRIBUTES}
+    judges = [_load_classifier_judge(expression_judge, EXPRESSION, names[EXPRESSION], batch_size, "expression_judge"),
+              _load_classifier_judge(lighting_judge, LIGHTING, names[LIGHTING], batch_size, "lighting_judge")]
+    for spec in other_judges:
+        other = second_opinion.load(spec, list(names[EXPRESSION]), batch_size)
+        if len(other.pairs) != len(names[EXPRESSION]):
+            raise ConfigError(f"--other_judges={spec}: it knows {len(other.pairs)} of the "
+                              f"{len(names[EXPRESSION])} expressions; the kept figure needs all.")
+        judges.append(Judge(spec, EXPRESSION, other.read, other.record))
+    translate = generator_translate_fn(generator, sizes, batch_size)
+
+    images, labels, chosen = read_real_faces(source, ATTRIBUTES, num_faces, seed, batch_size)
+    readings = edit_each_attribute(translate, judges, images, labels, sizes, batch_size, progress)
+    summary = summarise(readings, judges, names)
+
+    output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(run.generator_path)),
+                                            OUTPUT_DIR)
+    os.makedirs(output_dir, exist_ok=True)
+    files = [os.path.join(output_dir, name) for name in (METRICS_FILE, REPORT_FILE)]
+    # Grid faces under their photo's own lighting where the data has it ("original"), a spread over expressions.
+    pool = np.arange(len(images))
+    if "original" in names[LIGHTING]:
+        under_own = pool[labels[LIGHTING] == names[LIGHTING].index("original")]
+        pool = under_own if len(under_own) else pool
+    grid_rows = pool[choose_grid_faces(labels[EXPRESSION][pool], grid_faces, seed)] if len(pool) else pool
+    if len(grid_rows):
+        for edited in ATTRIBUTES:
+            judge = next(judge for judge in judges if judge.attribute == edited)
+            picture = attribute_grid(translate, judge, images[grid_rows],
+                                     {name: ids[grid_rows] for name, ids in labels.items()}, names, edited)
+            visualize.save_png(picture, os.path.join(output_dir, GRID_FILES[edited]))
+            files.append(os.path.join(output_dir, GRID_FILES[edited]))
+        visualize.save_png(joint_grid(translate, images[grid_rows[0]], names),
+                           os.path.join(output_dir, JOINT_GRID_FILE))
+        files.append(os.path.join(output_dir, JOINT_GRID_FILE))
+
+    record = _jsonable({
+        "format_version": FORMAT_VERSION,
+        "command": command,
+        "generator": {"path": os.path.abspath(run.generator_path), "run_dir": run_dir and os.path.abspath(run_dir),
+                      "sha256": file_digest(run.generator_path), "image_size": int(generator.image_size),
+                      "label_sizes": dict(sizes)},
+        "judges": {judge.name: {"reads": judge.attribute, **judge.record} for judge in judges},
+        "data": {"data_path": os.path.abspath(data_path), "split": split, "available_faces": int(source.num_examples),
+                 "num_faces": int(len(images)), "selection": "every face" if len(images) == source.num_examples
+                 else f"a seeded uniform choice (seed {seed})"},
+        "protocol": {"edits": "each face edited to every value of one attribute other than its own, the other "
+                              "attribute kept at the face's own value",
+                     "target_rate": "the attribute's judge reads the target on the edit",
+                     "kept": "the other attribute's judge reads the edit as it reads the unedited face",
+                     "targets": f"rate >= {TARGET_SHARE_OF_CEILING:.0%} of the judge's accuracy; kept >= "
+                                f"{TARGET_KEPT:.0%}", "seed": seed},
+        **summary,
+        "grid_faces": [int(chosen[row]) for row in grid_rows],
+    })
+    with open(os.path.join(output_dir, METRICS_FILE), "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=2)
+    write_report(record, os.path.join(output_dir, REPORT_FILE))
+    return {**record, "output_dir": output_dir, "files": files}
+
+
+def main_lines(result: Mapping[str, object]) -> List[str]:
+    """What scripts/judge_joint_edits.py prints."""
+    data = result["data"]
+    return [f"generator: {result['generator']['path']}",
+            f"faces: {data['num_faces']} of split {data['split']} of {data['data_path']}", "", tables(result), "",
+            verdict_line(result),
+            f"written to {result['output_dir']}: " + ", ".join(os.path.basename(path) for path in result["files"])]

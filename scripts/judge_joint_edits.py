@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""The real-face check of a generator that edits expression and lighting (LEGAN, or StarGAN with both groups).
+
+  python scripts/judge_joint_edits.py --run_dir=runs/legan-fer2013-relit-20261126-200000 \\
+      --data_path=data/fer2013_relit_tfr \\
+      --expression_judge=runs/classifier-fer2013-20261126-005843/attribute_classifier.keras \\
+      --lighting_judge=runs/classifier-fer2013-relit-20261126-190845/attribute_classifier.keras \\
+      --other_judges=mini_xception
+
+Every held-out relit face (--split, default test) is edited to every other expression with its lighting
+kept, and to every other lighting with its expression kept. Independent judges read each edit: the
+generation rate of each attribute (its judge reads the target; target: at least 80% of the judge's
+accuracy on the unedited faces) and disentanglement (the other attribute's judge reads the edit as it
+reads the unedited face; target: at least 90%), with the identity and edit L1 and the texture ratio.
+Writes <run_dir>/joint_edits/ (or --output_dir): metrics.json, report.md, expression_grid.png,
+lighting_grid.png and joint_grid.png (one face, expressions x lightings).
+"""
+
+import os
+import shlex
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
+
+from absl import app, flags  # noqa: E402
+
+from legan_tf.cli import run_main  # noqa: E402
+
+flags.DEFINE_string("run_dir", None, "A GAN run directory holding generator.keras, flags.txt and labels.json "
+                    "(LEGAN, or StarGAN trained with expression and lighting labels).")
+flags.DEFINE_string("generator", None, "A saved generator (.keras) to judge instead of <run_dir>/generator.keras.")
+flags.DEFINE_string("expression_judge", None,
+                    "Required: an AttributeClassifier (.keras) with an expression head, trained on real faces the "
+                    "generator's held-out faces are not among (e.g. configs/classifier_fer2013.flags: FER2013 "
+                    "Training, when the held-out relit faces are PrivateTest photos).")
+flags.DEFINE_string("lighting_judge", None,
+                    "Required: an AttributeClassifier (.keras) with a lighting head trained on relit faces of the "
+                    "training split only (configs/classifier_fer2013_relit.flags).")
+flags.DEFINE_list("other_judges", [],
+                  "Optional second expression judges read over the same edits (as in scripts/judge_real_edits.py: "
+                  "mini_xception, or a classifier file); each must know every expression of the generator.")
+flags.DEFINE_string("data_path", None, "Prepared TFRecord shards of relit faces with expression and lighting labels "
+                    "and a stored held-out split. Default: the run's --data_path.")
+flags.DEFINE_string("split", "test", "The stored split whose faces are edited.")
+flags.DEFINE_integer("num_faces", 0, "Faces edited (a seeded choice); 0 = every face of the split.", lower_bound=0)
+flags.DEFINE_integer("grid_faces", 6, "Faces in the grids, under their photo's own lighting, a seeded spread over "
+                     "expressions.", lower_bound=0)
+flags.DEFINE_string("output_dir", None, "Where to write. Default: <run_dir>/joint_edits.")
+flags.DEFINE_integer("seed", 0, "Seed of the choice of faces (with --num_faces) and of the grid's faces.")
+flags.DEFINE_integer("batch_size", 64, "Images per forward pass.", lower_bound=1)
+flags.DEFINE_bool("progress_bar", True, "Show a progress bar.")
+
+FLAGS = flags.FLAGS
+
+
+def command_line(argv) -> str:
+    script = os.path.relpath(os.path.abspath(argv[0])) if os.path.exists(argv[0]) else argv[0]
+    return " ".join(shlex.quote(part) for part in ["python", script, *argv[1:]])
+
+
+def judge_from_flags(argv):
+    from legan_tf.evaluation import joint_edits
+
+    return joint_edits.evaluate_joint_edits(
+        FLAGS.expression_judge, FLAGS.lighting_judge, run_dir=FLAGS.run_dir, generator_path=FLAGS.generator,
+        data_path=FLAGS.data_path, split=FLAGS.split, num_faces=FLAGS.num_faces, grid_faces=FLAGS.grid_faces,
+        output_dir=FLAGS.output_dir, seed=FLAGS.seed, batch_size=FLAGS.batch_size, progress=FLAGS.progress_bar,
+        command=command_line(argv), other_judges=FLAGS.other_judges)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    result = run_main(judge_from_flags, sys.argv)
+    from legan_tf.evaluation import joint_edits
+
+    print("\n".join(joint_edits.main_lines(result)))
+
+
+if __name__ == "__main__":
+    app.run(main)
