@@ -1,5 +1,7 @@
 """Shared behaviour of the entry points in scripts/."""
 
+import os
+import shlex
 import sys
 
 from legan_tf.data import DataError
@@ -16,3 +18,9 @@ def run_main(function, *args, **kwargs):
     except RunStopped as error:
         print(f"stopped: {error}", file=sys.stderr, flush=True)
         sys.exit(error.exit_code)
+
+
+def command_line(argv) -> str:
+    """The command that ran, as a shell line a report can quote: python <script path relative to here> <args>."""
+    script = os.path.relpath(os.path.abspath(argv[0])) if os.path.exists(argv[0]) else argv[0]
+    return " ".join(shlex.quote(part) for part in ["python", script, *argv[1:]])

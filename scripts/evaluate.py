@@ -17,14 +17,13 @@ reason. docs/evaluation.md has the protocol.
 """
 
 import os
-import shlex
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
 
 from absl import app, flags  # noqa: E402
 
-from legan_tf.cli import run_main  # noqa: E402
+from legan_tf.cli import command_line, run_main  # noqa: E402
 
 flags.DEFINE_string("run_dir", None, "A GAN run directory (any recipe) holding generator.keras and flags.txt.")
 flags.DEFINE_string("label", None, "The run's name in the report. Default: its folder name.")
@@ -74,11 +73,6 @@ flags.DEFINE_string("output_dir", None, "Where to write. Default: <run_dir>/eval
 flags.DEFINE_bool("progress_bar", True, "Show progress bars.")
 
 FLAGS = flags.FLAGS
-
-
-def command_line(argv) -> str:
-    script = os.path.relpath(os.path.abspath(argv[0])) if os.path.exists(argv[0]) else argv[0]
-    return " ".join(shlex.quote(part) for part in ["python", script, *argv[1:]])
 
 
 def evaluate_from_flags(argv):

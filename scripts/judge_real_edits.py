@@ -15,14 +15,13 @@ faces x every expression), rate_per_class.png and confusion.png.
 """
 
 import os
-import shlex
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
 
 from absl import app, flags  # noqa: E402
 
-from legan_tf.cli import run_main  # noqa: E402
+from legan_tf.cli import command_line, run_main  # noqa: E402
 
 flags.DEFINE_string("run_dir", None, "A GAN run directory holding generator.keras, flags.txt and labels.json.")
 flags.DEFINE_string("generator", None, "A saved generator (.keras) to judge instead of <run_dir>/generator.keras; "
@@ -66,11 +65,6 @@ flags.DEFINE_integer("batch_size", 64, "Images per forward pass.", lower_bound=1
 flags.DEFINE_bool("progress_bar", True, "Show a progress bar.")
 
 FLAGS = flags.FLAGS
-
-
-def command_line(argv) -> str:
-    script = os.path.relpath(os.path.abspath(argv[0])) if os.path.exists(argv[0]) else argv[0]
-    return " ".join(shlex.quote(part) for part in ["python", script, *argv[1:]])
 
 
 def judge_from_flags(argv):
