@@ -14,9 +14,18 @@ With --generator (a LEGAN or StarGAN generator.keras over expression and lightin
 generator meets it: 1 - cos(f(I), f(G(I, c))) over random joint edits, beside the same for the exact
 target render. A large gap means f reads G's output as someone else.
 Writes identity_evaluation.json beside the model (or into --output_dir) and prints both tables.
+
+On real faces: --data_path=<prepared shards with subjects> reads the held-out --split instead of the lab
+(its people unseen in training when the shards were split by subject) and reports verification over every
+pair, and per kind of same-person pair (another light, another expression, both) the mean 1 - cos and the
+AUC against pairs of two people; written to identity_evaluation_real.json.
+
+  python scripts/evaluate_identity.py --model=runs/identity-ckplus-relit-<ts>/identity_model.keras \\
+      --data_path=data/ckplus_relit_tfr
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
 
@@ -34,6 +43,10 @@ flags.DEFINE_integer("num_pairs", 400, "Anchor faces for the sensitivity table."
 flags.DEFINE_integer("seed", 0, "Seed of the draws.")
 flags.DEFINE_string("generator", None, "Optional: a generator.keras taking (images, expression-then-lighting "
                     "one-hot labels) at the lab's size, to measure L_id on its translations.")
+flags.DEFINE_string("data_path", None, "Real faces instead of the lab: prepare_data.py shards whose records carry a "
+                    "subject (identity); --split of them is judged.")
+flags.DEFINE_string("split", "test", "With --data_path: the stored split to judge (held-out people).")
+flags.DEFINE_integer("num_faces", 2000, "With --data_path: a seeded choice of this many faces (0: all).", lower_bound=0)
 flags.DEFINE_string("output_dir", None, "Where to write identity_evaluation.json. Default: the model's folder.")
 
 FLAGS = flags.FLAGS
@@ -44,6 +57,19 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS.model:
         raise app.UsageError("--model is required (an identity_model.keras or a LightCNN-29 v2 .npz).")
+    if FLAGS.data_path:
+        from legan_tf.cli import command_line
+        from legan_tf.evaluation.identity_real import evaluate_real_identity, format_real  # TensorFlow
+
+        if FLAGS.generator:
+            raise app.UsageError("--generator is measured on the lab only; leave out --data_path or --generator.")
+        report = run_main(evaluate_real_identity, FLAGS.model, FLAGS.data_path, split=FLAGS.split,
+                          num_faces=FLAGS.num_faces, seed=FLAGS.seed, output_dir=FLAGS.output_dir,
+                          command=command_line(sys.argv))
+        print(f"f: {report['model']}\nsplit {report['split']} of {report['data_path']}")
+        print(format_real(report))
+        print(f"written to {report['output_path']}")
+        return
     from legan_tf.evaluation.identity_report import evaluate_identity  # TensorFlow: kept out of --help
     from legan_tf.evaluation.identity_sensitivity import format_sensitivity
 

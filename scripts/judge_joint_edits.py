@@ -38,6 +38,10 @@ flags.DEFINE_string("lighting_judge", None,
 flags.DEFINE_list("other_judges", [],
                   "Optional second expression judges read over the same edits (as in scripts/judge_real_edits.py: "
                   "mini_xception, or a classifier file); each must know every expression of the generator.")
+flags.DEFINE_string("identity_model", None,
+                    "Optional identity network trained on real people (an identity_model.keras, e.g. from "
+                    "configs/identity_ckplus_relit.flags): how far each edit moves f from its face, and the share f "
+                    "still reads as the same person at a 1% false-accept threshold.")
 flags.DEFINE_string("data_path", None, "Prepared TFRecord shards of relit faces with expression and lighting labels "
                     "and a stored held-out split. Default: the run's --data_path.")
 flags.DEFINE_string("split", "test", "The stored split whose faces are edited.")
@@ -59,7 +63,8 @@ def judge_from_flags(argv):
         FLAGS.expression_judge, FLAGS.lighting_judge, run_dir=FLAGS.run_dir, generator_path=FLAGS.generator,
         data_path=FLAGS.data_path, split=FLAGS.split, num_faces=FLAGS.num_faces, grid_faces=FLAGS.grid_faces,
         output_dir=FLAGS.output_dir, seed=FLAGS.seed, batch_size=FLAGS.batch_size, progress=FLAGS.progress_bar,
-        command=command_line(argv), other_judges=FLAGS.other_judges)
+        command=command_line(argv), other_judges=FLAGS.other_judges,
+        identity_model=FLAGS.identity_model)
 
 
 def main(argv):

@@ -23,6 +23,12 @@ AttributeClassifier with a lighting head trained on relit faces of the training 
                    unedited face (disentanglement: a lighting-only edit keeps the expression; target: 90%)
   identity_l1      mean |G(x, (e, l)) - x|; edit_l1: mean |G(x, t) - x| over each attribute's edits
   texture_ratio    mean |Laplacian| of the edits over that of the unedited faces (real_edits.texture_energy)
+  identity         with --identity_model (an identity network f trained on real people, e.g.
+                   configs/identity_ckplus_relit.flags):
+                   distance: mean 1 - cos(f(x), f(edit)), as L_id measures it; same_person: the share of edits f
+                   accepts as x's person at the threshold that accepts 1% of the pairs of two different people
+                   among the unedited faces (their subjects differ), a figure no lighting or expression judge
+                   can be pleased into
 
 Outputs (`evaluate_joint_edits`): metrics.json, report.md, expression_grid.png and lighting_grid.png (held-out
 faces x every target of one attribute, the other kept; frames: green where the attribute's judge reads the
@@ -103,13 +109,44 @@ class JointReadings:
     edit_l1: Dict[str, np.ndarray]                  # edited attribute -> (N, C_attribute)
     input_texture: np.ndarray                       # (N,)
     edit_texture: Dict[str, np.ndarray]             # edited attribute -> (N, C_attribute)
+    # With an identity network: edited attribute -> (N, C_attribute) 1 - cos(f(x), f(edit)), and the 1 - cos
+    # threshold at which f accepts 1% of the different-person pairs of the unedited faces.
+    identity_distance: Optional[Dict[str, np.ndarray]] = None
+    same_person_threshold: Optional[float] = None
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, np.float64)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def same_person_threshold(embeddings: np.ndarray, people: Optional[np.ndarray]) -> Optional[float]:
+    """The 1 - cos distance below which f accepts exactly the closest 1% of the pairs of two different people
+    among `embeddings` (people: their subject ids; None: every face is its own person). None with fewer
+    than 100 such pairs, where 1% is not one pair."""
+    from legan_tf.statistics import TARGET_FAR
+
+    unit = _unit(embeddings)
+    people = np.arange(len(unit)) if people is None else np.asarray(people).reshape(-1)
+    upper = np.triu_indices(len(unit), k=1)
+    different = people[upper[0]] != people[upper[1]]
+    distances = np.sort(1.0 - np.sum(unit[upper[0]] * unit[upper[1]], axis=1)[different])
+    accepted = int(np.floor(TARGET_FAR * len(distances)))
+    if accepted < 1:
+        return None
+    # Accept d < the (accepted + 1)-th smallest different-person distance: exactly `accepted` impostor pairs
+    # pass (fewer on ties), as statistics.identity_metrics sets its TAR threshold.
+    return float(distances[accepted])
 
 
 def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images: np.ndarray,
                         labels: Mapping[str, np.ndarray], sizes: Mapping[str, int], batch_size: int = 64,
-                        progress: bool = False) -> JointReadings:
+                        progress: bool = False, embed: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                        people: Optional[np.ndarray] = None) -> JointReadings:
     """Edits every face to every value of each attribute in turn (the other kept at the face's own) and judges
-    every result. Column t of an attribute is G(x, t); the face's own column is the identity edit."""
+    every result. Column t of an attribute is G(x, t); the face's own column is the identity edit. With `embed`
+    (images -> identity embeddings), also f's distance of every edit to its face, and the same-person threshold
+    over the unedited faces (`people`: their subject ids, None where each face is its own person)."""
     images = np.asarray(images, np.float32)
     count = len(images)
     if count == 0:
@@ -124,6 +161,8 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
     edit_l1 = {name: np.zeros((count, sizes[name])) for name in ATTRIBUTES}
     edit_texture = {name: np.zeros((count, sizes[name])) for name in ATTRIBUTES}
     input_texture = np.zeros(count)
+    identity_distance = {name: np.zeros((count, sizes[name])) for name in ATTRIBUTES} if embed else None
+    input_embeddings = []
     bar = tqdm(range(0, count, batch_size), desc="joint edits", unit="batch", disable=not progress, file=sys.stderr,
                postfix={"faces": count})
     for start in bar:
@@ -133,6 +172,8 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
         for judge in judges:
             input_read[judge.name][rows] = judge.read(x)
         input_texture[rows] = texture_energy(x)
+        if embed:
+            input_embeddings.append(_unit(embed(x)))
         for name in ATTRIBUTES:
             for target in range(sizes[name]):
                 edited = np.asarray(translate(x, {**kept, name: np.full(len(x), target, np.int64)}), np.float32)
@@ -140,7 +181,12 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
                     edit_read[name][judge.name][rows, target] = judge.read(edited)
                 edit_l1[name][rows, target] = _mean_l1(edited, x)
                 edit_texture[name][rows, target] = texture_energy(edited)
-    return JointReadings(own, input_read, edit_read, edit_l1, input_texture, edit_texture)
+                if embed:
+                    identity_distance[name][rows, target] = 1.0 - np.sum(
+                        input_embeddings[-1] * _unit(embed(edited)), axis=1)
+    threshold = same_person_threshold(np.concatenate(input_embeddings), people) if embed else None
+    return JointReadings(own, input_read, edit_read, edit_l1, input_texture, edit_texture, identity_distance,
+                         threshold)
 
 
 def _share(hits: np.ndarray) -> Optional[float]:
@@ -165,6 +211,14 @@ def summarise(readings: JointReadings, judges: Sequence[Judge], names: Mapping[s
                  "identity_l1": _share(identity_edit),
                  "texture_ratio": _ratio(_share(readings.edit_texture[edited][pairs]),
                                          _share(readings.input_texture)), "judges": {}}
+        if readings.identity_distance is not None:
+            distance = readings.identity_distance[edited]
+            threshold = readings.same_person_threshold
+            entry["identity"] = {
+                "distance": _share(distance[pairs]),
+                "same_person": None if threshold is None else _share(distance[pairs] < threshold),
+                "identity_edit_distance": _share(distance[np.arange(len(target)), labels[edited]]),
+                "threshold": threshold}
         for judge in judges:
             reads = readings.edit_read[edited][judge.name]
             on_input = readings.input_read[judge.name]
@@ -266,6 +320,13 @@ def tables(summary: Mapping[str, object]) -> str:
     for edited, entry in summary["edits"].items():
         lines.append(f"| {edited} only | {entry['pairs']} | {_number(entry['identity_l1'])} | "
                      f"{_number(entry['edit_l1'])} | {_number(entry['texture_ratio'])}x |")
+    if any("identity" in entry for entry in summary["edits"].values()):
+        lines += ["", "| edits | f: 1 - cos to the face | read as the same person by f (FAR 1%) | "
+                  "f: 1 - cos, identity edit |", "|---|---|---|---|"]
+        for edited, entry in summary["edits"].items():
+            figures = entry.get("identity", {})
+            lines.append(f"| {edited} only | {_number(figures.get('distance'))} | "
+                         f"{_percent(figures.get('same_person'))} | {_number(figures.get('identity_edit_distance'))} |")
     return "\n".join(lines)
 
 
@@ -315,12 +376,36 @@ def _load_classifier_judge(path: str, attribute: str, names: Sequence[str], batc
     return Judge(attribute, attribute, read, {**entry.record(), "input": protocol, "labels_from": labels_path})
 
 
+def _load_identity_network(path: Optional[str]):
+    """(embed, record) of --identity_model (an identity_model.keras or a LightCNN-29 v2 .npz), or (None, None)."""
+    if not path:
+        return None, None
+    if not os.path.isfile(path):
+        raise ConfigError(f"--identity_model={path}: no such file (an identity_model.keras from --task=identity).")
+    from legan_tf.models.lightcnn import load_identity_embedder
+
+    embedder = load_identity_embedder(path)
+
+    def embed(images: np.ndarray) -> np.ndarray:
+        return np.asarray(embedder(np.asarray(images, np.float32)))
+
+    return embed, {"path": os.path.abspath(path), "sha256": file_digest(path), "input_size": int(embedder.input_size)}
+
+
+def _people_of(source, chosen: np.ndarray) -> Optional[np.ndarray]:
+    """Subject ids of the chosen faces (in read order) where the shards carry them, else None."""
+    if "identity" not in getattr(source, "features", ()):
+        return None
+    people = [np.asarray(batch["identity"]) for batch in source.dataset(256, training=False, repeat=False)]
+    return np.concatenate(people)[chosen] if people else None
+
+
 def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Optional[str],
                          run_dir: Optional[str] = None, generator_path: Optional[str] = None,
                          data_path: Optional[str] = None, split: str = "test", num_faces: int = 0,
                          grid_faces: int = 6, output_dir: Optional[str] = None, seed: int = 0,
                          batch_size: int = 64, progress: bool = True, command: Optional[str] = None,
-                         other_judges: Sequence[str] = ()) -> Dict[str, object]:
+                         other_judges: Sequence[str] = (), identity_model: Optional[str] = None) -> Dict[str, object]:
     """Runs the check (module docstring) and writes its files; returns the metrics.json content plus output_dir
     and files. Bad input is a ConfigError or DataError with a one-line message, before any edit is made."""
     from legan_tf import visualize
@@ -356,9 +441,11 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
                               f"{len(names[EXPRESSION])} expressions; the kept figure needs all.")
         judges.append(Judge(spec, EXPRESSION, other.read, other.record))
     translate = generator_translate_fn(generator, sizes, batch_size)
+    embed, identity_record = _load_identity_network(identity_model)
 
     images, labels, chosen = read_real_faces(source, ATTRIBUTES, num_faces, seed, batch_size)
-    readings = edit_each_attribute(translate, judges, images, labels, sizes, batch_size, progress)
+    people = _people_of(source, chosen) if embed else None
+    readings = edit_each_attribute(translate, judges, images, labels, sizes, batch_size, progress, embed, people)
     summary = summarise(readings, judges, names)
 
     output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(run.generator_path)),
@@ -389,6 +476,7 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
                       "sha256": file_digest(run.generator_path), "image_size": int(generator.image_size),
                       "label_sizes": dict(sizes)},
         "judges": {judge.name: {"reads": judge.attribute, **judge.record} for judge in judges},
+        "identity_model": identity_record,
         "data": {"data_path": os.path.abspath(data_path), "split": split, "available_faces": int(source.num_examples),
                  "num_faces": int(len(images)), "selection": "every face" if len(images) == source.num_examples
                  else f"a seeded uniform choice (seed {seed})"},

@@ -139,6 +139,65 @@ def test_a_lighting_edit_that_moves_the_expression_fails_disentanglement_only():
     assert verdict["expression_only_keeps_lighting_met"] and not verdict["lighting_only_keeps_expression_met"]
 
 
+def _channel_two(images):
+    """An identity-network stand-in: the person is channel 2, each face's own seeded noise."""
+    return np.asarray(images)[..., 2].reshape(len(images), -1)
+
+
+def new_person(images, labels):
+    """Writes both targets exactly and replaces the person: channel 2 negated (cos -1 to the face)."""
+    images = perfect(images, labels)
+    images[..., 2] = -images[..., 2]
+    return images
+
+
+def identity_summary_of(edit, people=None):
+    expression, lighting = np.tile(np.arange(E), 3), np.arange(3 * E) % L   # 21 faces: 210 pairs, 2 at FAR 1%
+    classifier = ReadingClassifier()
+    judges = [joint_edits.Judge(name, name, joint_edits.attribute_judge(classifier, name, size, batch_size=4), {})
+              for name, size in (("expression", E), ("lighting", L))]
+    translate = generator_translate_fn(StubGenerator(edit), {"expression": E, "lighting": L}, batch_size=5)
+    readings = joint_edits.edit_each_attribute(
+        translate, judges, faces(expression, lighting), {"expression": expression, "lighting": lighting},
+        {"expression": E, "lighting": L}, batch_size=5, embed=_channel_two, people=people)
+    return joint_edits.summarise(readings, judges, NAMES)
+
+
+def test_the_identity_network_reads_a_kept_person_as_the_same_and_a_replaced_one_as_another():
+    kept = identity_summary_of(perfect)
+    replaced = identity_summary_of(new_person)
+    for name in ("expression", "lighting"):
+        figures = kept["edits"][name]["identity"]
+        # Channel 2 untouched: equal unit vectors, 1 - cos within float64 rounding of a 256-term dot product.
+        assert figures["distance"] == pytest.approx(0.0, abs=1e-12) and figures["same_person"] == 1.0
+        # Independent uniform noise of 256 values: impostor cosines have sd 1/16, so the FAR-1% distance
+        # threshold lies far from both 0 and 2 (|cos| < 0.5 is 8 sd).
+        assert 0.5 < figures["threshold"] < 1.5
+        other = replaced["edits"][name]["identity"]
+        assert other["distance"] == pytest.approx(2.0, abs=1e-12) and other["same_person"] == 0.0
+    assert "read as the same person by f" in joint_edits.tables(replaced)
+    assert "identity" not in summary_of(perfect)["edits"]["expression"]
+
+
+def test_the_same_person_threshold_accepts_one_percent_of_the_pairs_of_two_people():
+    rng = np.random.default_rng(1)
+    embeddings = rng.normal(size=(40, 8))
+    threshold = joint_edits.same_person_threshold(embeddings, None)
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    distances = (1 - unit @ unit.T)[np.triu_indices(40, k=1)]
+    # 780 pairs of different faces: floor(7.8) = 7 accepted (continuous random values: no ties).
+    assert np.sum(distances < threshold) == 7
+    # Faces of one person are not impostor pairs: 20 people x 2 identical copies. Their 4 face pairs per pair of
+    # people tie, so the 760 impostor distances are each of the 190 people-pair distances 4 times; the 8th
+    # smallest (index floor(7.6) = 7) is the second smallest people-pair distance, and the 4 copies of the
+    # smallest pass. Counted as impostors, the copies' distance 0 would have set the threshold at 0.
+    people = np.repeat(np.arange(20), 2)
+    threshold = joint_edits.same_person_threshold(np.repeat(embeddings[:20], 2, axis=0), people)
+    person_distances = np.sort((1 - unit[:20] @ unit[:20].T)[np.triu_indices(20, k=1)])
+    assert threshold == pytest.approx(person_distances[1], abs=1e-12) and threshold > 1e-6
+    assert joint_edits.same_person_threshold(embeddings[:10], None) is None   # 45 pairs: 1% is not one pair
+
+
 def test_a_judge_without_the_attribute_head_is_refused():
     class ExpressionOnly(ReadingClassifier):
         head_classes = {"expression": E}
@@ -158,6 +217,7 @@ def tiny(tmp_path_factory):
     from legan_tf.data import DataConfig, open_source, tfrecord
     from legan_tf.models.classifier import AttributeClassifier
     from legan_tf.models.legan import LEGANGenerator
+    from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
 
     root = tmp_path_factory.mktemp("joint_edits")
     rng = np.random.default_rng(0)
@@ -187,6 +247,11 @@ def tiny(tmp_path_factory):
                                    f"--lighting_names={','.join(LIGHTS)}\n")
     (run / "labels.json").write_text(json.dumps({"expression": list(EXPRESSIONS), "lighting": list(LIGHTS)}))
     paths = {"run": str(run), "shards": str(root / "shards")}
+    embedder = IdentityEmbedder(LightCNN29v2(input_size=16, channels=(4, 8, 8, 8, 8), num_blocks=(1, 1, 1, 1),
+                                             embedding_dim=8), name="identity_embedder")
+    embedder.build((None, 16, 16, 3))
+    embedder.save(str(root / "identity_model.keras"))
+    paths["identity_model"] = str(root / "identity_model.keras")
     for name, heads in (("judge", {"expression": E, "lighting": L}), ("expression_only", {"expression": E})):
         (root / name).mkdir()
         classifier = AttributeClassifier(image_size=24, head_classes=heads, base_filters=4, num_downsamples=2)
@@ -223,6 +288,26 @@ def test_the_script_edits_the_held_out_photos_and_writes_figures_and_grids(tiny,
         assert grid.size[1] == 20 + 2 * (96 + 6 + 2)
     with Image.open(output / "joint_grid.png") as grid:
         assert grid.size[1] == 20 + E * (96 + 6 + 2)
+
+
+def test_the_script_measures_identity_with_an_identity_network(tiny, tmp_path):
+    result = _script(f"--run_dir={tiny['run']}", f"--expression_judge={tiny['judge']}",
+                     f"--lighting_judge={tiny['judge']}", f"--output_dir={tmp_path}", "--grid_faces=0",
+                     f"--identity_model={tiny['identity_model']}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    content = json.load(open(tmp_path / "metrics.json"))
+    assert content["identity_model"]["input_size"] == 16 and len(content["identity_model"]["sha256"]) == 64
+    for name in ("expression", "lighting"):
+        figures = content["edits"][name]["identity"]
+        assert 0.0 <= figures["distance"] <= 2.0
+        # 9 faces of 3 photos: 27 pairs of two photos, fewer than the 100 that a 1% threshold needs.
+        assert figures["threshold"] is None and figures["same_person"] is None
+    assert "read as the same person by f" in result.stdout
+    missing = _script(f"--run_dir={tiny['run']}", f"--expression_judge={tiny['judge']}",
+                      f"--lighting_judge={tiny['judge']}", f"--output_dir={tmp_path / 'never'}",
+                      f"--identity_model={tmp_path / 'none.keras'}")
+    assert missing.returncode == 1 and "--identity_model=" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "never" / "metrics.json").exists()
 
 
 def test_bad_input_is_one_line_and_exit_1(tiny, tmp_path):

@@ -1,0 +1,159 @@
+"""Judging an identity network f on real held-out people: scripts/evaluate_identity.py --data_path.
+
+The faces come from prepared shards that carry an `identity` label (a subject per face, e.g. CK+48's
+S<nnn>, and relit copies of its photos), read from a split whose people f never saw in training.
+Besides verification and retrieval over every pair (identity_metrics), the pairs of one person are
+split by what else differs, because f must tell people apart while ignoring exactly the changes an
+editor makes:
+
+- another light: same person, same expression, another lighting label (relit copies of a photo);
+- another expression: same person, same lighting, another expression label;
+- another light and expression: same person, both differ;
+- (the same person with the same labels: other frames of the same sequence, reported for completeness).
+
+For each kind: the number of pairs, the mean distance 1 - cos (as L_id measures it) and the ROC AUC of
+cosine against the different-person pairs (1.0: every pair of that kind scores above every pair of two
+people; 0.5: f cannot tell that change from another person).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, Optional
+
+import numpy as np
+from sklearn import metrics as sklearn_metrics
+
+from legan_tf.errors import ConfigError
+from legan_tf.statistics import cosine_similarities, identity_metrics
+
+REPORT_FILE = "identity_evaluation_real.json"
+SAME_LABELS, ANOTHER_LIGHT, ANOTHER_EXPRESSION, BOTH, ANOTHER_PERSON = (
+    "same labels", "another light", "another expression", "another light and expression", "another person")
+PAIR_KINDS = (ANOTHER_LIGHT, ANOTHER_EXPRESSION, BOTH, SAME_LABELS, ANOTHER_PERSON)
+
+
+def pair_kind_masks(identity, expression=None, lighting=None) -> Dict[str, np.ndarray]:
+    """Boolean masks over the unordered pairs (np.triu_indices(n, 1) order) for each kind in PAIR_KINDS.
+    A missing attribute counts as equal for every pair (its kinds are then empty)."""
+    identity = np.asarray(identity).reshape(-1)
+    count = len(identity)
+    upper = np.triu_indices(count, k=1)
+
+    def same(values):
+        if values is None:
+            return np.ones(len(upper[0]), bool)
+        values = np.asarray(values).reshape(-1)
+        if len(values) != count:
+            raise ValueError(f"pair_kind_masks: {len(values)} labels for {count} faces")
+        return values[upper[0]] == values[upper[1]]
+
+    person, same_expression, same_light = same(identity), same(expression), same(lighting)
+    return {ANOTHER_LIGHT: person & same_expression & ~same_light,
+            ANOTHER_EXPRESSION: person & ~same_expression & same_light,
+            BOTH: person & ~same_expression & ~same_light,
+            SAME_LABELS: person & same_expression & same_light,
+            ANOTHER_PERSON: ~person}
+
+
+def real_identity_figures(embeddings, identity, expression=None, lighting=None) -> Dict[str, object]:
+    """identity_metrics over every pair, plus per pair kind: pairs, mean 1 - cos and the AUC against
+    the different-person pairs (None where a kind has no pairs or there are no different-person pairs)."""
+    embeddings = np.asarray(embeddings, np.float64)
+    overall = identity_metrics(embeddings, identity)
+    similarity = cosine_similarities(embeddings)[np.triu_indices(len(embeddings), k=1)]
+    masks = pair_kind_masks(identity, expression, lighting)
+    impostor = similarity[masks[ANOTHER_PERSON]]
+    kinds = {}
+    for kind in PAIR_KINDS:
+        scores = similarity[masks[kind]]
+        entry = {"pairs": int(len(scores)), "mean_distance": float(np.mean(1.0 - scores)) if len(scores) else None,
+                 "auc_vs_another_person": None}
+        if kind != ANOTHER_PERSON and len(scores) and len(impostor):
+            truth = np.concatenate([np.ones(len(scores)), np.zeros(len(impostor))])
+            entry["auc_vs_another_person"] = float(sklearn_metrics.roc_auc_score(
+                truth, np.concatenate([scores, impostor])))
+        kinds[kind] = entry
+    return {"overall": overall, "pair_kinds": kinds}
+
+
+def format_real(figures: Dict[str, object]) -> str:
+    overall = figures["overall"]
+    lines = [f"{int(overall['count'])} faces of {int(overall['identities'])} people: verification AUC "
+             f"{overall.get('verification_auc', float('nan')):.4f}, "
+             f"TAR@FAR1% {overall.get('tar_at_far_1pct', float('nan')):.3f}, "
+             f"rank-1 {overall.get('rank1_accuracy', float('nan')):.3f}",
+             f"{'pairs of':<32}{'count':>10}{'mean 1-cos':>12}{'AUC vs another person':>24}"]
+    for kind, entry in figures["pair_kinds"].items():
+        distance = "-" if entry["mean_distance"] is None else f"{entry['mean_distance']:.4f}"
+        auc = "-" if entry["auc_vs_another_person"] is None else f"{entry['auc_vs_another_person']:.4f}"
+        lines.append(f"{kind:<32}{entry['pairs']:>10}{distance:>12}{auc:>24}")
+    return "\n".join(lines)
+
+
+def read_identity_faces(data_path: str, split: str, image_size: int, num_faces: int, seed: int,
+                        batch_size: int = 64):
+    """(images in [-1, 1], identity, expression or None, lighting or None, shard label names) of a seeded
+    choice of at most `num_faces` faces (all when 0) of the stored `split` of prepared shards."""
+    from legan_tf.data import DataConfig, open_source
+    from legan_tf.data.shard_format import METADATA_FILE, read_metadata
+
+    where = f"--data_path={data_path}"
+    if not os.path.isfile(os.path.join(data_path, METADATA_FILE)):
+        raise ConfigError(f"{where}: not prepared shards (no {METADATA_FILE}); run scripts/prepare_data.py first.")
+    metadata = read_metadata(data_path)
+    label_names = metadata["label_names"]
+    if split not in metadata["splits"]:
+        raise ConfigError(f"{where}: no stored {split!r} split (stored: {', '.join(metadata['splits'])}).")
+    config = DataConfig("tfrecord", data_path, image_size=image_size,
+                        expression_names=tuple(label_names.get("expression", ())),
+                        lighting_names=tuple(label_names.get("lighting", ())))
+    source = open_source(config).stored_split(split)
+    if len(source.identities()) < 2:
+        raise ConfigError(f"{where}: the {split} split carries {len(source.identities())} identities; verification "
+                          "needs faces of at least two people with subjects (prepare_data's subject/group column).")
+    count = source.num_examples
+    chosen = (np.arange(count) if not num_faces or num_faces >= count
+              else np.sort(np.random.default_rng([seed, 3]).choice(count, num_faces, replace=False)))
+    keep = np.zeros(count, bool)
+    keep[chosen] = True
+    columns = {name: [] for name in ("image", "identity", "expression", "lighting")}
+    seen = 0
+    for batch in source.dataset(batch_size, training=False, repeat=False):
+        size = int(batch["image"].shape[0])
+        rows = keep[seen:seen + size]
+        seen += size
+        for name in columns:
+            if name in batch and rows.any():
+                columns[name].append(np.asarray(batch[name])[rows])
+    stacked = {name: (np.concatenate(parts) if parts else None) for name, parts in columns.items()}
+    return (stacked["image"].astype(np.float32), stacked["identity"].astype(np.int64), stacked["expression"],
+            stacked["lighting"], label_names)
+
+
+def evaluate_real_identity(model_path: str, data_path: str, split: str = "test", num_faces: int = 2000,
+                           seed: int = 0, output_dir: Optional[str] = None,
+                           command: Optional[str] = None) -> Dict[str, object]:
+    """Embeds held-out real faces with f and writes identity_evaluation_real.json (the figures above) into
+    `output_dir` (default: the model's folder); returns its content plus "output_path"."""
+    from legan_tf.evaluation.identity_report import EMBED_BATCH
+    from legan_tf.models.lightcnn import load_identity_embedder  # TensorFlow
+
+    if not os.path.exists(model_path):
+        raise ConfigError(f"--model={model_path}: no such file.")
+    embedder = load_identity_embedder(model_path)
+    images, identity, expression, lighting, label_names = read_identity_faces(
+        data_path, split, int(embedder.input_size), num_faces, seed)
+    embeddings = np.concatenate([np.asarray(embedder(images[i:i + EMBED_BATCH]))
+                                 for i in range(0, len(images), EMBED_BATCH)])
+    figures = real_identity_figures(embeddings, identity, expression, lighting)
+    report = {"model": model_path, "data_path": os.path.abspath(data_path), "split": split,
+              "num_faces": int(len(images)), "seed": seed, "label_names": label_names,
+              "command": command, **figures}
+    output_dir = output_dir or os.path.dirname(os.path.abspath(model_path))
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, REPORT_FILE)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2)
+    return {**report, "output_path": path}
