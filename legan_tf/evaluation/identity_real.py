@@ -1,4 +1,6 @@
-"""Judging an identity network f on real held-out people: scripts/evaluate_identity.py --data_path.
+"""Judging an identity network f on real held-out people (scripts/evaluate_identity.py --data_path), and f as a
+judge of edits: how far an edit moves f from its face, and whether f still reads it as the same person
+(scripts/judge_real_edits.py and scripts/judge_joint_edits.py --identity_model).
 
 The faces come from prepared shards that carry an `identity` label (a subject per face, e.g. CK+48's
 S<nnn>, and relit copies of its photos), read from a split whose people f never saw in training.
@@ -26,7 +28,7 @@ import numpy as np
 from sklearn import metrics as sklearn_metrics
 
 from legan_tf.errors import ConfigError
-from legan_tf.statistics import cosine_similarities, identity_metrics
+from legan_tf.statistics import TARGET_FAR, cosine_similarities, identity_metrics
 
 REPORT_FILE = "identity_evaluation_real.json"
 SAME_LABELS, ANOTHER_LIGHT, ANOTHER_EXPRESSION, BOTH, ANOTHER_PERSON = (
@@ -157,3 +159,96 @@ def evaluate_real_identity(model_path: str, data_path: str, split: str = "test",
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)
     return {**report, "output_path": path}
+
+
+# --- f as a judge of edits --------------------------------------------------------------------------
+
+def unit_rows(vectors) -> np.ndarray:
+    vectors = np.asarray(vectors, np.float64)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def same_person_threshold(embeddings, people: Optional[np.ndarray]) -> Optional[float]:
+    """The 1 - cos distance below which f accepts exactly the closest 1% of the pairs of two different people
+    among `embeddings` (people: their subject ids; None: every face is its own person). None with fewer
+    than 100 such pairs, where 1% is not one pair."""
+    unit = unit_rows(embeddings)
+    people = np.arange(len(unit)) if people is None else np.asarray(people).reshape(-1)
+    upper = np.triu_indices(len(unit), k=1)
+    different = people[upper[0]] != people[upper[1]]
+    distances = np.sort(1.0 - np.sum(unit[upper[0]] * unit[upper[1]], axis=1)[different])
+    accepted = int(np.floor(TARGET_FAR * len(distances)))
+    if accepted < 1:
+        return None
+    # Accept d < the (accepted + 1)-th smallest different-person distance: exactly `accepted` impostor pairs
+    # pass (fewer on ties), as statistics.identity_metrics sets its TAR threshold.
+    return float(distances[accepted])
+
+
+def load_identity_network(path: Optional[str]):
+    """(embed, record) of --identity_model (an identity_model.keras or a LightCNN-29 v2 .npz), or (None, None)."""
+    if not path:
+        return None, None
+    if not os.path.isfile(path):
+        raise ConfigError(f"--identity_model={path}: no such file (an identity_model.keras from --task=identity).")
+    from legan_tf.digests import file_sha256
+    from legan_tf.models.lightcnn import load_identity_embedder
+
+    embedder = load_identity_embedder(path)
+
+    def embed(images: np.ndarray) -> np.ndarray:
+        return np.asarray(embedder(np.asarray(images, np.float32)))
+
+    return embed, {"path": os.path.abspath(path), "sha256": file_sha256(path), "input_size": int(embedder.input_size)}
+
+
+class EditIdentity:
+    """Collects f's distance 1 - cos(f(x), f(G(x, t))) for every face x and target t while the edits are made
+    (`observe`), then the figures (`figures`): the mean distance over the edits, the share f accepts as x's
+    person at the 1%-false-accept threshold of the unedited faces' pairs of two people, and the same for the
+    identity edit G(x, s)."""
+
+    def __init__(self, embed, count: int, num_classes: int):
+        self.embed = embed
+        self.distance = np.zeros((count, num_classes))
+        self.inputs: Dict[int, np.ndarray] = {}
+
+    def observe(self, rows: slice, x: np.ndarray, target: int, edited: np.ndarray) -> None:
+        if rows.start not in self.inputs:
+            self.inputs[rows.start] = unit_rows(self.embed(x))
+        self.distance[rows, target] = 1.0 - np.sum(self.inputs[rows.start] * unit_rows(self.embed(edited)), axis=1)
+
+    def figures(self, source, people: Optional[np.ndarray] = None) -> Dict[str, object]:
+        source = np.asarray(source, np.int64)
+        faces = np.arange(len(source))
+        pairs = np.arange(self.distance.shape[1])[None, :] != source[:, None]
+        threshold = same_person_threshold(np.concatenate([self.inputs[key] for key in sorted(self.inputs)]), people)
+        identity_edit = self.distance[faces, source]
+        edits = self.distance[pairs]
+
+        def share_below(values):
+            return None if threshold is None or not len(values) else float(np.mean(values < threshold))
+
+        return {"distance": float(np.mean(edits)) if len(edits) else None, "same_person": share_below(edits),
+                "identity_edit_distance": float(np.mean(identity_edit)),
+                "identity_edit_same_person": share_below(identity_edit), "threshold": threshold,
+                "people": "the faces' subjects" if people is not None else "each face its own person"}
+
+
+def edit_identity_section(entry: Optional[Dict[str, object]]) -> list:
+    """Markdown lines of f's figures on a run's edits (nothing without --identity_model)."""
+    if not entry:
+        return []
+    figures = entry["figures"]
+
+    def number(value, percent=False):
+        return "n/a" if value is None else (f"{value:.1%}" if percent else f"{value:.3f}")
+
+    return ["## Identity: an identity network's reading of the edits", "",
+            f"f: `{entry['path']}` (sha256 {entry['sha256'][:12]}...). Same-person threshold: 1 - cos < "
+            f"{number(figures['threshold'])}, which accepts 1% of the pairs of two unedited faces "
+            f"({figures['people']}).", "",
+            "| edits | f: mean 1 - cos to the face | read as the same person by f |", "|---|---:|---:|",
+            f"| G(x, t), t != s | {number(figures['distance'])} | {number(figures['same_person'], True)} |",
+            f"| G(x, s) (identity edit) | {number(figures['identity_edit_distance'])} | "
+            f"{number(figures['identity_edit_same_person'], True)} |", ""]

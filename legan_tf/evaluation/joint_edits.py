@@ -52,6 +52,7 @@ from legan_tf.evaluation import other_judges as second_opinion
 from legan_tf.evaluation.judges import file_digest, load_judges
 from legan_tf.evaluation.real_edits import (BORDER_PX, HIT, MISS, NONE, OWN, _jsonable, _labels_of, _mean_l1,
                                             choose_grid_faces, open_split, texture_energy)
+from legan_tf.evaluation.identity_real import load_identity_network, same_person_threshold, unit_rows
 from legan_tf.evaluation.real_pass import read_real_faces
 from legan_tf.evaluation.run_under_test import resolve_run
 from legan_tf.evaluation.translation_metrics import generator_translate_fn
@@ -115,30 +116,6 @@ class JointReadings:
     same_person_threshold: Optional[float] = None
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, np.float64)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
-def same_person_threshold(embeddings: np.ndarray, people: Optional[np.ndarray]) -> Optional[float]:
-    """The 1 - cos distance below which f accepts exactly the closest 1% of the pairs of two different people
-    among `embeddings` (people: their subject ids; None: every face is its own person). None with fewer
-    than 100 such pairs, where 1% is not one pair."""
-    from legan_tf.statistics import TARGET_FAR
-
-    unit = _unit(embeddings)
-    people = np.arange(len(unit)) if people is None else np.asarray(people).reshape(-1)
-    upper = np.triu_indices(len(unit), k=1)
-    different = people[upper[0]] != people[upper[1]]
-    distances = np.sort(1.0 - np.sum(unit[upper[0]] * unit[upper[1]], axis=1)[different])
-    accepted = int(np.floor(TARGET_FAR * len(distances)))
-    if accepted < 1:
-        return None
-    # Accept d < the (accepted + 1)-th smallest different-person distance: exactly `accepted` impostor pairs
-    # pass (fewer on ties), as statistics.identity_metrics sets its TAR threshold.
-    return float(distances[accepted])
-
-
 def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images: np.ndarray,
                         labels: Mapping[str, np.ndarray], sizes: Mapping[str, int], batch_size: int = 64,
                         progress: bool = False, embed: Optional[Callable[[np.ndarray], np.ndarray]] = None,
@@ -173,7 +150,7 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
             input_read[judge.name][rows] = judge.read(x)
         input_texture[rows] = texture_energy(x)
         if embed:
-            input_embeddings.append(_unit(embed(x)))
+            input_embeddings.append(unit_rows(embed(x)))
         for name in ATTRIBUTES:
             for target in range(sizes[name]):
                 edited = np.asarray(translate(x, {**kept, name: np.full(len(x), target, np.int64)}), np.float32)
@@ -183,7 +160,7 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
                 edit_texture[name][rows, target] = texture_energy(edited)
                 if embed:
                     identity_distance[name][rows, target] = 1.0 - np.sum(
-                        input_embeddings[-1] * _unit(embed(edited)), axis=1)
+                        input_embeddings[-1] * unit_rows(embed(edited)), axis=1)
     threshold = same_person_threshold(np.concatenate(input_embeddings), people) if embed else None
     return JointReadings(own, input_read, edit_read, edit_l1, input_texture, edit_texture, identity_distance,
                          threshold)
@@ -376,22 +353,6 @@ def _load_classifier_judge(path: str, attribute: str, names: Sequence[str], batc
     return Judge(attribute, attribute, read, {**entry.record(), "input": protocol, "labels_from": labels_path})
 
 
-def _load_identity_network(path: Optional[str]):
-    """(embed, record) of --identity_model (an identity_model.keras or a LightCNN-29 v2 .npz), or (None, None)."""
-    if not path:
-        return None, None
-    if not os.path.isfile(path):
-        raise ConfigError(f"--identity_model={path}: no such file (an identity_model.keras from --task=identity).")
-    from legan_tf.models.lightcnn import load_identity_embedder
-
-    embedder = load_identity_embedder(path)
-
-    def embed(images: np.ndarray) -> np.ndarray:
-        return np.asarray(embedder(np.asarray(images, np.float32)))
-
-    return embed, {"path": os.path.abspath(path), "sha256": file_digest(path), "input_size": int(embedder.input_size)}
-
-
 def _people_of(source, chosen: np.ndarray) -> Optional[np.ndarray]:
     """Subject ids of the chosen faces (in read order) where the shards carry them, else None."""
     if "identity" not in getattr(source, "features", ()):
@@ -441,7 +402,7 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
                               f"{len(names[EXPRESSION])} expressions; the kept figure needs all.")
         judges.append(Judge(spec, EXPRESSION, other.read, other.record))
     translate = generator_translate_fn(generator, sizes, batch_size)
-    embed, identity_record = _load_identity_network(identity_model)
+    embed, identity_record = load_identity_network(identity_model)
 
     images, labels, chosen = read_real_faces(source, ATTRIBUTES, num_faces, seed, batch_size)
     people = _people_of(source, chosen) if embed else None

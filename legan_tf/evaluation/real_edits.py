@@ -42,6 +42,9 @@ With a feature network (`inception_weights`: the FID Inception, `metrics.feature
                          unedited against the same; fid_paired, kid_paired: against the same faces
                          unedited (copying the input scores 0). `real_edit_distances` has the details.
 
+With an identity network f (`identity_model`, e.g. one trained on other people: identity_real.EditIdentity):
+mean 1 - cos(f(x), f(G(x, t))) and the share of edits f accepts as x's person at 1% false accepts.
+
 Outputs (`evaluate_real_edits`): metrics.json, report.md, a picture grid (held-out faces x every
 expression), a bar chart of the rate per target class beside the judge's per-class accuracy, and the
 confusion matrix of the judge's readings of the edits.
@@ -63,6 +66,7 @@ from legan_tf.errors import ConfigError
 from legan_tf.evaluation import other_judges as second_opinion
 from legan_tf.evaluation import real_edit_distances as distances
 from legan_tf.evaluation.judges import file_digest, load_judges
+from legan_tf.evaluation.identity_real import EditIdentity, edit_identity_section, load_identity_network
 from legan_tf.evaluation.real_pass import read_real_faces, stored_split_names
 from legan_tf.evaluation.run_under_test import RunUnderTest, resolve_run
 from legan_tf.evaluation.translation_metrics import generator_translate_fn
@@ -166,11 +170,13 @@ def _mean_l1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, labels: Mapping[str, np.ndarray],
                num_classes: int, batch_size: int = 64, progress: bool = False,
                score: Optional[ScoreFn] = None, features: Optional[Callable] = None,
-               fid_targets: Optional[np.ndarray] = None, other_judges: Sequence[JudgeFn] = ()) -> Readings:
+               fid_targets: Optional[np.ndarray] = None, other_judges: Sequence[JudgeFn] = (),
+               observers: Sequence[Callable] = ()) -> Readings:
     """Translates every face to every expression (the other label groups kept) and back, and judges the results.
 
     `translate(images, targets)` gets [-1, 1] images and {group: ids} for every group the generator takes
-    (`translation_metrics.generator_translate_fn`); `labels` holds the faces' own ids of those groups.
+    (`translation_metrics.generator_translate_fn`); `labels` holds the faces' own ids of those groups. Each
+    observer is called as observer(rows, x, target, edited) after every edit (identity_real.EditIdentity).
     """
     images = np.asarray(images, np.float32)
     count = len(images)
@@ -212,6 +218,8 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
                 other_edits[rows, target] = read(edited)
             edit_l1[rows, target] = _mean_l1(edited, x)
             edit_texture[rows, target] = texture_energy(edited)
+            for observe in observers:
+                observe(rows, x, target, edited)
             if score:
                 edit_quality[rows, target] = score(edited)
             if fid_edits is not None:
@@ -554,7 +562,8 @@ def write_report(record: Mapping[str, object], path: str) -> str:
               "input, then the face translated to each expression. Border: green, the judge reads the column's "
               "expression; red, it does not; grey, the face's own expression (G(x, s)).", "",
               f"![rate per class]({BARS_FILE})", "", f"![confusion]({CONFUSION_FILE})", "",
-              *second_opinion.report_section(record.get("other_judges", [])), "## Protocol", ""]
+              *second_opinion.report_section(record.get("other_judges", [])),
+              *edit_identity_section(record.get("identity_model")), "## Protocol", ""]
     lines += [f"- {key}: {value}" for key, value in record["protocol"].items()]
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -634,7 +643,7 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
                         command: Optional[str] = None, quality_model: Optional[str] = None,
                         inception_weights: Optional[str] = None,
                         fid_reference_split: str = distances.AUTO,
-                        other_judges: Sequence[str] = ()) -> Dict[str, object]:
+                        other_judges: Sequence[str] = (), identity_model: Optional[str] = None) -> Dict[str, object]:
     """Runs the check (module docstring) and writes its files; returns the metrics.json content plus
     output_dir and files. Bad input is a ConfigError or DataError with a one-line message."""
     from legan_tf.labels import generator_label_sizes
@@ -696,14 +705,17 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
         except Unavailable as reason:
             raise ConfigError(f"--inception_weights={inception_weights}: {reason}") from None
 
+    embed, identity_record = load_identity_network(identity_model)
     images, labels, chosen = read_real_faces(source, list(label_sizes), num_faces, seed, batch_size)
+    edit_identity = EditIdentity(embed, len(images), len(names)) if embed else None
     fid_targets = distances.fid_targets_for(labels[EXPRESSION], len(names), seed) if extractor is not None else None
     reference = None
     if reference_name is not None:
         reference_source, _ = open_split(data_path, reference_name, generator.image_size, run, from_run)
         reference = distances.reference_features(reference_source, extractor, batch_size, seed, progress)
     readings = edit_faces(translate, judge, images, labels, len(names), batch_size, progress, score, extractor,
-                          fid_targets, [other.read for other in others])
+                          fid_targets, [other.read for other in others],
+                          [edit_identity.observe] if edit_identity else [])
     summary = summarise(readings, names, reference, reference_name)
 
     output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(run.generator_path)),
@@ -765,6 +777,8 @@ def evaluate_real_edits(classifier_path: Optional[str], run_dir: Optional[str] =
             readings.source, readings.input_read, readings.edit_read, *reads, names, [g for g, _ in other.pairs])}
             for other, reads in zip(others, readings.other_reads)],
         "grid_faces": grid_record,
+        **({"identity_model": {**identity_record, "figures": edit_identity.figures(readings.source)}}
+           if edit_identity else {}),
     }
     record = _jsonable(record)
     with open(os.path.join(output_dir, METRICS_FILE), "w", encoding="utf-8") as handle:

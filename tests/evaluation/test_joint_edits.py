@@ -18,6 +18,7 @@ from PIL import Image
 
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation import joint_edits
+from legan_tf.evaluation.identity_real import same_person_threshold
 from legan_tf.evaluation.translation_metrics import generator_translate_fn
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -182,7 +183,7 @@ def test_the_identity_network_reads_a_kept_person_as_the_same_and_a_replaced_one
 def test_the_same_person_threshold_accepts_one_percent_of_the_pairs_of_two_people():
     rng = np.random.default_rng(1)
     embeddings = rng.normal(size=(40, 8))
-    threshold = joint_edits.same_person_threshold(embeddings, None)
+    threshold = same_person_threshold(embeddings, None)
     unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     distances = (1 - unit @ unit.T)[np.triu_indices(40, k=1)]
     # 780 pairs of different faces: floor(7.8) = 7 accepted (continuous random values: no ties).
@@ -192,10 +193,10 @@ def test_the_same_person_threshold_accepts_one_percent_of_the_pairs_of_two_peopl
     # smallest (index floor(7.6) = 7) is the second smallest people-pair distance, and the 4 copies of the
     # smallest pass. Counted as impostors, the copies' distance 0 would have set the threshold at 0.
     people = np.repeat(np.arange(20), 2)
-    threshold = joint_edits.same_person_threshold(np.repeat(embeddings[:20], 2, axis=0), people)
+    threshold = same_person_threshold(np.repeat(embeddings[:20], 2, axis=0), people)
     person_distances = np.sort((1 - unit[:20] @ unit[:20].T)[np.triu_indices(20, k=1)])
     assert threshold == pytest.approx(person_distances[1], abs=1e-12) and threshold > 1e-6
-    assert joint_edits.same_person_threshold(embeddings[:10], None) is None   # 45 pairs: 1% is not one pair
+    assert same_person_threshold(embeddings[:10], None) is None   # 45 pairs: 1% is not one pair
 
 
 def test_a_judge_without_the_attribute_head_is_refused():

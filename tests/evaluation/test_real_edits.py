@@ -127,6 +127,36 @@ def test_an_identity_generator_scores_exactly_the_baseline_with_zero_l1():
     assert summary["per_class"]["surprise"]["target_rate"] == 0.0
 
 
+def _person(images):
+    """An identity-network stand-in: the person is channel 2, each face's own noise."""
+    return np.asarray(images)[..., 2].reshape(len(images), -1)
+
+
+def new_person(images, labels):
+    out = perfect(images, labels)
+    out[..., 2] = -out[..., 2]
+    return out
+
+
+@pytest.mark.parametrize("edit, distance, same", [(perfect, 0.0, 1.0), (new_person, 2.0, 0.0)])
+def test_an_identity_network_reads_a_kept_person_as_the_same_and_a_replaced_one_as_another(edit, distance, same):
+    from legan_tf.evaluation.identity_real import EditIdentity
+
+    translate = generator_translate_fn(StubGenerator(edit), {"expression": C}, 5)
+    observer = EditIdentity(_person, N, C)
+    real_edits.edit_faces(translate, real_edits.expression_judge(ReadingJudge(), C, batch_size=4), faces(WRITTEN),
+                          {"expression": LABELS}, C, batch_size=5, observers=[observer.observe])
+    figures = observer.figures(LABELS)
+    # Channel 2 kept (cos 1) or negated (cos -1): 1 - cos of 256-term unit dot products, float64 rounding only.
+    assert figures["distance"] == pytest.approx(distance, abs=1e-12)
+    assert figures["same_person"] == same
+    # 21 faces: 210 pairs of two faces, 2 accepted at 1%; uniform noise of 256 values has impostor cosines of
+    # sd 1/16, so the threshold lies far from 0 and from 2.
+    assert 0.5 < figures["threshold"] < 1.5
+    # The identity edit G(x, s) keeps channel 2 for the perfect editor and negates it for the other.
+    assert figures["identity_edit_distance"] == pytest.approx(distance, abs=1e-12)
+
+
 def test_quality_figures_on_known_scores():
     # Unedited 5, 6, 7, 8; edits 1, 6, 9. Pairs with the unedited face above: edit 1 all 4, edit 6 two
     # (7, 8) and one tie (6, counts half), edit 9 none: 6.5 of 12. The unedited faces' 10th percentile
@@ -389,6 +419,13 @@ def tiny(tmp_path_factory):
                                    f"--image_size={SIZE}\n--expression_names={','.join(NAMES)}\n")
     (run / "labels.json").write_text(json.dumps({"expression": list(NAMES)}))
     paths = {"root": root, "run": str(run), "shards": str(root / "shards")}
+    from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
+
+    embedder = IdentityEmbedder(LightCNN29v2(input_size=16, channels=(4, 8, 8, 8, 8), num_blocks=(1, 1, 1, 1),
+                                             embedding_dim=8), name="identity_embedder")
+    embedder.build((None, 16, 16, 3))
+    embedder.save(str(root / "identity_model.keras"))
+    paths["identity_model"] = str(root / "identity_model.keras")
     from legan_tf.models.quality import QualityModel
 
     quality = QualityModel(image_size=32, base_filters=4, num_downsamples=3, dense_units=8)
@@ -449,6 +486,24 @@ def test_the_script_scores_the_edits_with_a_quality_model(tiny, tmp_path):
     assert content["quality_model"]["path"] == tiny["quality"]
     assert "16 -> 32 px" in content["quality_model"]["input"]
     assert "naturalness judge Q" in (output / "report.md").read_text()
+
+
+def test_the_script_reads_the_edits_with_an_identity_network(tiny, tmp_path):
+    output = tmp_path / "out"
+    result = _script(f"--run_dir={tiny['run']}", f"--classifier={tiny['judge']}", f"--output_dir={output}",
+                     f"--identity_model={tiny['identity_model']}", "--grid_faces=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    entry = json.load(open(output / "metrics.json"))["identity_model"]
+    assert entry["input_size"] == 16 and len(entry["sha256"]) == 64
+    assert 0.0 <= entry["figures"]["distance"] <= 2.0
+    # 14 faces: 91 pairs of two faces, fewer than the 100 a 1% threshold needs: no same-person share.
+    assert entry["figures"]["threshold"] is None and entry["figures"]["same_person"] is None
+    assert "read as the same person by f" in result.stdout
+    assert "## Identity: an identity network's reading of the edits" in (output / "report.md").read_text()
+    missing = _script(f"--run_dir={tiny['run']}", f"--classifier={tiny['judge']}", f"--output_dir={tmp_path / 'no'}",
+                      f"--identity_model={tmp_path / 'none.keras'}")
+    assert missing.returncode == 1 and "--identity_model=" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "no" / "metrics.json").exists()
 
 
 def test_bad_input_is_one_line_and_exit_1(tiny, tmp_path):
