@@ -80,6 +80,26 @@ def real_identity_figures(embeddings, identity, expression=None, lighting=None) 
     return {"overall": overall, "pair_kinds": kinds}
 
 
+def degraded_figures(embed, images, embeddings, identity, seed: int = 0) -> Dict[str, object]:
+    """How far f moves for each face blurred or noised as identity_sensitivity.DEGRADATIONS does (a generator's
+    slight blur must not read as another person), and the share of those copies f accepts as the same person at
+    the threshold that accepts 1% of the pairs of two held-out people."""
+    from legan_tf.data.degradations import gaussian_blur
+    from legan_tf.evaluation.identity_sensitivity import DEGRADATIONS
+
+    threshold = same_person_threshold(embeddings, identity)
+    rng = np.random.default_rng([seed, 4])
+    result: Dict[str, object] = {"same_person_threshold": threshold}
+    anchors = unit_rows(embeddings)
+    for name, sigma, noise in DEGRADATIONS:
+        copies = np.asarray(gaussian_blur(images, np.full(len(images), sigma, np.float32)))
+        copies = np.clip(copies + noise * rng.standard_normal(copies.shape), -1.0, 1.0).astype(np.float32)
+        distance = 1.0 - np.sum(anchors * unit_rows(embed(copies)), axis=1)
+        result[name] = {"sigma": sigma, "noise": noise, "mean_distance": float(np.mean(distance)),
+                        "same_person": None if threshold is None else float(np.mean(distance < threshold))}
+    return result
+
+
 def format_real(figures: Dict[str, object]) -> str:
     overall = figures["overall"]
     lines = [f"{int(overall['count'])} faces of {int(overall['identities'])} people: verification AUC "
@@ -91,6 +111,16 @@ def format_real(figures: Dict[str, object]) -> str:
         distance = "-" if entry["mean_distance"] is None else f"{entry['mean_distance']:.4f}"
         auc = "-" if entry["auc_vs_another_person"] is None else f"{entry['auc_vs_another_person']:.4f}"
         lines.append(f"{kind:<32}{entry['pairs']:>10}{distance:>12}{auc:>24}")
+    degraded = figures.get("degraded")
+    if degraded:
+        threshold = degraded["same_person_threshold"]
+        lines.append(f"the same face degraded (same person: 1 - cos < "
+                     f"{'n/a' if threshold is None else f'{threshold:.4f}'}, 1% of the pairs of two people):")
+        for name, entry in degraded.items():
+            if name != "same_person_threshold":
+                same = "n/a" if entry["same_person"] is None else f"{entry['same_person']:.1%}"
+                lines.append(f"  {name} (sigma {entry['sigma']} px, noise {entry['noise']}): mean 1 - cos "
+                             f"{entry['mean_distance']:.4f}, read as the same person {same}")
     return "\n".join(lines)
 
 
@@ -147,9 +177,14 @@ def evaluate_real_identity(model_path: str, data_path: str, split: str = "test",
     embedder = load_identity_embedder(model_path)
     images, identity, expression, lighting, label_names = read_identity_faces(
         data_path, split, int(embedder.input_size), num_faces, seed)
-    embeddings = np.concatenate([np.asarray(embedder(images[i:i + EMBED_BATCH]))
-                                 for i in range(0, len(images), EMBED_BATCH)])
+
+    def embed_all(faces):
+        return np.concatenate([np.asarray(embedder(faces[i:i + EMBED_BATCH]))
+                               for i in range(0, len(faces), EMBED_BATCH)])
+
+    embeddings = embed_all(images)
     figures = real_identity_figures(embeddings, identity, expression, lighting)
+    figures["degraded"] = degraded_figures(embed_all, images, embeddings, identity, seed)
     report = {"model": model_path, "data_path": os.path.abspath(data_path), "split": split,
               "num_faces": int(len(images)), "seed": seed, "label_names": label_names,
               "command": command, **figures}

@@ -119,6 +119,9 @@ def test_the_script_judges_held_out_people_and_writes_the_figures(tiny, tmp_path
         assert report["pair_kinds"][kind]["pairs"] > 0
         assert 0.0 <= report["pair_kinds"][kind]["auc_vs_another_person"] <= 1.0
     assert report["command"].startswith("python ") and "--data_path=" in report["command"]
+    for name in ("blur", "noise"):
+        assert 0.0 <= report["degraded"][name]["mean_distance"] <= 2.0
+    assert "the same face degraded" in result.stdout
 
     fewer = _script(f"--model={tiny['model']}", f"--data_path={tiny['shards']}", "--num_faces=10",
                     f"--output_dir={tmp_path / 'fewer'}")
