@@ -98,7 +98,8 @@ class DataConfig:
         "expression, e.g. FER2013's augmented copies: '\\.jpg\\d+\\.jpg$'. They are counted, not reported as "
         "faults; a pattern that matches no file is an error.")
     group_pattern: str = hparam(
-        "", "data_format=folder: a regular expression whose first capture group, searched in each path, names "
+        "", "data_format=folder, or the image column of a csv, multipie or rgbd manifest (where it replaces the "
+        "subject column): a regular expression whose first capture group, searched in each path, names "
         "the file's subject, so splits keep a subject's faces together (CK+: '(S\\d+)_'). A file it does not "
         "match is a fault; a pattern that matches no file is an error.")
     # Named groups (?P<train>...), (?P<test>...) and optionally (?P<validation>...): the dataset's own
@@ -156,11 +157,12 @@ class DataConfig:
         for name, pattern in patterns.items():
             if not pattern:
                 continue
-            manifest_split = name == "split_pattern" and self.data_format in MANIFEST_SPLIT_FORMATS
-            if self.data_format != "folder" and not manifest_split:
+            manifest_name = name in ("split_pattern", "group_pattern") and self.data_format in MANIFEST_SPLIT_FORMATS
+            if self.data_format != "folder" and not manifest_name:
                 raise DataError(f"{name} selects files of data_format=folder; a manifest names its own rows"
-                                + (" (split_pattern also reads the image column of a "
-                                   f"{'/'.join(MANIFEST_SPLIT_FORMATS)} manifest)" if name == "split_pattern" else ""))
+                                + (f" ({name} also reads the image column of a "
+                                   f"{'/'.join(MANIFEST_SPLIT_FORMATS)} manifest)" if name != "exclude_pattern"
+                                   else ""))
             try:
                 compiled = re.compile(pattern)
             except re.error as error:

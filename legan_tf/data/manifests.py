@@ -305,6 +305,12 @@ def _parse_manifest(config: DataConfig) -> ParsedData:
             cells, base, config, header, attributes)
         if SPLIT_CELL in record:
             entry["split"] = record[SPLIT_CELL]
+        if group_of is not None:
+            image = str(record.get("image", ""))
+            if group_of.get(image) is None:
+                raise RowFault(image, f"no subject in its path (--group_pattern={config.group_pattern!r} does not "
+                               "match)")
+            entry["group"] = group_of[image]
         return entry
 
     numbered_rows = list(enumerate(rows, start=1))
@@ -314,12 +320,17 @@ def _parse_manifest(config: DataConfig) -> ParsedData:
         named = [(str(record.get("image", "")), numbered) for numbered, record in numbered_rows]
         kept, excluded, split_of = _select_by_name(named, config, origin)
         numbered_rows = [(numbered, {**rows[numbered - 1], SPLIT_CELL: split_of[image]}) for image, numbered in kept]
+    group_of = None
+    if config.group_pattern:
+        # The subject by file name, read from the image column (as a folder's paths are); replaces a subject column.
+        group_of = _groups_by_name([(str(record.get("image", "")), None) for _, record in numbered_rows], config,
+                                   origin)
     entries, faults = _validate_all(
         numbered_rows, validate_row, origin, config.on_error, describe_row=lambda item: item[0])
     if fmt == "ratings":
         group_kind = "source" if "source" in header else "image"
     else:
-        group_kind = "subject" if "subject" in header else "image"
+        group_kind = "subject" if "subject" in header or group_of is not None else "image"
     stratified = fmt == "ratings" and "generator" in header
     strata = [entry.pop("stratum") for entry in entries] if stratified else None
     parsed = _assemble(config, origin, entries, faults, strata, group_kind, _face_label_names(config, attributes))

@@ -3,6 +3,7 @@ FER2013's split folders, file-name splits (train, validation, test) and augmente
 subjects in file names; and the shipped flagfiles (configs/fer2013_data.flags, ckplus_data.flags)
 read literally, as a user runs them."""
 
+import dataclasses
 import json
 import os
 import re
@@ -263,3 +264,35 @@ def test_a_manifest_keeps_the_split_its_image_names_give(tmp_path):
     assert {name: split["num_records"] for name, split in metadata["splits"].items()} == {"train": 4, "test": 2}
     with pytest.raises(DataError, match="split_pattern selects files of data_format=folder"):
         DataConfig("ratings", str(manifest), split_pattern=r"(?P<train>Training_)|(?P<test>PrivateTest_)")
+
+
+def test_a_manifest_takes_its_subjects_from_the_image_names(tmp_path):
+    """--group_pattern reads a manifest's image column as it reads a folder's paths: relit CK+ photos, whose
+    subject column names the photo, are grouped (and identified) by the person in their names instead."""
+    root = tmp_path / "ck"
+    rows = ["image,subject,session,lighting,expression"]
+    for seed, photo in enumerate(("S010_001_00000014", "S010_004_00000017", "S011_001_00000016")):
+        for light in ("original", "left_90"):
+            name = f"images/happy/{photo}_{light}.png"
+            _grey_image(str(root / name), 10 * seed + len(light))
+            rows.append(f"{name},{photo},1,{light},happy")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    config = DataConfig("multipie", str(root / "manifest.csv"), expression_names=FER_CLASSES,
+                        lighting_names=("original", "left_90"), convert_color=True, image_size=48,
+                        group_pattern=r"(S\d+)_")
+    source = open_source(config)
+    # Two people, not three photos: S010's two photos (4 images) share identity 0, S011's get 1.
+    assert list(source.all_groups) == ["S010"] * 4 + ["S011"] * 2
+    np.testing.assert_array_equal(source.identities(), [0, 1])
+    # Without the pattern the subject column (the photo) is the group: three of them.
+    assert len(set(open_source(dataclasses.replace(config, group_pattern="")).all_groups)) == 3
+    # A row whose image names no person is a fault naming it; a pattern that finds none is one error.
+    (root / "manifest.csv").write_text("\n".join(rows + ["images/happy/S010_001_00000014_original.png,x,1,"
+                                                         "original,happy", "images/happy/odd.png,x,1,original,happy"]))
+    _grey_image(str(root / "images/happy/odd.png"), 3)
+    with pytest.raises(DataError, match="odd.png.*no subject in its path"):
+        open_source(config)
+    with pytest.raises(DataError, match="finds a subject in none of its 8 files"):
+        open_source(dataclasses.replace(config, group_pattern=r"(P\d+)_"))
+    with pytest.raises(DataError, match="group_pattern selects files of data_format=folder"):
+        DataConfig("ratings", str(root / "manifest.csv"), group_pattern=r"(S\d+)_")
