@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 
 from absl import app, flags  # noqa: E402
 
-from legan_tf.cli import run_main  # noqa: E402
+from legan_tf.cli import command_line, run_main  # noqa: E402
 
 flags.DEFINE_string("model", None, "Required: an identity_model.keras from --task=identity, or a converted "
                     "LightCNN-29 v2 .npz (paper sizes).")
@@ -58,7 +58,6 @@ def main(argv):
     if not FLAGS.model:
         raise app.UsageError("--model is required (an identity_model.keras or a LightCNN-29 v2 .npz).")
     if FLAGS.data_path:
-        from legan_tf.cli import command_line
         from legan_tf.evaluation.identity_real import evaluate_real_identity, format_real  # TensorFlow
 
         if FLAGS.generator:

@@ -26,7 +26,8 @@ def numbered_names(count: int) -> Tuple[str, ...]:
 MULTIPIE_LIGHTINGS = numbered_names(MULTIPIE_NUM_LIGHTINGS)
 
 DATA_FORMATS = ("ratings", "multipie", "folder", "csv", "rgbd", "tfrecord")
-# Manifests of faces whose image column --split_pattern may read (a dataset's own split by file name).
+# Manifests of faces whose image column --split_pattern and --group_pattern may read (a dataset's own split, and
+# its subjects, by file name).
 MANIFEST_SPLIT_FORMATS = ("csv", "multipie", "rgbd")
 ON_ERROR_CHOICES = ("fail", "skip")
 # Declared bit depth of rgbd depth maps: auto accepts 8- and 16-bit files alike.

@@ -130,6 +130,7 @@ def read_identity_faces(data_path: str, split: str, image_size: int, num_faces: 
     choice of at most `num_faces` faces (all when 0) of the stored `split` of prepared shards."""
     from legan_tf.data import DataConfig, open_source
     from legan_tf.data.shard_format import METADATA_FILE, read_metadata
+    from legan_tf.evaluation.real_pass import read_real_faces
 
     where = f"--data_path={data_path}"
     if not os.path.isfile(os.path.join(data_path, METADATA_FILE)):
@@ -145,23 +146,9 @@ def read_identity_faces(data_path: str, split: str, image_size: int, num_faces: 
     if len(source.identities()) < 2:
         raise ConfigError(f"{where}: the {split} split carries {len(source.identities())} identities; verification "
                           "needs faces of at least two people with subjects (prepare_data's subject/group column).")
-    count = source.num_examples
-    chosen = (np.arange(count) if not num_faces or num_faces >= count
-              else np.sort(np.random.default_rng([seed, 3]).choice(count, num_faces, replace=False)))
-    keep = np.zeros(count, bool)
-    keep[chosen] = True
-    columns = {name: [] for name in ("image", "identity", "expression", "lighting")}
-    seen = 0
-    for batch in source.dataset(batch_size, training=False, repeat=False):
-        size = int(batch["image"].shape[0])
-        rows = keep[seen:seen + size]
-        seen += size
-        for name in columns:
-            if name in batch and rows.any():
-                columns[name].append(np.asarray(batch[name])[rows])
-    stacked = {name: (np.concatenate(parts) if parts else None) for name, parts in columns.items()}
-    return (stacked["image"].astype(np.float32), stacked["identity"].astype(np.int64), stacked["expression"],
-            stacked["lighting"], label_names)
+    images, labels, _ = read_real_faces(source, ("expression", "lighting"), num_faces, seed, batch_size,
+                                        extra=("identity",))
+    return images, labels["identity"], labels.get("expression"), labels.get("lighting"), label_names
 
 
 def evaluate_real_identity(model_path: str, data_path: str, split: str = "test", num_faces: int = 2000,
@@ -242,12 +229,13 @@ class EditIdentity:
     """Collects f's distance 1 - cos(f(x), f(G(x, t))) for every face x and target t while the edits are made
     (`observe`), then the figures (`figures`): the mean distance over the edits, the share f accepts as x's
     person at the 1%-false-accept threshold of the unedited faces' pairs of two people, and the same for the
-    identity edit G(x, s)."""
+    identity edit G(x, s). Collectors of one set of faces (one per edited attribute) may share `inputs`, the
+    embeddings of the unedited faces by batch start, so that each face is embedded once."""
 
-    def __init__(self, embed, count: int, num_classes: int):
+    def __init__(self, embed, count: int, num_classes: int, inputs: Optional[Dict[int, np.ndarray]] = None):
         self.embed = embed
         self.distance = np.zeros((count, num_classes))
-        self.inputs: Dict[int, np.ndarray] = {}
+        self.inputs: Dict[int, np.ndarray] = {} if inputs is None else inputs
 
     def observe(self, rows: slice, x: np.ndarray, target: int, edited: np.ndarray) -> None:
         if rows.start not in self.inputs:

@@ -52,7 +52,7 @@ from legan_tf.evaluation import other_judges as second_opinion
 from legan_tf.evaluation.judges import file_digest, load_judges
 from legan_tf.evaluation.real_edits import (BORDER_PX, HIT, MISS, NONE, OWN, _jsonable, _labels_of, _mean_l1,
                                             choose_grid_faces, open_split, texture_energy)
-from legan_tf.evaluation.identity_real import load_identity_network, same_person_threshold, unit_rows
+from legan_tf.evaluation.identity_real import EditIdentity, load_identity_network
 from legan_tf.evaluation.real_pass import read_real_faces
 from legan_tf.evaluation.run_under_test import resolve_run
 from legan_tf.evaluation.translation_metrics import generator_translate_fn
@@ -110,10 +110,10 @@ class JointReadings:
     edit_l1: Dict[str, np.ndarray]                  # edited attribute -> (N, C_attribute)
     input_texture: np.ndarray                       # (N,)
     edit_texture: Dict[str, np.ndarray]             # edited attribute -> (N, C_attribute)
-    # With an identity network: edited attribute -> (N, C_attribute) 1 - cos(f(x), f(edit)), and the 1 - cos
-    # threshold at which f accepts 1% of the different-person pairs of the unedited faces.
-    identity_distance: Optional[Dict[str, np.ndarray]] = None
-    same_person_threshold: Optional[float] = None
+    # With an identity network: edited attribute -> f's distances of its edits (identity_real.EditIdentity), and
+    # the faces' subject ids (None where each face is its own person).
+    identity: Optional[Dict[str, EditIdentity]] = None
+    people: Optional[np.ndarray] = None
 
 
 def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images: np.ndarray,
@@ -138,8 +138,8 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
     edit_l1 = {name: np.zeros((count, sizes[name])) for name in ATTRIBUTES}
     edit_texture = {name: np.zeros((count, sizes[name])) for name in ATTRIBUTES}
     input_texture = np.zeros(count)
-    identity_distance = {name: np.zeros((count, sizes[name])) for name in ATTRIBUTES} if embed else None
-    input_embeddings = []
+    shared_inputs: Dict[int, np.ndarray] = {}
+    identity = {name: EditIdentity(embed, count, sizes[name], shared_inputs) for name in ATTRIBUTES} if embed else None
     bar = tqdm(range(0, count, batch_size), desc="joint edits", unit="batch", disable=not progress, file=sys.stderr,
                postfix={"faces": count})
     for start in bar:
@@ -149,8 +149,6 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
         for judge in judges:
             input_read[judge.name][rows] = judge.read(x)
         input_texture[rows] = texture_energy(x)
-        if embed:
-            input_embeddings.append(unit_rows(embed(x)))
         for name in ATTRIBUTES:
             for target in range(sizes[name]):
                 edited = np.asarray(translate(x, {**kept, name: np.full(len(x), target, np.int64)}), np.float32)
@@ -158,12 +156,9 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
                     edit_read[name][judge.name][rows, target] = judge.read(edited)
                 edit_l1[name][rows, target] = _mean_l1(edited, x)
                 edit_texture[name][rows, target] = texture_energy(edited)
-                if embed:
-                    identity_distance[name][rows, target] = 1.0 - np.sum(
-                        input_embeddings[-1] * unit_rows(embed(edited)), axis=1)
-    threshold = same_person_threshold(np.concatenate(input_embeddings), people) if embed else None
-    return JointReadings(own, input_read, edit_read, edit_l1, input_texture, edit_texture, identity_distance,
-                         threshold)
+                if identity:
+                    identity[name].observe(rows, x, target, edited)
+    return JointReadings(own, input_read, edit_read, edit_l1, input_texture, edit_texture, identity, people)
 
 
 def _share(hits: np.ndarray) -> Optional[float]:
@@ -188,14 +183,8 @@ def summarise(readings: JointReadings, judges: Sequence[Judge], names: Mapping[s
                  "identity_l1": _share(identity_edit),
                  "texture_ratio": _ratio(_share(readings.edit_texture[edited][pairs]),
                                          _share(readings.input_texture)), "judges": {}}
-        if readings.identity_distance is not None:
-            distance = readings.identity_distance[edited]
-            threshold = readings.same_person_threshold
-            entry["identity"] = {
-                "distance": _share(distance[pairs]),
-                "same_person": None if threshold is None else _share(distance[pairs] < threshold),
-                "identity_edit_distance": _share(distance[np.arange(len(target)), labels[edited]]),
-                "threshold": threshold}
+        if readings.identity is not None:
+            entry["identity"] = readings.identity[edited].figures(labels[edited], readings.people)
         for judge in judges:
             reads = readings.edit_read[edited][judge.name]
             on_input = readings.input_read[judge.name]
@@ -353,14 +342,6 @@ def _load_classifier_judge(path: str, attribute: str, names: Sequence[str], batc
     return Judge(attribute, attribute, read, {**entry.record(), "input": protocol, "labels_from": labels_path})
 
 
-def _people_of(source, chosen: np.ndarray) -> Optional[np.ndarray]:
-    """Subject ids of the chosen faces (in read order) where the shards carry them, else None."""
-    if "identity" not in getattr(source, "features", ()):
-        return None
-    people = [np.asarray(batch["identity"]) for batch in source.dataset(256, training=False, repeat=False)]
-    return np.concatenate(people)[chosen] if people else None
-
-
 def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Optional[str],
                          run_dir: Optional[str] = None, generator_path: Optional[str] = None,
                          data_path: Optional[str] = None, split: str = "test", num_faces: int = 0,
@@ -404,8 +385,9 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
     translate = generator_translate_fn(generator, sizes, batch_size)
     embed, identity_record = load_identity_network(identity_model)
 
-    images, labels, chosen = read_real_faces(source, ATTRIBUTES, num_faces, seed, batch_size)
-    people = _people_of(source, chosen) if embed else None
+    images, labels, chosen = read_real_faces(source, ATTRIBUTES, num_faces, seed, batch_size,
+                                             extra=("identity",) if embed else ())
+    people = labels.pop("identity", None)
     readings = edit_each_attribute(translate, judges, images, labels, sizes, batch_size, progress, embed, people)
     summary = summarise(readings, judges, names)
 

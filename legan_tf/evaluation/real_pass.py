@@ -132,9 +132,11 @@ def open_real_reference(run: RunUnderTest, requested: str, real: Optional[str] =
                     "never translated (unpaired)")
 
 
-def read_real_faces(source, attributes: Sequence[str], limit: int, seed: int, batch_size: int = 64):
+def read_real_faces(source, attributes: Sequence[str], limit: int, seed: int, batch_size: int = 64,
+                    extra: Sequence[str] = ()):
     """(images, labels, indices): a seeded uniform choice of at most `limit` faces of `source` (all when
-    `limit` is 0 or more than there are), in file order, with their labels of `attributes` that the data carry."""
+    `limit` is 0 or more than there are), in file order, with their labels of `attributes` that the data carry,
+    and in `labels` too the `extra` columns of the records (e.g. identity) that the data carry."""
     count = source.num_examples
     if count == 0:
         raise ConfigError("no real faces: the split is empty")
@@ -143,6 +145,7 @@ def read_real_faces(source, attributes: Sequence[str], limit: int, seed: int, ba
     keep = np.zeros(count, bool)
     keep[chosen] = True
     images, labels, seen = [], {name: [] for name in attributes if name in source.label_names}, 0
+    labels.update({name: [] for name in extra})
     for batch in source.dataset(batch_size, training=False, repeat=False):
         size = int(batch["image"].shape[0])
         rows = keep[seen:seen + size]
@@ -150,9 +153,11 @@ def read_real_faces(source, attributes: Sequence[str], limit: int, seed: int, ba
         if rows.any():
             images.append(batch["image"].numpy()[rows])
             for name in labels:
-                labels[name].append(batch[name].numpy()[rows].astype(np.int64))
-    return (np.concatenate(images).astype(np.float32), {name: np.concatenate(parts) for name, parts in labels.items()},
-            chosen)
+                if name in batch:
+                    labels[name].append(batch[name].numpy()[rows].astype(np.int64))
+    # An extra column the data do not carry stays out of `labels`.
+    return (np.concatenate(images).astype(np.float32),
+            {name: np.concatenate(parts) for name, parts in labels.items() if parts}, chosen)
 
 
 def draw_real_targets(labels: Mapping[str, np.ndarray], attributes: Sequence[str], class_counts: Mapping[str, int],

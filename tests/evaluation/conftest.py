@@ -63,3 +63,15 @@ def save_tiny_generator(run_dir, flag_lines: str):
     generator.save(str(run_dir / "generator.keras"))
     (run_dir / "flags.txt").write_text(flag_lines)
     return generator
+
+
+def save_tiny_identity_model(path, input_size: int) -> str:
+    """An untrained identity network f (LightCNN-29 v2 at tiny widths, embedding 8) saved as an
+    identity_model.keras at `path`, as --task=identity exports one."""
+    from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
+
+    embedder = IdentityEmbedder(LightCNN29v2(input_size=input_size, channels=(4, 8, 8, 8, 8), num_blocks=(1, 1, 1, 1),
+                                             embedding_dim=8), name="identity_embedder")
+    embedder.build((None, input_size, input_size, 3))
+    embedder.save(str(path))
+    return str(path)

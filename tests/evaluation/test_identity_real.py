@@ -15,6 +15,7 @@ import pytest
 
 from legan_tf.evaluation.identity_real import (ANOTHER_EXPRESSION, ANOTHER_LIGHT, ANOTHER_PERSON, BOTH, PAIR_KINDS,
                                                SAME_LABELS, pair_kind_masks, real_identity_figures)
+from tests.evaluation.conftest import save_tiny_identity_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "scripts", "evaluate_identity.py")
@@ -80,7 +81,6 @@ def tiny(tmp_path_factory):
 
     from legan_tf.data import DataConfig, open_source, tfrecord
     from legan_tf.data.synthetic.writer import write_face_lab
-    from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
 
     root = tmp_path_factory.mktemp("identity_real")
     write_face_lab(root / "lab", image_size=32, num_identities=6, seed=0, num_lightings=2, parts=("multipie",),
@@ -91,11 +91,7 @@ def tiny(tmp_path_factory):
     tfrecord.prepare_output_dir(shards, overwrite=False)
     tfrecord.write_tfrecords(open_source(config), shards, num_shards=1, holdout_fraction=0.34, seed=0)
     keras.utils.set_random_seed(0)
-    embedder = IdentityEmbedder(LightCNN29v2(input_size=32, channels=(4, 8, 8, 8, 8), num_blocks=(1, 1, 1, 1),
-                                             embedding_dim=8), name="identity_embedder")
-    embedder.build((None, 32, 32, 3))
-    model = str(root / "identity_model.keras")
-    embedder.save(model)
+    model = save_tiny_identity_model(root / "identity_model.keras", 32)
     return {"root": root, "shards": shards, "model": model, "lab_manifest": config.data_path}
 
 

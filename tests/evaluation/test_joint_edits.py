@@ -20,6 +20,7 @@ from legan_tf.errors import ConfigError
 from legan_tf.evaluation import joint_edits
 from legan_tf.evaluation.identity_real import same_person_threshold
 from legan_tf.evaluation.translation_metrics import generator_translate_fn
+from tests.evaluation.conftest import save_tiny_identity_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "scripts", "judge_joint_edits.py")
@@ -218,7 +219,6 @@ def tiny(tmp_path_factory):
     from legan_tf.data import DataConfig, open_source, tfrecord
     from legan_tf.models.classifier import AttributeClassifier
     from legan_tf.models.legan import LEGANGenerator
-    from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
 
     root = tmp_path_factory.mktemp("joint_edits")
     rng = np.random.default_rng(0)
@@ -248,11 +248,7 @@ def tiny(tmp_path_factory):
                                    f"--lighting_names={','.join(LIGHTS)}\n")
     (run / "labels.json").write_text(json.dumps({"expression": list(EXPRESSIONS), "lighting": list(LIGHTS)}))
     paths = {"run": str(run), "shards": str(root / "shards")}
-    embedder = IdentityEmbedder(LightCNN29v2(input_size=16, channels=(4, 8, 8, 8, 8), num_blocks=(1, 1, 1, 1),
-                                             embedding_dim=8), name="identity_embedder")
-    embedder.build((None, 16, 16, 3))
-    embedder.save(str(root / "identity_model.keras"))
-    paths["identity_model"] = str(root / "identity_model.keras")
+    paths["identity_model"] = save_tiny_identity_model(root / "identity_model.keras", 16)
     for name, heads in (("judge", {"expression": E, "lighting": L}), ("expression_only", {"expression": E})):
         (root / name).mkdir()
         classifier = AttributeClassifier(image_size=24, head_classes=heads, base_filters=4, num_downsamples=2)

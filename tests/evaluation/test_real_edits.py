@@ -20,6 +20,7 @@ from legan_tf.data import tfrecord
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation import real_edit_distances as distances, real_edits
 from legan_tf.evaluation.translation_metrics import generator_translate_fn
+from tests.evaluation.conftest import save_tiny_identity_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "scripts", "judge_real_edits.py")
@@ -419,13 +420,7 @@ def tiny(tmp_path_factory):
                                    f"--image_size={SIZE}\n--expression_names={','.join(NAMES)}\n")
     (run / "labels.json").write_text(json.dumps({"expression": list(NAMES)}))
     paths = {"root": root, "run": str(run), "shards": str(root / "shards")}
-    from legan_tf.models.lightcnn import IdentityEmbedder, LightCNN29v2
-
-    embedder = IdentityEmbedder(LightCNN29v2(input_size=16, channels=(4, 8, 8, 8, 8), num_blocks=(1, 1, 1, 1),
-                                             embedding_dim=8), name="identity_embedder")
-    embedder.build((None, 16, 16, 3))
-    embedder.save(str(root / "identity_model.keras"))
-    paths["identity_model"] = str(root / "identity_model.keras")
+    paths["identity_model"] = save_tiny_identity_model(root / "identity_model.keras", 16)
     from legan_tf.models.quality import QualityModel
 
     quality = QualityModel(image_size=32, base_filters=4, num_downsamples=3, dense_units=8)
