@@ -18,7 +18,7 @@ LEGAN's discriminator is the StarGAN discriminator with two heads:
 
 import keras
 
-from legan_tf.models.stargan import StarGANGenerator
+from legan_tf.models.stargan import StarGANGenerator, attention_parts
 
 
 @keras.saving.register_keras_serializable(package="legan_tf")
@@ -116,19 +116,14 @@ class LEGANGenerator(keras.Model):
         lighting_mask = self.lighting_hourglass((images, lighting), training=training)
         return images, expression_mask, lighting_mask
 
-    def _final_parts(self, images, expression_mask, lighting_mask, training):
+    def _final_parts(self, images, expression_mask, lighting_mask):
         merged = keras.ops.concatenate([images, expression_mask, lighting_mask], axis=-1)
-        features = self.final_hourglass.last_features(merged, training=training)
-        channels = self._colour_channels
-        color = keras.ops.tanh(features[..., :channels])
-        if channels != 3:
-            color = keras.ops.repeat(color, 3, axis=-1)
-        return color, keras.ops.sigmoid(features[..., channels:])
+        return attention_parts(self.final_hourglass.last_features(merged), self._colour_channels, 3)
 
     def translate_with_masks(self, inputs, training=False):
         images, expression_mask, lighting_mask = self._hourglasses(inputs, training)
         if self.output_mode == "attention":
-            color, mask = self._final_parts(images, expression_mask, lighting_mask, training)
+            color, mask = self._final_parts(images, expression_mask, lighting_mask)
             output = mask * color + (1.0 - mask) * keras.ops.cast(images, color.dtype)
         else:
             merged = keras.ops.concatenate([images, expression_mask, lighting_mask], axis=-1)
@@ -142,7 +137,7 @@ class LEGANGenerator(keras.Model):
             raise ValueError("LEGANGenerator.edit_parts: the generator was built with output_mode='image'; it "
                              "returns whole images, not a colour map and a mask.")
         images, expression_mask, lighting_mask = self._hourglasses(inputs, training)
-        return self._final_parts(images, expression_mask, lighting_mask, training)
+        return self._final_parts(images, expression_mask, lighting_mask)
 
     def call(self, inputs, training=False):
         return self.translate_with_masks(inputs, training=training)[0]

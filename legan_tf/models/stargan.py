@@ -35,6 +35,15 @@ def _check_images(owner, images, image_size, channels):
         raise ValueError(f"{owner}: expected {channels} image channels, got {depth} (image shape {shape}).")
 
 
+def attention_parts(features, colour_channels, output_channels):
+    """GANimation's parts from a generator's last conv output: (colour map C = tanh of the first
+    `colour_channels` channels, repeated to `output_channels` when fewer, mask A = sigmoid of the last)."""
+    color = ops.tanh(features[..., :colour_channels])
+    if colour_channels != output_channels:
+        color = ops.repeat(color, output_channels, axis=-1)
+    return color, ops.sigmoid(features[..., colour_channels:])
+
+
 @keras.saving.register_keras_serializable(package="legan_tf")
 class StarGANGenerator(keras.Model):
     """The StarGAN generator: an image-to-image translator conditioned on target labels.
@@ -191,14 +200,9 @@ class StarGANGenerator(keras.Model):
         if self.output_mode != "attention":
             raise ValueError("StarGANGenerator.edit_parts: the generator was built with output_mode='image'; it "
                              "returns whole images, not a colour map and a mask.")
-        features = self.last_features(inputs)
-        channels = self._colour_channels
-        color = ops.tanh(features[..., :channels])
-        if channels != self.output_channels:
-            color = ops.repeat(color, self.output_channels, axis=-1)
-        return color, ops.sigmoid(features[..., channels:])
+        return attention_parts(self.last_features(inputs), self._colour_channels, self.output_channels)
 
-    def last_features(self, inputs, training=False):
+    def last_features(self, inputs):
         """The last conv's output before tanh (and, with the attention output, before the split and sigmoid):
         (B, S, S, output_channels), or colour channels + 1 with output_mode="attention"."""
         images, labels = self._split(inputs)
