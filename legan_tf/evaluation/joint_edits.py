@@ -50,8 +50,9 @@ from tqdm import tqdm
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation import other_judges as second_opinion
 from legan_tf.evaluation.judges import file_digest, load_judges
-from legan_tf.evaluation.real_edits import (BORDER_PX, HIT, MISS, NONE, OWN, _jsonable, _labels_of, _mean_l1,
+from legan_tf.evaluation.real_edits import (HIT, MISS, NONE, OWN, _jsonable, _labels_of, _mean_l1, _percent,
                                             choose_grid_faces, open_split, texture_energy)
+from legan_tf.evaluation.real_edits import _framed as _framed_cells
 from legan_tf.evaluation.identity_real import EditIdentity, load_identity_network
 from legan_tf.evaluation.real_pass import read_real_faces
 from legan_tf.evaluation.run_under_test import resolve_run
@@ -223,13 +224,10 @@ def verdict(figures: Mapping[str, Mapping], judges: Sequence[Judge]) -> Dict[str
 # --- pictures -------------------------------------------------------------------------------------
 
 def _framed(images: np.ndarray, colours: Sequence[tuple]) -> np.ndarray:
+    """[-1, 1] images as real_edits' framed grid cells."""
     from legan_tf import visualize
 
-    cells = np.pad(visualize.upscale(visualize.to_uint8(images)),
-                   ((0, 0), (BORDER_PX, BORDER_PX), (BORDER_PX, BORDER_PX), (0, 0)))
-    for cell, colour in zip(cells, colours):
-        cell[:BORDER_PX], cell[-BORDER_PX:], cell[:, :BORDER_PX], cell[:, -BORDER_PX:] = (colour,) * 4
-    return cells
+    return _framed_cells(visualize.to_uint8(images), colours)
 
 
 def attribute_grid(translate: TranslateFn, judge: Judge, images: np.ndarray, labels: Mapping[str, np.ndarray],
@@ -264,10 +262,6 @@ def joint_grid(translate: TranslateFn, image: np.ndarray, names: Mapping[str, Se
 
 
 # --- report ---------------------------------------------------------------------------------------
-
-def _percent(value: Optional[float]) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
 
 def _number(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.3f}"
