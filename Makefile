@@ -10,7 +10,7 @@ DEMO_LAB_DIR ?= data/face_lab_32
 IDENTITY_LAB_DIR ?= data/identity_lab_32
 DEMO_FLAGS ?= configs/demo.flags
 
-.PHONY: venv demo test test-multi-worker test-all-recipes browser lab identity-lab clean-runs reference-venv
+.PHONY: venv demo test test-multi-worker test-all-recipes browser lab identity-lab clean-runs reference-venv install-check
 
 $(STAMP): requirements.lock setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -84,3 +84,15 @@ reference-venv: .venv-reference/.installed-stamp
 	.venv-reference/bin/python -m pip install --quiet torch==2.13.0+cpu numpy==2.4.6 || \
 	  .venv-reference/bin/python -m pip install --quiet --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu numpy==2.4.6
 	@touch $@
+
+# `pip install .` into a bare venv (build/install-check, made anew), then `legan-tf edit` with a shipped model
+# on the astronaut photo, run outside the checkout so the installed package is what runs (.ci/run calls it
+# after the tests; about 3 minutes, mostly the download or pip cache of the pinned stack).
+INSTALL_CHECK := build/install-check
+install-check: $(STAMP)
+	rm -rf $(INSTALL_CHECK) && $(PYTHON) -m venv $(INSTALL_CHECK)
+	$(INSTALL_CHECK)/bin/python -m pip install --quiet .
+	$(PY) -c "from skimage import data; from PIL import Image; Image.fromarray(data.astronaut()).save('$(INSTALL_CHECK)/photo.jpg')"
+	cd $(INSTALL_CHECK) && bin/python -c "import legan_tf, sys; sys.exit(0 if 'site-packages' in legan_tf.__file__ else 'legan_tf imported from ' + legan_tf.__file__)"
+	cd $(INSTALL_CHECK) && bin/legan-tf edit --model=pretrained:stargan-fer2013-64 --input=photo.jpg --expression=happy --output=edited.png 2>/dev/null
+	$(PY) -c "import numpy as np; from PIL import Image; a, b = (np.asarray(Image.open('$(INSTALL_CHECK)/' + n)).astype(int) for n in ('photo.jpg', 'edited.png')); ys, xs = np.nonzero((a != b).any(-1)); assert a.shape == b.shape and len(xs) > 100, 'the edit changed nothing'; assert xs.min() > 150 and xs.max() < 300 and ys.min() > 40 and ys.max() < 220, f'pixels changed outside the face: x {xs.min()}-{xs.max()}, y {ys.min()}-{ys.max()}'; print(f'install-check: legan-tf edit from a bare venv changed {len(xs)} pixels, all within x {xs.min()}-{xs.max()}, y {ys.min()}-{ys.max()} (the face: 94 px wide at (224, 123))')"

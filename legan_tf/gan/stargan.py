@@ -42,6 +42,10 @@ class StarGANHyperparameters(GANHyperparameters):
     g_colour: str = hparam("rgb", "With --g_output=attention: the colour map's channels: rgb (three, the default) or "
                            "grey (one, repeated on every image channel: edits of grey faces such as FER2013's stay "
                            "grey).", choices=("rgb", "grey"))
+    g_colour_map: str = hparam("absolute", "With --g_output=attention: absolute (the colour map is painted, "
+                               "GANimation's) or residual (it is the input plus a change, clipped: under the mask "
+                               "the face's own texture is shifted, not repainted).",
+                               choices=StarGANGenerator.COLOUR_MAPS)
     lambda_mask: float = hparam(0.1, "With --g_output=attention: weight of the mask's mean (pixels the edit does not "
                                 "need are copied from the input; GANimation: 0.1).", lower_bound=0.0)
     lambda_mask_tv: float = hparam(1.0, "With --g_output=attention: weight of the mask's total variation (mean "
@@ -56,9 +60,11 @@ class StarGAN(ConditionalGAN):
 
     def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None, **hyperparameters):
         super().__init__(image_size, label_sizes, global_batch_size, seed, **hyperparameters)
-        if self.hp.g_colour == "grey" and self.hp.g_output != "attention":
-            raise ConfigError("g_colour='grey' sets the channels of the attention output's colour map; it needs "
-                              f"g_output='attention' (got {self.hp.g_output!r}).")
+        for name, value, default in (("g_colour", self.hp.g_colour, "rgb"),
+                                     ("g_colour_map", self.hp.g_colour_map, "absolute")):
+            if value != default and self.hp.g_output != "attention":
+                raise ConfigError(f"{name}={value!r} is a property of the attention output's colour map; it needs "
+                                  f"g_output='attention' (got {self.hp.g_output!r}).")
         self.quality_model = quality_model
         if quality_model is not None:
             quality_model.trainable = False
@@ -66,7 +72,8 @@ class StarGAN(ConditionalGAN):
     def make_generator(self, name):
         return StarGANGenerator(self.image_size, self.num_labels, self.hp.g_filters,
                                 num_residual_blocks=self.hp.g_residual_blocks, upsampling=self.hp.g_upsampling,
-                                output_mode=self.hp.g_output, grey_colour=self.hp.g_colour == "grey", name=name)
+                                output_mode=self.hp.g_output, grey_colour=self.hp.g_colour == "grey",
+                                colour_map=self.hp.g_colour_map, name=name)
 
     @property
     def attention(self) -> bool:

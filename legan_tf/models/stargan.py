@@ -35,12 +35,18 @@ def _check_images(owner, images, image_size, channels):
         raise ValueError(f"{owner}: expected {channels} image channels, got {depth} (image shape {shape}).")
 
 
-def attention_parts(features, colour_channels, output_channels):
+def attention_parts(features, colour_channels, output_channels, residual_of=None):
     """GANimation's parts from a generator's last conv output: (colour map C = tanh of the first
-    `colour_channels` channels, repeated to `output_channels` when fewer, mask A = sigmoid of the last)."""
+    `colour_channels` channels, repeated to `output_channels` when fewer, mask A = sigmoid of the last).
+
+    With `residual_of` (the input images), C is that input plus a change, clip(x + 2 tanh(.), -1, 1):
+    under the mask the face's own texture is shifted rather than repainted (residual images, Shen and
+    Liu 2017); 2 tanh reaches every value of [-1, 1] from any input value."""
     color = ops.tanh(features[..., :colour_channels])
     if colour_channels != output_channels:
         color = ops.repeat(color, output_channels, axis=-1)
+    if residual_of is not None:
+        color = ops.clip(ops.cast(residual_of, color.dtype) + 2.0 * color, -1.0, 1.0)
     return color, ops.sigmoid(features[..., colour_channels:])
 
 
@@ -73,6 +79,9 @@ class StarGANGenerator(keras.Model):
     - `grey_colour=True` (attention only): the colour map is one channel, repeated on every output
       channel, so an edit of a grey face stays grey (three free channels drift apart into colour
       fringes where nothing asks them to agree).
+    - `colour_map="residual"` (attention only): the colour map is the input plus a change,
+      C = clip(x + 2 tanh(.), -1, 1), so under the mask the face's own texture is shifted, not
+      repainted (residual images, Shen and Liu 2017); the default "absolute" paints C from scratch.
 
     Args:
         image_size: square input size; must be divisible by 2**num_downsamples.
@@ -85,10 +94,12 @@ class StarGANGenerator(keras.Model):
         upsampling: "transpose" (the reference) or "resize".
         output_mode: "image" (the reference) or "attention".
         grey_colour: with output_mode="attention", one colour-map channel for all output channels.
+        colour_map: with output_mode="attention", "absolute" (C painted) or "residual" (C = input + change).
     """
 
     UPSAMPLINGS = ("transpose", "resize")
     OUTPUTS = ("image", "attention")
+    COLOUR_MAPS = ("absolute", "residual")
 
     def __init__(
         self,
@@ -102,6 +113,7 @@ class StarGANGenerator(keras.Model):
         upsampling="transpose",
         output_mode="image",
         grey_colour=False,
+        colour_map="absolute",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -116,6 +128,11 @@ class StarGANGenerator(keras.Model):
         if grey_colour and output_mode != "attention":
             raise ValueError("StarGANGenerator: grey_colour=True is a property of the attention output's colour "
                              f"map; output_mode={output_mode!r} has none.")
+        if colour_map not in self.COLOUR_MAPS:
+            raise ValueError(f"StarGANGenerator: colour_map must be one of {self.COLOUR_MAPS}, got {colour_map!r}.")
+        if colour_map != "absolute" and output_mode != "attention":
+            raise ValueError(f"StarGANGenerator: colour_map={colour_map!r} is a property of the attention output's "
+                             f"colour map; output_mode={output_mode!r} has none.")
         for argument, value, minimum in (
             ("num_labels", num_labels, 0),
             ("base_filters", base_filters, 1),
@@ -135,6 +152,7 @@ class StarGANGenerator(keras.Model):
         self.upsampling = upsampling
         self.output_mode = output_mode
         self.grey_colour = bool(grey_colour)
+        self.colour_map = colour_map
 
         self.tile = TileLabels(name="tile_labels")
         # One ordered list of the layers after the label tiling (tanh excepted), so tests and
@@ -200,7 +218,8 @@ class StarGANGenerator(keras.Model):
         if self.output_mode != "attention":
             raise ValueError("StarGANGenerator.edit_parts: the generator was built with output_mode='image'; it "
                              "returns whole images, not a colour map and a mask.")
-        return attention_parts(self.last_features(inputs), self._colour_channels, self.output_channels)
+        residual_of = self._split(inputs)[0] if self.colour_map == "residual" else None
+        return attention_parts(self.last_features(inputs), self._colour_channels, self.output_channels, residual_of)
 
     def last_features(self, inputs):
         """The last conv's output before tanh (and, with the attention output, before the split and sigmoid):
@@ -241,6 +260,8 @@ class StarGANGenerator(keras.Model):
             config.update(output_mode=self.output_mode)
         if self.grey_colour:
             config.update(grey_colour=True)
+        if self.colour_map != "absolute":
+            config.update(colour_map=self.colour_map)
         return config
 
 

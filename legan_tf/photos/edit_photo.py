@@ -118,6 +118,11 @@ class KerasEditor(Editor):
     def has_parts(self):
         return getattr(self.generator, "output_mode", "image") == "attention"
 
+    @property
+    def residual_colour(self):
+        """Whether the colour map is the input plus a change (a generator built with colour_map="residual")."""
+        return self.has_parts and getattr(self.generator, "colour_map", "absolute") == "residual"
+
     def edit_parts(self, crops, targets):
         if not self.has_parts:
             return super().edit_parts(crops, targets)
@@ -440,13 +445,18 @@ def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skip
     clock("edit")
     if grey_model:  # a grey model's colour map is grey levels: any tint between its channels is not a change
         colors = np.repeat(_grey_float(colors)[..., None], 3, axis=-1)
+    # A residual colour map is the crop plus a change: the change alone is scaled up and added, so the
+    # photo keeps its own detail under the mask too (a painted map replaces the pixels there).
+    residual = getattr(editor, "residual_colour", False)
+    if residual:
+        colors = colors - batch.astype(np.float32)
     grey_photo = _grey(photo.rgb) if grey_model else None
     results = []
     for index in range(len(targets)):
         result = grey_photo if grey_model else photo.rgb
         for face, alignment in enumerate(alignments):
             item = index * len(found) + face
-            result = face_tools.paste(result, alignment, colors[item], feather * masks[item], replace=True)
+            result = face_tools.paste(result, alignment, colors[item], feather * masks[item], replace=not residual)
         if grey_model:
             change = result.astype(np.int16) - grey_photo.astype(np.int16)
             result = np.clip(photo.rgb.astype(np.int16) + change, 0, 255).astype(np.uint8)

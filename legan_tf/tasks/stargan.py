@@ -54,6 +54,9 @@ class StarGANTask(base.GANTask):
         if hp.g_colour == "grey" and hp.g_output != "attention":
             raise ConfigError(f"--{prefix}g_colour=grey sets the channels of the attention output's colour map; "
                               f"it needs --{prefix}g_output=attention (got {hp.g_output}).")
+        if hp.g_colour_map != "absolute" and hp.g_output != "attention":
+            raise ConfigError(f"--{prefix}g_colour_map={hp.g_colour_map} sets the attention output's colour map; "
+                              f"it needs --{prefix}g_output=attention (got {hp.g_output}).")
 
     def _load_quality_model(self):
         path = self.hp.quality_model

@@ -226,3 +226,50 @@ def test_the_grey_colour_flag_needs_the_attention_output():
                        d_filters=4, d_downsamples=2, g_colour="grey", g_output="attention")
     task.build()
     assert task.model.generator.grey_colour
+
+
+def test_a_residual_colour_map_shifts_the_input_and_round_trips(tmp_path):
+    """colour_map="residual": C = clip(x + 2 tanh(r), -1, 1) with r the colour channels of the last conv,
+    so with the last conv zeroed C is the input exactly and the edit returns the input (whatever the mask);
+    with a constant r the change is that constant, clipped at the ends of the range."""
+    rng = np.random.default_rng(7)
+    images = rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    labels = np.eye(3, dtype=np.float32)[[0, 2]]
+    generator = StarGANGenerator(16, 3, base_filters=8, num_residual_blocks=1, output_mode="attention",
+                                 colour_map="residual")
+    generator((images, labels))
+    last = generator.body[-1]
+    last.kernel.assign(np.zeros(last.kernel.shape, np.float32))
+    color, mask = (np.asarray(part) for part in generator.edit_parts((images, labels)))
+    # tanh(0) = 0 and x + 0 = x exactly in float32; the blend A x + (1 - A) x rounds within a few ulp of 1.
+    np.testing.assert_array_equal(color, images)
+    np.testing.assert_allclose(np.asarray(generator((images, labels))), images, atol=1e-6)
+    # A known change: the parts' function on chosen last-conv outputs (a constant colour channel).
+    from legan_tf.models.stargan import attention_parts
+
+    features = np.concatenate([np.full((2, 16, 16, 3), 0.25, np.float32), np.zeros((2, 16, 16, 1), np.float32)], -1)
+    color, mask = (np.asarray(part) for part in attention_parts(features, 3, 3, residual_of=images))
+    np.testing.assert_allclose(color, np.clip(images + 2.0 * np.tanh(0.25), -1.0, 1.0), atol=1e-6)
+    np.testing.assert_allclose(mask, 0.5, atol=1e-7)  # sigmoid(0)
+    generator.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras")
+    assert loaded.colour_map == "residual"
+    np.testing.assert_array_equal(np.asarray(loaded((images, labels))), np.asarray(generator((images, labels))))
+    absolute = StarGANGenerator(16, 3, base_filters=8, num_residual_blocks=1, output_mode="attention")
+    assert "colour_map" not in absolute.get_config() and absolute.colour_map == "absolute"
+    with pytest.raises(ValueError, match="colour_map"):
+        StarGANGenerator(16, 3, colour_map="residual")
+    with pytest.raises(ValueError, match="colour_map"):
+        StarGANGenerator(16, 3, output_mode="attention", colour_map="delta")
+
+
+def test_the_residual_colour_flag_needs_the_attention_output():
+    from legan_tf.errors import ConfigError
+    from legan_tf.tasks.stargan import StarGANTask
+
+    with pytest.raises(ConfigError, match="--stargan_g_colour_map=residual .* needs --stargan_g_output=attention"):
+        StarGANTask({"expression": ("a", "b")}, 16, 2, train_steps=10, d_downsamples=2, g_colour_map="residual")
+    task = StarGANTask({"expression": ("a", "b")}, 16, 2, train_steps=10, g_filters=4, g_residual_blocks=0,
+                       d_filters=4, d_downsamples=2, g_colour="grey", g_output="attention", g_colour_map="residual")
+    task.build()
+    assert task.model.generator.colour_map == "residual"

@@ -350,6 +350,41 @@ def test_attention_edits_keep_the_photos_own_pixels_where_the_mask_is_off(finder
     assert (np.asarray(Image.open(change_output)) != astronaut).any()
 
 
+class _ShiftEditor(_SquareMaskEditor):
+    """A stand-in whose colour map is the crop brightened by 20 under the same central square mask."""
+
+    def __init__(self, residual):
+        self.residual_colour = residual
+
+    def edit_parts(self, crops, targets):
+        _, mask = super().edit_parts(crops, targets)
+        return crops.astype(np.float32) + 20.0, mask
+
+
+def test_a_residual_colour_map_is_pasted_as_a_change_so_the_photo_keeps_its_detail(tmp_path, astronaut):
+    """A residual colour map (the crop plus a change) is pasted as its change, photo + A * (C - crop): where
+    the mask is whole the photo's own pixels move by exactly +20 and keep their detail (the Laplacian of a
+    constant shift is unchanged), where pasting the same map as a picture replaces them by the 32 px crop
+    scaled up, which has lost the photo's finer detail."""
+    from scipy import ndimage
+
+    _, output = _edit(_ShiftEditor(residual=True), tmp_path, astronaut, output="residual.png")
+    _, painted_output = _edit(_ShiftEditor(residual=False), tmp_path, astronaut, output="painted.png")
+    residual, painted = (np.asarray(Image.open(path)).astype(int) for path in (output, painted_output))
+    change = residual - astronaut.astype(int)
+    # The spline of a constant change is that constant and the whole mask weighs it by 1: exactly +20 after
+    # rounding, wherever the photo was not already above 235.
+    whole = (change == 20).all(axis=-1)
+    assert whole.sum() > 50 and change.min() >= 0 and change.max() == 20
+    inside = ndimage.binary_erosion(whole, iterations=2)
+    assert inside.sum() > 20
+    original = _laplacian_energy(astronaut, inside)
+    # The grey levels gain the same constant everywhere there, which the Laplacian cancels up to float64
+    # rounding of numbers below 300 (a relative 1e-13 or so; 1e-9 leaves room and fails any real change).
+    assert _laplacian_energy(residual.astype(np.uint8), inside) == pytest.approx(original, rel=1e-9)
+    assert _laplacian_energy(painted.astype(np.uint8), inside) < 0.8 * original
+
+
 def test_attention_edits_of_a_grey_model_change_brightness_only(tmp_path, astronaut):
     outcome, output = _edit(_SquareMaskEditor(), tmp_path, astronaut, grey_model=True)
     assert outcome["paste"] == "attention"
