@@ -52,6 +52,18 @@ class StarGANHyperparameters(GANHyperparameters):
                                    "absolute difference of neighbouring mask pixels, both axes).", lower_bound=0.0)
 
 
+# Options of the attention output's colour map, with their defaults: set away from them, they need
+# g_output="attention".
+ATTENTION_COLOUR_OPTIONS = (("g_colour", "rgb"), ("g_colour_map", "absolute"))
+
+
+def attention_options_without_attention(hp):
+    """(name, value) of each colour-map option set away from its default while g_output is not attention."""
+    if hp.g_output == "attention":
+        return []
+    return [(name, getattr(hp, name)) for name, default in ATTENTION_COLOUR_OPTIONS if getattr(hp, name) != default]
+
+
 @keras.saving.register_keras_serializable(package="legan_tf")
 class StarGAN(ConditionalGAN):
     """StarGAN's networks and losses on the shared updates. `quality_model`: a frozen Q for L_qual."""
@@ -60,11 +72,9 @@ class StarGAN(ConditionalGAN):
 
     def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None, **hyperparameters):
         super().__init__(image_size, label_sizes, global_batch_size, seed, **hyperparameters)
-        for name, value, default in (("g_colour", self.hp.g_colour, "rgb"),
-                                     ("g_colour_map", self.hp.g_colour_map, "absolute")):
-            if value != default and self.hp.g_output != "attention":
-                raise ConfigError(f"{name}={value!r} is a property of the attention output's colour map; it needs "
-                                  f"g_output='attention' (got {self.hp.g_output!r}).")
+        for name, value in attention_options_without_attention(self.hp):
+            raise ConfigError(f"{name}={value!r} is a property of the attention output's colour map; it needs "
+                              f"g_output='attention' (got {self.hp.g_output!r}).")
         self.quality_model = quality_model
         if quality_model is not None:
             quality_model.trainable = False

@@ -73,6 +73,9 @@ class Editor:
         """Whether `edit_parts` gives the edit as a colour map and a mask (an attention generator)."""
         return False
 
+    # Whether that colour map is the crop plus a change (colour_map="residual"), pasted as the change.
+    residual_colour: bool = False
+
     def edit_parts(self, crops: np.ndarray, targets: Sequence[Mapping[str, str]]):
         """(colour (B, S, S, 3) float32 in [0, 255], mask (B, S, S) float32 in [0, 1]) for an attention generator."""
         raise ConfigError(f"{self.source}: the generator has no attention output (a colour map and a mask)")
@@ -447,7 +450,7 @@ def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skip
         colors = np.repeat(_grey_float(colors)[..., None], 3, axis=-1)
     # A residual colour map is the crop plus a change: the change alone is scaled up and added, so the
     # photo keeps its own detail under the mask too (a painted map replaces the pixels there).
-    residual = getattr(editor, "residual_colour", False)
+    residual = editor.residual_colour
     if residual:
         colors = colors - batch.astype(np.float32)
     grey_photo = _grey(photo.rgb) if grey_model else None

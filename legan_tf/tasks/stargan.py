@@ -13,7 +13,7 @@ from keras import ops
 
 from legan_tf import losses, visualize
 from legan_tf.errors import ConfigError
-from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
+from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters, attention_options_without_attention
 from legan_tf.hparams import hparam
 from legan_tf.labels import one_hot_labels
 from legan_tf.tasks import base, register
@@ -51,12 +51,9 @@ class StarGANTask(base.GANTask):
                               f"--{prefix}quality_model=path/quality_model.keras (train one with "
                               f"configs/quality.flags), or set --{prefix}lambda_qual=0.")
         self.check_file(f"--{prefix}quality_model", hp.quality_model)
-        if hp.g_colour == "grey" and hp.g_output != "attention":
-            raise ConfigError(f"--{prefix}g_colour=grey sets the channels of the attention output's colour map; "
-                              f"it needs --{prefix}g_output=attention (got {hp.g_output}).")
-        if hp.g_colour_map != "absolute" and hp.g_output != "attention":
-            raise ConfigError(f"--{prefix}g_colour_map={hp.g_colour_map} sets the attention output's colour map; "
-                              f"it needs --{prefix}g_output=attention (got {hp.g_output}).")
+        for name, value in attention_options_without_attention(hp):
+            raise ConfigError(f"--{prefix}{name}={value} sets the attention output's colour map; it needs "
+                              f"--{prefix}g_output=attention (got {hp.g_output}).")
 
     def _load_quality_model(self):
         path = self.hp.quality_model
