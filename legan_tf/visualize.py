@@ -87,3 +87,26 @@ def titled_mosaic(columns: list[np.ndarray], titles: list[str], gap: int = 2, mi
     for index, title in enumerate(titles):
         draw.text((index * pitch + 1, 2), title, fill=(0, 0, 0), font=font)
     return np.asarray(picture)
+
+
+
+def row_labelled_mosaic(columns: list[np.ndarray], titles: list[str], row_labels: list[str], gap: int = 2,
+                        min_cell: int = MIN_CELL_PX) -> np.ndarray:
+    """`titled_mosaic` with a label left of each row (a label may hold several lines)."""
+    from PIL import ImageDraw
+
+    mosaic = titled_mosaic([np.asarray(column) for column in columns], list(titles), gap=gap, min_cell=min_cell)
+    height = upscale(np.asarray(columns[0][:1]), min_cell).shape[1]
+    title_height = TITLE_FONT_PX + 6
+    font = _title_font(TITLE_FONT_PX)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = int(max([measure.textlength(line, font=font) for label in row_labels for line in label.split("\n")]
+                    + [0])) + 10
+    panel = Image.fromarray(np.full((mosaic.shape[0], width, 3), 255, np.uint8))
+    draw = ImageDraw.Draw(panel)
+    for row, label in enumerate(row_labels):
+        lines = label.split("\n")
+        top = title_height + row * (height + gap) + (height - len(lines) * (TITLE_FONT_PX + 4)) // 2
+        for index, line in enumerate(lines):
+            draw.text((4, top + index * (TITLE_FONT_PX + 4)), line, fill=(0, 0, 0), font=font)
+    return np.concatenate([np.asarray(panel), mosaic], axis=1)

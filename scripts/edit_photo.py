@@ -6,6 +6,8 @@
   python scripts/edit_photo.py --model=serving/models/legan --input=photo.jpg --expression=smile \\
       --lighting=07 --output=edited.png
   python scripts/edit_photo.py --model=<run> --input=photo.jpg --all_expressions --output=strip.png
+  python scripts/edit_photo.py --model=<LEGAN run> --input=photo.jpg --all_lightings --all_expressions \
+      --output=grid.png
 
 Finds every face (MediaPipe's detectors and face mesh), aligns each to the canonical crop
 (legan_tf.photos.faces.TEMPLATE: FER2013's framing) at the generator's size, edits it, and pastes
@@ -42,11 +44,14 @@ flags.DEFINE_string("expression", None, "Target expression, one of the model's n
                     "Required when the model edits expression, unless --all_expressions.")
 flags.DEFINE_string(
     "lighting", None,
-    "Target lighting, one of the model's names. Required when the model edits lighting: no classifier "
-    "tells a photo's own light, and a default would relight the face unasked.")
+    "Target lighting, one of the model's names. Required when the model edits lighting, unless --all_lightings: "
+    "no classifier tells a photo's own light, and a default would relight the face unasked.")
 flags.DEFINE_bool("all_expressions", False,
                   "Instead of an edited photo, write to --output a strip: a row per face, the photo's face, "
                   "then the face edited to each expression of the model (the figure of docs/edit_photo.md).")
+flags.DEFINE_bool("all_lightings", False,
+                  "As --all_expressions, one column per lighting of the model. With --all_expressions too: a grid "
+                  "per face, a row per lighting and a column per expression.")
 flags.DEFINE_integer("jpeg_quality", 95, "Quality of JPEG and WebP output, 1-100.", lower_bound=1, upper_bound=100)
 flags.DEFINE_enum(
     "paste", "auto", edit_photo.PASTE_MODES,
@@ -83,7 +88,8 @@ def main(argv):
     try:
         outcome = run_main(
             edit_photo.edit_photo, FLAGS.model, FLAGS.input, FLAGS.output, expression=FLAGS.expression,
-            lighting=FLAGS.lighting, all_expressions=FLAGS.all_expressions, jpeg_quality=FLAGS.jpeg_quality,
+            lighting=FLAGS.lighting, all_expressions=FLAGS.all_expressions,
+            all_lightings=FLAGS.all_lightings, jpeg_quality=FLAGS.jpeg_quality,
             paste=FLAGS.paste, grey_model=FLAGS.grey_model, detector=FLAGS.detector,
             min_face_size=FLAGS.min_face_size, detect_max_side=FLAGS.detect_max_side)
     except edit_photo.NoFaceError as error:

@@ -42,6 +42,11 @@ flags.DEFINE_string("identity_model", None,
                     "Optional identity network trained on real people (an identity_model.keras, e.g. from "
                     "configs/identity_ckplus_relit.flags): how far each edit moves f from its face, and the share f "
                     "still reads as the same person at a 1% false-accept threshold.")
+flags.DEFINE_string("normals_dir", None,
+                    "Optional make_depth.py output folder of the held-out photos (normals/ and manifest.csv, at the "
+                    "generator's image size): each lighting edit's light is also fitted over its face's own normals, "
+                    "a lighting judge with no learned weights (the angle to the target light, and how often the "
+                    "nearest grid light is the target).")
 flags.DEFINE_string("data_path", None, "Prepared TFRecord shards of relit faces with expression and lighting labels "
                     "and a stored held-out split. Default: the run's --data_path.")
 flags.DEFINE_string("split", "test", "The stored split whose faces are edited.")
@@ -64,7 +69,7 @@ def judge_from_flags(argv):
         data_path=FLAGS.data_path, split=FLAGS.split, num_faces=FLAGS.num_faces, grid_faces=FLAGS.grid_faces,
         output_dir=FLAGS.output_dir, seed=FLAGS.seed, batch_size=FLAGS.batch_size, progress=FLAGS.progress_bar,
         command=command_line(argv), other_judges=FLAGS.other_judges,
-        identity_model=FLAGS.identity_model)
+        identity_model=FLAGS.identity_model, normals_dir=FLAGS.normals_dir)
 
 
 def main(argv):

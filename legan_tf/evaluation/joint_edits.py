@@ -29,6 +29,9 @@ AttributeClassifier with a lighting head trained on relit faces of the training 
                    accepts as x's person at the threshold that accepts 1% of the pairs of two different people
                    among the unedited faces (their subjects differ), a figure no lighting or expression judge
                    can be pleased into
+  lighting_fit     with --normals_dir (make_depth.py's normal maps of the held-out photos): the light of each
+                   lighting edit fitted over its face's own normals, a lighting judge with no learned weights
+                   (lighting_geometry)
 
 Outputs (`evaluate_joint_edits`): metrics.json, report.md, expression_grid.png and lighting_grid.png (held-out
 faces x every target of one attribute, the other kept; frames: green where the attribute's judge reads the
@@ -48,6 +51,7 @@ import numpy as np
 from tqdm import tqdm
 
 from legan_tf.errors import ConfigError
+from legan_tf.evaluation import lighting_geometry
 from legan_tf.evaluation import other_judges as second_opinion
 from legan_tf.evaluation.judges import file_digest, load_judges
 from legan_tf.evaluation.real_edits import (HIT, MISS, NONE, OWN, _jsonable, _labels_of, _mean_l1, _percent,
@@ -115,12 +119,15 @@ class JointReadings:
     # the faces' subject ids (None where each face is its own person).
     identity: Optional[Dict[str, EditIdentity]] = None
     people: Optional[np.ndarray] = None
+    # With the faces' normal maps: the light fitted over them on each unedited face and lighting edit.
+    light_fits: Optional[lighting_geometry.LightingFits] = None
 
 
 def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images: np.ndarray,
                         labels: Mapping[str, np.ndarray], sizes: Mapping[str, int], batch_size: int = 64,
                         progress: bool = False, embed: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                        people: Optional[np.ndarray] = None) -> JointReadings:
+                        people: Optional[np.ndarray] = None,
+                        light_fits: Optional[lighting_geometry.LightingFits] = None) -> JointReadings:
     """Edits every face to every value of each attribute in turn (the other kept at the face's own) and judges
     every result. Column t of an attribute is G(x, t); the face's own column is the identity edit. With `embed`
     (images -> identity embeddings), also f's distance of every edit to its face, and the same-person threshold
@@ -150,6 +157,8 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
         for judge in judges:
             input_read[judge.name][rows] = judge.read(x)
         input_texture[rows] = texture_energy(x)
+        if light_fits:
+            light_fits.observe_input(rows, x)
         for name in ATTRIBUTES:
             for target in range(sizes[name]):
                 edited = np.asarray(translate(x, {**kept, name: np.full(len(x), target, np.int64)}), np.float32)
@@ -159,7 +168,10 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
                 edit_texture[name][rows, target] = texture_energy(edited)
                 if identity:
                     identity[name].observe(rows, x, target, edited)
-    return JointReadings(own, input_read, edit_read, edit_l1, input_texture, edit_texture, identity, people)
+                if light_fits and name == LIGHTING:
+                    light_fits.observe(rows, target, edited)
+    return JointReadings(own, input_read, edit_read, edit_l1, input_texture, edit_texture, identity, people,
+                         light_fits)
 
 
 def _share(hits: np.ndarray) -> Optional[float]:
@@ -202,7 +214,10 @@ def summarise(readings: JointReadings, judges: Sequence[Judge], names: Mapping[s
                     "reads": judge.attribute, "judge_accuracy": _share(on_input == labels[judge.attribute]),
                     "kept": _share((reads == on_input[:, None])[pairs])}
         figures[edited] = entry
-    return {"edits": figures, "verdict": verdict(figures, judges)}
+    summary = {"edits": figures, "verdict": verdict(figures, judges)}
+    if readings.light_fits is not None:
+        summary["lighting_fit"] = lighting_geometry.summarise(readings.light_fits, labels[LIGHTING], names[LIGHTING])
+    return summary
 
 
 def verdict(figures: Mapping[str, Mapping], judges: Sequence[Judge]) -> Dict[str, object]:
@@ -234,7 +249,7 @@ def attribute_grid(translate: TranslateFn, judge: Judge, images: np.ndarray, lab
                    names: Mapping[str, Sequence[str]], edited: str) -> np.ndarray:
     """Faces (rows) x every value of `edited` (columns, after the input), the other attribute kept; frames
     from `judge` (of the edited attribute)."""
-    from legan_tf.evaluation.report import row_labelled_mosaic
+    from legan_tf.visualize import row_labelled_mosaic
 
     own = {name: np.asarray(labels[name], np.int64) for name in ATTRIBUTES}
     columns = [_framed(images, [NONE] * len(images))]
@@ -249,7 +264,7 @@ def attribute_grid(translate: TranslateFn, judge: Judge, images: np.ndarray, lab
 
 def joint_grid(translate: TranslateFn, image: np.ndarray, names: Mapping[str, Sequence[str]]) -> np.ndarray:
     """One face edited to every expression (rows) x every lighting (columns), both attributes at once."""
-    from legan_tf.evaluation.report import row_labelled_mosaic
+    from legan_tf.visualize import row_labelled_mosaic
 
     lights = len(names[LIGHTING])
     columns = []
@@ -287,6 +302,8 @@ def tables(summary: Mapping[str, object]) -> str:
             figures = entry.get("identity", {})
             lines.append(f"| {edited} only | {_number(figures.get('distance'))} | "
                          f"{_percent(figures.get('same_person'))} | {_number(figures.get('identity_edit_distance'))} |")
+    if summary.get("lighting_fit"):
+        lines += [""] + lighting_geometry.report_lines(summary["lighting_fit"])
     return "\n".join(lines)
 
 
@@ -341,7 +358,8 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
                          data_path: Optional[str] = None, split: str = "test", num_faces: int = 0,
                          grid_faces: int = 6, output_dir: Optional[str] = None, seed: int = 0,
                          batch_size: int = 64, progress: bool = True, command: Optional[str] = None,
-                         other_judges: Sequence[str] = (), identity_model: Optional[str] = None) -> Dict[str, object]:
+                         other_judges: Sequence[str] = (), identity_model: Optional[str] = None,
+                         normals_dir: Optional[str] = None) -> Dict[str, object]:
     """Runs the check (module docstring) and writes its files; returns the metrics.json content plus output_dir
     and files. Bad input is a ConfigError or DataError with a one-line message, before any edit is made."""
     from legan_tf import visualize
@@ -380,9 +398,16 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
     embed, identity_record = load_identity_network(identity_model)
 
     images, labels, chosen = read_real_faces(source, ATTRIBUTES, num_faces, seed, batch_size,
-                                             extra=("identity",) if embed else ())
-    people = labels.pop("identity", None)
-    readings = edit_each_attribute(translate, judges, images, labels, sizes, batch_size, progress, embed, people)
+                                             extra=("identity",) if embed or normals_dir else ())
+    subject_ids = labels.pop("identity", None)
+    people = subject_ids if embed else None
+    light_fits = None
+    if normals_dir:
+        geometry = lighting_geometry.load_geometry(normals_dir, lighting_geometry.shard_subjects(data_path),
+                                                   subject_ids, generator.image_size)
+        light_fits = lighting_geometry.LightingFits(geometry, sizes[LIGHTING])
+    readings = edit_each_attribute(translate, judges, images, labels, sizes, batch_size, progress, embed, people,
+                                   light_fits)
     summary = summarise(readings, judges, names)
 
     output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(run.generator_path)),

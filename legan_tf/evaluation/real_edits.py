@@ -394,7 +394,7 @@ def grid_picture(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, lab
     """The picture of `images` (the grid faces) translated to every expression: a uint8 array (rows: faces;
     columns: the input, then each expression, the face's own being G(x, s)) and what the judge read."""
     from legan_tf import visualize
-    from legan_tf.evaluation.report import row_labelled_mosaic
+    from legan_tf.visualize import row_labelled_mosaic
 
     source = np.asarray(labels[EXPRESSION], np.int64)
     input_read = judge(images)

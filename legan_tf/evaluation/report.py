@@ -414,28 +414,6 @@ def write_report(content: Mapping, figures: Mapping[str, str], output_dir: str) 
 
 # --- figures --------------------------------------------------------------------------------------
 
-def row_labelled_mosaic(columns: Sequence[np.ndarray], titles: Sequence[str], row_labels: Sequence[str],
-                        gap: int = 2) -> np.ndarray:
-    """`visualize.titled_mosaic` (cells >= 96 px, nearest neighbour, 14 px titles) with a label left of each row."""
-    from PIL import Image, ImageDraw
-
-    mosaic = visualize.titled_mosaic([np.asarray(column) for column in columns], list(titles), gap=gap)
-    height = visualize.upscale(np.asarray(columns[0][:1])).shape[1]
-    title_height = visualize.TITLE_FONT_PX + 6
-    font = visualize._title_font(visualize.TITLE_FONT_PX)
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    width = int(max([measure.textlength(line, font=font) for label in row_labels for line in label.split("\n")]
-                    + [0])) + 10
-    panel = Image.fromarray(np.full((mosaic.shape[0], width, 3), 255, np.uint8))
-    draw = ImageDraw.Draw(panel)
-    for row, label in enumerate(row_labels):
-        lines = label.split("\n")
-        top = title_height + row * (height + gap) + (height - len(lines) * (visualize.TITLE_FONT_PX + 4)) // 2
-        for index, line in enumerate(lines):
-            draw.text((4, top + index * (visualize.TITLE_FONT_PX + 4)), line, fill=(0, 0, 0), font=font)
-    return np.concatenate([np.asarray(panel), mosaic], axis=1)
-
-
 def _caption(labels: Mapping[str, np.ndarray], names: Mapping[str, Sequence[str]], row: int) -> str:
     return " ".join(names[name][int(values[row])] for name, values in labels.items() if name in names)
 
@@ -453,7 +431,7 @@ def _lab_grid(group, path: str) -> None:
     source = {name: samples.source[name] for name in shown.edited}
     labels = [f"{_caption(source, names, row)}\n-> {_caption({n: shown.targets[n] for n in shown.edited}, names, row)}"
               for row in range(len(samples.inputs))]
-    visualize.save_png(row_labelled_mosaic(columns, titles, labels), path)
+    visualize.save_png(visualize.row_labelled_mosaic(columns, titles, labels), path)
 
 
 def _real_grid(group, path: str) -> None:
@@ -469,7 +447,7 @@ def _real_grid(group, path: str) -> None:
             titles.append("back to own labels")
     labels = [(f"{_caption(samples['source'], names, row)}\n" if samples["source"] else "")
               + f"-> {_caption(samples['targets'], names, row)}" for row in range(len(samples["inputs"]))]
-    visualize.save_png(row_labelled_mosaic(columns, titles, labels), path)
+    visualize.save_png(visualize.row_labelled_mosaic(columns, titles, labels), path)
 
 
 def _groups(evaluations, source: str):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 import os
 import re
@@ -208,6 +209,7 @@ class ServingEditor(Editor):
         import tensorflow as tf
 
         self.label_names = _card_label_names(version_dir)
+        self.grey_faces = _export_card_says_grey(version_dir)
         try:
             loaded = tf.saved_model.load(version_dir)
         except (OSError, ValueError) as error:
@@ -262,6 +264,14 @@ def _card_label_names(version_dir: str) -> Dict[str, tuple]:
     if not names:
         raise ConfigError(f"{path}: lists no label names; is this a generator export?")
     return names
+
+
+def _export_card_says_grey(version_dir: str) -> bool:
+    """Whether an export's model card says its generator paints grey levels (a one-channel colour map)."""
+    from legan_tf.serving.export import GREY_FACES_LINE
+
+    with open(os.path.join(version_dir, MODEL_CARD), encoding="utf-8") as handle:
+        return any(line.startswith(f"- {GREY_FACES_LINE}:") for line in handle)
 
 
 def _versions(folder: str) -> List[str]:
@@ -326,10 +336,12 @@ def load_editor(model: str) -> Editor:
 
 
 def resolve_targets(label_names: Mapping[str, Sequence[str]], expression: Optional[str], lighting: Optional[str],
-                    all_expressions: bool = False) -> List[Dict[str, str]]:
+                    all_expressions: bool = False, all_lightings: bool = False) -> List[Dict[str, str]]:
     """The target of every edit: {attribute: name} for each attribute of the model; ConfigError naming the
-    known names for an unknown or missing one. With all_expressions, one target per expression."""
+    known names for an unknown or missing one. With all_expressions, one target per expression; with
+    all_lightings, one per lighting; with both, every lighting x expression, lighting by lighting."""
     given = {"expression": expression, "lighting": lighting}
+    every = {"expression": all_expressions, "lighting": all_lightings}
     for attribute, value in given.items():
         if value is None:
             continue
@@ -339,26 +351,25 @@ def resolve_targets(label_names: Mapping[str, Sequence[str]], expression: Option
         if value not in label_names[attribute]:
             raise ConfigError(f"--{attribute}={value}: unknown {attribute}; the model knows "
                               f"{', '.join(label_names[attribute])}")
-    if all_expressions:
-        if "expression" not in label_names:
-            raise ConfigError("--all_expressions: the model does not edit the expression")
-        if expression is not None:
-            raise ConfigError("--all_expressions edits to every expression; leave out --expression")
+    for attribute in (name for name, wanted in every.items() if wanted):
+        if attribute not in label_names:
+            raise ConfigError(f"--all_{attribute}s: the model does not edit the {attribute}")
+        if given[attribute] is not None:
+            raise ConfigError(f"--all_{attribute}s edits to every {attribute}; leave out --{attribute}")
     unknown = [attribute for attribute in label_names if attribute not in given]
     if unknown:
         raise ConfigError(f"the model edits {', '.join(unknown)} too, which this tool has no flag for")
     # No classifier tells a photo's own class, so every attribute the model has must be chosen; a
     # silent default would change the face in a way nobody asked for.
     for attribute, names in label_names.items():
-        if given[attribute] is None and not (attribute == "expression" and all_expressions):
+        if given[attribute] is None and not every[attribute]:
             hint = f" ({names[len(names) // 2]}, the middle one, is the face lab's near-frontal light)" \
                 if attribute == "lighting" else ""
             raise ConfigError(f"the model edits {attribute} as well: pass --{attribute}=<name>, one of "
                               f"{', '.join(names)}{hint}")
-    if all_expressions:
-        return [{**{a: given[a] for a in label_names if a != "expression"}, "expression": name}
-                for name in label_names["expression"]]
-    return [{attribute: given[attribute] for attribute in label_names}]
+    order = [attribute for attribute in ("lighting", "expression") if attribute in label_names]
+    choices = [label_names[attribute] if every[attribute] else [given[attribute]] for attribute in order]
+    return [dict(zip(order, names)) for names in itertools.product(*choices)]
 
 
 # --- the photo -------------------------------------------------------------------------------------
@@ -472,9 +483,12 @@ def _grey_float(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def strip(edited: Edited, titles: Sequence[str], cell: int = STRIP_CELL, context: float = STRIP_CONTEXT) -> np.ndarray:
+def strip(edited: Edited, titles: Sequence[str], cell: int = STRIP_CELL, context: float = STRIP_CONTEXT,
+          row_titles: Sequence[str] = ()) -> np.ndarray:
     """A figure: a row per face, the photo's face then the face in each edited photo (upright, the
-    canonical crop widened `context` times around its centre, so the feathered edge shows, at `cell` px)."""
+    canonical crop widened `context` times around its centre, so the feathered edge shows, at `cell` px).
+    With row_titles, the edits are len(row_titles) x len(titles) (row by row) and each face takes one row
+    per row title, the title written at its left."""
     from legan_tf import visualize
 
     def framed(alignment):
@@ -486,17 +500,27 @@ def strip(edited: Edited, titles: Sequence[str], cell: int = STRIP_CELL, context
     frames = [framed(alignment) for alignment in edited.alignments]
     columns = [edited.photo.rgb] + list(edited.results)
     cells = [np.stack([frame.crop(image) for frame in frames]) for image in columns]
-    return visualize.titled_mosaic(cells, ["photo", *titles], min_cell=cell)
+    if not row_titles:
+        return visualize.titled_mosaic(cells, ["photo", *titles], min_cell=cell)
+    # One row per face and row title: the edits come row title by row title, len(titles) to a row.
+    faces, per_row = len(frames), len(titles)
+    edits = np.stack(cells[1:]).reshape(len(row_titles), per_row, faces, cell, cell, 3)
+    edits = edits.transpose(1, 2, 0, 3, 4, 5).reshape(per_row, faces * len(row_titles), cell, cell, 3)
+    photos = np.repeat(cells[0], len(row_titles), axis=0)
+    labels = [title for _ in range(faces) for title in row_titles]
+    return visualize.row_labelled_mosaic([photos, *edits], ["photo", *titles], labels, min_cell=cell)
 
 
 def edit_photo(model: str, input_path: str, output_path: str, expression: Optional[str] = None,
-               lighting: Optional[str] = None, all_expressions: bool = False, jpeg_quality: int = 95,
+               lighting: Optional[str] = None, all_expressions: bool = False, all_lightings: bool = False,
+               jpeg_quality: int = 95,
                paste: str = "auto", grey_model: bool = False, detector: str = "auto",
                min_face_size: float = face_tools.MIN_FACE_SIZE, max_pixels: int = face_tools.MAX_PIXELS,
                detect_max_side: int = face_tools.DETECT_MAX_SIDE, editor: Optional[Editor] = None) -> dict:
     """Edits every face of the photo at input_path and writes output_path (module docstring).
 
-    With all_expressions the output is a strip instead: the faces, then one column per expression.
+    With all_expressions (all_lightings) the output is a strip instead: the faces, then one column per
+    expression (lighting); with both, a grid per face, a row per lighting and a column per expression.
     Returns what was done. Raises ConfigError (bad flag, model or photo) and NoFaceError.
     """
     if not 1 <= jpeg_quality <= 100:
@@ -506,11 +530,15 @@ def edit_photo(model: str, input_path: str, output_path: str, expression: Option
         raise ConfigError(f"--output={output_path} is the input photo; write the edit to another file")
     photo = face_tools.load_photo(input_path, max_pixels)
     editor = editor or load_editor(model)
-    targets = resolve_targets(editor.label_names, expression, lighting, all_expressions)
+    targets = resolve_targets(editor.label_names, expression, lighting, all_expressions, all_lightings)
     finder = face_tools.FaceFinder(detector, min_face_size=min_face_size, detect_max_side=detect_max_side)
     edited = edit_faces(editor, photo, finder, targets, paste, grey_model, name=input_path)
-    if all_expressions:
-        figure = strip(edited, [target["expression"] for target in targets])
+    if all_expressions and all_lightings:
+        expressions = list(editor.label_names["expression"])
+        figure = strip(edited, expressions, row_titles=list(editor.label_names["lighting"]))
+    elif all_expressions or all_lightings:
+        figure = strip(edited, [target["expression" if all_expressions else "lighting"] for target in targets])
+    if all_expressions or all_lightings:
         face_tools.save_photo(face_tools.Photo(figure, None, "RGB", None, None), figure, output_path, jpeg_quality)
     else:
         face_tools.save_photo(photo, edited.results[0], output_path, jpeg_quality)
@@ -522,8 +550,9 @@ def edit_photo(model: str, input_path: str, output_path: str, expression: Option
 
 def summary(outcome: dict) -> str:
     targets = outcome["targets"]
+    varied = [key for key in targets[0] if len({target[key] for target in targets}) > 1]
     what = ", ".join(f"{key}={value}" for key, value in targets[0].items()) if len(targets) == 1 else \
-        f"each of {len(targets)} expressions"
+        f"each of {len(targets)} {' x '.join(varied)} targets"
     lines = [f"edited {len(outcome['faces'])} face(s) of {outcome['input']} ({outcome['size'][0]}x"
              f"{outcome['size'][1]}) to {what} with {outcome['model']} ({outcome['image_size']} px)"]
     lines += [f"  {face}" for face in outcome["faces"]]

@@ -38,6 +38,7 @@ from legan_tf.errors import ConfigError
 from legan_tf.runs import RunDir, model_file
 
 MODEL_CARD = "model_card.md"
+GREY_FACES_LINE = "grey faces"   # a model card's line for a generator that paints grey levels
 MODELS_CONFIG = "models.config"
 BATCHING_CONFIG = "batching.config"
 # The networks of a run that are served, by their role in the run directory: the kind of serving module
@@ -302,6 +303,10 @@ def model_card(name: str, version: int, kind: str, module: tf.Module, label_name
     if kind == "generator":
         lines += ["", "`images_bytes` out: PNG, each at its input crop's side. `labels` of `translate`: one-hot groups "
                   "concatenated in this order: " + ", ".join(f"{a} ({len(n)})" for a, n in label_names.items()) + "."]
+    if kind == "generator" and getattr(getattr(module, "generator", None), "grey_colour", False):
+        lines += ["", "## Faces", "", f"- {GREY_FACES_LINE}: its colour map is one channel, trained on grey faces. "
+                  "Feed it grey faces and keep only its change of brightness (`edit_photo.py` does so for this "
+                  "export; pass `--grey_model` when editing through a server address)."]
     if label_names and kind in ("generator", "classifier"):
         lines += ["", "## Label names", "", "An unknown name fails the request (INVALID_ARGUMENT); there is no default.", ""]
         lines += [f"- {attribute}: " + ", ".join(f"`{n}`" for n in names) for attribute, names in label_names.items()]

@@ -307,6 +307,29 @@ def test_the_script_measures_identity_with_an_identity_network(tiny, tmp_path):
     assert not (tmp_path / "never" / "metrics.json").exists()
 
 
+def test_the_script_fits_the_light_of_each_lighting_edit_over_the_faces_normals(tiny, tmp_path):
+    from tests.evaluation.test_lighting_geometry import _normals_folder
+
+    # Normal maps for two of the three held-out photos, as make_depth.py names them (the photo's own name).
+    normals = _normals_folder(tmp_path / "depth", ["PrivateTest_0", "PrivateTest_2"], SIZE)
+    result = _script(f"--run_dir={tiny['run']}", f"--expression_judge={tiny['judge']}",
+                     f"--lighting_judge={tiny['judge']}", f"--output_dir={tmp_path / 'out'}", "--grid_faces=0",
+                     f"--normals_dir={normals}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.load(open(tmp_path / "out" / "metrics.json"))["lighting_fit"]
+    assert figures["faces"] == 9 and figures["faces_with_normals"] == 6
+    # Lighting-only edits to the two grid lights (left_90, right_90) of the faces not already under them.
+    assert figures["pairs"] <= 6 * 2 - 2 and set(figures["per_target"]) == {"left_90", "right_90"}
+    assert "lighting fitted over each face's own normals" in result.stdout
+    small = _normals_folder(tmp_path / "small", ["PrivateTest_0"], 2 * SIZE)
+    result = _script(f"--run_dir={tiny['run']}", f"--expression_judge={tiny['judge']}",
+                     f"--lighting_judge={tiny['judge']}", f"--output_dir={tmp_path / 'never'}",
+                     f"--normals_dir={small}")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 1 and len(lines) == 1 and "run make_depth.py with --image_size=16" in lines[0]
+    assert not (tmp_path / "never" / "metrics.json").exists()
+
+
 def test_bad_input_is_one_line_and_exit_1(tiny, tmp_path):
     cases = [
         ([f"--lighting_judge={tiny['judge']}"], "--expression_judge is required"),

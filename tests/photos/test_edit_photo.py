@@ -200,6 +200,46 @@ def test_all_expressions_writes_a_strip(editor, tmp_path, two_faces):
     assert 7 * cell <= width < 7 * cell + 100 and 2 * cell <= height < 2 * cell + 60   # 2 faces x (photo + 6)
 
 
+def test_every_lighting_and_the_lighting_by_expression_grid(editor):
+    lights = list(editor.label_names["lighting"])
+    targets = edit_photo.resolve_targets(editor.label_names, "smile", None, all_lightings=True)
+    assert targets == [{"lighting": light, "expression": "smile"} for light in lights]
+    grid = edit_photo.resolve_targets(editor.label_names, None, None, all_expressions=True, all_lightings=True)
+    # Lighting by lighting, the expressions in the model's order within each: the grid's rows.
+    assert grid == [{"lighting": light, "expression": name} for light in lights for name in EXPRESSIONS]
+    with pytest.raises(ConfigError, match="--all_lightings edits to every lighting; leave out --lighting"):
+        edit_photo.resolve_targets(editor.label_names, "smile", "01", all_lightings=True)
+    with pytest.raises(ConfigError, match="--all_lightings: the model does not edit the lighting"):
+        edit_photo.resolve_targets({"expression": EXPRESSIONS}, "smile", None, all_lightings=True)
+
+
+def test_the_grid_holds_the_strip_of_each_lighting(editor, tmp_path, two_faces):
+    """Each lighting's rows of the lights x expressions grid are, cell for cell, the --all_expressions
+    strip at that lighting: the grid only rearranges the same edits (the generator is deterministic)."""
+    outcome, output = _edit(editor, tmp_path, two_faces, output="grid.png", expression=None, lighting=None,
+                            all_expressions=True, all_lightings=True)
+    lights = list(editor.label_names["lighting"])
+    assert len(outcome["targets"]) == len(lights) * len(EXPRESSIONS)
+    grid = np.asarray(Image.open(output).convert("RGB"))
+    cell, gap = edit_photo.STRIP_CELL, 2
+    for light_index in (0, len(lights) - 1):
+        _, strip_path = _edit(editor, tmp_path, two_faces, output=f"strip{light_index}.png", expression=None,
+                              lighting=lights[light_index], all_expressions=True)
+        strip = np.asarray(Image.open(strip_path).convert("RGB"))
+        # The same columns (photo, then each expression) at the same pitch, after a panel of row labels; the
+        # same title row above; 2 faces x 4 lights rows in the grid, 2 faces in the strip.
+        panel, title = grid.shape[1] - strip.shape[1], strip.shape[0] - 2 * (cell + gap)
+        assert 0 < panel < cell and grid.shape[0] == title + 2 * len(lights) * (cell + gap)
+        for face in range(2):
+            grid_top = title + (face * len(lights) + light_index) * (cell + gap)
+            strip_top = title + face * (cell + gap)
+            np.testing.assert_array_equal(grid[grid_top:grid_top + cell, panel:],
+                                          strip[strip_top:strip_top + cell])
+            # The row's label, in the panel: dark text on white.
+            label = grid[grid_top:grid_top + cell, :panel]
+            assert (label == 255).mean() > 0.8 and label.min() < 128
+
+
 def test_a_serving_export_edits_like_the_run(editor, run_dir, tmp_path, astronaut):
     from legan_tf.serving import export
 
@@ -423,3 +463,19 @@ def test_a_legan_with_the_attention_output_edits_lighting_at_the_photos_resoluti
     with pytest.raises(ConfigError, match="left_45"):
         _edit(editor, tmp_path, astronaut, output="never.png", expression="happy", lighting="left_45")
     assert not (tmp_path / "never.png").exists()
+
+    # Its serving export says in the model card that it paints grey levels, so the export is edited as the
+    # run is (grey crop in, change of brightness out): the same photo as the run's Keras model pasting its
+    # change, within rounding: the served face is rounded to 8 bits (0.5 of a level) and the photo after the
+    # paste again (0.5), so at most one level apart, two with the grey conversion's own rounding.
+    from legan_tf.serving import export
+
+    version = export.export_model(generator, "generator", str(tmp_path / "serving"), "legan", editor.label_names)
+    assert "- grey faces:" in (tmp_path / "serving" / "legan" / "1" / "assets" / "model_card.md").read_text()
+    served = edit_photo.load_editor(version)
+    assert served.grey_faces
+    _, by_run = _edit(editor, tmp_path, astronaut, output="run.png", expression="happy", lighting="left_90",
+                      paste="change")
+    _, by_export = _edit(served, tmp_path, astronaut, output="export.png", expression="happy", lighting="left_90")
+    difference = np.abs(np.asarray(Image.open(by_run), np.int16) - np.asarray(Image.open(by_export), np.int16))
+    assert difference.max() <= 2
