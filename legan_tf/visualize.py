@@ -89,7 +89,6 @@ def titled_mosaic(columns: list[np.ndarray], titles: list[str], gap: int = 2, mi
     return np.asarray(picture)
 
 
-
 def row_labelled_mosaic(columns: list[np.ndarray], titles: list[str], row_labels: list[str], gap: int = 2,
                         min_cell: int = MIN_CELL_PX) -> np.ndarray:
     """`titled_mosaic` with a label left of each row (a label may hold several lines)."""

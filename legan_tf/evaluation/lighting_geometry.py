@@ -4,7 +4,8 @@ A lighting classifier trained on relit faces can be pleased by shading no one wo
 side (docs/relight_faces.md shows one reading 96.6% of wrecked faces as their target). This judge cannot be
 trained against: for a held-out face whose normals make_depth.py fitted, the edit's linear luminance is fitted
 with spherical-harmonic lighting over those normals and read as the one light that best explains it
-(photos.relight.fit_lighting and light_of, the check relight_faces.py runs on its own relit faces). Figures,
+(photos.relight.fit_lighting and light_of, the check relight_faces.py runs on its own relit faces, here over
+the normals as make_depth.py wrote them, without the relighting's smoothing). Figures,
 over the lighting-only edits G(x, (e, t)) to each grid light t (not `original`, which names no direction):
 
   error            median angle in degrees between the edit's fitted light and t
@@ -29,10 +30,10 @@ import os
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
-from PIL import Image
 
 from legan_tf.errors import ConfigError
-from legan_tf.photos import relight
+from legan_tf.evaluation.real_edits import _percent, _share
+from legan_tf.photos import relight, relight_faces
 
 
 @dataclasses.dataclass
@@ -65,17 +66,11 @@ def shard_subjects(data_path: str) -> List[str]:
 
 def load_geometry(normals_dir: str, subjects: Sequence[str], ids: np.ndarray, image_size: int) -> FaceGeometry:
     """The normal map and face interior of each face's photo (ids index `subjects`), from make_depth.py's output
-    folder; faces whose photo it did not fit are marked not found (counted, left out of the figures)."""
-    manifest = os.path.join(normals_dir, "manifest.csv")
-    try:
-        with open(manifest, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as error:
-        raise ConfigError(f"--normals_dir={normals_dir}: no manifest.csv of make_depth.py ({error.strerror})") from None
-    if rows and not {"image", "normals"} <= set(rows[0]):
-        raise ConfigError(f"--normals_dir={normals_dir}: manifest.csv has no image and normals columns "
-                          "(make_depth.py writes image, depth, normals)")
-    by_photo = {os.path.splitext(os.path.basename(row["image"]))[0]: row for row in rows}
+    folder, read and named as relight_faces.py reads them; faces whose photo it did not fit, or whose row it
+    would skip, are marked not found (counted, left out of the figures)."""
+    if not os.path.isdir(normals_dir):
+        raise ConfigError(f"--normals_dir={normals_dir}: no such folder")
+    by_subject = {face.subject: face for face in relight_faces.read_faces(normals_dir)}
     count = len(ids)
     normals = np.zeros((count, image_size, image_size, 3), np.float32)
     masks = np.zeros((count, image_size, image_size), bool)
@@ -83,7 +78,7 @@ def load_geometry(normals_dir: str, subjects: Sequence[str], ids: np.ndarray, im
     cache: Dict[int, tuple] = {}
     for index, subject_id in enumerate(np.asarray(ids, np.int64)):
         if subject_id not in cache:
-            cache[subject_id] = _photo_geometry(normals_dir, by_photo.get(subjects[subject_id]), image_size)
+            cache[subject_id] = _photo_geometry(normals_dir, by_subject.get(subjects[subject_id]), image_size)
         geometry = cache[subject_id]
         if geometry is not None:
             normals[index], masks[index] = geometry
@@ -91,29 +86,19 @@ def load_geometry(normals_dir: str, subjects: Sequence[str], ids: np.ndarray, im
     return FaceGeometry(normals, masks, found, normals_dir)
 
 
-def _photo_geometry(normals_dir: str, row: Optional[Mapping[str, str]], image_size: int):
-    if row is None or not row.get("normals"):
+def _photo_geometry(normals_dir: str, face: Optional[relight_faces.Face], image_size: int):
+    """(normals, the face's interior without make_depth's clipped plateau) of one photo, or None."""
+    if face is None:
         return None
-    path = os.path.join(normals_dir, row["normals"])
     try:
-        with Image.open(path) as handle:
-            normal_map = np.asarray(handle.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ConfigError(f"--normals_dir: unreadable normal map {path} ({error})") from None
-    if normal_map.shape[:2] != (image_size, image_size):
-        raise ConfigError(f"--normals_dir: {path} is {normal_map.shape[1]}x{normal_map.shape[0]}, the generator's "
-                          f"faces {image_size}x{image_size}; run make_depth.py with --image_size={image_size}")
-    normals, mask = relight.decode_normals(normal_map)
-    inner = relight.interior(mask)
-    if row.get("depth"):
-        try:
-            with Image.open(os.path.join(normals_dir, row["depth"])) as handle:
-                depth = np.asarray(handle)
-        except (OSError, SyntaxError, ValueError):
-            depth = None
-        if depth is not None and depth.shape == mask.shape and np.issubdtype(depth.dtype, np.integer):
-            inner &= depth != np.iinfo(depth.dtype).max      # make_depth's clipped plateau: flat normals
-    return normals.astype(np.float32), inner
+        _, normals, mask, clipped = relight_faces.load_face(normals_dir, face)
+    except relight_faces.SkippedFace:
+        return None
+    if mask.shape != (image_size, image_size):
+        raise ConfigError(f"--normals_dir: {os.path.join(normals_dir, face.normals)} is {mask.shape[1]}x"
+                          f"{mask.shape[0]}, the generator's faces {image_size}x{image_size}; run make_depth.py with "
+                          f"--image_size={image_size}")
+    return normals.astype(np.float32), relight.interior(mask) & ~clipped
 
 
 def fitted_direction(image: np.ndarray, normals: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -160,10 +145,6 @@ def _median(values: np.ndarray) -> Optional[float]:
     return round(float(np.median(values)), 1) if len(values) else None
 
 
-def _share(hits: np.ndarray) -> Optional[float]:
-    return float(np.mean(hits)) if len(hits) else None
-
-
 def summarise(fits: LightingFits, own: np.ndarray, names: Sequence[str]) -> Dict[str, object]:
     """The figures of the module docstring, overall and per target light."""
     grid = [index for index, name in enumerate(names) if name in relight.GRID]
@@ -189,8 +170,8 @@ def summarise(fits: LightingFits, own: np.ndarray, names: Sequence[str]) -> Dict
         hits.append(edit_hits)
         baseline.append(input_hits)
     under_grid = usable & np.isin(own, grid)
-    data_angles = np.array([_angles(fits.input[row:row + 1], relight.light_direction(names[own[row]]))[0]
-                            for row in np.flatnonzero(under_grid)])
+    own_directions = np.stack([relight.light_direction(names[light]) for light in own[under_grid]]).reshape(-1, 3)
+    data_angles = np.degrees(np.arccos(np.clip((fits.input[under_grid] * own_directions).sum(axis=1), -1.0, 1.0)))
     data_hits = nearest(fits.input[under_grid]) == own[under_grid]
     rate, ceiling = _share(np.concatenate(hits)), _share(data_hits)
     return {
@@ -207,16 +188,13 @@ def summarise(fits: LightingFits, own: np.ndarray, names: Sequence[str]) -> Dict
 
 def report_lines(figures: Mapping[str, object]) -> List[str]:
     """Lines for the terminal and report.md."""
-    def number(value, digits=1):
-        return "n/a" if value is None else f"{value:.{digits}f}"
-
-    def percent(value):
-        return "n/a" if value is None else f"{100 * value:.1f}%"
+    def number(value):
+        return "n/a" if value is None else f"{value:.1f}"
 
     data = figures["data"]
     return [f"lighting fitted over each face's own normals (no learned weights; {figures['faces_fitted']} of "
             f"{figures['faces']} faces fitted, {figures['pairs']} lighting edits): median angle to the target "
             f"light {number(figures['error'])} deg (unedited faces {number(figures['unedited_error'])}; relit data "
             f"against its own light {number(data['error'])}); nearest grid light is the target on "
-            f"{percent(figures['nearest_rate'])} (unedited {percent(figures['baseline'])}; the data's own "
-            f"{percent(data['nearest_accuracy'])})"]
+            f"{_percent(figures['nearest_rate'])} (unedited {_percent(figures['baseline'])}; the data's own "
+            f"{_percent(data['nearest_accuracy'])})"]

@@ -208,8 +208,8 @@ class ServingEditor(Editor):
     def __init__(self, version_dir: str):
         import tensorflow as tf
 
-        self.label_names = _card_label_names(version_dir)
-        self.grey_faces = _export_card_says_grey(version_dir)
+        card = _read_card(version_dir)
+        self.label_names, self.grey_faces = card["label_names"], card["grey_faces"]
         try:
             loaded = tf.saved_model.load(version_dir)
         except (OSError, ValueError) as error:
@@ -247,8 +247,11 @@ def _decoded(pngs) -> np.ndarray:
     return np.stack([np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.float32) for png in pngs])
 
 
-def _card_label_names(version_dir: str) -> Dict[str, tuple]:
-    """The label names in label-vector order, from the export's model card ("## Label names")."""
+def _read_card(version_dir: str) -> Dict[str, object]:
+    """What edit_photo needs from an export's model card: its label names in label-vector order ("## Label
+    names") and whether its generator paints grey levels (the card's grey-faces line)."""
+    from legan_tf.serving.export import GREY_FACES_LINE
+
     path = os.path.join(version_dir, MODEL_CARD)
     if not os.path.isfile(path):
         raise ConfigError(f"--model={version_dir}: no {MODEL_CARD}; export the generator with scripts/export.py")
@@ -263,15 +266,8 @@ def _card_label_names(version_dir: str) -> Dict[str, tuple]:
             names[match.group(1)] = tuple(re.findall(r"`([^`]*)`", match.group(2)))
     if not names:
         raise ConfigError(f"{path}: lists no label names; is this a generator export?")
-    return names
-
-
-def _export_card_says_grey(version_dir: str) -> bool:
-    """Whether an export's model card says its generator paints grey levels (a one-channel colour map)."""
-    from legan_tf.serving.export import GREY_FACES_LINE
-
-    with open(os.path.join(version_dir, MODEL_CARD), encoding="utf-8") as handle:
-        return any(line.startswith(f"- {GREY_FACES_LINE}:") for line in handle)
+    grey = any(line.startswith(f"- {GREY_FACES_LINE}:") for line in text.splitlines())
+    return {"label_names": names, "grey_faces": grey}
 
 
 def _versions(folder: str) -> List[str]:
@@ -533,12 +529,12 @@ def edit_photo(model: str, input_path: str, output_path: str, expression: Option
     targets = resolve_targets(editor.label_names, expression, lighting, all_expressions, all_lightings)
     finder = face_tools.FaceFinder(detector, min_face_size=min_face_size, detect_max_side=detect_max_side)
     edited = edit_faces(editor, photo, finder, targets, paste, grey_model, name=input_path)
-    if all_expressions and all_lightings:
-        expressions = list(editor.label_names["expression"])
-        figure = strip(edited, expressions, row_titles=list(editor.label_names["lighting"]))
-    elif all_expressions or all_lightings:
-        figure = strip(edited, [target["expression" if all_expressions else "lighting"] for target in targets])
     if all_expressions or all_lightings:
+        if all_expressions and all_lightings:
+            figure = strip(edited, list(editor.label_names["expression"]),
+                           row_titles=list(editor.label_names["lighting"]))
+        else:
+            figure = strip(edited, [target["expression" if all_expressions else "lighting"] for target in targets])
         face_tools.save_photo(face_tools.Photo(figure, None, "RGB", None, None), figure, output_path, jpeg_quality)
     else:
         face_tools.save_photo(photo, edited.results[0], output_path, jpeg_quality)

@@ -103,47 +103,48 @@ def read_faces(input_dir: str) -> List[Face]:
     return [dataclasses.replace(face, subject=face.stem) if counts[face.subject] > 1 else face for face in faces]
 
 
-class _Skip(Exception):
-    pass
+class SkippedFace(Exception):
+    """A manifest row that cannot be relit (or fitted): the message says why."""
 
 
-def _load_face(input_dir: str, face: Face) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(image uint8 RGB, unit normals, face mask, depth clipped at its maximum) of one manifest row; _Skip with
-    the reason when the row cannot be used."""
+def load_face(input_dir: str, face: Face) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(image uint8 RGB, unit normals, face mask, depth clipped at its maximum) of one manifest row; SkippedFace
+    with the reason when the row cannot be used."""
     if not face.image or not face.normals:
-        raise _Skip("empty image or normals value in the manifest")
+        raise SkippedFace("empty image or normals value in the manifest")
     if not face.expression:
-        raise _Skip("empty expression value in the manifest")
+        raise SkippedFace("empty expression value in the manifest")
     image_path, normals_path = (os.path.join(input_dir, p) for p in (face.image, face.normals))
     if not os.path.isfile(image_path):
-        raise _Skip(f"image {face.image} is missing")
+        raise SkippedFace(f"image {face.image} is missing")
     if not os.path.isfile(normals_path):
-        raise _Skip(f"normal map {face.normals} is missing")
+        raise SkippedFace(f"normal map {face.normals} is missing")
     try:
         with Image.open(image_path) as handle:
             image = np.asarray(handle.convert("RGB"))
         with Image.open(normals_path) as handle:
             if handle.mode != "RGB":
-                raise _Skip(f"normal map {face.normals} is mode {handle.mode}; expected 8-bit RGB")
+                raise SkippedFace(f"normal map {face.normals} is mode {handle.mode}; expected 8-bit RGB")
             normal_map = np.asarray(handle)
     except (OSError, SyntaxError, ValueError) as error:
-        raise _Skip(f"unreadable image or normal map ({error})") from None
+        raise SkippedFace(f"unreadable image or normal map ({error})") from None
     if image.shape[:2] != normal_map.shape[:2]:
-        raise _Skip(f"normal map is {normal_map.shape[1]}x{normal_map.shape[0]}, image is "
+        raise SkippedFace(f"normal map is {normal_map.shape[1]}x{normal_map.shape[0]}, image is "
                     f"{image.shape[1]}x{image.shape[0]}")
     normals, mask = decode_normals(normal_map)
     clipped = np.zeros(mask.shape, bool)
     if face.depth:
         depth_path = os.path.join(input_dir, face.depth)
         if not os.path.isfile(depth_path):
-            raise _Skip(f"depth map {face.depth} is missing")
+            raise SkippedFace(f"depth map {face.depth} is missing")
         try:
             with Image.open(depth_path) as handle:
                 depth = np.asarray(handle)
         except (OSError, SyntaxError, ValueError) as error:
-            raise _Skip(f"unreadable depth map ({error})") from None
+            raise SkippedFace(f"unreadable depth map ({error})") from None
         if depth.shape[:2] != mask.shape:
-            raise _Skip(f"depth map is {depth.shape[1]}x{depth.shape[0]}, image is {mask.shape[1]}x{mask.shape[0]}")
+            raise SkippedFace(f"depth map is {depth.shape[1]}x{depth.shape[0]}, image is "
+                              f"{mask.shape[1]}x{mask.shape[0]}")
         if depth.ndim == 2 and np.issubdtype(depth.dtype, np.integer):
             # make_depth clips depth at 1 (the largest value): such pixels are a flat plateau, their normals (0, 0, 1).
             clipped = (depth == np.iinfo(depth.dtype).max) & mask
@@ -234,10 +235,10 @@ def relight_faces(input_dir: str, output_dir: str, lights: Optional[Sequence[str
     try:
         for face in tqdm(faces, desc="relighting", unit="face", disable=not progress, file=sys.stderr):
             try:
-                image, normals, mask, clipped = _load_face(input_dir, face)
+                image, normals, mask, clipped = load_face(input_dir, face)
                 if clipped.sum() > max_clipped * max(1, mask.sum()):
-                    raise _Skip(f"depth clipped at 1 on {clipped.sum() / mask.sum():.0%} of the face (--max_clipped="
-                                f"{max_clipped:g}): its normals are flat there")
+                    raise SkippedFace(f"depth clipped at 1 on {clipped.sum() / mask.sum():.0%} of the face "
+                                      f"(--max_clipped={max_clipped:g}): its normals are flat there")
                 side = max(mask.shape)
                 normals = smooth_normals(normals, mask, _pixels(normal_blur, side, 0.5))
                 width, reach = _pixels(feather, side, 2.0), _pixels(spill, side, 2.0)
@@ -248,7 +249,7 @@ def relight_faces(input_dir: str, output_dir: str, lights: Optional[Sequence[str
                          for name in names}
                 inner = interior(mask, width) & ~clipped
                 refits = {name: fit_lighting(linear_luminance(relit[name]), normals, inner) for name in lights}
-            except (_Skip, DegenerateFit) as fault:
+            except (SkippedFace, DegenerateFit) as fault:
                 faults.append(Fault(face.row, face.image, str(fault), origin))
                 tqdm.write(f"skipped {faults[-1]}", file=sys.stderr)
                 continue

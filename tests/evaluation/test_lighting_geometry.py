@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from legan_tf.data.errors import DataError
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation import lighting_geometry
 from legan_tf.photos import relight
@@ -89,12 +90,14 @@ def test_an_exact_relighting_reaches_every_target_and_changing_nothing_reaches_n
 def _normals_folder(root, photos, size=SIZE):
     normals, mask = hemisphere(size)
     encoded = np.where(mask[..., None], np.round((normals + 1.0) * 127.5), 128).astype(np.uint8)
-    os.makedirs(root / "normals", exist_ok=True)
+    for folder in ("normals", "rgb"):
+        os.makedirs(root / folder, exist_ok=True)
     with open(root / "manifest.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["image", "depth", "normals", "expression"])
         for photo in photos:
             Image.fromarray(encoded).save(root / "normals" / f"{photo}.png")
+            Image.fromarray(np.full((size, size, 3), 128, np.uint8)).save(root / "rgb" / f"{photo}.png")
             writer.writerow([f"rgb/{photo}.png", "", f"normals/{photo}.png", "happy"])
     return str(root)
 
@@ -118,8 +121,14 @@ def test_faces_find_their_photos_normals_by_the_shards_subject_ids(tmp_path):
     with pytest.raises(ConfigError, match=r"is 16x16, the generator's faces 32x32; run make_depth.py with "
                                           r"--image_size=32"):
         lighting_geometry.load_geometry(_normals_folder(tmp_path / "small", ["A_1"], 16), subjects, np.array([0]), SIZE)
-    with pytest.raises(ConfigError, match="no manifest.csv of make_depth.py"):
+    with pytest.raises(ConfigError, match="--normals_dir=.*none: no such folder"):
         lighting_geometry.load_geometry(str(tmp_path / "none"), subjects, np.array([0]), SIZE)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no manifest.csv; expected a scripts/make_depth.py output folder"):
+        lighting_geometry.load_geometry(str(tmp_path / "empty"), subjects, np.array([0]), SIZE)
+    # A row whose normal map is gone is a face not found, as relight_faces.py skips it.
+    os.remove(tmp_path / "depth" / "normals" / "C_3.png")
+    assert lighting_geometry.load_geometry(folder, subjects, np.array([2, 0]), SIZE).found.tolist() == [False, True]
     (shards / "dataset.json").write_text(json.dumps({"source_path": str(tmp_path / "gone.csv")}))
     with pytest.raises(ConfigError, match="the manifest the shards were prepared from cannot be read"):
         lighting_geometry.shard_subjects(str(shards))
