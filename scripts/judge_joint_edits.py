@@ -37,7 +37,8 @@ flags.DEFINE_string("lighting_judge", None,
                     "training split only (configs/classifier_fer2013_relit.flags).")
 flags.DEFINE_list("other_judges", [],
                   "Optional second expression judges read over the same edits (as in scripts/judge_real_edits.py: "
-                  "mini_xception, or a classifier file); each must know every expression of the generator.")
+                  "mini_xception, or a classifier file). One that lacks some of the generator's expressions (the "
+                  "mini-Xception has no contempt, CK+48's seventh) is read over the faces and targets it knows.")
 flags.DEFINE_string("identity_model", None,
                     "Optional identity network trained on real people (an identity_model.keras, e.g. from "
                     "configs/identity_ckplus_relit.flags): how far each edit moves f from its face, and the share f "
@@ -47,6 +48,18 @@ flags.DEFINE_string("normals_dir", None,
                     "generator's image size): each lighting edit's light is also fitted over its face's own normals, "
                     "a lighting judge with no learned weights (the angle to the target light, and how often the "
                     "nearest grid light is the target).")
+flags.DEFINE_string("inception_weights", None,
+                    "Optional: the FID network's weights (the converted 2015 FID Inception, "
+                    "scripts/convert_fid_inception.py; or imagenet / a Keras .h5, another protocol), to report FID "
+                    "and KID of one expression-only and one lighting-only edit per face (seeded targets) against "
+                    "unedited faces of another split, beside the floor of the edited faces unedited.")
+flags.DEFINE_string("fid_reference_split", "auto",
+                    "With --inception_weights: the stored split whose unedited faces the edits are compared with. "
+                    "auto: the first stored split other than the edited one and train, else train (relit shards "
+                    "store train and test only: the training photos, none of them edited); none: only the paired "
+                    "figures (the edits against the same faces unedited, which copying the input wins).")
+flags.DEFINE_integer("fid_reference_faces", 0, "With --inception_weights: faces of the reference split read (a "
+                     "seeded choice); 0 = as many as the faces edited.", lower_bound=0)
 flags.DEFINE_string("data_path", None, "Prepared TFRecord shards of relit faces with expression and lighting labels "
                     "and a stored held-out split. Default: the run's --data_path.")
 flags.DEFINE_string("split", "test", "The stored split whose faces are edited.")
@@ -69,7 +82,9 @@ def judge_from_flags(argv):
         data_path=FLAGS.data_path, split=FLAGS.split, num_faces=FLAGS.num_faces, grid_faces=FLAGS.grid_faces,
         output_dir=FLAGS.output_dir, seed=FLAGS.seed, batch_size=FLAGS.batch_size, progress=FLAGS.progress_bar,
         command=command_line(argv), other_judges=FLAGS.other_judges,
-        identity_model=FLAGS.identity_model, normals_dir=FLAGS.normals_dir)
+        identity_model=FLAGS.identity_model, normals_dir=FLAGS.normals_dir,
+        inception_weights=FLAGS.inception_weights, fid_reference_split=FLAGS.fid_reference_split,
+        fid_reference_faces=FLAGS.fid_reference_faces)
 
 
 def main(argv):

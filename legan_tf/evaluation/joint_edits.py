@@ -11,8 +11,9 @@ edited one attribute at a time:
 
 Judges (each an independent classifier, never a discriminator; images resized to each judge's input with
 antialiased bilinear filtering, the unedited faces too) read every image: an expression judge
-(--expression_judge, plus any --other_judges second opinions) and a lighting judge (--lighting_judge, an
-AttributeClassifier with a lighting head trained on relit faces of the training split only). Figures:
+(--expression_judge, plus any --other_judges second opinions, each read over the expressions it knows) and a
+lighting judge (--lighting_judge, an AttributeClassifier with a lighting head trained on relit faces of the
+training split only). Figures:
 
   judge_accuracy   a judge's reading of the unedited faces equals their label (the ceiling of its rates)
   target_rate      on edits of the judge's own attribute: it reads the target t (the generation rate),
@@ -32,6 +33,11 @@ AttributeClassifier with a lighting head trained on relit faces of the training 
   lighting_fit     with --normals_dir (make_depth.py's normal maps of the held-out photos): the light of each
                    lighting edit fitted over its face's own normals, a lighting judge with no learned weights
                    (lighting_geometry)
+  distances        with --inception_weights (the FID network): FID and KID of one edit per face and attribute,
+                   G(x, t) to a seeded target t other than the face's own, against the unedited faces of another
+                   stored split (relit shards store train and test only, so by default a seeded choice of as many
+                   training faces: other people's photos, none of them edited), beside the floor (the edited
+                   faces unedited against the same) and the paired figures (real_edit_distances)
 
 Outputs (`evaluate_joint_edits`): metrics.json, report.md, expression_grid.png and lighting_grid.png (held-out
 faces x every target of one attribute, the other kept; frames: green where the attribute's judge reads the
@@ -53,12 +59,13 @@ from tqdm import tqdm
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation import lighting_geometry
 from legan_tf.evaluation import other_judges as second_opinion
+from legan_tf.evaluation import real_edit_distances as distances
 from legan_tf.evaluation.judges import file_digest, load_judges
 from legan_tf.evaluation.real_edits import (HIT, MISS, NONE, OWN, _jsonable, _labels_of, _mean_l1, _percent,
                                             choose_grid_faces, open_split, texture_energy)
 from legan_tf.evaluation.real_edits import _framed as _framed_cells
 from legan_tf.evaluation.identity_real import EditIdentity, load_identity_network
-from legan_tf.evaluation.real_pass import read_real_faces
+from legan_tf.evaluation.real_pass import read_real_faces, stored_split_names
 from legan_tf.evaluation.run_under_test import resolve_run
 from legan_tf.evaluation.translation_metrics import generator_translate_fn
 from legan_tf.runs import labels_beside, read_label_names
@@ -85,6 +92,10 @@ class Judge:
     attribute: str   # which attribute it reads
     read: JudgeFn    # [-1, 1] images -> class ids of the generator's labels of `attribute`
     record: Dict[str, object]
+    # The generator's classes of `attribute` the judge knows (None: all). A second opinion trained elsewhere may
+    # lack some (the FER2013 mini-Xception has no contempt): its figures leave out the faces whose own class
+    # and the edits whose target it has no class for, as judge_real_edits.py's second opinions do.
+    known: Optional[Sequence[int]] = None
 
 
 def attribute_judge(classifier, attribute: str, num_classes: int, batch_size: int = 64,
@@ -121,13 +132,48 @@ class JointReadings:
     people: Optional[np.ndarray] = None
     # With the faces' normal maps: the light fitted over them on each unedited face and lighting edit.
     light_fits: Optional[lighting_geometry.LightingFits] = None
+    # With the FID network: its features of the unedited faces and of one edit per face and attribute.
+    features: Optional["EditFeatures"] = None
+
+
+class EditFeatures:
+    """The FID network's features of the unedited faces and of one edit per face and attribute, G(x, t) to a
+    seeded target t other than the face's own (real_edit_distances.fid_targets_for; the lighting's seed is one
+    on from the expression's, so the two choices are drawn apart)."""
+
+    def __init__(self, extract: Callable[[np.ndarray], np.ndarray], labels: Mapping[str, np.ndarray],
+                 sizes: Mapping[str, int], seed: int):
+        self.extract = extract
+        self.targets = {name: distances.fid_targets_for(labels[name], sizes[name], seed + place)
+                        for place, name in enumerate(ATTRIBUTES)}
+        self.input: List[np.ndarray] = []
+        self.edits: Dict[str, List[np.ndarray]] = {name: [] for name in ATTRIBUTES}
+        self._chosen: Dict[str, np.ndarray] = {}
+
+    def observe_input(self, x: np.ndarray) -> None:
+        self.input.append(np.asarray(self.extract(x), np.float32))
+        self._chosen = {name: np.zeros_like(x) for name in ATTRIBUTES}
+
+    def observe(self, rows: slice, name: str, target: int, edited: np.ndarray) -> None:
+        chosen = self.targets[name][rows] == target
+        self._chosen[name][chosen] = edited[chosen]
+
+    def finish(self, name: str) -> None:
+        """After every target of `name` in a batch: the features of its chosen edits."""
+        self.edits[name].append(np.asarray(self.extract(self._chosen[name]), np.float32))
+
+    def figures(self, reference: Optional[np.ndarray], reference_name: Optional[str]) -> Dict[str, Dict]:
+        unedited = np.concatenate(self.input)
+        return {name: distances.distance_figures(unedited, np.concatenate(self.edits[name]), reference,
+                                                 reference_name) for name in ATTRIBUTES}
 
 
 def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images: np.ndarray,
                         labels: Mapping[str, np.ndarray], sizes: Mapping[str, int], batch_size: int = 64,
                         progress: bool = False, embed: Optional[Callable[[np.ndarray], np.ndarray]] = None,
                         people: Optional[np.ndarray] = None,
-                        light_fits: Optional[lighting_geometry.LightingFits] = None) -> JointReadings:
+                        light_fits: Optional[lighting_geometry.LightingFits] = None,
+                        features: Optional[EditFeatures] = None) -> JointReadings:
     """Edits every face to every value of each attribute in turn (the other kept at the face's own) and judges
     every result. Column t of an attribute is G(x, t); the face's own column is the identity edit. With `embed`
     (images -> identity embeddings), also f's distance of every edit to its face, and the same-person threshold
@@ -159,6 +205,8 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
         input_texture[rows] = texture_energy(x)
         if light_fits:
             light_fits.observe_input(rows, x)
+        if features:
+            features.observe_input(x)
         for name in ATTRIBUTES:
             for target in range(sizes[name]):
                 edited = np.asarray(translate(x, {**kept, name: np.full(len(x), target, np.int64)}), np.float32)
@@ -170,8 +218,12 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
                     identity[name].observe(rows, x, target, edited)
                 if light_fits and name == LIGHTING:
                     light_fits.observe(rows, target, edited)
+                if features:
+                    features.observe(rows, name, target, edited)
+            if features:
+                features.finish(name)
     return JointReadings(own, input_read, edit_read, edit_l1, input_texture, edit_texture, identity, people,
-                         light_fits)
+                         light_fits, features)
 
 
 def _share(hits: np.ndarray) -> Optional[float]:
@@ -182,9 +234,11 @@ def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional
     return None if numerator is None or not denominator else numerator / denominator
 
 
-def summarise(readings: JointReadings, judges: Sequence[Judge], names: Mapping[str, Sequence[str]]) -> Dict:
+def summarise(readings: JointReadings, judges: Sequence[Judge], names: Mapping[str, Sequence[str]],
+              reference: Optional[np.ndarray] = None, reference_name: Optional[str] = None) -> Dict:
     """The module docstring's figures: per edited attribute, each judge's rate (its own attribute) or kept
-    share (the other), the L1 and texture figures, and the verdict against the targets."""
+    share (the other), the L1 and texture figures, and the verdict against the targets; with FID features, the
+    distances (unpaired against `reference`, the feature rows of another split's faces, when given)."""
     labels = readings.labels
     figures: Dict[str, Dict] = {}
     for edited in ATTRIBUTES:
@@ -201,22 +255,36 @@ def summarise(readings: JointReadings, judges: Sequence[Judge], names: Mapping[s
         for judge in judges:
             reads = readings.edit_read[edited][judge.name]
             on_input = readings.input_read[judge.name]
+            known = np.ones(len(names[judge.attribute]), bool)
+            if judge.known is not None:
+                known[:] = False
+                known[list(judge.known)] = True
+            faces = known[labels[judge.attribute]]               # faces whose own class the judge knows
             if judge.attribute == edited:
-                accuracy = _share(on_input == labels[edited])
-                rate = _share((reads == target)[pairs])
-                per_target = {names[edited][t]: _share((reads[:, t] == t)[labels[edited] != t]) for t in range(classes)}
+                judged = pairs & faces[:, None] & known[None, :]
+                accuracy = _share((on_input == labels[edited])[faces])
+                rate = _share((reads == target)[judged])
+                per_target = {names[edited][t]: _share((reads[:, t] == t)[(labels[edited] != t) & faces])
+                              for t in range(classes) if known[t]}
                 entry["judges"][judge.name] = {
                     "reads": edited, "judge_accuracy": accuracy, "target_rate": rate,
-                    "baseline": _share((on_input[:, None] == target)[pairs]),
+                    "baseline": _share((on_input[:, None] == target)[judged]),
                     "relative_to_ceiling": _ratio(rate, accuracy), "per_target": per_target}
             else:
                 entry["judges"][judge.name] = {
-                    "reads": judge.attribute, "judge_accuracy": _share(on_input == labels[judge.attribute]),
-                    "kept": _share((reads == on_input[:, None])[pairs])}
+                    "reads": judge.attribute, "judge_accuracy": _share((on_input == labels[judge.attribute])[faces]),
+                    "kept": _share((reads == on_input[:, None])[pairs & faces[:, None]])}
+            if judge.known is not None:
+                entry["judges"][judge.name]["knows"] = [names[judge.attribute][t] for t in judge.known]
         figures[edited] = entry
     summary = {"edits": figures, "verdict": verdict(figures, judges)}
     if readings.light_fits is not None:
         summary["lighting_fit"] = lighting_geometry.summarise(readings.light_fits, labels[LIGHTING], names[LIGHTING])
+    if readings.features is not None:
+        figures_by_attribute = readings.features.figures(reference, reference_name)
+        summary["distances"] = figures_by_attribute
+        summary["distance_cautions"] = list(dict.fromkeys(
+            note for figures in figures_by_attribute.values() for note in distances.cautions(figures)))
     return summary
 
 
@@ -288,8 +356,10 @@ def tables(summary: Mapping[str, object]) -> str:
              "|---|---|---|---|---|---|---|"]
     for edited, entry in summary["edits"].items():
         for name, figures in entry["judges"].items():
-            lines.append(f"| {edited} only | {name} ({figures['reads']}) | {_percent(figures['judge_accuracy'])} | "
-                         f"{_percent(figures.get('target_rate'))} | {_percent(figures.get('relative_to_ceiling'))} | "
+            knows = f"; knows {len(figures['knows'])} of its classes" if "knows" in figures else ""
+            lines.append(f"| {edited} only | {name} ({figures['reads']}{knows}) | "
+                         f"{_percent(figures['judge_accuracy'])} | {_percent(figures.get('target_rate'))} | "
+                         f"{_percent(figures.get('relative_to_ceiling'))} | "
                          f"{_percent(figures.get('baseline'))} | {_percent(figures.get('kept'))} |")
     lines += ["", "| edits | pairs | identity L1 | edit L1 | texture ratio |", "|---|---|---|---|---|"]
     for edited, entry in summary["edits"].items():
@@ -304,6 +374,11 @@ def tables(summary: Mapping[str, object]) -> str:
                          f"{_percent(figures.get('same_person'))} | {_number(figures.get('identity_edit_distance'))} |")
     if summary.get("lighting_fit"):
         lines += [""] + lighting_geometry.report_lines(summary["lighting_fit"])
+    if summary.get("distances"):
+        lines += ["", "| naturalness (FID network) | expression-only edits | lighting-only edits |", "|---|---|---|"]
+        rows = [distances.table_rows(summary["distances"][name]) for name in ATTRIBUTES]
+        lines += [f"| {label} | {value} | {other} |" for (label, value), (_, other) in zip(*rows)]
+        lines += [f"- {note}" for note in summary.get("distance_cautions", [])]
     return "\n".join(lines)
 
 
@@ -353,19 +428,31 @@ def _load_classifier_judge(path: str, attribute: str, names: Sequence[str], batc
     return Judge(attribute, attribute, read, {**entry.record(), "input": protocol, "labels_from": labels_path})
 
 
+def fid_reference(requested: str, split: str, stored: Sequence[str]) -> Optional[str]:
+    """The split whose unedited faces the edits are compared with (real_edit_distances.reference_split), except
+    that `auto` falls back to `train` when no other split is stored: relit shards hold train and test only, and
+    the training split's faces are other people's photos under the same lights, none of them edited."""
+    name = distances.reference_split(requested, split, stored)
+    if name is None and requested == distances.AUTO and "train" in stored and split != "train":
+        return "train"
+    return name
+
+
 def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Optional[str],
                          run_dir: Optional[str] = None, generator_path: Optional[str] = None,
                          data_path: Optional[str] = None, split: str = "test", num_faces: int = 0,
                          grid_faces: int = 6, output_dir: Optional[str] = None, seed: int = 0,
                          batch_size: int = 64, progress: bool = True, command: Optional[str] = None,
                          other_judges: Sequence[str] = (), identity_model: Optional[str] = None,
-                         normals_dir: Optional[str] = None) -> Dict[str, object]:
+                         normals_dir: Optional[str] = None, inception_weights: Optional[str] = None,
+                         fid_reference_split: str = distances.AUTO, fid_reference_faces: int = 0) -> Dict[str, object]:
     """Runs the check (module docstring) and writes its files; returns the metrics.json content plus output_dir
     and files. Bad input is a ConfigError or DataError with a one-line message, before any edit is made."""
     from legan_tf import visualize
     from legan_tf.labels import generator_label_sizes
 
-    for name, value, low in (("num_faces", num_faces, 0), ("grid_faces", grid_faces, 0), ("batch_size", batch_size, 1)):
+    for name, value, low in (("num_faces", num_faces, 0), ("grid_faces", grid_faces, 0), ("batch_size", batch_size, 1),
+                             ("fid_reference_faces", fid_reference_faces, 0)):
         if value < low:
             raise ConfigError(f"--{name}={value} must be at least {low}.")
     run = resolve_run(run_dir, generator_path)
@@ -390,12 +477,21 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
               _load_classifier_judge(lighting_judge, LIGHTING, names[LIGHTING], batch_size, "lighting_judge")]
     for spec in other_judges:
         other = second_opinion.load(spec, list(names[EXPRESSION]), batch_size)
-        if len(other.pairs) != len(names[EXPRESSION]):
-            raise ConfigError(f"--other_judges={spec}: it knows {len(other.pairs)} of the "
-                              f"{len(names[EXPRESSION])} expressions; the kept figure needs all.")
-        judges.append(Judge(spec, EXPRESSION, other.read, other.record))
+        known = sorted(index for index, _ in other.pairs)
+        judges.append(Judge(spec, EXPRESSION, other.read, other.record,
+                            None if len(known) == len(names[EXPRESSION]) else known))
     translate = generator_translate_fn(generator, sizes, batch_size)
     embed, identity_record = load_identity_network(identity_model)
+    extractor, reference_name = None, None
+    if inception_weights:
+        from legan_tf.evaluation.metrics.base import Unavailable
+        from legan_tf.evaluation.metrics.features import inception_features
+
+        reference_name = fid_reference(fid_reference_split, split, stored_split_names(data_path))
+        try:  # before any work: a bad file is a one-line error now, not after the edits
+            extractor = inception_features(inception_weights)
+        except Unavailable as reason:
+            raise ConfigError(f"--inception_weights={inception_weights}: {reason}") from None
 
     images, labels, chosen = read_real_faces(source, ATTRIBUTES, num_faces, seed, batch_size,
                                              extra=("identity",) if embed or normals_dir else ())
@@ -406,9 +502,16 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
         geometry = lighting_geometry.load_geometry(normals_dir, lighting_geometry.shard_subjects(data_path),
                                                    subject_ids, generator.image_size)
         light_fits = lighting_geometry.LightingFits(geometry, sizes[LIGHTING])
+    features, reference = None, None
+    if extractor is not None:
+        features = EditFeatures(extractor, labels, sizes, seed)
+        if reference_name is not None:
+            reference_source, _ = open_split(data_path, reference_name, generator.image_size, run, from_run)
+            reference = distances.reference_features(reference_source, extractor, batch_size, seed, progress,
+                                                     fid_reference_faces or len(images))
     readings = edit_each_attribute(translate, judges, images, labels, sizes, batch_size, progress, embed, people,
-                                   light_fits)
-    summary = summarise(readings, judges, names)
+                                   light_fits, features)
+    summary = summarise(readings, judges, names, reference, reference_name)
 
     output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(run.generator_path)),
                                             OUTPUT_DIR)
@@ -439,6 +542,7 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
                       "label_sizes": dict(sizes)},
         "judges": {judge.name: {"reads": judge.attribute, **judge.record} for judge in judges},
         "identity_model": identity_record,
+        **({"feature_network": extractor.protocol()} if extractor is not None else {}),
         "data": {"data_path": os.path.abspath(data_path), "split": split, "available_faces": int(source.num_examples),
                  "num_faces": int(len(images)), "selection": "every face" if len(images) == source.num_examples
                  else f"a seeded uniform choice (seed {seed})"},

@@ -18,7 +18,9 @@ over the lighting-only edits G(x, (e, t)) to each grid light t (not `original`, 
 
 The shards' `identity` ids index the sorted subjects of the manifest they were prepared from (its path is in
 their dataset.json), and a relit photo's subject is its source photo's name, so each face finds its normal
-map in make_depth.py's output by that name.
+map in make_depth.py's output by that name. Shards whose subjects are people (prepare_data.py
+--group_pattern, as for relit CK+48) name no photo: held-out people are then kept apart with --split_pattern
+on the photo-keyed manifest instead (docs/relight_faces.md).
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ def load_geometry(normals_dir: str, subjects: Sequence[str], ids: np.ndarray, im
     if not os.path.isdir(normals_dir):
         raise ConfigError(f"--normals_dir={normals_dir}: no such folder")
     by_subject = {face.subject: face for face in relight_faces.read_faces(normals_dir)}
+    wanted = {subjects[subject_id] for subject_id in np.unique(np.asarray(ids, np.int64))}
+    if wanted and not wanted & set(by_subject):
+        example = sorted(wanted)[0]
+        raise ConfigError(f"--normals_dir={normals_dir}: none of the faces' {len(wanted)} subjects (e.g. {example}) "
+                          "names a photo it holds; the shards' subjects must be the source photos (prepare_data.py "
+                          "without --group_pattern, which makes them people; hold people out with --split_pattern)")
     count = len(ids)
     normals = np.zeros((count, image_size, image_size, 3), np.float32)
     masks = np.zeros((count, image_size, image_size), bool)

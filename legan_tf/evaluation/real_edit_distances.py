@@ -132,15 +132,17 @@ def cautions(overall: Mapping[str, object]) -> List[str]:
     return notes
 
 
-def reference_features(source, features, batch_size: int, seed: int, progress: bool = False) -> np.ndarray:
-    """The feature rows of every face of `source` (a stored split), unedited."""
+def reference_features(source, features, batch_size: int, seed: int, progress: bool = False,
+                       num_faces: int = 0) -> np.ndarray:
+    """The feature rows of the faces of `source` (a stored split), unedited: every face, or with `num_faces` a
+    seeded uniform choice of that many."""
     import sys
 
     from tqdm import tqdm
 
     from legan_tf.evaluation.real_pass import read_real_faces
 
-    images, _, _ = read_real_faces(source, [], 0, seed, batch_size)
+    images, _, _ = read_real_faces(source, [], num_faces, seed, batch_size)
     rows = []
     for start in tqdm(range(0, len(images), batch_size), desc="FID reference faces", unit="batch",
                       disable=not progress, file=sys.stderr):

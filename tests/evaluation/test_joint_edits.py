@@ -141,6 +141,94 @@ def test_a_lighting_edit_that_moves_the_expression_fails_disentanglement_only():
     assert verdict["expression_only_keeps_lighting_met"] and not verdict["lighting_only_keeps_expression_met"]
 
 
+def test_a_second_opinion_that_lacks_some_expressions_is_read_over_those_it_knows():
+    classifier = ReadingClassifier()
+    known = [0, 1, 2, 3, 4]                                   # no class for 5 and 6
+
+    def partial(images):
+        """Reads the expression exactly where it has the class, and as class 0 where it has not (as an argmax
+        over the classes it knows must read something)."""
+        read = read_level(images, 0, E)
+        return np.where(np.isin(read, known), read, 0)
+
+    judges = [joint_edits.Judge(name, name, joint_edits.attribute_judge(classifier, name, size, batch_size=4), {})
+              for name, size in (("expression", E), ("lighting", L))]
+    judges.append(joint_edits.Judge("partial", "expression", partial, {}, known))
+    translate = generator_translate_fn(StubGenerator(perfect), {"expression": E, "lighting": L}, batch_size=5)
+    labels = {"expression": EXPRESSION_LABELS, "lighting": LIGHTING_LABELS}
+    readings = joint_edits.edit_each_attribute(translate, judges, faces(EXPRESSION_LABELS, LIGHTING_LABELS), labels,
+                                               {"expression": E, "lighting": L}, batch_size=5)
+    summary = joint_edits.summarise(readings, judges, NAMES)
+    figures = summary["edits"]["expression"]["judges"]["partial"]
+    # Faces of classes 5 and 6, and edits to them, are left out: every remaining reading is exact.
+    assert figures["judge_accuracy"] == 1.0 and figures["target_rate"] == 1.0 and figures["baseline"] == 0.0
+    assert list(figures["per_target"]) == list(EXPRESSIONS[:5]) and figures["knows"] == list(EXPRESSIONS[:5])
+    assert summary["edits"]["lighting"]["judges"]["partial"]["kept"] == 1.0
+    assert "partial (expression; knows 5 of its classes)" in joint_edits.tables(summary)
+    # Without the restriction the same readings would miss: the 4 faces of classes 5 and 6 read as 0.
+    assert (partial(faces(EXPRESSION_LABELS, LIGHTING_LABELS)) != EXPRESSION_LABELS).sum() == 4
+
+
+def channel_means(images):
+    """A stand-in for the FID network: the three channel means of each image."""
+    return np.asarray(images, np.float64).mean(axis=(1, 2))
+
+
+def distances_of(edit, reference=None):
+    classifier = ReadingClassifier()
+    judges = [joint_edits.Judge(name, name, joint_edits.attribute_judge(classifier, name, size, batch_size=4), {})
+              for name, size in (("expression", E), ("lighting", L))]
+    translate = generator_translate_fn(StubGenerator(edit), {"expression": E, "lighting": L}, batch_size=5)
+    labels = {"expression": EXPRESSION_LABELS, "lighting": LIGHTING_LABELS}
+    sizes = {"expression": E, "lighting": L}
+    features = joint_edits.EditFeatures(channel_means, labels, sizes, seed=3)
+    readings = joint_edits.edit_each_attribute(translate, judges, faces(EXPRESSION_LABELS, LIGHTING_LABELS), labels,
+                                               sizes, batch_size=5, features=features)
+    return features, joint_edits.summarise(readings, judges, NAMES, reference, "train" if reference is not None
+                                           else None)
+
+
+def test_fid_features_are_of_one_seeded_edit_per_face_and_attribute():
+    features, summary = distances_of(perfect)
+    # The perfect editor writes the target's level into its channel: each face's chosen edit carries exactly the
+    # level of its own seeded target, never the face's own value, in both attributes.
+    for name, channel, classes in (("expression", 0, E), ("lighting", 1, L)):
+        targets = features.targets[name]
+        assert (targets != {"expression": EXPRESSION_LABELS, "lighting": LIGHTING_LABELS}[name]).all()
+        chosen = np.concatenate(features.edits[name])
+        np.testing.assert_allclose(chosen[:, channel], level(targets, classes), atol=1e-6)
+    figures = summary["distances"]["lighting"]
+    assert figures["fid_protocol"] == "paired" and figures["fid_faces"] == 2 * E and figures["fid_feature_dim"] == 3
+
+
+def test_an_editor_that_changes_nothing_scores_the_floor():
+    rng = np.random.default_rng(5)
+    reference = rng.normal(0.0, 0.5, (40, 3))
+    _, summary = distances_of(unchanged, reference)
+    for name in ("expression", "lighting"):
+        figures = summary["distances"][name]
+        # The edits are the unedited faces: the paired FID vanishes (up to float64 rounding of a 3x3 matrix
+        # square root), the unpaired FID and KID equal the floor's. (The unbiased KID of a set against itself is
+        # not 0: its cross term keeps the diagonal that the within-set terms leave out.)
+        assert abs(figures["fid_paired"]) < 1e-9
+        assert figures["fid"] == pytest.approx(figures["fid_floor"], rel=1e-12)
+        assert figures["kid"] == pytest.approx(figures["kid_floor"], rel=1e-12)
+        assert figures["fid_reference"] == "the train split's unedited faces" and figures["fid_reference_faces"] == 40
+    # 14 faces, more than the 3 features on both sides: the table prints the FIDs themselves.
+    text = joint_edits.tables(summary)
+    assert "| naturalness (FID network) | expression-only edits | lighting-only edits |" in text
+    assert "floor: the 14 faces unedited" in text
+
+
+def test_auto_compares_relit_faces_with_the_training_split_when_nothing_else_is_stored():
+    assert joint_edits.fid_reference("auto", "test", ["train", "test"]) == "train"
+    assert joint_edits.fid_reference("auto", "test", ["train", "validation", "test"]) == "validation"
+    assert joint_edits.fid_reference("none", "test", ["train", "test"]) is None
+    assert joint_edits.fid_reference("auto", "train", ["train"]) is None
+    with pytest.raises(ConfigError, match="is the split being edited"):
+        joint_edits.fid_reference("test", "test", ["train", "test"])
+
+
 def _channel_two(images):
     """An identity-network stand-in: the person is channel 2, each face's own seeded noise."""
     return np.asarray(images)[..., 2].reshape(len(images), -1)
@@ -327,6 +415,46 @@ def test_the_script_fits_the_light_of_each_lighting_edit_over_the_faces_normals(
                      f"--normals_dir={small}")
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 1 and len(lines) == 1 and "run make_depth.py with --image_size=16" in lines[0]
+    assert not (tmp_path / "never" / "metrics.json").exists()
+
+
+class _ChannelMeanFeatures:
+    def __call__(self, images):
+        return channel_means(images)
+
+    def protocol(self):
+        return {"network": "channel means (test stand-in)"}
+
+
+def test_the_check_compares_the_edits_with_the_training_faces(tiny, tmp_path, monkeypatch):
+    from legan_tf.evaluation.metrics import features
+
+    monkeypatch.setattr(features, "inception_features", lambda weights: _ChannelMeanFeatures())
+    result = joint_edits.evaluate_joint_edits(tiny["judge"], tiny["judge"], run_dir=tiny["run"], grid_faces=0,
+                                              progress=False, output_dir=str(tmp_path), inception_weights="stand-in")
+    # The tiny shards store train (2 photos x 3 lights) and test (3 x 3): auto takes the 6 training faces.
+    for name in ("expression", "lighting"):
+        figures = result["distances"][name]
+        assert figures["fid_protocol"] == "unpaired" and figures["fid_reference_faces"] == 6
+        assert figures["fid_faces"] == 9 and figures["fid_floor"] >= 0 and figures["kid_floor"] is not None
+    assert result["feature_network"] == {"network": "channel means (test stand-in)"}
+    assert "naturalness (FID network)" in (tmp_path / "report.md").read_text()
+    capped = joint_edits.evaluate_joint_edits(tiny["judge"], tiny["judge"], run_dir=tiny["run"], grid_faces=0,
+                                              progress=False, output_dir=str(tmp_path / "capped"),
+                                              inception_weights="stand-in", fid_reference_faces=4)
+    assert capped["distances"]["lighting"]["fid_reference_faces"] == 4
+    none = joint_edits.evaluate_joint_edits(tiny["judge"], tiny["judge"], run_dir=tiny["run"], grid_faces=0,
+                                            progress=False, output_dir=str(tmp_path / "none"),
+                                            inception_weights="stand-in", fid_reference_split="none")
+    assert none["distances"]["expression"]["fid_protocol"] == "paired"
+
+
+def test_without_fid_weights_the_script_says_so_before_any_edit(tiny, tmp_path):
+    result = _script(f"--run_dir={tiny['run']}", f"--expression_judge={tiny['judge']}",
+                     f"--lighting_judge={tiny['judge']}", f"--output_dir={tmp_path / 'never'}",
+                     f"--inception_weights={tmp_path / 'missing.npz'}")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 1 and len(lines) == 1 and "--inception_weights=" in lines[0], result.stderr[-2000:]
     assert not (tmp_path / "never" / "metrics.json").exists()
 
 

@@ -126,6 +126,9 @@ def test_faces_find_their_photos_normals_by_the_shards_subject_ids(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no manifest.csv; expected a scripts/make_depth.py output folder"):
         lighting_geometry.load_geometry(str(tmp_path / "empty"), subjects, np.array([0]), SIZE)
+    # Shards whose subjects are people (prepare_data.py --group_pattern) name no photo: refused, not 0 faces.
+    with pytest.raises(ConfigError, match=r"none of the faces' 2 subjects \(e.g. S010\) names a photo"):
+        lighting_geometry.load_geometry(folder, ["S010", "S026"], np.array([0, 1, 1]), SIZE)
     # A row whose normal map is gone is a face not found, as relight_faces.py skips it.
     os.remove(tmp_path / "depth" / "normals" / "C_3.png")
     assert lighting_geometry.load_geometry(folder, subjects, np.array([2, 0]), SIZE).found.tolist() == [False, True]
