@@ -418,16 +418,9 @@ def test_the_script_fits_the_light_of_each_lighting_edit_over_the_faces_normals(
     assert not (tmp_path / "never" / "metrics.json").exists()
 
 
-class _ChannelMeanFeatures:
-    def __call__(self, images):
-        return channel_means(images)
-
-    def protocol(self):
-        return {"network": "channel means (test stand-in)"}
-
-
 def test_the_check_compares_the_edits_with_the_training_faces(tiny, tmp_path, monkeypatch):
     from legan_tf.evaluation.metrics import features
+    from tests.evaluation.test_real_edits import _ChannelMeanFeatures
 
     monkeypatch.setattr(features, "inception_features", lambda weights: _ChannelMeanFeatures())
     result = joint_edits.evaluate_joint_edits(tiny["judge"], tiny["judge"], run_dir=tiny["run"], grid_faces=0,
