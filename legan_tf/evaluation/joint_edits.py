@@ -61,8 +61,8 @@ from legan_tf.evaluation import lighting_geometry
 from legan_tf.evaluation import other_judges as second_opinion
 from legan_tf.evaluation import real_edit_distances as distances
 from legan_tf.evaluation.judges import file_digest, load_judges
-from legan_tf.evaluation.real_edits import (HIT, MISS, NONE, OWN, _jsonable, _labels_of, _mean_l1, _percent,
-                                            choose_grid_faces, open_split, texture_energy)
+from legan_tf.evaluation.real_edits import (HIT, MISS, NONE, OWN, _jsonable, _labels_of, _mean_l1, _percent, _ratio,
+                                            _share, choose_grid_faces, open_split, texture_energy)
 from legan_tf.evaluation.real_edits import _framed as _framed_cells
 from legan_tf.evaluation.identity_real import EditIdentity, load_identity_network
 from legan_tf.evaluation.real_pass import read_real_faces, stored_split_names
@@ -224,14 +224,6 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
                 features.finish(name)
     return JointReadings(own, input_read, edit_read, edit_l1, input_texture, edit_texture, identity, people,
                          light_fits, features)
-
-
-def _share(hits: np.ndarray) -> Optional[float]:
-    return float(np.mean(hits)) if np.size(hits) else None
-
-
-def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
-    return None if numerator is None or not denominator else numerator / denominator
 
 
 def summarise(readings: JointReadings, judges: Sequence[Judge], names: Mapping[str, Sequence[str]],

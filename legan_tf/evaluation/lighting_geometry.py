@@ -34,7 +34,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from legan_tf.errors import ConfigError
-from legan_tf.evaluation.real_edits import _percent, _share
+from legan_tf.evaluation.real_edits import _percent, _ratio, _share
 from legan_tf.photos import relight, relight_faces
 
 
@@ -144,8 +144,9 @@ class LightingFits:
         self.edits[rows, target] = self._fit(rows, images)
 
 
-def _angles(directions: np.ndarray, target: np.ndarray) -> np.ndarray:
-    return np.degrees(np.arccos(np.clip(directions @ target, -1.0, 1.0)))
+def _degrees(cosines: np.ndarray) -> np.ndarray:
+    """Angles in degrees between unit vectors from their dot products (clipped against rounding)."""
+    return np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
 
 
 def _median(values: np.ndarray) -> Optional[float]:
@@ -169,7 +170,7 @@ def summarise(fits: LightingFits, own: np.ndarray, names: Sequence[str]) -> Dict
     per_target, errors, unedited, hits, baseline = {}, [], [], [], []
     for index, target in zip(grid, directions):
         pairs = usable & (own != index) & np.isfinite(fits.edits[:, index]).all(axis=1)
-        edit_angles, input_angles = _angles(fits.edits[pairs, index], target), _angles(fits.input[pairs], target)
+        edit_angles, input_angles = _degrees(fits.edits[pairs, index] @ target), _degrees(fits.input[pairs] @ target)
         edit_hits, input_hits = nearest(fits.edits[pairs, index]) == index, nearest(fits.input[pairs]) == index
         per_target[names[index]] = {"pairs": int(pairs.sum()), "error": _median(edit_angles),
                                     "unedited_error": _median(input_angles), "nearest_rate": _share(edit_hits)}
@@ -179,7 +180,7 @@ def summarise(fits: LightingFits, own: np.ndarray, names: Sequence[str]) -> Dict
         baseline.append(input_hits)
     under_grid = usable & np.isin(own, grid)
     own_directions = np.stack([relight.light_direction(names[light]) for light in own[under_grid]]).reshape(-1, 3)
-    data_angles = np.degrees(np.arccos(np.clip((fits.input[under_grid] * own_directions).sum(axis=1), -1.0, 1.0)))
+    data_angles = _degrees((fits.input[under_grid] * own_directions).sum(axis=1))
     data_hits = nearest(fits.input[under_grid]) == own[under_grid]
     rate, ceiling = _share(np.concatenate(hits)), _share(data_hits)
     return {
@@ -189,7 +190,7 @@ def summarise(fits: LightingFits, own: np.ndarray, names: Sequence[str]) -> Dict
         "error": _median(np.concatenate(errors)), "unedited_error": _median(np.concatenate(unedited)),
         "nearest_rate": rate, "baseline": _share(np.concatenate(baseline)),
         "data": {"faces": int(under_grid.sum()), "error": _median(data_angles), "nearest_accuracy": ceiling},
-        "relative_to_ceiling": rate / ceiling if rate is not None and ceiling else None,
+        "relative_to_ceiling": _ratio(rate, ceiling),
         "per_target": per_target,
     }
 
