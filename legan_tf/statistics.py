@@ -9,6 +9,20 @@ import numpy as np
 from scipy import stats
 from sklearn import metrics as sklearn_metrics
 
+# --- shares of held-out decisions ---
+
+
+def share(hits) -> "float | None":
+    """The share of True (or the mean of 0/1) in `hits`; None for an empty set (no decision to count)."""
+    return float(np.mean(hits)) if np.size(hits) else None
+
+
+def ratio(numerator, denominator) -> "float | None":
+    """numerator / denominator, or None when either is missing or the denominator is 0 (a figure against a
+    ceiling that was not measured)."""
+    return None if numerator is None or not denominator else numerator / denominator
+
+
 # --- quality ---
 
 # A rating of at least 5 means the face fooled the rater (LEGAN Perceptual Dataset README).

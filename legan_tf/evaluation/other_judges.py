@@ -39,6 +39,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from legan_tf.errors import ConfigError
+from legan_tf.statistics import ratio as _ratio, share as _share
 from legan_tf.evaluation.judges import file_digest, load_judges
 
 EXPRESSION = "expression"
@@ -206,14 +207,6 @@ def load(spec: str, generator_names: Sequence[str], batch_size: int = 64,
     record.update(path=os.path.abspath(path), sha256=file_digest(path), expression=names, input=protocol,
                   shared=[generator_names[index] for index, _ in pairs])
     return OtherJudge(spec, tuple(names), tuple(pairs), read, record)
-
-
-def _share(hits: np.ndarray) -> Optional[float]:
-    return float(np.mean(hits)) if np.size(hits) else None
-
-
-def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
-    return None if numerator is None or not denominator else numerator / denominator
 
 
 def _own(key: str) -> str:

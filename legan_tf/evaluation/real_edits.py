@@ -63,6 +63,7 @@ import numpy as np
 from tqdm import tqdm
 
 from legan_tf.errors import ConfigError
+from legan_tf.statistics import ratio as _ratio, share as _share
 from legan_tf.evaluation import other_judges as second_opinion
 from legan_tf.evaluation import real_edit_distances as distances
 from legan_tf.evaluation.judges import file_digest, load_judges
@@ -239,16 +240,6 @@ def edit_faces(translate: TranslateFn, judge: JudgeFn, images: np.ndarray, label
 
 
 # --- the figures ----------------------------------------------------------------------------------
-
-def _share(hits: np.ndarray) -> Optional[float]:
-    return float(np.mean(hits)) if np.size(hits) else None
-
-
-def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
-    if numerator is None or not denominator:
-        return None
-    return numerator / denominator
-
 
 def quality_figures(real: np.ndarray, edits: np.ndarray) -> Dict[str, float]:
     """Q's view of the edits beside the unedited faces (module docstring)."""

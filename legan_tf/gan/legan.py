@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from legan_tf import backend, losses
+from legan_tf.errors import ConfigError
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
 from legan_tf.models.legan import LEGANGenerator
@@ -32,6 +33,11 @@ class LEGANHyperparameters(StarGANHyperparameters):
     lambda_qual: float = hparam(1.0, "Weight of L_qual from a frozen Q on the translation and the cycle "
                                 "reconstruction (LEGAN: 1; 0 turns it off).")
     lambda_id: float = hparam(1.0, "Weight of L_id = 1 - cos(f(I), f(G(I, c_trg))) (LEGAN: 1; 0 turns it off).")
+    g_lighting: str = hparam("mask", "LEGAN's lighting mask: mask (the paper: an input of the final hourglass) or "
+                             "ratio (needs --g_output=attention: the mask is also a smooth shading ratio that "
+                             "multiplies the photo, and the attention composite copies from the shaded photo, as "
+                             "relit training faces are made; not in the paper).",
+                             choices=LEGANGenerator.LIGHTING_OUTPUTS)
     target_sampling: str = hparam("shuffle", "Target labels: shuffle each attribute's labels within the global "
                                   "batch (LEGAN), or draw a random class different from the source per example "
                                   "(the project's StarGAN).", choices=TARGET_SAMPLINGS)
@@ -51,6 +57,10 @@ class LEGAN(StarGAN):
         if hyperparameters.get("target_sampling", "shuffle") not in TARGET_SAMPLINGS:
             raise ValueError(f"LEGAN: target_sampling must be one of {TARGET_SAMPLINGS}, "
                              f"got {hyperparameters['target_sampling']!r}.")
+        output = hyperparameters.get("g_output", "image")
+        if hyperparameters.get("g_lighting", "mask") == "ratio" and output != "attention":
+            raise ConfigError("g_lighting='ratio' shades the photo that the attention composite copies from; it "
+                              f"needs g_output='attention' (got {output!r}).")
         super().__init__(image_size, label_sizes, global_batch_size, seed, quality_model, **hyperparameters)
         self.identity_model = identity_model
         if identity_model is not None:
@@ -62,7 +72,13 @@ class LEGAN(StarGAN):
         return LEGANGenerator(self.image_size, self.label_sizes["expression"], self.label_sizes["lighting"],
                               self.hp.g_filters, num_residual_blocks=self.hp.g_residual_blocks,
                               upsampling=self.hp.g_upsampling, output_mode=self.hp.g_output,
-                              grey_colour=self.hp.g_colour == "grey", name=name)
+                              grey_colour=self.hp.g_colour == "grey", lighting_output=self.hp.g_lighting, name=name)
+
+    def translate_with_parts(self, images, targets):
+        if not self.attention:
+            return super().translate_with_parts(images, targets)
+        output, _, mask = self.generator.attention_edit((images, self.one_hot(targets)), training=True)
+        return output, {"mask": mask}
 
     def random_targets(self, batch, step):
         """LEGAN's targets: each attribute's labels permuted within the global batch, independently.

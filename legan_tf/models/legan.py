@@ -12,11 +12,21 @@ mask never sees the lighting target and vice versa. At the paper size (128 px, N
 StarGAN body widths) the expression hourglass input is 128x128x9 and the three hourglasses have
 8,433,664 + 8,477,568 + 8,433,664 = 25,344,896 parameters.
 
+With `lighting_output="ratio"` (an option of this project, not the paper's) the lighting mask is read
+as a shading ratio, the way relit training faces are made (ratio-image relighting, `legan_tf.photos.relight`):
+the channel mean of M_l, averaged over a coarse grid and resized back bilinearly, is a log-ratio, and
+the photo is multiplied by it before the final hourglass sees it. The final hourglass's attention
+composite then copies from that relit face, so a lighting-only edit can be pure smooth shading of the
+face's own pixels rather than a painted patch.
+
 LEGAN's discriminator is the StarGAN discriminator with two heads:
 `StarGANDiscriminator(image_size, head_classes={"expression": N_e, "lighting": N_l})`.
 """
 
+import math
+
 import keras
+from keras import ops
 
 from legan_tf.models.stargan import StarGANGenerator, attention_parts
 
@@ -45,11 +55,20 @@ class LEGANGenerator(keras.Model):
             A * C + (1 - A) * I, GANimation's composite as in `StarGANGenerator`: pixels neither
             attribute needs are copied from the input I). `edit_parts(inputs)` returns (C, A).
         grey_colour: with output_mode="attention", one colour-map channel repeated on all three.
+        lighting_output: "mask" (the paper: M_l is only an input of the final hourglass) or "ratio"
+            (with output_mode="attention": M_l also gives a smooth shading ratio in [1 / max_ratio,
+            max_ratio] that multiplies the photo, and the composite copies from the shaded photo:
+            A * C + (1 - A) * clip(ratio * I)). `shading_ratio(inputs)` returns the ratio.
+        shading_grid: with lighting_output="ratio", the ratio is averaged over shading_grid x shading_grid
+            cells before it is resized back bilinearly (its smoothness); image_size must be a multiple.
+        max_ratio: with lighting_output="ratio", the largest factor (relight_faces.py's default, 4).
     """
+
+    LIGHTING_OUTPUTS = ("mask", "ratio")
 
     def __init__(self, image_size=128, num_expressions=6, num_lightings=20, base_filters=64, num_downsamples=2,
                  num_residual_blocks=6, mask_channels=3, upsampling="transpose", output_mode="image",
-                 grey_colour=False, **kwargs):
+                 grey_colour=False, lighting_output="mask", shading_grid=16, max_ratio=4.0, **kwargs):
         super().__init__(**kwargs)
         for argument, value in (("num_expressions", num_expressions), ("num_lightings", num_lightings),
                                 ("mask_channels", mask_channels)):
@@ -61,6 +80,21 @@ class LEGANGenerator(keras.Model):
         if grey_colour and output_mode != "attention":
             raise ValueError("LEGANGenerator: grey_colour=True is a property of the attention output's colour map; "
                              f"output_mode={output_mode!r} has none.")
+        if lighting_output not in self.LIGHTING_OUTPUTS:
+            raise ValueError(f"LEGANGenerator: lighting_output must be one of {self.LIGHTING_OUTPUTS}, "
+                             f"got {lighting_output!r}.")
+        if lighting_output == "ratio":
+            if output_mode != "attention":
+                raise ValueError("LEGANGenerator: lighting_output='ratio' shades the photo that the attention "
+                                 f"composite copies from; it needs output_mode='attention', got {output_mode!r}.")
+            if not isinstance(shading_grid, int) or shading_grid < 1 or image_size % shading_grid:
+                raise ValueError(f"LEGANGenerator: shading_grid must be a positive divisor of image_size "
+                                 f"{image_size}, got {shading_grid!r}.")
+            if not max_ratio > 1.0:
+                raise ValueError(f"LEGANGenerator: max_ratio must be above 1, got {max_ratio!r}.")
+        self.lighting_output = lighting_output
+        self.shading_grid = int(shading_grid)
+        self.max_ratio = float(max_ratio)
         self.image_size = image_size
         self.num_expressions = num_expressions
         self.num_lightings = num_lightings
@@ -116,28 +150,61 @@ class LEGANGenerator(keras.Model):
         lighting_mask = self.lighting_hourglass((images, lighting), training=training)
         return images, expression_mask, lighting_mask
 
-    def _final_parts(self, images, expression_mask, lighting_mask):
-        merged = keras.ops.concatenate([images, expression_mask, lighting_mask], axis=-1)
+    def ratio_of_mask(self, lighting_mask):
+        """The shading ratio (B, S, S, 1) of a lighting mask (B, S, S, C) in [-1, 1]: max_ratio ** m, where m is
+        the channel mean averaged over shading_grid x shading_grid cells and resized back bilinearly."""
+        grid, cell = self.shading_grid, self.image_size // self.shading_grid
+        mean = ops.mean(lighting_mask, axis=-1)
+        cells = ops.mean(ops.reshape(mean, (-1, grid, cell, grid, cell)), axis=(2, 4))[..., None]
+        smooth = ops.image.resize(cells, (self.image_size, self.image_size), interpolation="bilinear")
+        return ops.exp(math.log(self.max_ratio) * smooth)
+
+    def _base(self, images, lighting_mask):
+        """What the composite copies from: the photo, or with lighting_output="ratio" the photo shaded by the ratio
+        (on [0, 2] = images + 1, clipped back to [-1, 1])."""
+        images = ops.cast(images, lighting_mask.dtype)
+        if self.lighting_output != "ratio":
+            return images
+        return ops.clip((images + 1.0) * self.ratio_of_mask(lighting_mask) - 1.0, -1.0, 1.0)
+
+    def _final_parts(self, base, expression_mask, lighting_mask):
+        merged = ops.concatenate([base, expression_mask, lighting_mask], axis=-1)
         return attention_parts(self.final_hourglass.last_features(merged), self._colour_channels, 3)
+
+    def attention_edit(self, inputs, training=False):
+        """With output_mode="attention": (translation, colour map C, mask A); translation = A * C + (1 - A) * base,
+        base the photo (or the shaded photo with lighting_output="ratio")."""
+        if self.output_mode != "attention":
+            raise ValueError("LEGANGenerator.attention_edit: the generator was built with output_mode='image'; it "
+                             "returns whole images, not a colour map and a mask.")
+        images, expression_mask, lighting_mask = self._hourglasses(inputs, training)
+        base = self._base(images, lighting_mask)
+        color, mask = self._final_parts(base, expression_mask, lighting_mask)
+        return mask * color + (1.0 - mask) * ops.cast(base, color.dtype), color, mask
 
     def translate_with_masks(self, inputs, training=False):
         images, expression_mask, lighting_mask = self._hourglasses(inputs, training)
         if self.output_mode == "attention":
-            color, mask = self._final_parts(images, expression_mask, lighting_mask)
-            output = mask * color + (1.0 - mask) * keras.ops.cast(images, color.dtype)
+            base = self._base(images, lighting_mask)
+            color, mask = self._final_parts(base, expression_mask, lighting_mask)
+            output = mask * color + (1.0 - mask) * ops.cast(base, color.dtype)
         else:
-            merged = keras.ops.concatenate([images, expression_mask, lighting_mask], axis=-1)
+            merged = ops.concatenate([images, expression_mask, lighting_mask], axis=-1)
             output = self.final_hourglass(merged, training=training)
         return output, expression_mask, lighting_mask
 
     def edit_parts(self, inputs, training=False):
         """With output_mode="attention": (colour map C in [-1, 1] of shape (B, S, S, 3), mask A in [0, 1] of
-        shape (B, S, S, 1)); the translation is A * C + (1 - A) * images."""
-        if self.output_mode != "attention":
-            raise ValueError("LEGANGenerator.edit_parts: the generator was built with output_mode='image'; it "
-                             "returns whole images, not a colour map and a mask.")
-        images, expression_mask, lighting_mask = self._hourglasses(inputs, training)
-        return self._final_parts(images, expression_mask, lighting_mask)
+        shape (B, S, S, 1)); the translation is A * C + (1 - A) * images (with lighting_output="ratio", the
+        images times `shading_ratio(inputs)`)."""
+        return self.attention_edit(inputs, training)[1:]
+
+    def shading_ratio(self, inputs, training=False):
+        """With lighting_output="ratio": the shading ratio (B, S, S, 1) the photo is multiplied by."""
+        if self.lighting_output != "ratio":
+            raise ValueError("LEGANGenerator.shading_ratio: the generator was built with lighting_output='mask'; "
+                             "its lighting is drawn by the final hourglass, not a shading ratio.")
+        return self.ratio_of_mask(self._hourglasses(inputs, training)[2])
 
     def call(self, inputs, training=False):
         return self.translate_with_masks(inputs, training=training)[0]
@@ -157,4 +224,7 @@ class LEGANGenerator(keras.Model):
             config.update(output_mode=self.output_mode)
         if self.grey_colour:
             config.update(grey_colour=True)
+        if self.lighting_output != "mask":
+            config.update(lighting_output=self.lighting_output, shading_grid=self.shading_grid,
+                          max_ratio=self.max_ratio)
         return config

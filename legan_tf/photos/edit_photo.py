@@ -81,6 +81,11 @@ class Editor:
         """(colour (B, S, S, 3) float32 in [0, 255], mask (B, S, S) float32 in [0, 1]) for an attention generator."""
         raise ConfigError(f"{self.source}: the generator has no attention output (a colour map and a mask)")
 
+    def shading(self, crops: np.ndarray, targets: Sequence[Mapping[str, str]]) -> Optional[np.ndarray]:
+        """(B, S, S) float32 shading ratio that the crop is multiplied by before the attention composite (a LEGAN
+        built with lighting_output="ratio"), or None when the generator has none."""
+        return None
+
 
 class KerasEditor(Editor):
     def __init__(self, run_dir: str, model_file: Optional[str] = None):
@@ -133,6 +138,12 @@ class KerasEditor(Editor):
         color, mask = self.generator.edit_parts(self._inputs(crops, targets), training=False)
         color = (np.clip(np.asarray(color, np.float32), -1.0, 1.0) + 1.0) * 127.5
         return color, np.clip(np.asarray(mask, np.float32)[..., 0], 0.0, 1.0)
+
+    def shading(self, crops, targets):
+        if not self.has_parts or getattr(self.generator, "lighting_output", "mask") != "ratio":
+            return None
+        ratio = self.generator.shading_ratio(self._inputs(crops, targets), training=False)
+        return np.asarray(ratio, np.float32)[..., 0]
 
 
 def _one_hot(label_names: Mapping[str, Sequence[str]], target: Mapping[str, str]) -> np.ndarray:
@@ -449,9 +460,14 @@ class _Clock:
 def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skipped, grey_model, clock) -> Edited:
     """An attention generator's edits composited at the photo's resolution: photo + A * (C - photo),
     with C and A scaled up through the inverse alignment and A faded out by the feathered ellipse.
+    A generator with a shading ratio (LEGAN's lighting_output="ratio") first multiplies the photo by
+    its ratio, scaled up the same way and faded out by the ellipse; the composite is then made on the
+    shaded photo, as the generator makes it on the crop.
     With `grey_model` the composite is made on the photo's grey levels and only its change of
     brightness is added to the colour photo."""
-    colors, masks = editor.edit_parts(batch, [target for target in targets for _ in found])
+    per_face = [target for target in targets for _ in found]
+    colors, masks = editor.edit_parts(batch, per_face)
+    ratios = editor.shading(batch, per_face)
     clock("edit")
     if grey_model:  # a grey model's colour map is grey levels: any tint between its channels is not a change
         colors = np.repeat(_grey_float(colors)[..., None], 3, axis=-1)
@@ -466,6 +482,8 @@ def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skip
         result = grey_photo if grey_model else photo.rgb
         for face, alignment in enumerate(alignments):
             item = index * len(found) + face
+            if ratios is not None:
+                result = face_tools.shade(result, alignment, ratios[item], feather)
             result = face_tools.paste(result, alignment, colors[item], feather * masks[item], replace=not residual)
         if grey_model:
             change = result.astype(np.int16) - grey_photo.astype(np.int16)

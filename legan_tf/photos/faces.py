@@ -453,6 +453,28 @@ def paste(photo: np.ndarray, alignment: Alignment, crop: np.ndarray, mask: np.nd
     return result
 
 
+def shade(photo: np.ndarray, alignment: Alignment, ratio: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The photo multiplied by a crop-sized shading ratio under `mask` (crop-sized, in [0, 1]):
+    photo * (1 + mask * (ratio - 1)), both taken to the photo bilinearly, clipped to [0, 255]. Photo
+    pixels where the mask is 0 are returned as they were, byte for byte."""
+    result = photo.copy()
+    sampling = _crop_sampling(photo.shape, alignment)
+    if sampling is None:
+        return result
+    (x0, y0, x1, y1), where = sampling
+    weight = ndimage.map_coordinates(mask.astype(np.float64), where, order=1, mode="constant", cval=0.0)
+    inside = weight > 0
+    if not inside.any():
+        return result
+    where = [coordinate[inside] for coordinate in where]
+    factor = 1.0 + weight[inside] * (ndimage.map_coordinates(ratio.astype(np.float64), where, order=1,
+                                                              mode="nearest") - 1.0)
+    inside = inside.reshape(y1 - y0, x1 - x0)
+    region = result[y0:y1, x0:x1]
+    region[inside] = np.clip(np.round(region[inside].astype(np.float64) * factor[:, None]), 0, 255).astype(np.uint8)
+    return result
+
+
 def align(image: np.ndarray, faces: Sequence[Face], size: int) -> Tuple[List[Alignment], np.ndarray]:
     """The alignments of `faces` and their canonical crops (N, size, size, 3) uint8."""
     alignments = [Alignment.of(face, size) for face in faces]

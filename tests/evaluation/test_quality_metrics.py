@@ -51,3 +51,11 @@ def test_separation_auc_on_known_rankings():
 
     with pytest.raises(ValueError):
         separation_auc([], [1.0])
+
+
+def test_share_and_ratio_on_known_inputs():
+    from legan_tf.statistics import ratio, share
+
+    assert share(np.array([True, False, True, True])) == 0.75
+    assert share(np.array([], bool)) is None
+    assert ratio(0.3, 0.6) == 0.5 and ratio(None, 0.6) is None and ratio(0.3, 0.0) is None and ratio(0.3, None) is None

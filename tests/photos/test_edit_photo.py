@@ -436,6 +436,74 @@ def test_attention_edits_of_a_grey_model_change_brightness_only(tmp_path, astron
     assert (change[unclipped, 0] == change[unclipped, 1]).all() and (change[unclipped, 1] == change[unclipped, 2]).all()
 
 
+class _ShadingEditor(_SquareMaskEditor):
+    """A stand-in LEGAN with a shading ratio: the ratio is `factor` everywhere and the composite's mask is shut."""
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    def edit_parts(self, crops, targets):
+        return np.full(crops.shape, 128.0, np.float32), np.zeros(crops.shape[:3], np.float32)
+
+    def shading(self, crops, targets):
+        return np.full(crops.shape[:3], self.factor, np.float32)
+
+
+def test_a_shading_ratio_multiplies_the_face_and_nothing_else(finder, tmp_path, astronaut):
+    """A generator's shading ratio is taken to the photo and faded out by the feathered ellipse: with a constant
+    ratio r and the composite's mask shut, a pixel where the ellipse weighs w becomes photo * (1 + w (r - 1)),
+    rounded and clipped; where w = 1 exactly photo * r; outside the ellipse the photo byte for byte."""
+    found, _ = finder(astronaut)
+    alignment = faces.Alignment.of(found[0], 32)
+    weight = faces.mask_in_photo(astronaut.shape, alignment, faces.feather_mask(32))
+    outcome, output = _edit(_ShadingEditor(0.5), tmp_path, astronaut)
+    assert outcome["paste"] == "attention"
+    edited = np.asarray(Image.open(output)).astype(np.float64)
+    expected = np.clip(np.round(astronaut * (1.0 + weight[..., None] * (0.5 - 1.0))), 0, 255)
+    # The same float64 arithmetic on the same bilinear weight: equal after rounding, but for a product that
+    # lands within float64 rounding of a half (at most one level, on a handful of pixels).
+    assert np.abs(edited - expected).max() <= 1 and (edited != expected).mean() < 1e-3
+    whole = weight == 1.0
+    assert whole.sum() > 500
+    np.testing.assert_array_equal(edited[whole], np.round(astronaut[whole] * 0.5))
+    np.testing.assert_array_equal(edited[weight == 0], astronaut[weight == 0])
+    # A ratio of 1 is no change at all.
+    _, same = _edit(_ShadingEditor(1.0), tmp_path, astronaut, output="same.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(same)), astronaut)
+
+
+def test_a_legan_with_a_shading_ratio_edits_through_its_ratio(tmp_path, astronaut):
+    """A LEGAN built with lighting_output="ratio" (configs/legan_ckplus_relit_shading_cpu.flags) hands
+    edit_photo its ratio: the crop-sized ratio of the generator itself, and an edit of the photo."""
+    import keras
+
+    from legan_tf.models.legan import LEGANGenerator
+    from legan_tf.runs import RunDir
+
+    keras.utils.set_random_seed(0)
+    generator = LEGANGenerator(32, 2, 3, base_filters=4, num_residual_blocks=1, upsampling="resize",
+                               output_mode="attention", grey_colour=True, lighting_output="ratio", shading_grid=8)
+    generator((np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 5), np.float32)))
+    run = tmp_path / "legan-shading"
+    run.mkdir()
+    generator.save(str(run / "generator.keras"))
+    (run / "flags.txt").write_text("--task=legan\n--image_size=32\n")
+    RunDir(str(run)).write_label_names({"expression": ("neutral", "happy"), "lighting": ("original", "left_90",
+                                                                                      "right_90")})
+    editor = edit_photo.load_editor(str(run))
+    crops = np.full((1, 32, 32, 3), 100, np.uint8)
+    target = [{"expression": "happy", "lighting": "left_90"}]
+    ratio = editor.shading(crops, target)
+    labels = np.array([[0, 1, 0, 1, 0]], np.float32)
+    expected = np.asarray(generator.shading_ratio((crops.astype(np.float32) / 127.5 - 1.0, labels)))[..., 0]
+    np.testing.assert_array_equal(ratio, expected)
+    assert ratio.shape == (1, 32, 32) and np.all((ratio >= 0.25) & (ratio <= 4.0))
+    outcome, output = _edit(editor, tmp_path, astronaut, expression="happy", lighting="left_90")
+    assert outcome["paste"] == "attention" and (np.asarray(Image.open(output)) != astronaut).any()
+    # A generator without a ratio gives none.
+    assert _SquareMaskEditor().shading(crops, target) is None
+
+
 def test_a_legan_with_the_attention_output_edits_lighting_at_the_photos_resolution(tmp_path, astronaut):
     """LEGAN's tri-hourglass with output_mode="attention" (configs/legan_fer2013_relit.flags) goes through the
     same attention paste as StarGAN's: its colour map and mask come from LEGANGenerator.edit_parts."""

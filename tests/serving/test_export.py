@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from legan_tf.models.legan import LEGANGenerator
 from legan_tf.serving import export
 from legan_tf.errors import ConfigError
 from tests.serving.conftest import LABEL_NAMES, SIZE, face, png_bytes
@@ -192,3 +193,25 @@ def test_a_stargan_generator_with_expression_labels_only_takes_just_that_name(tm
     floats = generator(((pixels[None] / 127.5 - 1).astype(np.float32), np.eye(3, dtype=np.float32)[[2]])).numpy()[0]
     # Same maths in eager Keras and in the graph, then 8-bit quantisation: at most one level apart.
     assert np.abs(edited - np.round(np.clip((floats + 1) * 127.5, 0, 255))).max() <= 1
+
+
+def test_a_legan_with_a_shading_ratio_exports_and_its_translation_matches(tmp_path):
+    """LEGAN with lighting_output="ratio" (its ratio resizes a coarse grid bilinearly inside the graph): the
+    export's float signature gives the Keras model's translation, and the bytes signature takes lighting names."""
+    keras.utils.set_random_seed(0)
+    generator = LEGANGenerator(SIZE, 3, 4, base_filters=4, num_residual_blocks=1, upsampling="resize",
+                               output_mode="attention", grey_colour=True, lighting_output="ratio", shading_grid=8,
+                               name="generator")
+    images = np.random.default_rng(2).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    labels = np.zeros((2, 7), np.float32)
+    labels[[0, 1], [0, 2]] = 1
+    labels[[0, 1], [4, 6]] = 1
+    expected = generator((images, labels))
+    path = export.export_model(generator, "generator", str(tmp_path), "legan", LABEL_NAMES)
+    loaded = tf.saved_model.load(path)
+    np.testing.assert_allclose(loaded.signatures["translate"](images=images, labels=labels)["images"], expected,
+                               **TOLERANCE)
+    signature = loaded.signatures["serving_default"]
+    png = signature(images_bytes=tf.constant([png_bytes(face(3))]), expression=tf.constant(["smile"]),
+                    lighting=tf.constant(["02"]))["images_bytes"]
+    assert np.asarray(Image.open(io.BytesIO(png.numpy()[0]))).shape == (SIZE, SIZE, 3)
