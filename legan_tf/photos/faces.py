@@ -422,6 +422,22 @@ def mask_in_photo(shape, alignment: Alignment, mask: np.ndarray) -> np.ndarray:
     return weights
 
 
+def _covered(shape, alignment: Alignment, mask: np.ndarray):
+    """Where a crop-sized mask, taken to the photo bilinearly, weighs a photo pixel above 0: (the footprint
+    (x0, y0, x1, y1), the crop coordinates of those pixels for map_coordinates, the footprint's weights,
+    the footprint's pixels it covers), or None when it covers none."""
+    sampling = _crop_sampling(shape, alignment)
+    if sampling is None:
+        return None
+    (x0, y0, x1, y1), where = sampling
+    weight = ndimage.map_coordinates(mask.astype(np.float64), where, order=1, mode="constant", cval=0.0)
+    weight = weight.reshape(y1 - y0, x1 - x0)
+    inside = weight > 0
+    if not inside.any():
+        return None
+    return (x0, y0, x1, y1), [coordinate[inside.ravel()] for coordinate in where], weight, inside
+
+
 def paste(photo: np.ndarray, alignment: Alignment, crop: np.ndarray, mask: np.ndarray,
           replace: bool = False) -> np.ndarray:
     """The photo with a crop-sized float image blended in under `mask` (crop-sized, in [0, 1]).
@@ -432,16 +448,10 @@ def paste(photo: np.ndarray, alignment: Alignment, crop: np.ndarray, mask: np.nd
     are returned as they were, byte for byte.
     """
     result = photo.copy()
-    sampling = _crop_sampling(photo.shape, alignment)
-    if sampling is None:
+    covered = _covered(photo.shape, alignment, mask)
+    if covered is None:
         return result
-    (x0, y0, x1, y1), where = sampling
-    weight = ndimage.map_coordinates(mask.astype(np.float64), where, order=1, mode="constant", cval=0.0)
-    weight = weight.reshape(y1 - y0, x1 - x0)
-    inside = weight > 0
-    if not inside.any():
-        return result
-    where = [coordinate[inside.ravel()] for coordinate in where]
+    (x0, y0, x1, y1), where, weight, inside = covered
     region = result[y0:y1, x0:x1].astype(np.float64)
     for channel in range(photo.shape[2]):
         values = ndimage.map_coordinates(crop[..., channel].astype(np.float64), where, order=3, mode="nearest")
@@ -458,18 +468,12 @@ def shade(photo: np.ndarray, alignment: Alignment, ratio: np.ndarray, mask: np.n
     photo * (1 + mask * (ratio - 1)), both taken to the photo bilinearly, clipped to [0, 255]. Photo
     pixels where the mask is 0 are returned as they were, byte for byte."""
     result = photo.copy()
-    sampling = _crop_sampling(photo.shape, alignment)
-    if sampling is None:
+    covered = _covered(photo.shape, alignment, mask)
+    if covered is None:
         return result
-    (x0, y0, x1, y1), where = sampling
-    weight = ndimage.map_coordinates(mask.astype(np.float64), where, order=1, mode="constant", cval=0.0)
-    inside = weight > 0
-    if not inside.any():
-        return result
-    where = [coordinate[inside] for coordinate in where]
+    (x0, y0, x1, y1), where, weight, inside = covered
     factor = 1.0 + weight[inside] * (ndimage.map_coordinates(ratio.astype(np.float64), where, order=1,
                                                               mode="nearest") - 1.0)
-    inside = inside.reshape(y1 - y0, x1 - x0)
     region = result[y0:y1, x0:x1]
     region[inside] = np.clip(np.round(region[inside].astype(np.float64) * factor[:, None]), 0, 255).astype(np.uint8)
     return result

@@ -436,6 +436,26 @@ def test_attention_edits_of_a_grey_model_change_brightness_only(tmp_path, astron
     assert (change[unclipped, 0] == change[unclipped, 1]).all() and (change[unclipped, 1] == change[unclipped, 2]).all()
 
 
+def _tiny_legan_run(run, **options):
+    """A run directory holding a tiny 32 px LEGAN with the attention output and a grey colour map (2 expressions,
+    lightings original, left_90, right_90); `options` go to LEGANGenerator. Returns (generator, run)."""
+    import keras
+
+    from legan_tf.models.legan import LEGANGenerator
+    from legan_tf.runs import RunDir
+
+    keras.utils.set_random_seed(0)
+    generator = LEGANGenerator(32, 2, 3, base_filters=4, num_residual_blocks=1, upsampling="resize",
+                               output_mode="attention", grey_colour=True, **options)
+    generator((np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 5), np.float32)))
+    run.mkdir()
+    generator.save(str(run / "generator.keras"))
+    (run / "flags.txt").write_text("--task=legan\n--image_size=32\n")
+    RunDir(str(run)).write_label_names({"expression": ("neutral", "happy"), "lighting": ("original", "left_90",
+                                                                                      "right_90")})
+    return generator, run
+
+
 class _ShadingEditor(_SquareMaskEditor):
     """A stand-in LEGAN with a shading ratio: the ratio is `factor` everywhere and the composite's mask is shut."""
 
@@ -475,21 +495,7 @@ def test_a_shading_ratio_multiplies_the_face_and_nothing_else(finder, tmp_path, 
 def test_a_legan_with_a_shading_ratio_edits_through_its_ratio(tmp_path, astronaut):
     """A LEGAN built with lighting_output="ratio" (configs/legan_ckplus_relit_shading_cpu.flags) hands
     edit_photo its ratio: the crop-sized ratio of the generator itself, and an edit of the photo."""
-    import keras
-
-    from legan_tf.models.legan import LEGANGenerator
-    from legan_tf.runs import RunDir
-
-    keras.utils.set_random_seed(0)
-    generator = LEGANGenerator(32, 2, 3, base_filters=4, num_residual_blocks=1, upsampling="resize",
-                               output_mode="attention", grey_colour=True, lighting_output="ratio", shading_grid=8)
-    generator((np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 5), np.float32)))
-    run = tmp_path / "legan-shading"
-    run.mkdir()
-    generator.save(str(run / "generator.keras"))
-    (run / "flags.txt").write_text("--task=legan\n--image_size=32\n")
-    RunDir(str(run)).write_label_names({"expression": ("neutral", "happy"), "lighting": ("original", "left_90",
-                                                                                      "right_90")})
+    generator, run = _tiny_legan_run(tmp_path / "legan-shading", lighting_output="ratio", shading_grid=8)
     editor = edit_photo.load_editor(str(run))
     crops = np.full((1, 32, 32, 3), 100, np.uint8)
     target = [{"expression": "happy", "lighting": "left_90"}]
@@ -507,21 +513,7 @@ def test_a_legan_with_a_shading_ratio_edits_through_its_ratio(tmp_path, astronau
 def test_a_legan_with_the_attention_output_edits_lighting_at_the_photos_resolution(tmp_path, astronaut):
     """LEGAN's tri-hourglass with output_mode="attention" (configs/legan_fer2013_relit.flags) goes through the
     same attention paste as StarGAN's: its colour map and mask come from LEGANGenerator.edit_parts."""
-    import keras
-
-    from legan_tf.models.legan import LEGANGenerator
-    from legan_tf.runs import RunDir
-
-    keras.utils.set_random_seed(0)
-    generator = LEGANGenerator(32, 2, 3, base_filters=4, num_residual_blocks=1, upsampling="resize",
-                               output_mode="attention", grey_colour=True)
-    generator((np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 5), np.float32)))
-    run = tmp_path / "legan-attention"
-    run.mkdir()
-    generator.save(str(run / "generator.keras"))
-    (run / "flags.txt").write_text("--task=legan\n--image_size=32\n")
-    RunDir(str(run)).write_label_names({"expression": ("neutral", "happy"), "lighting": ("original", "left_90",
-                                                                                      "right_90")})
+    generator, run = _tiny_legan_run(tmp_path / "legan-attention")
     editor = edit_photo.load_editor(str(run))
     assert editor.has_parts
     outcome, output = _edit(editor, tmp_path, astronaut, expression="happy", lighting="left_90")
