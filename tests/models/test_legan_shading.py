@@ -141,3 +141,16 @@ def test_legan_updates_with_the_ratio_and_its_flag_needs_attention():
     assert all(np.isfinite(float(value)) for value in metrics.values())
     after = model.generator.lighting_hourglass.trainable_weights
     assert any(not np.array_equal(b, np.asarray(a)) for b, a in zip(before, after))
+
+
+def test_the_ratio_flag_needs_the_attention_output_before_anything_is_built():
+    from legan_tf.tasks.legan import LEGANTask
+
+    names = {"expression": ("a", "b"), "lighting": ("l0", "l1", "l2")}
+    options = dict(train_steps=10, g_filters=4, g_residual_blocks=0, d_filters=4, d_downsamples=2, lambda_qual=0,
+                   lambda_id=0)
+    with pytest.raises(ConfigError, match="--legan_g_lighting=ratio .* needs --legan_g_output=attention"):
+        LEGANTask(names, SIZE, 2, g_lighting="ratio", **options)
+    task = LEGANTask(names, SIZE, 2, g_lighting="ratio", g_output="attention", **options)
+    task.build()
+    assert task.model.generator.lighting_output == "ratio"
