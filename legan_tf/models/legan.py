@@ -171,23 +171,24 @@ class LEGANGenerator(keras.Model):
         merged = ops.concatenate([base, expression_mask, lighting_mask], axis=-1)
         return attention_parts(self.final_hourglass.last_features(merged), self._colour_channels, 3)
 
+    def _composite(self, images, expression_mask, lighting_mask):
+        """(translation, C, A) of the attention output from the hourglasses' masks: A * C + (1 - A) * base."""
+        base = self._base(images, lighting_mask)
+        color, mask = self._final_parts(base, expression_mask, lighting_mask)
+        return mask * color + (1.0 - mask) * ops.cast(base, color.dtype), color, mask
+
     def attention_edit(self, inputs, training=False):
         """With output_mode="attention": (translation, colour map C, mask A); translation = A * C + (1 - A) * base,
         base the photo (or the shaded photo with lighting_output="ratio")."""
         if self.output_mode != "attention":
             raise ValueError("LEGANGenerator.attention_edit: the generator was built with output_mode='image'; it "
                              "returns whole images, not a colour map and a mask.")
-        images, expression_mask, lighting_mask = self._hourglasses(inputs, training)
-        base = self._base(images, lighting_mask)
-        color, mask = self._final_parts(base, expression_mask, lighting_mask)
-        return mask * color + (1.0 - mask) * ops.cast(base, color.dtype), color, mask
+        return self._composite(*self._hourglasses(inputs, training))
 
     def translate_with_masks(self, inputs, training=False):
         images, expression_mask, lighting_mask = self._hourglasses(inputs, training)
         if self.output_mode == "attention":
-            base = self._base(images, lighting_mask)
-            color, mask = self._final_parts(base, expression_mask, lighting_mask)
-            output = mask * color + (1.0 - mask) * ops.cast(base, color.dtype)
+            output = self._composite(images, expression_mask, lighting_mask)[0]
         else:
             merged = ops.concatenate([images, expression_mask, lighting_mask], axis=-1)
             output = self.final_hourglass(merged, training=training)
