@@ -92,6 +92,7 @@ class ConditionalGAN(keras.Model):
         self.global_batch_size = global_batch_size
         self.seed = seed
         self.hp = hparams.create(self.Hyperparameters, type(self).__name__, hyperparameters)
+        self.check_hyperparameters()
         self.target_streams = {name: Stream(TARGET_STREAM_PREFIX + name) for name in self.label_sizes}
         self.generator = self.make_generator("generator")
         self.discriminator = self.make_discriminator()
@@ -100,6 +101,9 @@ class ConditionalGAN(keras.Model):
         self.g_optimizer = None
 
     # -- what a subclass supplies -----------------------------------------------------------------
+
+    def check_hyperparameters(self) -> None:
+        """Raises ConfigError for hyperparameters that do not go together; runs before any network is built."""
 
     def make_generator(self, name: str) -> keras.Model:
         """A network called as `generator((images, labels))`."""

@@ -14,7 +14,6 @@ import keras
 from keras import ops
 
 from legan_tf import backend, losses
-from legan_tf.errors import ConfigError
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
 from legan_tf.models.legan import LEGANGenerator
@@ -49,6 +48,8 @@ class LEGAN(StarGAN):
     label vector expression first. `identity_model`: the frozen f for L_id."""
 
     Hyperparameters = LEGANHyperparameters
+    # g_lighting="ratio" shades the photo that the attention composite copies from.
+    ATTENTION_OPTIONS = StarGAN.ATTENTION_OPTIONS + (("g_lighting", "mask"),)
 
     def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None, identity_model=None,
                  **hyperparameters):
@@ -57,10 +58,6 @@ class LEGAN(StarGAN):
         if hyperparameters.get("target_sampling", "shuffle") not in TARGET_SAMPLINGS:
             raise ValueError(f"LEGAN: target_sampling must be one of {TARGET_SAMPLINGS}, "
                              f"got {hyperparameters['target_sampling']!r}.")
-        output = hyperparameters.get("g_output", "image")
-        if hyperparameters.get("g_lighting", "mask") == "ratio" and output != "attention":
-            raise ConfigError("g_lighting='ratio' shades the photo that the attention composite copies from; it "
-                              f"needs g_output='attention' (got {output!r}).")
         super().__init__(image_size, label_sizes, global_batch_size, seed, quality_model, **hyperparameters)
         self.identity_model = identity_model
         if identity_model is not None:

@@ -52,32 +52,32 @@ class StarGANHyperparameters(GANHyperparameters):
                                    "absolute difference of neighbouring mask pixels, both axes).", lower_bound=0.0)
 
 
-# Options of the attention output's colour map, with their defaults: set away from them, they need
-# g_output="attention".
-ATTENTION_COLOUR_OPTIONS = (("g_colour", "rgb"), ("g_colour_map", "absolute"))
-
-
-def attention_options_without_attention(hp):
-    """(name, value) of each colour-map option set away from its default while g_output is not attention."""
-    if hp.g_output == "attention":
-        return []
-    return [(name, getattr(hp, name)) for name, default in ATTENTION_COLOUR_OPTIONS if getattr(hp, name) != default]
-
-
 @keras.saving.register_keras_serializable(package="legan_tf")
 class StarGAN(ConditionalGAN):
     """StarGAN's networks and losses on the shared updates. `quality_model`: a frozen Q for L_qual."""
 
     Hyperparameters = StarGANHyperparameters
+    # Options of the attention output, with their defaults: set away from them, they need g_output="attention".
+    ATTENTION_OPTIONS = (("g_colour", "rgb"), ("g_colour_map", "absolute"))
 
     def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None, **hyperparameters):
         super().__init__(image_size, label_sizes, global_batch_size, seed, **hyperparameters)
-        for name, value in attention_options_without_attention(self.hp):
-            raise ConfigError(f"{name}={value!r} is a property of the attention output's colour map; it needs "
-                              f"g_output='attention' (got {self.hp.g_output!r}).")
         self.quality_model = quality_model
         if quality_model is not None:
             quality_model.trainable = False
+
+    @classmethod
+    def attention_options_without_attention(cls, hp) -> list[tuple[str, object]]:
+        """(name, value) of each attention-output option set away from its default while g_output is not
+        attention. `hp`: these hyperparameters, or a recipe's that holds them (its task checks them too)."""
+        if hp.g_output == "attention":
+            return []
+        return [(name, getattr(hp, name)) for name, default in cls.ATTENTION_OPTIONS if getattr(hp, name) != default]
+
+    def check_hyperparameters(self):
+        for name, value in self.attention_options_without_attention(self.hp):
+            raise ConfigError(f"{name}={value!r} is an option of the attention output; it needs "
+                              f"g_output='attention' (got {self.hp.g_output!r}).")
 
     def make_generator(self, name):
         return StarGANGenerator(self.image_size, self.num_labels, self.hp.g_filters,

@@ -46,11 +46,9 @@ class LEGANTask(StarGANTask):
         super().__init__(label_names, image_size, global_batch_size, train_steps, learning_rate, seed,
                          **hyperparameters)
         hp = self.hp
-        if hp.g_lighting == "ratio" and hp.g_output != "attention":
-            raise ConfigError("--legan_g_lighting=ratio shades the photo that the attention composite copies from; it "
-                              f"needs --legan_g_output=attention (got {hp.g_output}).")
         if hp.identity_weights and hp.identity_model:
-            raise ConfigError("Give one of --legan_identity_weights (LightCNN-29 v2) and --legan_identity_model, not both.")
+            raise ConfigError("Give one of --legan_identity_weights (LightCNN-29 v2) and --legan_identity_model, "
+                              "not both.")
         if hp.lambda_id > 0 and not (hp.identity_weights or hp.identity_model):
             raise ConfigError(f"--legan_lambda_id={hp.lambda_id:g} needs an identity network: give "
                               "--legan_identity_weights=path/lightcnn29v2.npz (LightCNN-29 v2, converted with "

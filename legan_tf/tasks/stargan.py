@@ -13,7 +13,7 @@ from keras import ops
 
 from legan_tf import losses, visualize
 from legan_tf.errors import ConfigError
-from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters, attention_options_without_attention
+from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
 from legan_tf.labels import one_hot_labels
 from legan_tf.tasks import base, register
@@ -51,8 +51,8 @@ class StarGANTask(base.GANTask):
                               f"--{prefix}quality_model=path/quality_model.keras (train one with "
                               f"configs/quality.flags), or set --{prefix}lambda_qual=0.")
         self.check_file(f"--{prefix}quality_model", hp.quality_model)
-        for name, value in attention_options_without_attention(hp):
-            raise ConfigError(f"--{prefix}{name}={value} sets the attention output's colour map; it needs "
+        for name, value in self.model_class.attention_options_without_attention(hp):
+            raise ConfigError(f"--{prefix}{name}={value} is an option of the attention output; it needs "
                               f"--{prefix}g_output=attention (got {hp.g_output}).")
 
     def _load_quality_model(self):

@@ -228,6 +228,26 @@ def test_the_grey_colour_flag_needs_the_attention_output():
     assert task.model.generator.grey_colour
 
 
+def test_the_model_checks_attention_options_before_building_a_network(monkeypatch):
+    """The GAN's own check (for Keras users who build StarGAN directly) runs before make_generator: the error
+    is the model's ConfigError naming the hyperparameters, not the generator's ValueError."""
+    from legan_tf.errors import ConfigError
+    from legan_tf.gan.stargan import StarGAN
+
+    built = []
+    monkeypatch.setattr(StarGAN, "make_generator", lambda self, name: built.append(name))
+    for option in ({"g_colour": "grey"}, {"g_colour_map": "residual"}):
+        with pytest.raises(ConfigError, match=f"{next(iter(option))}='.*' is an option of the attention output; "
+                                              "it needs g_output='attention' \\(got 'image'\\)"):
+            StarGAN(16, {"expression": 2}, 2, g_filters=4, g_residual_blocks=0, d_filters=4, d_downsamples=2,
+                    **option)
+    assert built == []
+    assert StarGAN.attention_options_without_attention(StarGAN.Hyperparameters(g_colour="grey")) == [
+        ("g_colour", "grey")]
+    assert StarGAN.attention_options_without_attention(
+        StarGAN.Hyperparameters(g_colour="grey", g_output="attention")) == []
+
+
 def test_a_residual_colour_map_shifts_the_input_and_round_trips(tmp_path):
     """colour_map="residual": C = clip(x + 2 tanh(r), -1, 1) with r the colour channels of the last conv,
     so with the last conv zeroed C is the input exactly and the edit returns the input (whatever the mask);

@@ -151,6 +151,9 @@ def test_the_ratio_flag_needs_the_attention_output_before_anything_is_built():
                    lambda_id=0)
     with pytest.raises(ConfigError, match="--legan_g_lighting=ratio .* needs --legan_g_output=attention"):
         LEGANTask(names, SIZE, 2, g_lighting="ratio", **options)
+    # The LEGAN recipe checks StarGAN's attention options too, under its own flag names.
+    with pytest.raises(ConfigError, match="--legan_g_colour=grey is an option of the attention output"):
+        LEGANTask(names, SIZE, 2, g_colour="grey", **options)
     task = LEGANTask(names, SIZE, 2, g_lighting="ratio", g_output="attention", **options)
     task.build()
     assert task.model.generator.lighting_output == "ratio"
