@@ -22,8 +22,9 @@ tf.distribute replicas equal one device's. Random draws use named streams (`lega
 Everything here is `keras.ops`: the TensorFlow and the JAX trainer run this same code, and only the
 gradient mechanics differ (`legan_tf.backend.apply_gradients`).
 
-A subclass supplies the networks (`make_generator`, `make_discriminator`) and the loss terms; it
-adds a term by extending `*_loss_weights()` and `*_losses()` with `super()`, an extra
+A subclass supplies the networks (`make_generator`, `make_discriminator`) and the loss terms, and
+refuses hyperparameters that do not go together in `check_hyperparameters` (before any network is
+built); it adds a term by extending `*_loss_weights()` and `*_losses()` with `super()`, an extra
 discriminator by returning it from `extra_discriminators()` (it is then built, trained in the D
 step and checkpointed), and a further trained generator-side network through
 `generator_variables()` and `networks()`. A generator that is no label-conditioned translator (the
