@@ -200,12 +200,23 @@ class LEGANGenerator(keras.Model):
         images times `shading_ratio(inputs)`)."""
         return self.attention_edit(inputs, training)[1:]
 
+    def _check_ratio(self, method):
+        if self.lighting_output != "ratio":
+            raise ValueError(f"LEGANGenerator.{method}: the generator was built with lighting_output='mask'; "
+                             "its lighting is drawn by the final hourglass, not a shading ratio.")
+
     def shading_ratio(self, inputs, training=False):
         """With lighting_output="ratio": the shading ratio (B, S, S, 1) the photo is multiplied by."""
-        if self.lighting_output != "ratio":
-            raise ValueError("LEGANGenerator.shading_ratio: the generator was built with lighting_output='mask'; "
-                             "its lighting is drawn by the final hourglass, not a shading ratio.")
+        self._check_ratio("shading_ratio")
         return self.ratio_of_mask(self._hourglasses(inputs, training)[2])
+
+    def edit_parts_and_ratio(self, inputs, training=False):
+        """With lighting_output="ratio": (C, A, ratio) of `edit_parts` and `shading_ratio` from one pass of
+        the hourglasses."""
+        self._check_ratio("edit_parts_and_ratio")
+        images, expression_mask, lighting_mask = self._hourglasses(inputs, training)
+        _, color, mask = self._composite(images, expression_mask, lighting_mask)
+        return color, mask, self.ratio_of_mask(lighting_mask)
 
     def call(self, inputs, training=False):
         return self.translate_with_masks(inputs, training=training)[0]

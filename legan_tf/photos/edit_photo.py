@@ -81,10 +81,10 @@ class Editor:
         """(colour (B, S, S, 3) float32 in [0, 255], mask (B, S, S) float32 in [0, 1]) for an attention generator."""
         raise ConfigError(f"{self.source}: the generator has no attention output (a colour map and a mask)")
 
-    def shading(self, crops: np.ndarray, targets: Sequence[Mapping[str, str]]) -> Optional[np.ndarray]:
-        """(B, S, S) float32 shading ratio that the crop is multiplied by before the attention composite (a LEGAN
-        built with lighting_output="ratio"), or None when the generator has none."""
-        return None
+    def edit_parts_and_shading(self, crops: np.ndarray, targets: Sequence[Mapping[str, str]]):
+        """`edit_parts` and the (B, S, S) float32 shading ratio that the crop is multiplied by before the attention
+        composite (a LEGAN built with lighting_output="ratio"), or None when the generator has none."""
+        return (*self.edit_parts(crops, targets), None)
 
 
 class KerasEditor(Editor):
@@ -135,15 +135,19 @@ class KerasEditor(Editor):
     def edit_parts(self, crops, targets):
         if not self.has_parts:
             return super().edit_parts(crops, targets)
-        color, mask = self.generator.edit_parts(self._inputs(crops, targets), training=False)
-        color = (np.clip(np.asarray(color, np.float32), -1.0, 1.0) + 1.0) * 127.5
-        return color, np.clip(np.asarray(mask, np.float32)[..., 0], 0.0, 1.0)
+        return _scaled_parts(*self.generator.edit_parts(self._inputs(crops, targets), training=False))
 
-    def shading(self, crops, targets):
+    def edit_parts_and_shading(self, crops, targets):
         if not self.has_parts or getattr(self.generator, "lighting_output", "mask") != "ratio":
-            return None
-        ratio = self.generator.shading_ratio(self._inputs(crops, targets), training=False)
-        return np.asarray(ratio, np.float32)[..., 0]
+            return super().edit_parts_and_shading(crops, targets)
+        color, mask, ratio = self.generator.edit_parts_and_ratio(self._inputs(crops, targets), training=False)
+        return (*_scaled_parts(color, mask), np.asarray(ratio, np.float32)[..., 0])
+
+
+def _scaled_parts(color, mask):
+    """A generator's colour map in [-1, 1] and mask (B, S, S, 1) as (colour in [0, 255], mask (B, S, S) in [0, 1])."""
+    color = (np.clip(np.asarray(color, np.float32), -1.0, 1.0) + 1.0) * 127.5
+    return color, np.clip(np.asarray(mask, np.float32)[..., 0], 0.0, 1.0)
 
 
 def _one_hot(label_names: Mapping[str, Sequence[str]], target: Mapping[str, str]) -> np.ndarray:
@@ -466,8 +470,7 @@ def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skip
     With `grey_model` the composite is made on the photo's grey levels and only its change of
     brightness is added to the colour photo."""
     per_face = [target for target in targets for _ in found]
-    colors, masks = editor.edit_parts(batch, per_face)
-    ratios = editor.shading(batch, per_face)
+    colors, masks, ratios = editor.edit_parts_and_shading(batch, per_face)
     clock("edit")
     if grey_model:  # a grey model's colour map is grey levels: any tint between its channels is not a change
         colors = np.repeat(_grey_float(colors)[..., None], 3, axis=-1)

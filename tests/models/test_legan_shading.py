@@ -119,6 +119,8 @@ def test_options_round_trip_and_bad_values(tmp_path):
         _generator(max_ratio=1.0)
     with pytest.raises(ValueError, match="lighting_output='mask'"):
         _generator(lighting_output="mask").shading_ratio((images, labels))
+    with pytest.raises(ValueError, match="edit_parts_and_ratio: .*lighting_output='mask'"):
+        _generator(lighting_output="mask").edit_parts_and_ratio((images, labels))
     assert math.isclose(_generator(max_ratio=2.0).max_ratio, 2.0)
 
 

@@ -462,11 +462,9 @@ class _ShadingEditor(_SquareMaskEditor):
     def __init__(self, factor):
         self.factor = factor
 
-    def edit_parts(self, crops, targets):
-        return np.full(crops.shape, 128.0, np.float32), np.zeros(crops.shape[:3], np.float32)
-
-    def shading(self, crops, targets):
-        return np.full(crops.shape[:3], self.factor, np.float32)
+    def edit_parts_and_shading(self, crops, targets):
+        return (np.full(crops.shape, 128.0, np.float32), np.zeros(crops.shape[:3], np.float32),
+                np.full(crops.shape[:3], self.factor, np.float32))
 
 
 def test_a_shading_ratio_multiplies_the_face_and_nothing_else(finder, tmp_path, astronaut):
@@ -499,15 +497,18 @@ def test_a_legan_with_a_shading_ratio_edits_through_its_ratio(tmp_path, astronau
     editor = edit_photo.load_editor(str(run))
     crops = np.full((1, 32, 32, 3), 100, np.uint8)
     target = [{"expression": "happy", "lighting": "left_90"}]
-    ratio = editor.shading(crops, target)
+    colour, mask, ratio = editor.edit_parts_and_shading(crops, target)
     labels = np.array([[0, 1, 0, 1, 0]], np.float32)
     expected = np.asarray(generator.shading_ratio((crops.astype(np.float32) / 127.5 - 1.0, labels)))[..., 0]
     np.testing.assert_array_equal(ratio, expected)
+    # The one pass gives the parts that edit_parts gives.
+    for one_pass, alone in zip((colour, mask), editor.edit_parts(crops, target)):
+        np.testing.assert_array_equal(one_pass, alone)
     assert ratio.shape == (1, 32, 32) and np.all((ratio >= 0.25) & (ratio <= 4.0))
     outcome, output = _edit(editor, tmp_path, astronaut, expression="happy", lighting="left_90")
     assert outcome["paste"] == "attention" and (np.asarray(Image.open(output)) != astronaut).any()
     # A generator without a ratio gives none.
-    assert _SquareMaskEditor().shading(crops, target) is None
+    assert _SquareMaskEditor().edit_parts_and_shading(crops, target)[2] is None
 
 
 def test_a_legan_with_the_attention_output_edits_lighting_at_the_photos_resolution(tmp_path, astronaut):
