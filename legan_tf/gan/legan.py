@@ -52,13 +52,14 @@ class LEGAN(StarGAN):
     ATTENTION_OPTIONS = StarGAN.ATTENTION_OPTIONS + (("g_lighting", "mask"),)
 
     def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None, identity_model=None,
-                 **hyperparameters):
+                 attribute_classifier=None, **hyperparameters):
         if tuple(label_sizes) != ATTRIBUTES:
             raise ValueError(f"LEGAN: label_sizes must name {ATTRIBUTES} in that order, got {tuple(label_sizes)}.")
         if hyperparameters.get("target_sampling", "shuffle") not in TARGET_SAMPLINGS:
             raise ValueError(f"LEGAN: target_sampling must be one of {TARGET_SAMPLINGS}, "
                              f"got {hyperparameters['target_sampling']!r}.")
-        super().__init__(image_size, label_sizes, global_batch_size, seed, quality_model, **hyperparameters)
+        super().__init__(image_size, label_sizes, global_batch_size, seed, quality_model, attribute_classifier,
+                         **hyperparameters)
         self.identity_model = identity_model
         if identity_model is not None:
             identity_model.trainable = False

@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 from legan_tf import losses
+from legan_tf.gan import diffaugment
 from legan_tf.gan.base import ConditionalGAN, GANHyperparameters, batch_size, critic_on_real_and_fake
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
@@ -50,6 +51,14 @@ class StarGANHyperparameters(GANHyperparameters):
                                 "need are copied from the input; GANimation: 0.1).", lower_bound=0.0)
     lambda_mask_tv: float = hparam(1.0, "With --g_output=attention: weight of the mask's total variation (mean "
                                    "absolute difference of neighbouring mask pixels, both axes).", lower_bound=0.0)
+    d_augment: str = hparam("", "Differentiable augmentation of every image D reads, real and fake, in both "
+                            "updates (DiffAugment, Zhao et al. 2020): a comma list of translation (shifts of up to "
+                            "1/8 of the image) and cutout (a square of half its side set to 0); empty for none. Not "
+                            "in the papers: it keeps D's heads from memorising the training faces.")
+    lambda_cls_frozen: float = hparam(0.0, "Weight of a classification loss on the translation from a frozen "
+                                      "attribute classifier trained apart (--attribute_classifier): the cross-entropy "
+                                      "of the target class on each of its heads; 0 turns it off. Not in the papers.",
+                                      lower_bound=0.0)
 
 
 @keras.saving.register_keras_serializable(package="legan_tf")
@@ -60,11 +69,23 @@ class StarGAN(ConditionalGAN):
     # Options of the attention output, with their defaults: set away from them, they need g_output="attention".
     ATTENTION_OPTIONS = (("g_colour", "rgb"), ("g_colour_map", "absolute"))
 
-    def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None, **hyperparameters):
+    def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None,
+                 attribute_classifier=None, **hyperparameters):
         super().__init__(image_size, label_sizes, global_batch_size, seed, **hyperparameters)
         self.quality_model = quality_model
         if quality_model is not None:
             quality_model.trainable = False
+        self.d_transforms = diffaugment.parse_policy(self.hp.d_augment)
+        self.attribute_classifier = attribute_classifier
+        self.frozen_heads = ()
+        if attribute_classifier is not None:
+            attribute_classifier.trainable = False
+            heads = dict(getattr(attribute_classifier, "head_classes", {}))
+            self.frozen_heads = tuple(name for name in self.label_sizes if name in heads)
+            wrong = {name: heads[name] for name in self.frozen_heads if heads[name] != self.label_sizes[name]}
+            if not self.frozen_heads or wrong:
+                raise ValueError(f"{type(self).__name__}: the attribute classifier's heads {heads} do not fit the "
+                                 f"generator's labels {self.label_sizes}.")
 
     @classmethod
     def attention_options_without_attention(cls, hp) -> list[tuple[str, object]]:
@@ -78,6 +99,7 @@ class StarGAN(ConditionalGAN):
         for name, value in self.attention_options_without_attention(self.hp):
             raise ConfigError(f"{name}={value!r} is an option of the attention output; it needs "
                               f"g_output='attention' (got {self.hp.g_output!r}).")
+        diffaugment.parse_policy(self.hp.d_augment)
 
     def make_generator(self, name):
         return StarGANGenerator(self.image_size, self.num_labels, self.hp.g_filters,
@@ -105,15 +127,20 @@ class StarGAN(ConditionalGAN):
         return StarGANDiscriminator(self.image_size, self.num_labels, self.hp.d_filters, self.hp.d_downsamples,
                                     head_classes=self.label_sizes, name="discriminator")
 
-    def _classification(self, logits, ids):
-        terms = [losses.classification_loss(logits[name], ids[name]) for name in self.label_sizes]
+    def _classification(self, logits, ids, names=None):
+        terms = [losses.classification_loss(logits[name], ids[name]) for name in (names or self.label_sizes)]
         return sum(terms[1:], terms[0])
 
     def discriminator_loss_weights(self):
         return {"adversarial": 1.0, "gradient_penalty": self.hp.lambda_gp, "classification": self.hp.lambda_cls}
 
+    def augment(self, images, role, step):
+        """What D reads of `images` (real or fake, in D's update, or fake in G's): DiffAugment's transforms."""
+        return diffaugment.augment(images, self.d_transforms, role, self.seed, step, self.global_batch_size)
+
     def discriminator_losses(self, batch, fakes, step):
-        images = batch["image"]
+        images = self.augment(batch["image"], "real", step)
+        fakes = self.augment(fakes, "fake", step)
         alpha = self.uniform_per_example(GRADIENT_PENALTY_ALPHA, step, batch_size(images))
         real_scores, fake_scores, real_logits = critic_on_real_and_fake(self.discriminator, images, fakes)
         return {"adversarial": losses.wasserstein_critic_loss(real_scores, fake_scores),
@@ -123,6 +150,8 @@ class StarGAN(ConditionalGAN):
 
     def generator_loss_weights(self):
         weights = {"adversarial": 1.0, "classification": self.hp.lambda_cls, "reconstruction": self.hp.lambda_rec}
+        if self.attribute_classifier is not None and self.hp.lambda_cls_frozen > 0:
+            weights["frozen_classification"] = self.hp.lambda_cls_frozen
         if self.quality_model is not None and self.hp.lambda_qual > 0:
             weights["quality"] = self.hp.lambda_qual
         if self.attention:
@@ -130,13 +159,24 @@ class StarGAN(ConditionalGAN):
         return weights
 
     def generator_losses(self, batch, fakes, reconstructed, targets, step):
-        fake_scores, fake_logits = self.discriminator(fakes, training=False)
+        fake_scores, fake_logits = self.discriminator(self.augment(fakes, "generator", step), training=False)
         terms = {"adversarial": losses.wasserstein_generator_loss(fake_scores),
                  "classification": self._classification(fake_logits, targets),
                  "reconstruction": losses.cycle_loss(batch["image"], reconstructed)}
+        if "frozen_classification" in self.generator_loss_weights():
+            terms["frozen_classification"] = self.frozen_classification(fakes, targets)
         if "quality" in self.generator_loss_weights():
             # LEGAN's L_qual on the translation and on the cycle reconstruction.
             terms["quality"] = (losses.quality_loss(self.quality_model(fakes, training=False), self.hp.q_target)
                                 + losses.quality_loss(self.quality_model(reconstructed, training=False),
                                                       self.hp.q_target))
         return terms
+
+    def frozen_classification(self, fakes, targets):
+        """Per-example cross-entropy of the targets on the frozen classifier's heads, the fakes resized to its
+        input (bilinear, antialiased: what the judges do) when its size differs."""
+        size = getattr(self.attribute_classifier, "image_size", None)
+        if size is not None and size != fakes.shape[1]:
+            fakes = ops.image.resize(fakes, (size, size), interpolation="bilinear", antialias=True)
+        logits = self.attribute_classifier(fakes, training=False)
+        return self._classification({name: logits[name] for name in self.frozen_heads}, targets, self.frozen_heads)

@@ -13,9 +13,11 @@ from keras import ops
 
 from legan_tf import losses, visualize
 from legan_tf.errors import ConfigError
+from legan_tf.gan import diffaugment
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
 from legan_tf.labels import one_hot_labels
+from legan_tf.runs import labels_beside, read_label_names
 from legan_tf.tasks import base, register
 
 
@@ -24,6 +26,9 @@ class TrainingHyperparameters(base.GANTrainingHyperparameters):
     """How a StarGAN-style recipe trains, and where its optional Q comes from."""
 
     quality_model: str = hparam("", "Path of a trained Q (.keras) for L_qual; needed when lambda_qual > 0.")
+    attribute_classifier: str = hparam("", "Path of an attribute classifier (.keras, a configs/classifier*.flags run's "
+                                       "attribute_classifier.keras, its labels.json beside it) trained on the "
+                                       "training split: the frozen judge of lambda_cls_frozen.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +56,18 @@ class StarGANTask(base.GANTask):
                               f"--{prefix}quality_model=path/quality_model.keras (train one with "
                               f"configs/quality.flags), or set --{prefix}lambda_qual=0.")
         self.check_file(f"--{prefix}quality_model", hp.quality_model)
+        if hp.lambda_cls_frozen > 0 and not hp.attribute_classifier:
+            raise ConfigError(f"--{prefix}lambda_cls_frozen={hp.lambda_cls_frozen:g} needs a frozen classifier: give "
+                              f"--{prefix}attribute_classifier=path/attribute_classifier.keras (train one with "
+                              f"configs/classifier*.flags on the training split), or set "
+                              f"--{prefix}lambda_cls_frozen=0.")
+        if hp.attribute_classifier and hp.lambda_cls_frozen <= 0:
+            raise ConfigError(f"--{prefix}attribute_classifier is read only with --{prefix}lambda_cls_frozen > 0.")
+        self.check_file(f"--{prefix}attribute_classifier", hp.attribute_classifier)
+        try:
+            diffaugment.parse_policy(hp.d_augment)
+        except ConfigError as error:
+            raise ConfigError(f"--{prefix}{error}") from None
         for name, value in self.model_class.attention_options_without_attention(hp):
             raise ConfigError(f"--{prefix}{name}={value} is an option of the attention output; it needs "
                               f"--{prefix}g_output=attention (got {hp.g_output}).")
@@ -65,8 +82,30 @@ class StarGANTask(base.GANTask):
                               f"but --image_size={self.image_size}.")
         return model
 
+    def _load_attribute_classifier(self):
+        """The frozen classifier of lambda_cls_frozen, checked against the data: its heads that the generator
+        shares must name the same classes in the same order (labels.json beside it), and one must be shared."""
+        path, flag = self.hp.attribute_classifier, f"--{self.prefix()}attribute_classifier"
+        if not path:
+            return None
+        beside = labels_beside(path)
+        if beside is None:
+            raise ConfigError(f"{flag}={path}: no labels.json beside it to check its class names against the data's.")
+        names = read_label_names(beside)
+        model = keras.models.load_model(path)
+        heads = dict(getattr(model, "head_classes", None) or {})
+        shared = [name for name in self.label_names if name in heads]
+        if not shared:
+            raise ConfigError(f"{flag}={path}: it has no head for the data's attributes "
+                              f"({', '.join(self.label_names)}; its heads: {', '.join(heads) or 'none'}).")
+        for name in shared:
+            if tuple(names.get(name, ())) != tuple(self.label_names[name]):
+                raise ConfigError(f"{flag}={path}: its {name} classes {list(names.get(name, ()))} are not the data's "
+                                  f"{list(self.label_names[name])} (same names, same order).")
+        return model
+
     def pretrained_models(self):
-        return {"quality_model": self._load_quality_model()}
+        return {"quality_model": self._load_quality_model(), "attribute_classifier": self._load_attribute_classifier()}
 
     def evaluate(self, dataset):
         """Cycle L1 and D's classification accuracy on held-out real faces (cheap health signals;
@@ -81,7 +120,8 @@ class StarGANTask(base.GANTask):
             cycle.append(ops.convert_to_numpy(losses.cycle_loss(batch["image"], rebuilt)))
             _, logits = model.discriminator(batch["image"], training=False)
             for name in self.label_sizes:
-                correct[name] += int(np.sum(np.argmax(ops.convert_to_numpy(logits[name]), -1) == np.asarray(batch[name])))
+                read = np.argmax(ops.convert_to_numpy(logits[name]), -1)
+                correct[name] += int(np.sum(read == np.asarray(batch[name])))
             total += int(batch["image"].shape[0])
         metrics = {"eval/cycle_l1": float(np.mean(np.concatenate(cycle)))}
         metrics.update({f"eval/d_accuracy/{name}": correct[name] / total for name in self.label_sizes})

@@ -234,3 +234,28 @@ def test_jax_backend_reads_prepared_shards_only(tmp_path):
     result = _run(command)
     assert result.returncode == 1 and "prepare_data.py" in result.stderr, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
+
+
+def test_legan_with_diffaugment_and_a_frozen_classifier_trains_under_jax(shards, tmp_path):
+    # Both additions are keras.ops only: the JAX trainer runs them (without TensorFlow) as the TF one does.
+    import keras
+    from legan_tf.models.classifier import AttributeClassifier
+
+    names = json.load(open(shards / "dataset.json"))["label_names"]["expression"]
+    classifier = AttributeClassifier(16, {"expression": len(names)}, base_filters=4, num_downsamples=2)
+    classifier(np.zeros((1, 16, 16, 3), np.float32))
+    folder = tmp_path / "classifier"
+    folder.mkdir()
+    classifier.save(str(folder / "attribute_classifier.keras"))
+    json.dump({"expression": names}, open(folder / "labels.json", "w"))
+    legan = ["--task=legan", "--legan_g_filters=4", "--legan_g_residual_blocks=1", "--legan_d_filters=4",
+             "--legan_d_downsamples=3", "--legan_n_critic=2", "--legan_lambda_id=0", "--legan_lambda_qual=0",
+             "--legan_d_augment=translation,cutout", "--legan_lambda_cls_frozen=1",
+             f"--legan_attribute_classifier={folder / 'attribute_classifier.keras'}"]
+    result = _run(_command(shards, tmp_path / "runs", *legan, "--train_steps=4"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    logged = [line for line in result.stderr.splitlines() if "step 4/4:" in line]
+    assert logged and "g/frozen_classification" in logged[-1], result.stderr[-3000:]
+    value = float(logged[-1].split("g/frozen_classification ")[1].split(",")[0])
+    assert np.isfinite(value) and value > 0
+    assert keras.backend.backend() == "tensorflow"  # the test process itself is untouched
