@@ -1,7 +1,6 @@
 """DiffAugment on what D reads: the transformations on known images, their draws, their gradient, and that
 StarGAN's D and G updates read the augmented images."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,9 +8,8 @@ import tensorflow as tf
 from legan_tf import losses
 from legan_tf.errors import ConfigError
 from legan_tf.gan import StarGAN, diffaugment
+from tests.tiny_gan import LABELS, TINY, tiny_batch, tiny_model
 
-LABELS = {"expression": 3, "lighting": 4}
-TINY = dict(image_size=32, label_sizes=LABELS, g_filters=4, g_residual_blocks=1, d_filters=4, d_downsamples=5)
 
 
 def _images(count=4, size=8, seed=0):
@@ -78,20 +76,11 @@ def test_the_gradient_of_an_augmented_sum_counts_the_pixels_that_survive():
 
 
 def _model(**overrides):
-    keras.utils.set_random_seed(0)
-    model = StarGAN(global_batch_size=4, **{**TINY, **overrides})
-    model.build_all(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
-    return model
-
-
-def _batch():
-    rng = np.random.default_rng(2)
-    return {"image": tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)),
-            "expression": tf.constant([0, 1, 2, 0]), "lighting": tf.constant([3, 2, 1, 0])}
+    return tiny_model(StarGAN, **overrides)
 
 
 def test_discriminator_and_generator_updates_read_the_augmented_faces():
-    model, batch, step = _model(d_augment="translation,cutout"), _batch(), 5
+    model, batch, step = _model(d_augment="translation,cutout"), tiny_batch(), 5
     fakes = model.translate(batch["image"], model.random_targets(batch, step), training=False)
     terms = model.discriminator_losses(batch, fakes, step)
     _, logits = model.discriminator(model.augment(batch["image"], "real", step), training=True)
@@ -113,7 +102,7 @@ def test_discriminator_and_generator_updates_read_the_augmented_faces():
 
 
 def test_without_a_policy_d_reads_the_faces_as_they_are():
-    model, batch = _model(), _batch()
+    model, batch = _model(), tiny_batch()
     assert model.augment(batch["image"], "real", 1) is batch["image"]
 
 

@@ -16,9 +16,8 @@ from legan_tf.gan import LEGAN, StarGAN
 from legan_tf.models.classifier import AttributeClassifier
 from legan_tf.tasks.legan import LEGANTask
 from legan_tf.tasks.stargan import StarGANTask
+from tests.tiny_gan import LABELS, TINY, tiny_batch, tiny_model
 
-LABELS = {"expression": 3, "lighting": 4}
-TINY = dict(image_size=32, label_sizes=LABELS, g_filters=4, g_residual_blocks=1, d_filters=4, d_downsamples=5)
 
 
 def _classifier(heads=None, size=16):
@@ -29,22 +28,12 @@ def _classifier(heads=None, size=16):
 
 
 def _model(classifier, model_class=StarGAN, **overrides):
-    keras.utils.set_random_seed(0)
-    settings = {**TINY, "lambda_cls_frozen": 1.0, **overrides}
-    model = model_class(global_batch_size=4, attribute_classifier=classifier, **settings)
-    model.build_all(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
-    return model
-
-
-def _batch():
-    rng = np.random.default_rng(2)
-    return {"image": tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)),
-            "expression": tf.constant([0, 1, 2, 0]), "lighting": tf.constant([3, 2, 1, 0])}
+    return tiny_model(model_class, attribute_classifier=classifier, **{"lambda_cls_frozen": 1.0, **overrides})
 
 
 def test_the_term_is_the_cross_entropy_of_the_targets_on_the_resized_fakes():
     classifier = _classifier()
-    model, batch, step = _model(classifier), _batch(), 3
+    model, batch, step = _model(classifier), tiny_batch(), 3
     targets = model.random_targets(batch, step)
     fakes = model.translate(batch["image"], targets, training=False)
     terms = model.generator_losses(batch, fakes, model.reconstruct(batch, fakes, training=False), targets, step)
@@ -61,7 +50,7 @@ def test_the_term_is_the_cross_entropy_of_the_targets_on_the_resized_fakes():
 
 def test_a_classifier_of_the_models_size_is_read_without_resizing():
     classifier = _classifier(size=32)
-    model, batch = _model(classifier), _batch()
+    model, batch = _model(classifier), tiny_batch()
     targets = {name: ops.convert_to_tensor(batch[name]) for name in LABELS}
     fakes = batch["image"]
     logits = classifier(fakes, training=False)
@@ -76,7 +65,7 @@ def test_off_by_default_and_with_a_zero_weight():
 
 def test_a_generator_step_trains_g_against_it_and_leaves_the_classifier_as_it_was():
     classifier = _classifier()
-    model, batch = _model(classifier, model_class=LEGAN, lambda_id=0.0, lambda_qual=0.0), _batch()
+    model, batch = _model(classifier, model_class=LEGAN, lambda_id=0.0, lambda_qual=0.0), tiny_batch()
     frozen = [w.numpy().copy() for w in classifier.weights]
     before = [w.numpy().copy() for w in model.generator.trainable_weights]
     metrics = model.generator_step(batch, tf.constant(1, tf.int64))
@@ -91,7 +80,7 @@ def test_learning_against_the_classifier_alone_lowers_its_loss():
     # cross-entropy must fall from its start, about log(3) for an untrained classifier's near-uniform read.
     classifier = _classifier()
     model = _model(classifier, lambda_cls=0.0, lambda_rec=0.0, lambda_cls_frozen=1.0)
-    batch = _batch()
+    batch = tiny_batch()
     targets = {"expression": tf.constant([2, 2, 2, 2]), "lighting": tf.constant([0, 0, 0, 0])}
     variables = model.generator.trainable_variables
     optimizer = keras.optimizers.Adam(1e-2)
