@@ -17,7 +17,8 @@ from legan_tf.gan import diffaugment
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
 from legan_tf.labels import one_hot_labels
-from legan_tf.runs import labels_beside, read_label_names
+from legan_tf.models.classifier import AttributeClassifier
+from legan_tf.runs import labels_beside, load_model, read_label_names
 from legan_tf.tasks import base, register
 
 
@@ -92,8 +93,9 @@ class StarGANTask(base.GANTask):
         if beside is None:
             raise ConfigError(f"{flag}={path}: no labels.json beside it to check its class names against the data's.")
         names = read_label_names(beside)
-        model = keras.models.load_model(path)
-        heads = dict(getattr(model, "head_classes", None) or {})
+        model = load_model(path, "attribute classifier", flag, AttributeClassifier,
+                           " (train one with configs/classifier*.flags)")
+        heads = dict(model.head_classes)
         shared = [name for name in self.label_names if name in heads]
         if not shared:
             raise ConfigError(f"{flag}={path}: it has no head for the data's attributes "

@@ -143,3 +143,14 @@ def test_the_recipes_flags_go_together():
         StarGANTask(LABEL_NAMES, 64, 4, 10, lambda_cls_frozen=1.0, attribute_classifier="/nonexistent/c.keras")
     with pytest.raises(ConfigError, match="--legan_d_augment='blur'"):
         LEGANTask(LABEL_NAMES, 64, 4, 10, lambda_id=0.0, lambda_qual=0.0, d_augment="blur")
+
+
+def test_the_recipe_refuses_a_file_that_is_no_attribute_classifier(tmp_path):
+    path = os.path.join(tmp_path, "attribute_classifier.keras")
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(path)
+    with open(os.path.join(tmp_path, "labels.json"), "w") as handle:
+        json.dump({"expression": ["happy", "sad", "neutral"]}, handle)
+    task = StarGANTask(LABEL_NAMES, 64, 4, 10, lambda_cls_frozen=1.0, attribute_classifier=path)
+    with pytest.raises(ConfigError, match="a Sequential, not an AttributeClassifier .train one with"):
+        task.pretrained_models()
+
