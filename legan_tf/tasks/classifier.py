@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from legan_tf import backend, optimizers, visualize
+from legan_tf import adversarial, backend, optimizers, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.losses import classification_loss
@@ -23,6 +23,15 @@ class ClassifierHyperparameters:
     base_filters: int = hparam(32, "Filters of the classifier's first stage (doubled per stage, up to 8x).", lower_bound=1)
     downsamples: int = hparam(4, "Stride-2 stages of the classifier; image_size must divide by 2**this.", lower_bound=1)
     dropout: float = hparam(0.0, "Dropout before the classifier heads.", lower_bound=0.0, upper_bound=1.0)
+    adversarial_epsilon: float = hparam(0.0, "Adversarial training (Madry et al. 2018): train on the faces within "
+                                        "this L2 distance (over all pixels and channels, images in [-1, 1]) of each "
+                                        "training face that raise its loss most, found by projected gradient "
+                                        "ascent (the logged training loss and accuracy are then theirs); 0 trains "
+                                        "on the faces as they are. A robust classifier's input gradient points at "
+                                        "changes people see, the kind of frozen classifier a generator can be "
+                                        "trained against.", lower_bound=0.0)
+    adversarial_steps: int = hparam(3, "Gradient-ascent steps of the adversarial-training attack (and of the "
+                                    "robust accuracy reported in evaluation).", lower_bound=1)
 
 
 @register
@@ -64,9 +73,23 @@ class ClassifierTask(base.Task):
             for name in self.attributes
         }
 
+    def _summed_loss(self, batch):
+        def loss_of(images):
+            logits = self.model(images, training=False)
+            return sum(ops.sum(value) for value in self._per_example_losses(logits, batch).values())
+        return loss_of
+
+    def adversarial_images(self, batch):
+        """The faces the step trains on: `batch["image"]`, or with adversarial_epsilon > 0 the worst faces
+        within that L2 distance of each (`legan_tf.adversarial.pgd_l2`, dropout off while searching)."""
+        return adversarial.pgd_l2(self._summed_loss(batch), batch["image"], self.hp.adversarial_epsilon,
+                                  self.hp.adversarial_steps)
+
     def train_step(self, batch):
+        images = self.adversarial_images(batch) if self.hp.adversarial_epsilon > 0 else batch["image"]
+
         def loss_and_metrics():
-            logits = self.model(batch["image"], training=True)
+            logits = self.model(images, training=True)
             losses = self._per_example_losses(logits, batch)
             # Scaled by the global batch so gradients summed over replicas equal one big batch's.
             loss = sum(ops.sum(value) for value in losses.values()) / self.global_batch_size
@@ -83,16 +106,27 @@ class ClassifierTask(base.Task):
         return {name: np.argmax(ops.convert_to_numpy(logits[name]), axis=-1) for name in self.attributes}
 
     def evaluate(self, dataset):
+        """Accuracy per attribute; with adversarial_epsilon > 0 also the robust accuracy (right on the
+        worst face within that distance, the training attack)."""
+        robust = self.hp.adversarial_epsilon > 0
         correct = {name: 0 for name in self.attributes}
+        robust_correct = {name: 0 for name in self.attributes}
         total = 0
         for batch in dataset:
             predicted = self.predict(batch["image"])
+            attacked = self.predict(self.adversarial_images(batch)) if robust else {}
             for name in self.attributes:
-                correct[name] += int(np.sum(predicted[name] == np.asarray(batch[name])))
+                truth = np.asarray(batch[name])
+                correct[name] += int(np.sum(predicted[name] == truth))
+                if robust:
+                    robust_correct[name] += int(np.sum(attacked[name] == truth))
             total += int(batch["image"].shape[0])
         if total == 0:
             raise ValueError("evaluation data is empty")
-        return {f"eval/accuracy/{name}": correct[name] / total for name in self.attributes}
+        metrics = {f"eval/accuracy/{name}": correct[name] / total for name in self.attributes}
+        if robust:
+            metrics.update({f"eval/robust_accuracy/{name}": robust_correct[name] / total for name in self.attributes})
+        return metrics
 
     def sample_grid(self, batch):
         predicted = self.predict(batch["image"])

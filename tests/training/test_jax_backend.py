@@ -259,3 +259,16 @@ def test_legan_with_diffaugment_and_a_frozen_classifier_trains_under_jax(shards,
     value = float(logged[-1].split("g/frozen_classification ")[1].split(",")[0])
     assert np.isfinite(value) and value > 0
     assert keras.backend.backend() == "tensorflow"  # the test process itself is untouched
+
+
+def test_adversarial_training_of_the_classifier_runs_under_jax(shards, tmp_path):
+    # The attack's input gradients (jax.grad inside the compiled step) and the robust accuracy of the
+    # evaluation, without TensorFlow in the process.
+    result = _run(_command(shards, tmp_path, "--task=classifier", "--classifier_base_filters=4",
+                           "--classifier_downsamples=2", "--classifier_adversarial_epsilon=1.0",
+                           "--classifier_adversarial_steps=2", "--train_steps=4"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run_dir] = glob.glob(str(tmp_path / "tiny-*"))
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert 0.0 <= metrics["eval/robust_accuracy/expression"] <= 1.0
+    assert os.path.isfile(os.path.join(run_dir, "attribute_classifier.keras"))
