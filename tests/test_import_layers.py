@@ -19,7 +19,7 @@ LAYERS = (
     ("kernel", ("legan_tf.errors", "legan_tf.backend", "legan_tf.hparams", "legan_tf.random_streams",
                 "legan_tf.labels", "legan_tf.layers", "legan_tf.losses", "legan_tf.geometry", "legan_tf.precision",
                 "legan_tf.optimizers", "legan_tf.visualize", "legan_tf.statistics", "legan_tf.output_dirs",
-                "legan_tf.local_http", "legan_tf.digests")),
+                "legan_tf.local_http", "legan_tf.digests", "legan_tf.adversarial")),
     ("data", ("legan_tf.data",)),
     ("models", ("legan_tf.models",)),
     ("gan", ("legan_tf.gan",)),
