@@ -43,6 +43,8 @@ def steer_faces():
     if not FLAGS.faces or not FLAGS.classifiers:
         raise ConfigError("--faces and --classifiers are required (see --help).")
     classifiers, names = {}, None
+    if len({os.path.abspath(path) for path in FLAGS.classifiers}) != len(FLAGS.classifiers):
+        raise ConfigError(f"--classifiers names a file twice: {','.join(FLAGS.classifiers)}.")
     for path in FLAGS.classifiers:
         model = load_model(path, "attribute classifier", "--classifiers", AttributeClassifier)
         labels = labels_beside(path)
@@ -55,7 +57,10 @@ def steer_faces():
             raise ConfigError(f"--classifiers={path}: its {FLAGS.head} classes {list(head_names)} differ from "
                               f"the first classifier's {list(names)}.")
         names = tuple(head_names)
+        # Rows are labelled by the run's folder; two files of one folder by their paths.
         label = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        if label in classifiers:
+            label = os.path.normpath(path)
         classifiers[label] = model
     sizes = {model.image_size for model in classifiers.values()}
     if len(sizes) != 1:

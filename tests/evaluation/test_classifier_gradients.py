@@ -107,3 +107,19 @@ def test_the_script_writes_the_mosaic_and_refuses_an_unknown_target(tmp_path):
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: --targets: 'joy' is not one of the expression classes")
+
+
+def test_two_classifiers_of_one_folder_get_a_row_each_and_a_file_named_twice_is_refused(tmp_path):
+    model = _saved_classifier(tmp_path / "run")
+    second = str(tmp_path / "run" / "other.keras")
+    _classifier().save(second)
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    Image.fromarray(np.full((24, 24), 90, np.uint8)).save(faces / "0.png")
+    result = _script(f"--faces={faces}", f"--classifiers={model},{second}", "--targets=sad", "--steps=1",
+                     f"--output={tmp_path / 'steered.png'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "run: -> sad:" in result.stdout and f"{os.path.normpath(second)}: -> sad:" in result.stdout
+    result = _script(f"--faces={faces}", f"--classifiers={model},{model}", f"--output={tmp_path / 'twice.png'}")
+    assert result.returncode == 1 and "--classifiers names a file twice" in result.stderr
+
