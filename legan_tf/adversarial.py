@@ -18,15 +18,14 @@ from __future__ import annotations
 from keras import ops
 
 from legan_tf import backend
+from legan_tf.losses import per_example_norm
 
 STEP_RATIO = 2.5  # step size = STEP_RATIO * epsilon / steps (Madry et al.'s choice)
-_TINY = 1e-12
 
 
 def _per_example_norm(values):
-    """(B, 1, 1, 1) L2 norms over every non-batch axis."""
-    squares = ops.sum(ops.reshape(ops.square(values), (ops.shape(values)[0], -1)), axis=1)
-    return ops.reshape(ops.sqrt(squares + _TINY), (-1, 1, 1, 1))
+    """(B, 1, 1, 1) L2 norms over every non-batch axis, to scale images by."""
+    return ops.reshape(per_example_norm(values), (-1, 1, 1, 1))
 
 
 def project(change, epsilon):

@@ -41,6 +41,15 @@ def _per_example_mean(values):
     return ops.mean(ops.reshape(values, [ops.shape(values)[0], -1]), axis=1)
 
 
+def per_example_norm(values):
+    """L2 norm over every axis but the first: (B, ...) -> (B,). A 1e-12 under the square root keeps its
+    gradient finite where `values` vanish (the gradient penalty differentiates it; the L2 attack of
+    legan_tf.adversarial divides by it)."""
+    values = _float32(values)
+    squared = ops.sum(ops.reshape(ops.square(values), [ops.shape(values)[0], -1]), axis=1)
+    return ops.sqrt(squared + 1e-12)
+
+
 def gradient_penalty(critic_fn, real, fake, alpha=None):
     """WGAN-GP penalty (norm - 1)^2 per example, at random points between real and fake images.
 
@@ -64,9 +73,8 @@ def gradient_penalty(critic_fn, real, fake, alpha=None):
     else:
         alpha = ops.reshape(ops.cast(alpha, real.dtype), alpha_shape)
     interpolated = alpha * real + (1.0 - alpha) * fake
-    gradients = _float32(backend.input_gradient(critic_fn, interpolated))
-    squared = ops.sum(ops.reshape(ops.square(gradients), [batch, -1]), axis=1)
-    return ops.square(ops.sqrt(squared + 1e-12) - 1.0)
+    gradients = backend.input_gradient(critic_fn, interpolated)
+    return ops.square(per_example_norm(gradients) - 1.0)
 
 
 def wasserstein_critic_loss(real_scores, fake_scores):
