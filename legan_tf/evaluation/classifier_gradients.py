@@ -17,10 +17,11 @@ from keras import ops
 from PIL import Image
 
 from legan_tf import adversarial, visualize
+from legan_tf.data.manifests import IMAGE_EXTENSIONS as MANIFEST_EXTENSIONS
 from legan_tf.errors import ConfigError
 from legan_tf.losses import classification_loss
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+IMAGE_EXTENSIONS = MANIFEST_EXTENSIONS + (".bmp", ".webp")
 
 
 def read_faces(folder: str, size: int, limit: int = 0) -> tuple[list[str], np.ndarray]:
@@ -61,9 +62,10 @@ def steering_figure(classifiers: dict, faces: np.ndarray, head: str, class_names
     for label, classifier in classifiers.items():
         columns = [faces]
         for target in targets:
-            steered = steer(classifier, faces, head, class_names.index(target), epsilon, steps)
+            index = class_names.index(target)
+            steered = steer(classifier, faces, head, index, epsilon, steps)
             read = np.argmax(ops.convert_to_numpy(classifier(steered, training=False)[head]), axis=-1)
-            rates[(label, target)] = float(np.mean(read == class_names.index(target)))
+            rates[(label, target)] = float(np.mean(read == index))
             columns.append(steered)
         rows.append(columns)
         labels += [label] * len(faces)
