@@ -36,8 +36,7 @@ FLAGS = flags.FLAGS
 def steer_faces():
     from legan_tf.errors import ConfigError
     from legan_tf.evaluation import classifier_gradients
-    from legan_tf.models.classifier import AttributeClassifier
-    from legan_tf.runs import labels_beside, load_model, read_label_names
+    from legan_tf.runs import load_attribute_classifier
     from legan_tf.visualize import save_png
 
     if not FLAGS.faces or not FLAGS.classifiers:
@@ -46,11 +45,8 @@ def steer_faces():
     if len({os.path.abspath(path) for path in FLAGS.classifiers}) != len(FLAGS.classifiers):
         raise ConfigError(f"--classifiers names a file twice: {','.join(FLAGS.classifiers)}.")
     for path in FLAGS.classifiers:
-        model = load_model(path, "attribute classifier", "--classifiers", AttributeClassifier)
-        labels = labels_beside(path)
-        if labels is None:
-            raise ConfigError(f"--classifiers={path}: no labels.json beside it (the run's own).")
-        head_names = read_label_names(labels, "--classifiers").get(FLAGS.head)
+        model, label_names = load_attribute_classifier(path, "--classifiers")
+        head_names = label_names.get(FLAGS.head)
         if head_names is None or FLAGS.head not in model.head_classes:
             raise ConfigError(f"--classifiers={path}: no {FLAGS.head!r} head.")
         if names is not None and tuple(head_names) != tuple(names):

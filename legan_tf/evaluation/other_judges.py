@@ -40,7 +40,7 @@ import numpy as np
 
 from legan_tf.errors import ConfigError
 from legan_tf.statistics import ratio as _ratio, share as _share
-from legan_tf.evaluation.judges import file_digest, load_judges
+from legan_tf.evaluation.judges import file_digest
 
 EXPRESSION = "expression"
 JUDGE_FILE_SUFFIX = ".judge.json"
@@ -158,20 +158,19 @@ def load(spec: str, generator_names: Sequence[str], batch_size: int = 64,
          weights_dir: str = WEIGHTS_DIR) -> OtherJudge:
     """Loads one --other_judges entry and ties its classes to the generator's (ConfigError with fewer than 2)."""
     from legan_tf.evaluation.metrics.base import call_in_batches, call_model, fit_to_model
-    from legan_tf.runs import labels_beside, read_label_names
+    from legan_tf.runs import labels_beside, load_attribute_classifier
 
     path, described = resolve(spec, weights_dir)
     protocol: dict = {}
     if described is None:  # a project AttributeClassifier: labels.json beside it
         labels_path = labels_beside(path)
-        names = list((read_label_names(labels_path) if labels_path else {}).get(EXPRESSION, ()))
-        if not names:
+        if labels_path is None:
             raise ConfigError(f"--other_judges={spec}: no labels.json naming its expressions beside it, and no "
                               f"{os.path.splitext(path)[0] + JUDGE_FILE_SUFFIX}.")
-        model = load_judges(classifier=path).classifier.model
-        if dict(model.head_classes).get(EXPRESSION) != len(names):
-            raise ConfigError(f"--other_judges={spec}: its expression head does not have the {len(names)} classes "
-                              f"its {labels_path} names.")
+        model, label_names = load_attribute_classifier(path, "--other_judges")
+        names = list(label_names.get(EXPRESSION, ()))
+        if not names or EXPRESSION not in model.head_classes:
+            raise ConfigError(f"--other_judges={spec}: no expression head named in its {labels_path}.")
 
         def scores(images):
             fitted = fit_to_model(np.asarray(images, np.float32), model, protocol)

@@ -124,6 +124,10 @@ def load_saved_model(path: str, what: str, where: str, expected=None, hint: str 
         raise ConfigError(f"{path}: cannot load the {what} ({error}).") from None
     if expected is not None and not isinstance(model, expected):
         names = " or ".join(kind.__name__ for kind in (expected if isinstance(expected, tuple) else (expected,)))
-        article = "an" if names[0] in "AEIOU" else "a"
-        raise ConfigError(f"{path}: a {type(model).__name__}, not {article} {names}{hint}.")
+        found = type(model).__name__
+        raise ConfigError(f"{path}: {_article(found)} {found}, not {_article(names)} {names}{hint}.")
     return model
+
+
+def _article(name: str) -> str:
+    return "an" if name[:1] in "AEIOU" else "a"

@@ -454,6 +454,26 @@ def labels_beside(model_path: str) -> Optional[str]:
     return path if os.path.isfile(path) else None
 
 
+def load_attribute_classifier(path: str, flag: str, hint: str = ""):
+    """An AttributeClassifier .keras of this project with the class names of its heads, read from the
+    labels.json beside it (its run's): (model, {head: names}). A missing file, another kind of model, no
+    labels.json, or a head whose class count is not the number of names given for it: a ConfigError naming
+    `flag`. What the names must match (the data's, another classifier's) is the caller's check."""
+    from legan_tf.models.classifier import AttributeClassifier
+
+    model = load_model(path, "attribute classifier", flag, AttributeClassifier, hint)
+    labels = labels_beside(path)
+    if labels is None:
+        raise ConfigError(f"{flag}={path}: no labels.json beside it (its run's, naming the classes of its heads).")
+    names = read_label_names(labels, flag)
+    heads = dict(model.head_classes)
+    for head, classes in names.items():
+        if head in heads and heads[head] != len(classes):
+            raise ConfigError(f"{flag}={path}: its {head} head has {heads[head]} classes, its {labels} names "
+                              f"{len(classes)}.")
+    return model, names
+
+
 def read_label_names(path: str, flag: Optional[str] = None, allow_empty: bool = False) -> Dict[str, Tuple[str, ...]]:
     """A labels.json: {"expression": [names...], "lighting": [names...]} (either or both), checked; with
     `allow_empty`, {} too (the run of a recipe whose data carry no labels, e.g. Q's ratings)."""

@@ -7,7 +7,6 @@ step lives in `legan_tf/gan/base.py`. Other GAN recipes (LEGAN) subclass this ta
 
 import dataclasses
 
-import keras
 import numpy as np
 from keras import ops
 
@@ -17,8 +16,8 @@ from legan_tf.gan import diffaugment
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
 from legan_tf.labels import one_hot_labels
-from legan_tf.models.classifier import AttributeClassifier
-from legan_tf.runs import labels_beside, load_model, read_label_names
+from legan_tf.models.quality import QualityModel
+from legan_tf.runs import load_attribute_classifier, load_model
 from legan_tf.tasks import base, register
 
 
@@ -77,7 +76,8 @@ class StarGANTask(base.GANTask):
         path = self.hp.quality_model
         if not path:
             return None
-        model = keras.models.load_model(path)
+        model = load_model(path, "quality model", f"--{self.prefix()}quality_model", QualityModel,
+                           " (train one with configs/quality*.flags)")
         if getattr(model, "image_size", self.image_size) != self.image_size:
             raise ConfigError(f"--{self.prefix()}quality_model={path} rates {model.image_size} px images, "
                               f"but --image_size={self.image_size}.")
@@ -89,12 +89,7 @@ class StarGANTask(base.GANTask):
         path, flag = self.hp.attribute_classifier, f"--{self.prefix()}attribute_classifier"
         if not path:
             return None
-        beside = labels_beside(path)
-        if beside is None:
-            raise ConfigError(f"{flag}={path}: no labels.json beside it to check its class names against the data's.")
-        names = read_label_names(beside)
-        model = load_model(path, "attribute classifier", flag, AttributeClassifier,
-                           " (train one with configs/classifier*.flags)")
+        model, names = load_attribute_classifier(path, flag, " (train one with configs/classifier*.flags)")
         heads = dict(model.head_classes)
         shared = [name for name in self.label_names if name in heads]
         if not shared:

@@ -10,8 +10,8 @@ from absl import flags
 
 from legan_tf.data.config import numbered_names
 from legan_tf.errors import ConfigError
-from legan_tf.runs import (FLAGS_FILE, LABELS_FILE, RunDir, flagfile_text, labels_beside, load_generator, load_model,
-                           model_file, read_label_names)
+from legan_tf.runs import (FLAGS_FILE, LABELS_FILE, RunDir, flagfile_text, labels_beside, load_attribute_classifier,
+                           load_generator, load_model, model_file, read_label_names, write_label_names)
 from legan_tf.runs.settings import TrainingSettings
 
 
@@ -198,6 +198,28 @@ def test_models_are_saved_by_role_and_loaded_with_clear_errors(tmp_path):
     assert model_file("pose_estimator") == "pose_estimator.keras"  # a new recipe's own role
     with pytest.raises(ValueError, match="a role is a lower-case name"):
         model_file("generator.keras")
+
+
+def test_an_attribute_classifier_loads_with_the_names_beside_it_or_says_what_is_wrong(tmp_path):
+    from legan_tf.models.classifier import AttributeClassifier
+
+    classifier = AttributeClassifier(16, {"expression": 3, "lighting": 2}, base_filters=4, num_downsamples=2)
+    faces = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    expected = np.asarray(classifier(faces)["expression"])
+    path = str(tmp_path / "attribute_classifier.keras")
+    classifier.save(path)
+    with pytest.raises(ConfigError, match="--classifier=.*: no labels.json beside it"):
+        load_attribute_classifier(path, "--classifier")
+    write_label_names(str(tmp_path), {"expression": ["a", "b", "c"], "lighting": ["left", "right"]})
+    model, names = load_attribute_classifier(path, "--classifier")
+    assert names == {"expression": ("a", "b", "c"), "lighting": ("left", "right")}
+    np.testing.assert_allclose(np.asarray(model(faces)["expression"]), expected, rtol=1e-6, atol=1e-6)
+    # A labels.json of a head's own name but another count of classes: the two files are not one run's.
+    write_label_names(str(tmp_path), {"expression": ["a", "b"]})
+    with pytest.raises(ConfigError, match="its expression head has 3 classes, its .*labels.json names 2"):
+        load_attribute_classifier(path, "--classifier")
+    with pytest.raises(ConfigError, match="--classifier=.*nowhere.keras: no such attribute classifier file"):
+        load_attribute_classifier(str(tmp_path / "nowhere.keras"), "--classifier")
 
 
 def test_flagfile_text_writes_booleans_lists_and_skips_none():

@@ -154,3 +154,18 @@ def test_bad_settings_stop_at_start_up_with_a_message():
         StarGANTask(labels, 64, 8, 10, lambda_qual=1.0)
     with pytest.raises(ConfigError, match="no such file"):
         StarGANTask(labels, 64, 8, 10, lambda_qual=1.0, quality_model="/nonexistent/q.keras")
+
+
+def test_a_quality_model_is_checked_and_a_file_of_another_kind_is_refused(tmp_path, model_file):
+    labels = {"expression": tuple("abc")}
+    # model_file is a 32 px Q: it loads as one, and its size is checked against the data's.
+    task = StarGANTask(labels, 64, 8, 10, lambda_qual=1.0, quality_model=model_file)
+    with pytest.raises(ConfigError, match="rates 32 px images, but --image_size=64"):
+        task.pretrained_models()
+    from legan_tf.models.classifier import AttributeClassifier
+
+    other = str(tmp_path / "attribute_classifier.keras")
+    AttributeClassifier(64, {"expression": 3}, base_filters=4, num_downsamples=2).save(other)
+    task = StarGANTask(labels, 64, 8, 10, lambda_qual=1.0, quality_model=other)
+    with pytest.raises(ConfigError, match="an AttributeClassifier, not a QualityModel .train one with"):
+        task.pretrained_models()
