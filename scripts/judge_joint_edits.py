@@ -12,8 +12,17 @@ kept, and to every other lighting with its expression kept. Independent judges r
 generation rate of each attribute (its judge reads the target; target: at least 80% of the judge's
 accuracy on the unedited faces) and disentanglement (the other attribute's judge reads the edit as it
 reads the unedited face; target: at least 90%), with the identity and edit L1 and the texture ratio.
-Writes <run_dir>/joint_edits/ (or --output_dir): metrics.json, report.md, expression_grid.png,
+Where the split holds other images of a face's subject that differ in the edited attribute only (relit
+shards: the same photo under every light), the judge's reading of those copies is the kept share that
+reproducing the data would score: reported beside each kept share (kept by the data, and the edits' share
+of it). Writes <run_dir>/joint_edits/ (or --output_dir): metrics.json, report.md, expression_grid.png,
 lighting_grid.png and joint_grid.png (one face, expressions x lightings).
+
+  python scripts/judge_joint_edits.py --data_only --data_path=data/fer2013_relit_tfr --num_faces=1000 \
+      --image_size=64 --expression_judge=... --lighting_judge=... --output_dir=runs/judges-fer2013-relit
+
+--data_only reads no generator: the judges' accuracy and the data's kept shares over the faces the check
+would edit, to know before training what the disentanglement figures can reach with these judges.
 """
 
 import os
@@ -70,13 +79,31 @@ flags.DEFINE_string("output_dir", None, "Where to write. Default: <run_dir>/join
 flags.DEFINE_integer("seed", 0, "Seed of the choice of faces (with --num_faces) and of the grid's faces.")
 flags.DEFINE_integer("batch_size", 64, "Images per forward pass.", lower_bound=1)
 flags.DEFINE_bool("progress_bar", True, "Show a progress bar.")
+flags.DEFINE_bool("data_only", False, "Judge the data, not a generator: the judges' accuracy over the faces the "
+                  "check would edit and how often each judge keeps its reading across a face's own copies that "
+                  "differ in the other attribute (needs --data_path and --output_dir; no --run_dir).")
+flags.DEFINE_integer("image_size", 0, "With --data_only: the size the faces are read at before each judge's own "
+                     "resize (the generator's, to match its check); 0 = the shards' stored size.", lower_bound=0)
+
+GENERATOR_ONLY = ("run_dir", "generator", "identity_model", "normals_dir", "inception_weights")
 
 FLAGS = flags.FLAGS
 
 
 def judge_from_flags(argv):
+    from legan_tf.errors import ConfigError
     from legan_tf.evaluation import joint_edits
 
+    if FLAGS.data_only:
+        given = [name for name in GENERATOR_ONLY if FLAGS[name].value]
+        if given:
+            raise ConfigError(f"--data_only judges no generator: drop --{', --'.join(given)}.")
+        return joint_edits.evaluate_data_agreement(
+            FLAGS.expression_judge, FLAGS.lighting_judge, FLAGS.data_path, FLAGS.output_dir, split=FLAGS.split,
+            num_faces=FLAGS.num_faces, image_size=FLAGS.image_size, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
+            progress=FLAGS.progress_bar, command=command_line(argv), other_judges=FLAGS.other_judges)
+    if FLAGS.image_size:
+        raise ConfigError("--image_size is for --data_only: the check reads faces at the generator's size.")
     return joint_edits.evaluate_joint_edits(
         FLAGS.expression_judge, FLAGS.lighting_judge, run_dir=FLAGS.run_dir, generator_path=FLAGS.generator,
         data_path=FLAGS.data_path, split=FLAGS.split, num_faces=FLAGS.num_faces, grid_faces=FLAGS.grid_faces,
@@ -93,7 +120,11 @@ def main(argv):
     result = run_main(judge_from_flags, sys.argv)
     from legan_tf.evaluation import joint_edits
 
-    print("\n".join(joint_edits.main_lines(result)))
+    if FLAGS.data_only:
+        written = f"written to {result['output_dir']}: {joint_edits.METRICS_FILE}, {joint_edits.REPORT_FILE}"
+        print("\n".join(joint_edits.data_only_lines(result) + [written]))
+    else:
+        print("\n".join(joint_edits.main_lines(result)))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,11 @@ training split only). Figures:
                    nothing scores this)
   kept             on edits of the OTHER attribute: its reading of the edit equals its reading of the
                    unedited face (disentanglement: a lighting-only edit keeps the expression; target: 90%)
+  kept_by_data     where the split holds other images of a face's subject that differ from it in the edited
+                   attribute only (relit shards: the same photo under every light), the judge's reading of
+                   those copies against its reading of the face, over the same pairs (the kept share that
+                   reproducing the data exactly would score; kept_of_data = kept / kept_by_data). FER2013
+                   relit shards hold every light of each photo, one expression: lighting edits only
   identity_l1      mean |G(x, (e, l)) - x|; edit_l1: mean |G(x, t) - x| over each attribute's edits
   texture_ratio    mean |Laplacian| of the edits over that of the unedited faces (real_edits.texture_energy)
   identity         with --identity_model (an identity network f trained on real people, e.g.
@@ -38,6 +43,10 @@ training split only). Figures:
                    stored split (relit shards store train and test only, so by default a seeded choice of as many
                    training faces: other people's photos, none of them edited), beside the floor (the edited
                    faces unedited against the same) and the paired figures (real_edit_distances)
+
+With no generator (`evaluate_data_agreement`, judge_joint_edits.py --data_only), only the judges' accuracy and
+the kept_by_data figures: how far a judge agrees with itself across images that differ in one attribute, the
+most a generator can be credited with, before one is trained.
 
 Outputs (`evaluate_joint_edits`): metrics.json, report.md, expression_grid.png and lighting_grid.png (held-out
 faces x every target of one attribute, the other kept; frames: green where the attribute's judge reads the
@@ -65,7 +74,7 @@ from legan_tf.evaluation.real_edits import (HIT, MISS, NONE, OWN, _jsonable, _la
                                             _share, choose_grid_faces, open_split, texture_energy)
 from legan_tf.evaluation.real_edits import _framed as _framed_cells
 from legan_tf.evaluation.identity_real import EditIdentity, load_identity_network
-from legan_tf.evaluation.real_pass import read_real_faces, stored_split_names
+from legan_tf.evaluation.real_pass import choose_faces, read_real_faces, stored_split_names
 from legan_tf.evaluation.run_under_test import resolve_run
 from legan_tf.evaluation.translation_metrics import generator_translate_fn
 from legan_tf.runs import labels_beside, read_label_names
@@ -226,8 +235,90 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
                          light_fits, features)
 
 
+@dataclasses.dataclass
+class SplitReadings:
+    """Every judge's reading of every unedited face of a split (file order), with the faces' labels and subject
+    ids: what the kept_by_data figures compare."""
+    reads: Dict[str, np.ndarray]      # judge -> (N,)
+    labels: Dict[str, np.ndarray]     # attribute -> (N,)
+    subjects: np.ndarray              # (N,)
+
+
+def read_split(source, judges: Sequence[Judge], batch_size: int = 64, progress: bool = False
+               ) -> Optional[SplitReadings]:
+    """Reads every face of `source` (a stored split) once with every judge; None when the records carry no
+    subject ids (nothing to pair)."""
+    reads: Dict[str, List[np.ndarray]] = {judge.name: [] for judge in judges}
+    labels: Dict[str, List[np.ndarray]] = {name: [] for name in ATTRIBUTES}
+    subjects: List[np.ndarray] = []
+    bar = tqdm(total=source.num_examples, desc="judges on the split", unit="face", disable=not progress,
+               file=sys.stderr)
+    for batch in source.dataset(batch_size, training=False, repeat=False):
+        if "identity" not in batch:
+            bar.close()
+            return None
+        images = batch["image"].numpy().astype(np.float32)
+        for judge in judges:
+            reads[judge.name].append(np.asarray(judge.read(images), np.int64))
+        for name in ATTRIBUTES:
+            labels[name].append(batch[name].numpy().astype(np.int64))
+        subjects.append(batch["identity"].numpy().astype(np.int64))
+        bar.update(len(images))
+    bar.close()
+    if not subjects:
+        return None
+    return SplitReadings({name: np.concatenate(parts) for name, parts in reads.items()},
+                         {name: np.concatenate(parts) for name, parts in labels.items()}, np.concatenate(subjects))
+
+
+def copy_agreement(split: SplitReadings, chosen: np.ndarray, judge: Judge, edited: str, classes: int
+                   ) -> Dict[str, object]:
+    """The kept share that reproducing the data would score: for each chosen face i (rows of the split) and each
+    target t of `edited` other than its own, the images of the split with i's subject, `edited` = t and i's own
+    value of the judge's attribute (relit shards: the same photo under light t) stand for a perfect edit; the
+    judge's reading of each is compared with its reading of i. A pair's share is averaged over its copies, the
+    figure over the pairs that have one (per_target: the same by target id). Faces whose own class of the
+    judge's attribute it does not know are left out, as in summarise."""
+    other = judge.attribute
+    groups: Dict[tuple, List[int]] = {}
+    for index, key in enumerate(zip(split.subjects.tolist(), split.labels[edited].tolist(),
+                                    split.labels[other].tolist())):
+        groups.setdefault(key, []).append(index)
+    reads = split.reads[judge.name]
+    known = set(range(int(split.labels[other].max()) + 1)) if judge.known is None else set(judge.known)
+    shares, pairs, by_target = [], 0, [[] for _ in range(classes)]
+    for i in np.asarray(chosen, np.int64).tolist():
+        subject, own, value = int(split.subjects[i]), int(split.labels[edited][i]), int(split.labels[other][i])
+        if value not in known:
+            continue
+        for target in range(classes):
+            if target == own:
+                continue
+            pairs += 1
+            copies = groups.get((subject, target, value))
+            if copies:
+                shares.append(float(np.mean(reads[copies] == reads[i])))
+                by_target[target].append(shares[-1])
+    return {"kept": float(np.mean(shares)) if shares else None, "pairs_with_copy": len(shares), "pairs": pairs,
+            "per_target": [float(np.mean(part)) if part else None for part in by_target]}
+
+
+def data_agreement(split: SplitReadings, chosen: np.ndarray, judges: Sequence[Judge],
+                   sizes: Mapping[str, int]) -> Dict[str, Dict[str, Dict[str, object]]]:
+    """edited attribute -> judge of the other attribute -> copy_agreement, where the split has any copy."""
+    result: Dict[str, Dict[str, Dict[str, object]]] = {}
+    for edited in ATTRIBUTES:
+        for judge in judges:
+            if judge.attribute != edited:
+                figures = copy_agreement(split, chosen, judge, edited, sizes[edited])
+                if figures["pairs_with_copy"]:
+                    result.setdefault(edited, {})[judge.name] = figures
+    return result
+
+
 def summarise(readings: JointReadings, judges: Sequence[Judge], names: Mapping[str, Sequence[str]],
-              reference: Optional[np.ndarray] = None, reference_name: Optional[str] = None) -> Dict:
+              reference: Optional[np.ndarray] = None, reference_name: Optional[str] = None,
+              by_data: Optional[Mapping[str, Mapping[str, Mapping[str, object]]]] = None) -> Dict:
     """The module docstring's figures: per edited attribute, each judge's rate (its own attribute) or kept
     share (the other), the L1 and texture figures, and the verdict against the targets; with FID features, the
     distances (unpaired against `reference`, the feature rows of another split's faces, when given)."""
@@ -263,9 +354,13 @@ def summarise(readings: JointReadings, judges: Sequence[Judge], names: Mapping[s
                     "baseline": _share((on_input[:, None] == target)[judged]),
                     "relative_to_ceiling": _ratio(rate, accuracy), "per_target": per_target}
             else:
+                kept = _share((reads == on_input[:, None])[pairs & faces[:, None]])
                 entry["judges"][judge.name] = {
                     "reads": judge.attribute, "judge_accuracy": _share((on_input == labels[judge.attribute])[faces]),
-                    "kept": _share((reads == on_input[:, None])[pairs & faces[:, None]])}
+                    "kept": kept}
+                data = (by_data or {}).get(edited, {}).get(judge.name)
+                if data:
+                    entry["judges"][judge.name].update(kept_by_data=data, kept_of_data=_ratio(kept, data["kept"]))
             if judge.known is not None:
                 entry["judges"][judge.name]["knows"] = [names[judge.attribute][t] for t in judge.known]
         figures[edited] = entry
@@ -353,6 +448,7 @@ def tables(summary: Mapping[str, object]) -> str:
                          f"{_percent(figures['judge_accuracy'])} | {_percent(figures.get('target_rate'))} | "
                          f"{_percent(figures.get('relative_to_ceiling'))} | "
                          f"{_percent(figures.get('baseline'))} | {_percent(figures.get('kept'))} |")
+    lines += data_lines(summary)
     lines += ["", "| edits | pairs | identity L1 | edit L1 | texture ratio |", "|---|---|---|---|---|"]
     for edited, entry in summary["edits"].items():
         lines.append(f"| {edited} only | {entry['pairs']} | {_number(entry['identity_l1'])} | "
@@ -372,6 +468,23 @@ def tables(summary: Mapping[str, object]) -> str:
         lines += [f"| {label} | {value} | {other} |" for (label, value), (_, other) in zip(*rows)]
         lines += [f"- {note}" for note in summary.get("distance_cautions", [])]
     return "\n".join(lines)
+
+
+def data_lines(summary: Mapping[str, object]) -> List[str]:
+    """Markdown rows of the kept_by_data figures (none when the split holds no copies)."""
+    rows = [(edited, name, figures) for edited, entry in summary["edits"].items()
+            for name, figures in entry["judges"].items() if "kept_by_data" in figures]
+    if not rows:
+        return []
+    lines = ["", "| edits | judge (reads) | kept by the edits | kept by the data (the subject's images with the "
+             "target, the other attribute as the face's) | of the data's | pairs with a copy |",
+             "|---|---|---|---|---|---|"]
+    for edited, name, figures in rows:
+        data = figures["kept_by_data"]
+        lines.append(f"| {edited} only | {name} ({figures['reads']}) | {_percent(figures.get('kept'))} | "
+                     f"{_percent(data['kept'])} | {_percent(figures.get('kept_of_data'))} | "
+                     f"{data['pairs_with_copy']} of {data['pairs']} |")
+    return lines
 
 
 def verdict_line(summary: Mapping[str, object]) -> str:
@@ -420,6 +533,27 @@ def _load_classifier_judge(path: str, attribute: str, names: Sequence[str], batc
     return Judge(attribute, attribute, read, {**entry.record(), "input": protocol, "labels_from": labels_path})
 
 
+def _load_judges(expression_judge: Optional[str], lighting_judge: Optional[str], other_judges: Sequence[str],
+                 names: Mapping[str, Sequence[str]], batch_size: int) -> List[Judge]:
+    judges = [_load_classifier_judge(expression_judge, EXPRESSION, names[EXPRESSION], batch_size, "expression_judge"),
+              _load_classifier_judge(lighting_judge, LIGHTING, names[LIGHTING], batch_size, "lighting_judge")]
+    for spec in other_judges:
+        other = second_opinion.load(spec, list(names[EXPRESSION]), batch_size)
+        known = sorted(index for index, _ in other.pairs)
+        judges.append(Judge(spec, EXPRESSION, other.read, other.record,
+                            None if len(known) == len(names[EXPRESSION]) else known))
+    return judges
+
+
+def _open_relit_split(data_path: str, split: str, image_size: int, run, from_run: bool):
+    source, _ = open_split(data_path, split, image_size, run, from_run)
+    missing = [name for name in ATTRIBUTES if name not in source.label_names]
+    if missing:
+        raise ConfigError(f"--data_path={data_path}: the shards carry no {' or '.join(missing)} labels; relit faces "
+                          "(scripts/relight_faces.py, then prepare_data.py --data_format=multipie) have both.")
+    return source
+
+
 def fid_reference(requested: str, split: str, stored: Sequence[str]) -> Optional[str]:
     """The split whose unedited faces the edits are compared with (real_edit_distances.reference_split), except
     that `auto` falls back to `train` when no other split is stored: relit shards hold train and test only, and
@@ -455,23 +589,13 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
     data_path = data_path or run.settings.get("data_path")
     if not data_path:
         raise ConfigError("no data: pass --data_path=<relit faces prepared by scripts/prepare_data.py>.")
-    source, _ = open_split(data_path, split, generator.image_size, run, from_run)
-    missing = [name for name in ATTRIBUTES if name not in source.label_names]
-    if missing:
-        raise ConfigError(f"--data_path={data_path}: the shards carry no {' or '.join(missing)} labels; relit faces "
-                          "(scripts/relight_faces.py, then prepare_data.py --data_format=multipie) have both.")
+    source = _open_relit_split(data_path, split, generator.image_size, run, from_run)
     sizes = generator_label_sizes(generator, source.label_names, generator_labels, f"--data_path={data_path}")
     if tuple(sizes) != ATTRIBUTES:
         raise ConfigError(f"{run.generator_path}: the generator takes {', '.join(sizes) or 'no labels'}; this check "
                           "needs one that takes expression and lighting.")
     names = {name: tuple(source.label_names[name]) for name in ATTRIBUTES}
-    judges = [_load_classifier_judge(expression_judge, EXPRESSION, names[EXPRESSION], batch_size, "expression_judge"),
-              _load_classifier_judge(lighting_judge, LIGHTING, names[LIGHTING], batch_size, "lighting_judge")]
-    for spec in other_judges:
-        other = second_opinion.load(spec, list(names[EXPRESSION]), batch_size)
-        known = sorted(index for index, _ in other.pairs)
-        judges.append(Judge(spec, EXPRESSION, other.read, other.record,
-                            None if len(known) == len(names[EXPRESSION]) else known))
+    judges = _load_judges(expression_judge, lighting_judge, other_judges, names, batch_size)
     translate = generator_translate_fn(generator, sizes, batch_size)
     embed, identity_record = load_identity_network(identity_model)
     extractor, reference_name = None, None
@@ -485,8 +609,7 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
         except Unavailable as reason:
             raise ConfigError(f"--inception_weights={inception_weights}: {reason}") from None
 
-    images, labels, chosen = read_real_faces(source, ATTRIBUTES, num_faces, seed, batch_size,
-                                             extra=("identity",) if embed or normals_dir else ())
+    images, labels, chosen = read_real_faces(source, ATTRIBUTES, num_faces, seed, batch_size, extra=("identity",))
     subject_ids = labels.pop("identity", None)
     people = subject_ids if embed else None
     light_fits = None
@@ -501,9 +624,11 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
             reference_source, _ = open_split(data_path, reference_name, generator.image_size, run, from_run)
             reference = distances.reference_features(reference_source, extractor, batch_size, seed, progress,
                                                      fid_reference_faces or len(images))
+    split_readings = read_split(source, judges, batch_size, progress) if subject_ids is not None else None
+    by_data = data_agreement(split_readings, chosen, judges, sizes) if split_readings is not None else None
     readings = edit_each_attribute(translate, judges, images, labels, sizes, batch_size, progress, embed, people,
                                    light_fits, features)
-    summary = summarise(readings, judges, names, reference, reference_name)
+    summary = summarise(readings, judges, names, reference, reference_name, by_data)
 
     output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(run.generator_path)),
                                             OUTPUT_DIR)
@@ -551,6 +676,89 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
         json.dump(record, handle, indent=2)
     write_report(record, os.path.join(output_dir, REPORT_FILE))
     return {**record, "output_dir": output_dir, "files": files}
+
+
+def _stored_image_size(data_path: str) -> int:
+    from legan_tf.data.shard_format import read_metadata
+
+    sizes = list(read_metadata(data_path).get("image_sizes", {})) if os.path.isdir(data_path) else []
+    square = [int(size.split("x")[0]) for size in sizes if size.split("x")[0] == size.split("x")[-1]]
+    if len(sizes) != 1 or len(square) != 1:
+        raise ConfigError(f"--data_path={data_path}: its images are not all of one square size "
+                          f"({', '.join(sizes) or 'none recorded'}); pass --image_size (the generator's).")
+    return square[0]
+
+
+def evaluate_data_agreement(expression_judge: Optional[str], lighting_judge: Optional[str], data_path: Optional[str],
+                            output_dir: Optional[str], split: str = "test", num_faces: int = 0, image_size: int = 0,
+                            seed: int = 0, batch_size: int = 64, progress: bool = True,
+                            command: Optional[str] = None, other_judges: Sequence[str] = ()) -> Dict[str, object]:
+    """No generator: the judges' accuracy over the faces the check would edit (the same seeded choice) and the
+    kept_by_data figures of the module docstring, written as metrics.json and report.md to `output_dir`."""
+    for name, value, low in (("num_faces", num_faces, 0), ("image_size", image_size, 0), ("batch_size", batch_size, 1)):
+        if value < low:
+            raise ConfigError(f"--{name}={value} must be at least {low}.")
+    if not data_path:
+        raise ConfigError("--data_only needs --data_path=<relit faces prepared by scripts/prepare_data.py>.")
+    if not output_dir:
+        raise ConfigError("--data_only needs --output_dir: there is no run folder to write into.")
+    if not os.path.isdir(data_path):
+        raise ConfigError(f"--data_path={data_path}: no such folder; pass a scripts/prepare_data.py output.")
+    size = image_size or _stored_image_size(data_path)
+    source = _open_relit_split(data_path, split, size, None, False)
+    names = {name: tuple(source.label_names[name]) for name in ATTRIBUTES}
+    judges = _load_judges(expression_judge, lighting_judge, other_judges, names, batch_size)
+    split_readings = read_split(source, judges, batch_size, progress)
+    if split_readings is None:
+        raise ConfigError(f"--data_path={data_path}: the records carry no subject ids, so no face has a copy to "
+                          "compare with (prepare_data.py --data_format=multipie stores the manifest's subject).")
+    chosen = choose_faces(len(split_readings.subjects), num_faces, seed)
+    by_data = data_agreement(split_readings, chosen, judges, {name: len(names[name]) for name in ATTRIBUTES})
+    figures = {}
+    for judge in judges:
+        own = split_readings.labels[judge.attribute][chosen]
+        known = np.ones(len(names[judge.attribute]), bool) if judge.known is None else np.isin(
+            np.arange(len(names[judge.attribute])), judge.known)
+        reads = split_readings.reads[judge.name][chosen]
+        figures[judge.name] = {"reads": judge.attribute, "judge_accuracy": _share((reads == own)[known[own]]),
+                               "kept_by_data": {edited: entry[judge.name] for edited, entry in by_data.items()
+                                                if judge.name in entry}}
+    record = _jsonable({
+        "format_version": FORMAT_VERSION, "command": command,
+        "judges": {judge.name: {"reads": judge.attribute, **judge.record} for judge in judges},
+        "data": {"data_path": os.path.abspath(data_path), "split": split, "image_size": size,
+                 "available_faces": int(len(split_readings.subjects)), "num_faces": int(len(chosen)),
+                 "selection": "every face" if len(chosen) == len(split_readings.subjects)
+                 else f"a seeded uniform choice (seed {seed}), the faces judge_joint_edits.py edits"},
+        "names": {name: list(names[name]) for name in ATTRIBUTES}, "figures": figures})
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, METRICS_FILE), "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=2)
+    with open(os.path.join(output_dir, REPORT_FILE), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(data_only_lines(record)) + "\n")
+    return {**record, "output_dir": output_dir,
+            "files": [os.path.join(output_dir, name) for name in (METRICS_FILE, REPORT_FILE)]}
+
+
+def data_only_lines(record: Mapping[str, object]) -> List[str]:
+    """Markdown of evaluate_data_agreement's figures."""
+    data = record["data"]
+    lines = [f"faces: {data['num_faces']} of split {data['split']} of {data['data_path']} at {data['image_size']} px",
+             "", "| judge (reads) | accuracy | edits of | kept by the data (the subject's images with the target, the "
+             "other attribute as the face's) | pairs with a copy |", "|---|---|---|---|---|"]
+    for name, figures in record["figures"].items():
+        kept = figures["kept_by_data"] or {"(none: no copies)": None}
+        for edited, entry in kept.items():
+            lines.append(f"| {name} ({figures['reads']}) | {_percent(figures['judge_accuracy'])} | {edited} | "
+                         + (f"{_percent(entry['kept'])} | {entry['pairs_with_copy']} of {entry['pairs']} |"
+                            if entry else "n/a | 0 |"))
+    names = record.get("names", {})
+    for name, figures in record["figures"].items():
+        for edited, entry in figures["kept_by_data"].items():
+            values = [f"{label} {_percent(value)}" for label, value in zip(names.get(edited, ()), entry["per_target"])
+                      if value is not None]
+            lines.append(f"- {name}, kept by the data per target {edited}: " + ", ".join(values))
+    return lines
 
 
 def main_lines(result: Mapping[str, object]) -> List[str]:

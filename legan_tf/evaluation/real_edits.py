@@ -591,16 +591,16 @@ def _labels_of(model_path: str, run_dir: Optional[str] = None) -> Optional[str]:
     return found
 
 
-def open_split(data_path: str, split: str, image_size: int, run: RunUnderTest, from_run: bool):
+def open_split(data_path: str, split: str, image_size: int, run: Optional[RunUnderTest], from_run: bool):
     """The stored `split` of `data_path` (prepare_data.py's shards, or the data the run trained on when it
-    names its own split), read at `image_size` with the run's preprocessing."""
+    names its own split), read at `image_size` with the run's preprocessing (none without a run)."""
     from legan_tf.data import DataConfig, open_source
     from legan_tf.data.shard_format import METADATA_FILE, read_metadata
 
     where = f"--data_path={data_path}" + (f" (the run's, from its {FLAGS_FILE})" if from_run else "")
     if not os.path.exists(data_path):
         raise ConfigError(f"{where}: no such folder; pass --data_path=<a scripts/prepare_data.py output>.")
-    run_config = run.data_config()
+    run_config = run.data_config() if run is not None else None
     apply_mask = bool(run_config and run_config.apply_mask)
     if os.path.isdir(data_path) and os.path.isfile(os.path.join(data_path, METADATA_FILE)):
         label_names = read_metadata(data_path)["label_names"]

@@ -132,6 +132,12 @@ def open_real_reference(run: RunUnderTest, requested: str, real: Optional[str] =
                     "never translated (unpaired)")
 
 
+def choose_faces(count: int, limit: int, seed: int) -> np.ndarray:
+    """The indices (file order) of read_real_faces' seeded uniform choice of at most `limit` of `count` faces."""
+    rng = np.random.default_rng([seed, 1])
+    return np.arange(count) if not limit or limit >= count else np.sort(rng.choice(count, limit, replace=False))
+
+
 def read_real_faces(source, attributes: Sequence[str], limit: int, seed: int, batch_size: int = 64,
                     extra: Sequence[str] = ()):
     """(images, labels, indices): a seeded uniform choice of at most `limit` faces of `source` (all when
@@ -140,8 +146,7 @@ def read_real_faces(source, attributes: Sequence[str], limit: int, seed: int, ba
     count = source.num_examples
     if count == 0:
         raise ConfigError("no real faces: the split is empty")
-    rng = np.random.default_rng([seed, 1])
-    chosen = np.arange(count) if not limit or limit >= count else np.sort(rng.choice(count, limit, replace=False))
+    chosen = choose_faces(count, limit, seed)
     keep = np.zeros(count, bool)
     keep[chosen] = True
     images, labels, seen = [], {name: [] for name in attributes if name in source.label_names}, 0

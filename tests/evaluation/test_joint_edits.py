@@ -298,6 +298,67 @@ def test_a_judge_without_the_attribute_head_is_refused():
         joint_edits.attribute_judge(ReadingClassifier(), "lighting", 4)
 
 
+# --- the data's own kept share --------------------------------------------------------------------
+
+def _relit_split(photos, expression_of, reads_of):
+    """Every photo under every light (relit-shard style): subject = photo; reads_of(expression, light) is the
+    judge's reading of that image."""
+    subjects, expression, lighting = (np.repeat(np.arange(photos), L), np.repeat(expression_of, L),
+                                      np.tile(np.arange(L), photos))
+    reads = np.array([reads_of(e, light) for e, light in zip(expression, lighting)])
+    return joint_edits.SplitReadings({"expression": reads}, {"expression": expression, "lighting": lighting}, subjects)
+
+
+def test_a_judge_that_reads_every_copy_alike_is_kept_by_the_data_every_time():
+    split = _relit_split(4, np.array([0, 3, 5, 6]), lambda e, light: e)
+    judge = joint_edits.Judge("expression", "expression", None, {})
+    figures = joint_edits.copy_agreement(split, np.arange(4 * L), judge, "lighting", L)
+    assert figures == {"kept": 1.0, "pairs_with_copy": 4 * L * (L - 1), "pairs": 4 * L * (L - 1),
+                       "per_target": [1.0] * L}
+
+
+def test_the_data_keeps_what_the_judge_keeps_across_the_same_photo_under_another_light():
+    # The judge misreads every face under light 2 (right_90) as the next expression. A face under light l and
+    # its copy under t != l disagree exactly when one of l, t is 2: of the L (L - 1) = 6 ordered pairs of
+    # lights per photo, the 4 that hold light 2 once. Faces chosen under light 0 only: pairs (0,1), (0,2): 1 of 2.
+    split = _relit_split(3, np.array([1, 2, 4]), lambda e, light: (e + 1) % E if light == 2 else e)
+    judge = joint_edits.Judge("expression", "expression", None, {})
+    every = joint_edits.copy_agreement(split, np.arange(3 * L), judge, "lighting", L)
+    assert every["kept"] == pytest.approx(2 / 6) and every["pairs_with_copy"] == 3 * 6
+    # By target: a copy under light 2 disagrees with every face (under 0 or 1); one under 0 or 1 agrees with
+    # the face under the other of them and not with the face under 2.
+    assert every["per_target"] == pytest.approx([1 / 2, 1 / 2, 0.0])
+    under_original = joint_edits.copy_agreement(split, np.arange(0, 3 * L, L), judge, "lighting", L)
+    assert under_original["kept"] == pytest.approx(1 / 2) and under_original["pairs"] == 3 * 2
+    # A judge that does not know the faces' own class (photo 1's expression 2) leaves them out.
+    partial = joint_edits.Judge("other", "expression", None, {}, known=[0, 1, 3, 4, 5, 6])
+    split.reads["other"] = split.reads["expression"]
+    left = joint_edits.copy_agreement(split, np.arange(3 * L), partial, "lighting", L)
+    assert left["pairs"] == 2 * 6 and left["kept"] == pytest.approx(2 / 6)
+
+
+def test_without_copies_there_is_no_data_figure_and_the_summary_gives_the_share_of_it():
+    # One image per photo: nothing differs from a face in the lighting only, so no figure.
+    lonely = joint_edits.SplitReadings({"expression": np.arange(3), "lighting": np.zeros(3, int)},
+                                       {"expression": np.arange(3), "lighting": np.arange(3)}, np.arange(3))
+    judges = [joint_edits.Judge(name, name, None, {}) for name in ("expression", "lighting")]
+    assert joint_edits.data_agreement(lonely, np.arange(3), judges, {"expression": E, "lighting": L}) == {}
+    # The entangled editor keeps the expression on none of its lighting edits; the data kept it on half.
+    by_data = {"lighting": {"expression": {"kept": 0.5, "pairs_with_copy": 4, "pairs": 4, "per_target": []}}}
+    classifier = ReadingClassifier()
+    judges = [joint_edits.Judge(name, name, joint_edits.attribute_judge(classifier, name, size, batch_size=4), {})
+              for name, size in (("expression", E), ("lighting", L))]
+    translate = generator_translate_fn(StubGenerator(entangled), {"expression": E, "lighting": L}, batch_size=5)
+    labels = {"expression": EXPRESSION_LABELS, "lighting": LIGHTING_LABELS}
+    readings = joint_edits.edit_each_attribute(translate, judges, faces(EXPRESSION_LABELS, LIGHTING_LABELS), labels,
+                                               {"expression": E, "lighting": L}, batch_size=5)
+    summary = joint_edits.summarise(readings, judges, NAMES, by_data=by_data)
+    kept = summary["edits"]["lighting"]["judges"]["expression"]
+    assert kept["kept"] == 0.0 and kept["kept_of_data"] == 0.0 and kept["kept_by_data"]["kept"] == 0.5
+    assert "kept_by_data" not in summary["edits"]["expression"]["judges"]["lighting"]
+    assert "| lighting only | expression (expression) | 0.0% | 50.0% | 0.0% | 4 of 4 |" in joint_edits.tables(summary)
+
+
 # --- the script on tiny shards --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -368,6 +429,11 @@ def test_the_script_edits_the_held_out_photos_and_writes_figures_and_grids(tiny,
     assert len(content["grid_faces"]) == 2
     for name in ("report.md", "expression_grid.png", "lighting_grid.png", "joint_grid.png"):
         assert (output / name).is_file(), name
+    # Every held-out face has its photo's copies under the two other lights; no photo has two expressions.
+    by_data = content["edits"]["lighting"]["judges"]["expression"]["kept_by_data"]
+    assert by_data["pairs_with_copy"] == by_data["pairs"] == 9 * (L - 1) and 0.0 <= by_data["kept"] <= 1.0
+    assert "kept_by_data" not in content["edits"]["expression"]["judges"]["lighting"]
+    assert "kept by the data" in result.stdout
     with Image.open(output / "lighting_grid.png") as grid:
         # A 20 px title row, then 2 rows of 96 px faces in 3 px frames, 2 px apart.
         assert grid.size[1] == 20 + 2 * (96 + 6 + 2)
@@ -465,3 +531,41 @@ def test_bad_input_is_one_line_and_exit_1(tiny, tmp_path):
         assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "never").exists()  # refused before anything is written
+
+
+def test_data_only_judges_the_split_without_a_generator(tiny, tmp_path):
+    output = tmp_path / "data"
+    result = _script("--data_only", f"--data_path={tiny['shards']}", f"--expression_judge={tiny['judge']}",
+                     f"--lighting_judge={tiny['judge']}", f"--output_dir={output}", "--num_faces=5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    content = json.load(open(output / "metrics.json"))
+    assert content["data"]["num_faces"] == 5 and content["data"]["available_faces"] == 9
+    assert content["data"]["image_size"] == SIZE  # the shards' stored size
+    expression = content["figures"]["expression"]
+    assert set(expression["kept_by_data"]) == {"lighting"}
+    assert expression["kept_by_data"]["lighting"]["pairs"] == 5 * (L - 1)
+    assert content["figures"]["lighting"]["kept_by_data"] == {}  # one expression per photo: no copies
+    # The same five faces and pairs as the check of a generator with --num_faces=5, so the same figure.
+    checked = joint_edits.evaluate_joint_edits(tiny["judge"], tiny["judge"], run_dir=tiny["run"], num_faces=5,
+                                               grid_faces=0, progress=False, output_dir=str(tmp_path / "check"))
+    from_check = checked["edits"]["lighting"]["judges"]["expression"]["kept_by_data"]
+    assert from_check == expression["kept_by_data"]["lighting"]
+    assert "| expression (expression) |" in result.stdout and (output / "report.md").is_file()
+    assert "kept by the data per target lighting: " in result.stdout
+
+
+def test_data_only_refuses_what_it_cannot_use_in_one_line(tiny, tmp_path):
+    common = [f"--expression_judge={tiny['judge']}", f"--lighting_judge={tiny['judge']}"]
+    cases = [
+        (["--data_only", f"--data_path={tiny['shards']}", f"--run_dir={tiny['run']}",
+          f"--output_dir={tmp_path / 'never'}"], "drop --run_dir"),
+        (["--data_only", f"--data_path={tiny['shards']}"], "needs --output_dir"),
+        (["--data_only", f"--output_dir={tmp_path / 'never'}"], "needs --data_path"),
+        ([f"--run_dir={tiny['run']}", "--image_size=32", f"--output_dir={tmp_path / 'never'}"], "for --data_only"),
+    ]
+    for arguments, message in cases:
+        result = _script(*common, *arguments)
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 1 and len(lines) == 1 and message in lines[0], (arguments, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "never").exists()
