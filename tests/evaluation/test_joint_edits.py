@@ -92,7 +92,7 @@ LIGHTING_LABELS = np.arange(2 * E) % L
 NAMES = {"expression": EXPRESSIONS, "lighting": LIGHTS}
 
 
-def summary_of(edit):
+def summary_of(edit, by_data=None):
     classifier = ReadingClassifier()
     judges = [joint_edits.Judge(name, name, joint_edits.attribute_judge(classifier, name, size, batch_size=4), {})
               for name, size in (("expression", E), ("lighting", L))]
@@ -100,7 +100,7 @@ def summary_of(edit):
     labels = {"expression": EXPRESSION_LABELS, "lighting": LIGHTING_LABELS}
     readings = joint_edits.edit_each_attribute(translate, judges, faces(EXPRESSION_LABELS, LIGHTING_LABELS), labels,
                                                {"expression": E, "lighting": L}, batch_size=5)
-    return joint_edits.summarise(readings, judges, NAMES)
+    return joint_edits.summarise(readings, judges, NAMES, by_data=by_data)
 
 
 def test_a_perfect_editor_reaches_every_target_and_keeps_the_other_attribute():
@@ -345,14 +345,7 @@ def test_without_copies_there_is_no_data_figure_and_the_summary_gives_the_share_
     assert joint_edits.data_agreement(lonely, np.arange(3), judges, {"expression": E, "lighting": L}) == {}
     # The entangled editor keeps the expression on none of its lighting edits; the data kept it on half.
     by_data = {"lighting": {"expression": {"kept": 0.5, "pairs_with_copy": 4, "pairs": 4, "per_target": []}}}
-    classifier = ReadingClassifier()
-    judges = [joint_edits.Judge(name, name, joint_edits.attribute_judge(classifier, name, size, batch_size=4), {})
-              for name, size in (("expression", E), ("lighting", L))]
-    translate = generator_translate_fn(StubGenerator(entangled), {"expression": E, "lighting": L}, batch_size=5)
-    labels = {"expression": EXPRESSION_LABELS, "lighting": LIGHTING_LABELS}
-    readings = joint_edits.edit_each_attribute(translate, judges, faces(EXPRESSION_LABELS, LIGHTING_LABELS), labels,
-                                               {"expression": E, "lighting": L}, batch_size=5)
-    summary = joint_edits.summarise(readings, judges, NAMES, by_data=by_data)
+    summary = summary_of(entangled, by_data)
     kept = summary["edits"]["lighting"]["judges"]["expression"]
     assert kept["kept"] == 0.0 and kept["kept_of_data"] == 0.0 and kept["kept_by_data"]["kept"] == 0.5
     assert "kept_by_data" not in summary["edits"]["expression"]["judges"]["lighting"]
