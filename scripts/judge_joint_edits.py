@@ -22,7 +22,9 @@ lighting_grid.png and joint_grid.png (one face, expressions x lightings).
       --image_size=64 --expression_judge=... --lighting_judge=... --output_dir=runs/judges-fer2013-relit
 
 --data_only reads no generator: the judges' accuracy and the data's kept shares over the faces the check
-would edit, to know before training what the disentanglement figures can reach with these judges.
+would edit, to know before training what the disentanglement figures can reach with these judges, and
+copies_grid_<judge>.png: --grid_faces faces x their copies under every light, framed green where the
+expression judge reads the copy as it reads the face, red where not.
 """
 
 import os
@@ -101,7 +103,8 @@ def judge_from_flags(argv):
         return joint_edits.evaluate_data_agreement(
             FLAGS.expression_judge, FLAGS.lighting_judge, FLAGS.data_path, FLAGS.output_dir, split=FLAGS.split,
             num_faces=FLAGS.num_faces, image_size=FLAGS.image_size, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
-            progress=FLAGS.progress_bar, command=command_line(argv), other_judges=FLAGS.other_judges)
+            progress=FLAGS.progress_bar, command=command_line(argv), other_judges=FLAGS.other_judges,
+            grid_faces=FLAGS.grid_faces)
     if FLAGS.image_size:
         raise ConfigError("--image_size is for --data_only: the check reads faces at the generator's size.")
     return joint_edits.evaluate_joint_edits(
@@ -121,7 +124,7 @@ def main(argv):
     from legan_tf.evaluation import joint_edits
 
     if FLAGS.data_only:
-        written = f"written to {result['output_dir']}: {joint_edits.METRICS_FILE}, {joint_edits.REPORT_FILE}"
+        written = f"written to {result['output_dir']}: " + ", ".join(os.path.basename(path) for path in result["files"])
         print("\n".join(joint_edits.data_only_lines(result) + [written]))
     else:
         print("\n".join(joint_edits.main_lines(result)))

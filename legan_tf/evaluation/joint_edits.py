@@ -25,8 +25,9 @@ training split only). Figures:
   kept_by_data     where the split holds other images of a face's subject that differ from it in the edited
                    attribute only (relit shards: the same photo under every light), the judge's reading of
                    those copies against its reading of the face, over the same pairs (the kept share that
-                   reproducing the data exactly would score; kept_of_data = kept / kept_by_data). FER2013
-                   relit shards hold every light of each photo, one expression: lighting edits only
+                   reproducing the data exactly would score; kept_of_data = kept / kept_by_data;
+                   relit_copies). FER2013 relit shards hold every light of each photo, one expression:
+                   lighting edits only
   identity_l1      mean |G(x, (e, l)) - x|; edit_l1: mean |G(x, t) - x| over each attribute's edits
   texture_ratio    mean |Laplacian| of the edits over that of the unedited faces (real_edits.texture_energy)
   identity         with --identity_model (an identity network f trained on real people, e.g.
@@ -68,6 +69,7 @@ from tqdm import tqdm
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation import lighting_geometry
 from legan_tf.evaluation import other_judges as second_opinion
+from legan_tf.evaluation.relit_copies import copies_grid, data_agreement, read_split
 from legan_tf.evaluation import real_edit_distances as distances
 from legan_tf.evaluation.judges import file_digest, load_judges
 from legan_tf.evaluation.real_edits import (HIT, MISS, NONE, OWN, _jsonable, _labels_of, _mean_l1, _percent, _ratio,
@@ -233,87 +235,6 @@ def edit_each_attribute(translate: TranslateFn, judges: Sequence[Judge], images:
                 features.finish(name)
     return JointReadings(own, input_read, edit_read, edit_l1, input_texture, edit_texture, identity, people,
                          light_fits, features)
-
-
-@dataclasses.dataclass
-class SplitReadings:
-    """Every judge's reading of every unedited face of a split (file order), with the faces' labels and subject
-    ids: what the kept_by_data figures compare."""
-    reads: Dict[str, np.ndarray]      # judge -> (N,)
-    labels: Dict[str, np.ndarray]     # attribute -> (N,)
-    subjects: np.ndarray              # (N,)
-
-
-def read_split(source, judges: Sequence[Judge], batch_size: int = 64, progress: bool = False
-               ) -> Optional[SplitReadings]:
-    """Reads every face of `source` (a stored split) once with every judge; None when the records carry no
-    subject ids (nothing to pair)."""
-    reads: Dict[str, List[np.ndarray]] = {judge.name: [] for judge in judges}
-    labels: Dict[str, List[np.ndarray]] = {name: [] for name in ATTRIBUTES}
-    subjects: List[np.ndarray] = []
-    bar = tqdm(total=source.num_examples, desc="judges on the split", unit="face", disable=not progress,
-               file=sys.stderr)
-    for batch in source.dataset(batch_size, training=False, repeat=False):
-        if "identity" not in batch:
-            bar.close()
-            return None
-        images = batch["image"].numpy().astype(np.float32)
-        for judge in judges:
-            reads[judge.name].append(np.asarray(judge.read(images), np.int64))
-        for name in ATTRIBUTES:
-            labels[name].append(batch[name].numpy().astype(np.int64))
-        subjects.append(batch["identity"].numpy().astype(np.int64))
-        bar.update(len(images))
-    bar.close()
-    if not subjects:
-        return None
-    return SplitReadings({name: np.concatenate(parts) for name, parts in reads.items()},
-                         {name: np.concatenate(parts) for name, parts in labels.items()}, np.concatenate(subjects))
-
-
-def copy_agreement(split: SplitReadings, chosen: np.ndarray, judge: Judge, edited: str, classes: int
-                   ) -> Dict[str, object]:
-    """The kept share that reproducing the data would score: for each chosen face i (rows of the split) and each
-    target t of `edited` other than its own, the images of the split with i's subject, `edited` = t and i's own
-    value of the judge's attribute (relit shards: the same photo under light t) stand for a perfect edit; the
-    judge's reading of each is compared with its reading of i. A pair's share is averaged over its copies, the
-    figure over the pairs that have one (per_target: the same by target id). Faces whose own class of the
-    judge's attribute it does not know are left out, as in summarise."""
-    other = judge.attribute
-    groups: Dict[tuple, List[int]] = {}
-    for index, key in enumerate(zip(split.subjects.tolist(), split.labels[edited].tolist(),
-                                    split.labels[other].tolist())):
-        groups.setdefault(key, []).append(index)
-    reads = split.reads[judge.name]
-    known = set(range(int(split.labels[other].max()) + 1)) if judge.known is None else set(judge.known)
-    shares, pairs, by_target = [], 0, [[] for _ in range(classes)]
-    for i in np.asarray(chosen, np.int64).tolist():
-        subject, own, value = int(split.subjects[i]), int(split.labels[edited][i]), int(split.labels[other][i])
-        if value not in known:
-            continue
-        for target in range(classes):
-            if target == own:
-                continue
-            pairs += 1
-            copies = groups.get((subject, target, value))
-            if copies:
-                shares.append(float(np.mean(reads[copies] == reads[i])))
-                by_target[target].append(shares[-1])
-    return {"kept": float(np.mean(shares)) if shares else None, "pairs_with_copy": len(shares), "pairs": pairs,
-            "per_target": [float(np.mean(part)) if part else None for part in by_target]}
-
-
-def data_agreement(split: SplitReadings, chosen: np.ndarray, judges: Sequence[Judge],
-                   sizes: Mapping[str, int]) -> Dict[str, Dict[str, Dict[str, object]]]:
-    """edited attribute -> judge of the other attribute -> copy_agreement, where the split has any copy."""
-    result: Dict[str, Dict[str, Dict[str, object]]] = {}
-    for edited in ATTRIBUTES:
-        for judge in judges:
-            if judge.attribute != edited:
-                figures = copy_agreement(split, chosen, judge, edited, sizes[edited])
-                if figures["pairs_with_copy"]:
-                    result.setdefault(edited, {})[judge.name] = figures
-    return result
 
 
 def summarise(readings: JointReadings, judges: Sequence[Judge], names: Mapping[str, Sequence[str]],
@@ -692,10 +613,16 @@ def _stored_image_size(data_path: str) -> int:
 def evaluate_data_agreement(expression_judge: Optional[str], lighting_judge: Optional[str], data_path: Optional[str],
                             output_dir: Optional[str], split: str = "test", num_faces: int = 0, image_size: int = 0,
                             seed: int = 0, batch_size: int = 64, progress: bool = True,
-                            command: Optional[str] = None, other_judges: Sequence[str] = ()) -> Dict[str, object]:
+                            command: Optional[str] = None, other_judges: Sequence[str] = (),
+                            grid_faces: int = 6) -> Dict[str, object]:
     """No generator: the judges' accuracy over the faces the check would edit (the same seeded choice) and the
-    kept_by_data figures of the module docstring, written as metrics.json and report.md to `output_dir`."""
-    for name, value, low in (("num_faces", num_faces, 0), ("image_size", image_size, 0), ("batch_size", batch_size, 1)):
+    kept_by_data figures of the module docstring, written as metrics.json and report.md to `output_dir`, with
+    copies_grid.png per expression judge (`grid_faces` faces under their photo's own lighting where the data
+    has it, a seeded spread over expressions)."""
+    from legan_tf import visualize
+
+    for name, value, low in (("num_faces", num_faces, 0), ("image_size", image_size, 0), ("batch_size", batch_size, 1),
+                             ("grid_faces", grid_faces, 0)):
         if value < low:
             raise ConfigError(f"--{name}={value} must be at least {low}.")
     if not data_path:
@@ -736,8 +663,21 @@ def evaluate_data_agreement(expression_judge: Optional[str], lighting_judge: Opt
         json.dump(record, handle, indent=2)
     with open(os.path.join(output_dir, REPORT_FILE), "w", encoding="utf-8") as handle:
         handle.write("\n".join(data_only_lines(record)) + "\n")
-    return {**record, "output_dir": output_dir,
-            "files": [os.path.join(output_dir, name) for name in (METRICS_FILE, REPORT_FILE)]}
+    files = [os.path.join(output_dir, name) for name in (METRICS_FILE, REPORT_FILE)]
+    pool = np.asarray(chosen)
+    if "original" in names[LIGHTING]:
+        under_own = pool[split_readings.labels[LIGHTING][pool] == names[LIGHTING].index("original")]
+        pool = under_own if len(under_own) else pool
+    rows = pool[choose_grid_faces(split_readings.labels[EXPRESSION][pool], grid_faces, seed)] if len(pool) else pool
+    for judge in judges:
+        # Faces whose own expression the judge knows (the figures leave the others out too).
+        shown = [int(row) for row in rows if judge.known is None
+                 or split_readings.labels[EXPRESSION][row] in judge.known]
+        if shown and judge.name in by_data.get(LIGHTING, {}):
+            path = os.path.join(output_dir, f"copies_grid_{judge.name}.png")
+            visualize.save_png(copies_grid(source, split_readings, shown, judge.name, names), path)
+            files.append(path)
+    return {**record, "output_dir": output_dir, "files": files}
 
 
 def data_only_lines(record: Mapping[str, object]) -> List[str]:

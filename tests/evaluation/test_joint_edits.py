@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from legan_tf.errors import ConfigError
-from legan_tf.evaluation import joint_edits
+from legan_tf.evaluation import joint_edits, relit_copies
 from legan_tf.evaluation.identity_real import same_person_threshold
 from legan_tf.evaluation.translation_metrics import generator_translate_fn
 from tests.evaluation.conftest import save_tiny_identity_model
@@ -306,13 +306,13 @@ def _relit_split(photos, expression_of, reads_of):
     subjects, expression, lighting = (np.repeat(np.arange(photos), L), np.repeat(expression_of, L),
                                       np.tile(np.arange(L), photos))
     reads = np.array([reads_of(e, light) for e, light in zip(expression, lighting)])
-    return joint_edits.SplitReadings({"expression": reads}, {"expression": expression, "lighting": lighting}, subjects)
+    return relit_copies.SplitReadings({"expression": reads}, {"expression": expression, "lighting": lighting}, subjects)
 
 
 def test_a_judge_that_reads_every_copy_alike_is_kept_by_the_data_every_time():
     split = _relit_split(4, np.array([0, 3, 5, 6]), lambda e, light: e)
     judge = joint_edits.Judge("expression", "expression", None, {})
-    figures = joint_edits.copy_agreement(split, np.arange(4 * L), judge, "lighting", L)
+    figures = relit_copies.copy_agreement(split, np.arange(4 * L), judge, "lighting", L)
     assert figures == {"kept": 1.0, "pairs_with_copy": 4 * L * (L - 1), "pairs": 4 * L * (L - 1),
                        "per_target": [1.0] * L}
 
@@ -323,26 +323,71 @@ def test_the_data_keeps_what_the_judge_keeps_across_the_same_photo_under_another
     # lights per photo, the 4 that hold light 2 once. Faces chosen under light 0 only: pairs (0,1), (0,2): 1 of 2.
     split = _relit_split(3, np.array([1, 2, 4]), lambda e, light: (e + 1) % E if light == 2 else e)
     judge = joint_edits.Judge("expression", "expression", None, {})
-    every = joint_edits.copy_agreement(split, np.arange(3 * L), judge, "lighting", L)
+    every = relit_copies.copy_agreement(split, np.arange(3 * L), judge, "lighting", L)
     assert every["kept"] == pytest.approx(2 / 6) and every["pairs_with_copy"] == 3 * 6
     # By target: a copy under light 2 disagrees with every face (under 0 or 1); one under 0 or 1 agrees with
     # the face under the other of them and not with the face under 2.
     assert every["per_target"] == pytest.approx([1 / 2, 1 / 2, 0.0])
-    under_original = joint_edits.copy_agreement(split, np.arange(0, 3 * L, L), judge, "lighting", L)
+    under_original = relit_copies.copy_agreement(split, np.arange(0, 3 * L, L), judge, "lighting", L)
     assert under_original["kept"] == pytest.approx(1 / 2) and under_original["pairs"] == 3 * 2
     # A judge that does not know the faces' own class (photo 1's expression 2) leaves them out.
     partial = joint_edits.Judge("other", "expression", None, {}, known=[0, 1, 3, 4, 5, 6])
     split.reads["other"] = split.reads["expression"]
-    left = joint_edits.copy_agreement(split, np.arange(3 * L), partial, "lighting", L)
+    left = relit_copies.copy_agreement(split, np.arange(3 * L), partial, "lighting", L)
     assert left["pairs"] == 2 * 6 and left["kept"] == pytest.approx(2 / 6)
+
+
+class _Array:
+    def __init__(self, values):
+        self.values = values
+
+    def numpy(self):
+        return self.values
+
+
+class _ListSource:
+    """A stored split stand-in: `images` in file order, in batches of 4."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def dataset(self, batch_size, training=False, repeat=False):
+        return [{"image": _Array(self.images[start:start + 4])} for start in range(0, len(self.images), 4)]
+
+
+def test_the_copies_grid_frames_each_copy_by_whether_the_judge_keeps_its_reading(monkeypatch):
+    # Judge misreads light 2; rows: photo 0 under light 0 and photo 1 under light 2 (split rows 0 and 5).
+    split = _relit_split(2, np.array([1, 4]), lambda e, light: (e + 1) % E if light == 2 else e)
+    seen = []
+    real_framed = relit_copies._framed
+    monkeypatch.setattr(relit_copies, "_framed", lambda images, colours: seen.append(list(colours))
+                        or real_framed(images, colours))
+    images = faces(split.labels["expression"], split.labels["lighting"])
+    grid = relit_copies.copies_grid(_ListSource(images), split, [0, 5], "expression", NAMES)
+    own, hit, miss = relit_copies.OWN, relit_copies.HIT, relit_copies.MISS
+    # Columns are lights 0, 1, 2; a row's own light is grey; light 2 flips the reading of a face under 0 or 1.
+    assert seen == [[own, miss], [hit, miss], [miss, own]]
+    assert grid.ndim == 3 and grid.shape[0] == 20 + 2 * (96 + 6 + 2)
+    # Two images of one person with one expression under light 0 (two frames): the face's own column shows
+    # the face itself (row 1), not the first frame; the other columns the first image found.
+    frames = relit_copies.SplitReadings({"expression": np.zeros(4, int)},
+                                       {"expression": np.zeros(4, int), "lighting": np.array([0, 0, 1, 2])},
+                                       np.zeros(4, int))
+    shown = []
+    monkeypatch.setattr(relit_copies, "_framed", lambda images, colours: shown.append(images[0, 0, 0, 2])
+                        or real_framed(images, colours))
+    marked = faces(np.zeros(4, int), np.array([0, 0, 1, 2]))
+    marked[..., 2] = np.arange(4)[:, None, None] / 4.0
+    relit_copies.copies_grid(_ListSource(marked), frames, [1], "expression", NAMES)
+    assert shown == pytest.approx([0.25, 0.5, 0.75])
 
 
 def test_without_copies_there_is_no_data_figure_and_the_summary_gives_the_share_of_it():
     # One image per photo: nothing differs from a face in the lighting only, so no figure.
-    lonely = joint_edits.SplitReadings({"expression": np.arange(3), "lighting": np.zeros(3, int)},
+    lonely = relit_copies.SplitReadings({"expression": np.arange(3), "lighting": np.zeros(3, int)},
                                        {"expression": np.arange(3), "lighting": np.arange(3)}, np.arange(3))
     judges = [joint_edits.Judge(name, name, None, {}) for name in ("expression", "lighting")]
-    assert joint_edits.data_agreement(lonely, np.arange(3), judges, {"expression": E, "lighting": L}) == {}
+    assert relit_copies.data_agreement(lonely, np.arange(3), judges, {"expression": E, "lighting": L}) == {}
     # The entangled editor keeps the expression on none of its lighting edits; the data kept it on half.
     by_data = {"lighting": {"expression": {"kept": 0.5, "pairs_with_copy": 4, "pairs": 4, "per_target": []}}}
     summary = summary_of(entangled, by_data)
@@ -545,6 +590,10 @@ def test_data_only_judges_the_split_without_a_generator(tiny, tmp_path):
     assert from_check == expression["kept_by_data"]["lighting"]
     assert "| expression (expression) |" in result.stdout and (output / "report.md").is_file()
     assert "kept by the data per target lighting: " in result.stdout
+    # One copies grid per expression judge with a data figure: chosen faces under `original` x 3 lights.
+    with Image.open(output / "copies_grid_expression.png") as grid:
+        assert (grid.size[1] - 20) % (96 + 6 + 2) == 0 and 1 <= (grid.size[1] - 20) // (96 + 6 + 2) <= 3
+    assert not (output / "copies_grid_lighting.png").exists()
 
 
 def test_data_only_refuses_what_it_cannot_use_in_one_line(tiny, tmp_path):
