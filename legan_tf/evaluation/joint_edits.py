@@ -617,7 +617,7 @@ def evaluate_data_agreement(expression_judge: Optional[str], lighting_judge: Opt
                             grid_faces: int = 6) -> Dict[str, object]:
     """No generator: the judges' accuracy over the faces the check would edit (the same seeded choice) and the
     kept_by_data figures of the module docstring, written as metrics.json and report.md to `output_dir`, with
-    copies_grid.png per expression judge (`grid_faces` faces under their photo's own lighting where the data
+    copies_grid_<judge>.png per expression judge with a data figure (`grid_faces` faces under their photo's own lighting where the data
     has it, a seeded spread over expressions)."""
     from legan_tf import visualize
 
