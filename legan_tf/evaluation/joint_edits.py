@@ -69,12 +69,11 @@ from tqdm import tqdm
 from legan_tf.errors import ConfigError
 from legan_tf.evaluation import lighting_geometry
 from legan_tf.evaluation import other_judges as second_opinion
-from legan_tf.evaluation.relit_copies import copies_grid, data_agreement, read_split
+from legan_tf.evaluation.relit_copies import _framed, copies_grid, data_agreement, read_split
 from legan_tf.evaluation import real_edit_distances as distances
 from legan_tf.evaluation.judges import file_digest, load_judges
 from legan_tf.evaluation.real_edits import (HIT, MISS, NONE, OWN, _jsonable, _labels_of, _mean_l1, _percent, _ratio,
                                             _share, choose_grid_faces, open_split, texture_energy)
-from legan_tf.evaluation.real_edits import _framed as _framed_cells
 from legan_tf.evaluation.identity_real import EditIdentity, load_identity_network
 from legan_tf.evaluation.real_pass import choose_faces, read_real_faces, stored_split_names
 from legan_tf.evaluation.run_under_test import resolve_run
@@ -313,13 +312,6 @@ def verdict(figures: Mapping[str, Mapping], judges: Sequence[Judge]) -> Dict[str
 
 
 # --- pictures -------------------------------------------------------------------------------------
-
-def _framed(images: np.ndarray, colours: Sequence[tuple]) -> np.ndarray:
-    """[-1, 1] images as real_edits' framed grid cells."""
-    from legan_tf import visualize
-
-    return _framed_cells(visualize.to_uint8(images), colours)
-
 
 def attribute_grid(translate: TranslateFn, judge: Judge, images: np.ndarray, labels: Mapping[str, np.ndarray],
                    names: Mapping[str, Sequence[str]], edited: str) -> np.ndarray:
@@ -617,8 +609,8 @@ def evaluate_data_agreement(expression_judge: Optional[str], lighting_judge: Opt
                             grid_faces: int = 6) -> Dict[str, object]:
     """No generator: the judges' accuracy over the faces the check would edit (the same seeded choice) and the
     kept_by_data figures of the module docstring, written as metrics.json and report.md to `output_dir`, with
-    copies_grid_<judge>.png per expression judge with a data figure (`grid_faces` faces under their photo's own lighting where the data
-    has it, a seeded spread over expressions)."""
+    copies_grid_<judge>.png per expression judge with a data figure (`grid_faces` faces under their photo's
+    own lighting where the data has it, a seeded spread over expressions)."""
     from legan_tf import visualize
 
     for name, value, low in (("num_faces", num_faces, 0), ("image_size", image_size, 0), ("batch_size", batch_size, 1),
