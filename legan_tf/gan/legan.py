@@ -37,6 +37,11 @@ class LEGANHyperparameters(StarGANHyperparameters):
                              "multiplies the photo, and the attention composite copies from the shaded photo, as "
                              "relit training faces are made; not in the paper).",
                              choices=LEGANGenerator.LIGHTING_OUTPUTS)
+    g_expression: str = hparam("mask", "LEGAN's expression mask: mask (the paper: an input of the final hourglass) "
+                               "or warp (needs --g_output=attention: two of its channels are also a smooth "
+                               "displacement field of at most 1/10 of the face, the photo is resampled along it "
+                               "and the attention composite copies from the moved photo; not in the paper).",
+                               choices=LEGANGenerator.EXPRESSION_OUTPUTS)
     target_sampling: str = hparam("shuffle", "Target labels: shuffle each attribute's labels within the global "
                                   "batch (LEGAN), or draw a random class different from the source per example "
                                   "(the project's StarGAN).", choices=TARGET_SAMPLINGS)
@@ -49,7 +54,8 @@ class LEGAN(StarGAN):
 
     Hyperparameters = LEGANHyperparameters
     # g_lighting="ratio" shades the photo that the attention composite copies from.
-    ATTENTION_OPTIONS = StarGAN.ATTENTION_OPTIONS + (("g_lighting", "mask"),)
+    # g_expression="warp" moves the photo it copies from.
+    ATTENTION_OPTIONS = StarGAN.ATTENTION_OPTIONS + (("g_lighting", "mask"), ("g_expression", "mask"))
 
     def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None, identity_model=None,
                  attribute_classifier=None, **hyperparameters):
@@ -70,7 +76,8 @@ class LEGAN(StarGAN):
         return LEGANGenerator(self.image_size, self.label_sizes["expression"], self.label_sizes["lighting"],
                               self.hp.g_filters, num_residual_blocks=self.hp.g_residual_blocks,
                               upsampling=self.hp.g_upsampling, output_mode=self.hp.g_output,
-                              grey_colour=self.hp.g_colour == "grey", lighting_output=self.hp.g_lighting, name=name)
+                              grey_colour=self.hp.g_colour == "grey", lighting_output=self.hp.g_lighting,
+                              expression_output=self.hp.g_expression, name=name)
 
     def translate_with_parts(self, images, targets):
         if not self.attention:

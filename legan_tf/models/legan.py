@@ -19,6 +19,12 @@ the photo is multiplied by it before the final hourglass sees it. The final hour
 composite then copies from that relit face, so a lighting-only edit can be pure smooth shading of the
 face's own pixels rather than a painted patch.
 
+With `expression_output="warp"` (also this project's, not the paper's) the expression mask's first two
+channels, averaged over a coarse grid and resized back bilinearly, are a displacement field of at most
+`max_shift` of the image side, and the photo is resampled along it (bilinear, edges clamped) before it is
+shaded and composited: an expression edit can move the mouth, brows and cheeks with the face's own pixels,
+and the composite is left for what moving them cannot make (teeth, an open mouth).
+
 LEGAN's discriminator is the StarGAN discriminator with two heads:
 `StarGANDiscriminator(image_size, head_classes={"expression": N_e, "lighting": N_l})`.
 """
@@ -62,13 +68,23 @@ class LEGANGenerator(keras.Model):
         shading_grid: with lighting_output="ratio", the ratio is averaged over shading_grid x shading_grid
             cells before it is resized back bilinearly (its smoothness); image_size must be a multiple.
         max_ratio: with lighting_output="ratio", the largest factor (relight_faces.py's default, 4).
+        expression_output: "mask" (the paper: M_e is only an input of the final hourglass) or "warp" (with
+            output_mode="attention" and mask_channels >= 2: M_e's first two channels also give a smooth
+            displacement field, and the composite copies from the photo resampled along it).
+            `displacement(inputs)` returns the field.
+        warp_grid: with expression_output="warp", the field is averaged over warp_grid x warp_grid cells before
+            it is resized back bilinearly; image_size must be a multiple.
+        max_shift: with expression_output="warp", the largest displacement along each axis as a fraction of
+            image_size (0.1: 6.4 px at 64 px).
     """
 
     LIGHTING_OUTPUTS = ("mask", "ratio")
+    EXPRESSION_OUTPUTS = ("mask", "warp")
 
     def __init__(self, image_size=128, num_expressions=6, num_lightings=20, base_filters=64, num_downsamples=2,
                  num_residual_blocks=6, mask_channels=3, upsampling="transpose", output_mode="image",
-                 grey_colour=False, lighting_output="mask", shading_grid=16, max_ratio=4.0, **kwargs):
+                 grey_colour=False, lighting_output="mask", shading_grid=16, max_ratio=4.0, expression_output="mask",
+                 warp_grid=16, max_shift=0.1, **kwargs):
         super().__init__(**kwargs)
         for argument, value in (("num_expressions", num_expressions), ("num_lightings", num_lightings),
                                 ("mask_channels", mask_channels)):
@@ -92,6 +108,25 @@ class LEGANGenerator(keras.Model):
                                  f"{image_size}, got {shading_grid!r}.")
             if not max_ratio > 1.0:
                 raise ValueError(f"LEGANGenerator: max_ratio must be above 1, got {max_ratio!r}.")
+        if expression_output not in self.EXPRESSION_OUTPUTS:
+            raise ValueError(f"LEGANGenerator: expression_output must be one of {self.EXPRESSION_OUTPUTS}, "
+                             f"got {expression_output!r}.")
+        if expression_output == "warp":
+            if output_mode != "attention":
+                raise ValueError("LEGANGenerator: expression_output='warp' moves the photo that the attention "
+                                 f"composite copies from; it needs output_mode='attention', got {output_mode!r}.")
+            if mask_channels < 2:
+                raise ValueError("LEGANGenerator: expression_output='warp' reads a displacement from two channels "
+                                 f"of the expression mask; mask_channels is {mask_channels}.")
+            if not isinstance(warp_grid, int) or warp_grid < 1 or image_size % warp_grid:
+                raise ValueError(f"LEGANGenerator: warp_grid must be a positive divisor of image_size "
+                                 f"{image_size}, got {warp_grid!r}.")
+            if not 0.0 < max_shift <= 0.5:
+                raise ValueError(f"LEGANGenerator: max_shift is a fraction of the image side in (0, 0.5], "
+                                 f"got {max_shift!r}.")
+        self.expression_output = expression_output
+        self.warp_grid = int(warp_grid)
+        self.max_shift = float(max_shift)
         self.lighting_output = lighting_output
         self.shading_grid = int(shading_grid)
         self.max_ratio = float(max_ratio)
@@ -153,16 +188,29 @@ class LEGANGenerator(keras.Model):
     def ratio_of_mask(self, lighting_mask):
         """The shading ratio (B, S, S, 1) of a lighting mask (B, S, S, C) in [-1, 1]: max_ratio ** m, where m is
         the channel mean averaged over shading_grid x shading_grid cells and resized back bilinearly."""
-        grid, cell = self.shading_grid, self.image_size // self.shading_grid
-        mean = ops.mean(lighting_mask, axis=-1)
-        cells = ops.mean(ops.reshape(mean, (-1, grid, cell, grid, cell)), axis=(2, 4))[..., None]
-        smooth = ops.image.resize(cells, (self.image_size, self.image_size), interpolation="bilinear")
+        smooth = self._smooth(ops.mean(lighting_mask, axis=-1, keepdims=True), self.shading_grid)
         return ops.exp(math.log(self.max_ratio) * smooth)
 
-    def _base(self, images, lighting_mask):
-        """What the composite copies from: the photo, or with lighting_output="ratio" the photo shaded by the ratio
-        (on [0, 2] = images + 1, clipped back to [-1, 1])."""
+    def _smooth(self, maps, grid):
+        """Maps (B, S, S, K) averaged over grid x grid cells and resized back to S x S bilinearly."""
+        cell = self.image_size // grid
+        channels = maps.shape[-1]
+        cells = ops.mean(ops.reshape(maps, (-1, grid, cell, grid, cell, channels)), axis=(2, 4))
+        return ops.image.resize(cells, (self.image_size, self.image_size), interpolation="bilinear")
+
+    def displacement_of_mask(self, expression_mask):
+        """The displacement field (B, S, S, 2) in pixels (rows, columns) of an expression mask (B, S, S, C) in
+        [-1, 1]: its first two channels averaged over warp_grid x warp_grid cells, resized back bilinearly and
+        scaled by max_shift * image_size."""
+        return self._smooth(expression_mask[..., :2], self.warp_grid) * (self.max_shift * self.image_size)
+
+    def _base(self, images, expression_mask, lighting_mask):
+        """What the composite copies from: the photo; with expression_output="warp" resampled along the
+        displacement; with lighting_output="ratio" then shaded by the ratio (on [0, 2] = images + 1, clipped back
+        to [-1, 1])."""
         images = ops.cast(images, lighting_mask.dtype)
+        if self.expression_output == "warp":
+            images = warp_bilinear(images, self.displacement_of_mask(expression_mask))
         if self.lighting_output != "ratio":
             return images
         return ops.clip((images + 1.0) * self.ratio_of_mask(lighting_mask) - 1.0, -1.0, 1.0)
@@ -173,7 +221,7 @@ class LEGANGenerator(keras.Model):
 
     def _composite(self, images, expression_mask, lighting_mask):
         """(translation, C, A) of the attention output from the hourglasses' masks: A * C + (1 - A) * base."""
-        base = self._base(images, lighting_mask)
+        base = self._base(images, expression_mask, lighting_mask)
         color, mask = self._final_parts(base, expression_mask, lighting_mask)
         return mask * color + (1.0 - mask) * ops.cast(base, color.dtype), color, mask
 
@@ -218,6 +266,14 @@ class LEGANGenerator(keras.Model):
         _, color, mask = self._composite(images, expression_mask, lighting_mask)
         return color, mask, self.ratio_of_mask(lighting_mask)
 
+    def displacement(self, inputs, training=False):
+        """With expression_output="warp": the displacement field (B, S, S, 2), in pixels along rows and columns,
+        that the photo is resampled along (output pixel (y, x) reads the photo at (y + dy, x + dx))."""
+        if self.expression_output != "warp":
+            raise ValueError("LEGANGenerator.displacement: the generator was built with expression_output='mask'; "
+                             "its expressions are drawn by the final hourglass, not a warp of the photo.")
+        return self.displacement_of_mask(self._hourglasses(inputs, training)[1])
+
     def call(self, inputs, training=False):
         return self.translate_with_masks(inputs, training=training)[0]
 
@@ -239,4 +295,30 @@ class LEGANGenerator(keras.Model):
         if self.lighting_output != "mask":
             config.update(lighting_output=self.lighting_output, shading_grid=self.shading_grid,
                           max_ratio=self.max_ratio)
+        if self.expression_output != "mask":
+            config.update(expression_output=self.expression_output, warp_grid=self.warp_grid,
+                          max_shift=self.max_shift)
         return config
+
+
+def warp_bilinear(images, displacement):
+    """images (B, H, W, C) resampled along displacement (B, H, W, 2): output (y, x) is the bilinear reading of the
+    image at (y + dy, x + dx), the position clamped to the image (edge pixels repeat). Differentiable in both
+    arguments (the weights of the four neighbours are linear in the position)."""
+    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    dtype = images.dtype
+    rows = ops.clip(ops.arange(height, dtype=dtype)[:, None] + displacement[..., 0], 0.0, height - 1.0)
+    cols = ops.clip(ops.arange(width, dtype=dtype)[None, :] + displacement[..., 1], 0.0, width - 1.0)
+    row0, col0 = ops.floor(rows), ops.floor(cols)
+    row_weight, col_weight = (rows - row0)[..., None], (cols - col0)[..., None]
+    row0, col0 = ops.cast(row0, "int32"), ops.cast(col0, "int32")
+    row1, col1 = ops.minimum(row0 + 1, height - 1), ops.minimum(col0 + 1, width - 1)
+    flat = ops.reshape(images, (-1, height * width, channels))
+
+    def read(row, col):
+        index = ops.repeat(ops.reshape(row * width + col, (-1, height * width, 1)), channels, axis=-1)
+        return ops.reshape(ops.take_along_axis(flat, index, axis=1), (-1, height, width, channels))
+
+    top = (1.0 - col_weight) * read(row0, col0) + col_weight * read(row0, col1)
+    bottom = (1.0 - col_weight) * read(row1, col0) + col_weight * read(row1, col1)
+    return (1.0 - row_weight) * top + row_weight * bottom

@@ -125,7 +125,11 @@ class KerasEditor(Editor):
 
     @property
     def has_parts(self):
-        return getattr(self.generator, "output_mode", "image") == "attention"
+        # A LEGAN whose expression is a warp (expression_output="warp") composites over the crop moved along its
+        # displacement, which a colour map and a mask pasted at the photo's resolution do not carry: its whole
+        # edited crop is pasted instead.
+        return (getattr(self.generator, "output_mode", "image") == "attention"
+                and getattr(self.generator, "expression_output", "mask") != "warp")
 
     @property
     def residual_colour(self):

@@ -511,6 +511,24 @@ def test_a_legan_with_a_shading_ratio_edits_through_its_ratio(tmp_path, astronau
     assert _SquareMaskEditor().edit_parts_and_shading(crops, target)[2] is None
 
 
+def test_a_legan_with_a_warped_expression_pastes_its_whole_edited_crop(tmp_path, astronaut):
+    """A LEGAN built with expression_output="warp" (configs/legan_fer2013_relit_warp_cpu.flags) composites over
+    the crop moved along its displacement, which the attention paste (colour map and mask at the photo's
+    resolution) would drop: edit_photo pastes the generator's whole edited crop, which does carry the move."""
+    generator, run = _tiny_legan_run(tmp_path / "legan-warp", lighting_output="ratio", shading_grid=8,
+                                     expression_output="warp", warp_grid=8)
+    editor = edit_photo.load_editor(str(run))
+    assert not editor.has_parts
+    crops = np.random.default_rng(3).integers(0, 256, (1, 32, 32, 3)).astype(np.uint8)
+    target = [{"expression": "happy", "lighting": "left_90"}]
+    labels = np.array([[0, 1, 0, 1, 0]], np.float32)
+    expected = np.asarray(generator((crops.astype(np.float32) / 127.5 - 1.0, labels)))
+    # The editor's crop is the generator's translation in [0, 255] (the same float32 operations, then a scaling).
+    np.testing.assert_allclose(editor.edit(crops, target), (np.clip(expected, -1, 1) + 1) * 127.5, atol=1e-3)
+    outcome, output = _edit(editor, tmp_path, astronaut, expression="happy", lighting="left_90")
+    assert outcome["paste"] != "attention" and (np.asarray(Image.open(output)) != astronaut).any()
+
+
 def test_a_legan_with_the_attention_output_edits_lighting_at_the_photos_resolution(tmp_path, astronaut):
     """LEGAN's tri-hourglass with output_mode="attention" (configs/legan_fer2013_relit.flags) goes through the
     same attention paste as StarGAN's: its colour map and mask come from LEGANGenerator.edit_parts."""

@@ -195,13 +195,15 @@ def test_a_stargan_generator_with_expression_labels_only_takes_just_that_name(tm
     assert np.abs(edited - np.round(np.clip((floats + 1) * 127.5, 0, 255))).max() <= 1
 
 
-def test_a_legan_with_a_shading_ratio_exports_and_its_translation_matches(tmp_path):
-    """LEGAN with lighting_output="ratio" (its ratio resizes a coarse grid bilinearly inside the graph): the
-    export's float signature gives the Keras model's translation, and the bytes signature takes lighting names."""
+@pytest.mark.parametrize("options", [{}, {"expression_output": "warp", "warp_grid": 8}], ids=["ratio", "ratio+warp"])
+def test_a_legan_with_a_shading_ratio_exports_and_its_translation_matches(tmp_path, options):
+    """LEGAN with lighting_output="ratio" (its ratio resizes a coarse grid bilinearly inside the graph), and with
+    expression_output="warp" too (a gather of the moved pixels inside the graph): the export's float signature
+    gives the Keras model's translation, and the bytes signature takes lighting names."""
     keras.utils.set_random_seed(0)
     generator = LEGANGenerator(SIZE, 3, 4, base_filters=4, num_residual_blocks=1, upsampling="resize",
                                output_mode="attention", grey_colour=True, lighting_output="ratio", shading_grid=8,
-                               name="generator")
+                               name="generator", **options)
     images = np.random.default_rng(2).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
     labels = np.zeros((2, 7), np.float32)
     labels[[0, 1], [0, 2]] = 1
