@@ -96,31 +96,15 @@ class LEGANGenerator(keras.Model):
         if grey_colour and output_mode != "attention":
             raise ValueError("LEGANGenerator: grey_colour=True is a property of the attention output's colour map; "
                              f"output_mode={output_mode!r} has none.")
-        if lighting_output not in self.LIGHTING_OUTPUTS:
-            raise ValueError(f"LEGANGenerator: lighting_output must be one of {self.LIGHTING_OUTPUTS}, "
-                             f"got {lighting_output!r}.")
-        if lighting_output == "ratio":
-            if output_mode != "attention":
-                raise ValueError("LEGANGenerator: lighting_output='ratio' shades the photo that the attention "
-                                 f"composite copies from; it needs output_mode='attention', got {output_mode!r}.")
-            if not isinstance(shading_grid, int) or shading_grid < 1 or image_size % shading_grid:
-                raise ValueError(f"LEGANGenerator: shading_grid must be a positive divisor of image_size "
-                                 f"{image_size}, got {shading_grid!r}.")
+        if _composite_option("lighting_output", lighting_output, self.LIGHTING_OUTPUTS, "shades", output_mode,
+                             ("shading_grid", shading_grid), image_size):
             if not max_ratio > 1.0:
                 raise ValueError(f"LEGANGenerator: max_ratio must be above 1, got {max_ratio!r}.")
-        if expression_output not in self.EXPRESSION_OUTPUTS:
-            raise ValueError(f"LEGANGenerator: expression_output must be one of {self.EXPRESSION_OUTPUTS}, "
-                             f"got {expression_output!r}.")
-        if expression_output == "warp":
-            if output_mode != "attention":
-                raise ValueError("LEGANGenerator: expression_output='warp' moves the photo that the attention "
-                                 f"composite copies from; it needs output_mode='attention', got {output_mode!r}.")
+        if _composite_option("expression_output", expression_output, self.EXPRESSION_OUTPUTS, "moves", output_mode,
+                             ("warp_grid", warp_grid), image_size):
             if mask_channels < 2:
                 raise ValueError("LEGANGenerator: expression_output='warp' reads a displacement from two channels "
                                  f"of the expression mask; mask_channels is {mask_channels}.")
-            if not isinstance(warp_grid, int) or warp_grid < 1 or image_size % warp_grid:
-                raise ValueError(f"LEGANGenerator: warp_grid must be a positive divisor of image_size "
-                                 f"{image_size}, got {warp_grid!r}.")
             if not 0.0 < max_shift <= 0.5:
                 raise ValueError(f"LEGANGenerator: max_shift is a fraction of the image side in (0, 0.5], "
                                  f"got {max_shift!r}.")
@@ -299,6 +283,24 @@ class LEGANGenerator(keras.Model):
             config.update(expression_output=self.expression_output, warp_grid=self.warp_grid,
                           max_shift=self.max_shift)
         return config
+
+
+def _composite_option(name, value, choices, verb, output_mode, grid, image_size):
+    """Checks an option whose non-default value (choices[1]) changes the photo the attention composite copies from:
+    a known value, the attention output, and its grid (name, value) a positive divisor of image_size. Returns
+    whether the option is on."""
+    if value not in choices:
+        raise ValueError(f"LEGANGenerator: {name} must be one of {choices}, got {value!r}.")
+    if value == choices[0]:
+        return False
+    if output_mode != "attention":
+        raise ValueError(f"LEGANGenerator: {name}={value!r} {verb} the photo that the attention composite copies "
+                         f"from; it needs output_mode='attention', got {output_mode!r}.")
+    grid_name, grid_value = grid
+    if not isinstance(grid_value, int) or grid_value < 1 or image_size % grid_value:
+        raise ValueError(f"LEGANGenerator: {grid_name} must be a positive divisor of image_size {image_size}, "
+                         f"got {grid_value!r}.")
+    return True
 
 
 def warp_bilinear(images, displacement):
