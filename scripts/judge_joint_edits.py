@@ -16,7 +16,9 @@ Where the split holds other images of a face's subject that differ in the edited
 shards: the same photo under every light), the judge's reading of those copies is the kept share that
 reproducing the data would score: reported beside each kept share (kept by the data, and the edits' share
 of it). Writes <run_dir>/joint_edits/ (or --output_dir): metrics.json, report.md, expression_grid.png,
-lighting_grid.png and joint_grid.png (one face, expressions x lightings).
+lighting_grid.png and joint_grid.png (one face, expressions x lightings); for a generator that moves the photo
+(LEGAN with --legan_g_expression=warp) also how far its field moves the face for expression edits, and
+warp_grid.png (each expression edit with a lattice drawn on the photo, moved by the field).
 
   python scripts/judge_joint_edits.py --data_only --data_path=data/fer2013_relit_tfr --num_faces=1000 \
       --image_size=64 --expression_judge=... --lighting_judge=... --output_dir=runs/judges-fer2013-relit

@@ -44,6 +44,9 @@ training split only). Figures:
                    stored split (relit shards store train and test only, so by default a seeded choice of as many
                    training faces: other people's photos, none of them edited), beside the floor (the edited
                    faces unedited against the same) and the paired figures (real_edit_distances)
+  warp             for a generator that moves the photo along a displacement field (LEGANGenerator with
+                   expression_output="warp"): the field's mean length over the central half of the face for
+                   expression edits and for the face's own expression, and warp_grid.png (warp_field)
 
 With no generator (`evaluate_data_agreement`, judge_joint_edits.py --data_only), only the judges' accuracy and
 the kept_by_data figures: how far a judge agrees with itself across images that differ in one attribute, the
@@ -67,7 +70,7 @@ import numpy as np
 from tqdm import tqdm
 
 from legan_tf.errors import ConfigError
-from legan_tf.evaluation import lighting_geometry
+from legan_tf.evaluation import lighting_geometry, warp_field
 from legan_tf.evaluation import other_judges as second_opinion
 from legan_tf.evaluation.relit_copies import _framed, copies_grid, data_agreement, read_split
 from legan_tf.evaluation import real_edit_distances as distances
@@ -90,6 +93,7 @@ OUTPUT_DIR = "joint_edits"
 METRICS_FILE, REPORT_FILE = "metrics.json", "report.md"
 GRID_FILES = {EXPRESSION: "expression_grid.png", LIGHTING: "lighting_grid.png"}
 JOINT_GRID_FILE = "joint_grid.png"
+WARP_GRID_FILE = "warp_grid.png"
 FORMAT_VERSION = 1
 
 JudgeFn = Callable[[np.ndarray], np.ndarray]
@@ -380,6 +384,8 @@ def tables(summary: Mapping[str, object]) -> str:
         rows = [distances.table_rows(summary["distances"][name]) for name in ATTRIBUTES]
         lines += [f"| {label} | {value} | {other} |" for (label, value), (_, other) in zip(*rows)]
         lines += [f"- {note}" for note in summary.get("distance_cautions", [])]
+    if summary.get("warp"):
+        lines += warp_field.report_lines(summary["warp"])
     return "\n".join(lines)
 
 
@@ -542,6 +548,11 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
     readings = edit_each_attribute(translate, judges, images, labels, sizes, batch_size, progress, embed, people,
                                    light_fits, features)
     summary = summarise(readings, judges, names, reference, reference_name, by_data)
+    if warp_field.warps(generator):
+        lengths = warp_field.displacement_lengths(generator, images, labels[EXPRESSION], labels[LIGHTING], batch_size,
+                                                  progress)
+        summary["warp"] = warp_field.summarise(lengths, labels[EXPRESSION], names[EXPRESSION],
+                                               warp_field.allowed_px(generator))
 
     output_dir = output_dir or os.path.join(run_dir or os.path.dirname(os.path.abspath(run.generator_path)),
                                             OUTPUT_DIR)
@@ -563,6 +574,11 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
         visualize.save_png(joint_grid(translate, images[grid_rows[0]], names),
                            os.path.join(output_dir, JOINT_GRID_FILE))
         files.append(os.path.join(output_dir, JOINT_GRID_FILE))
+        if "warp" in summary:
+            visualize.save_png(warp_field.lattice_grid(generator, translate, images[grid_rows],
+                                                       {name: ids[grid_rows] for name, ids in labels.items()}, names),
+                               os.path.join(output_dir, WARP_GRID_FILE))
+            files.append(os.path.join(output_dir, WARP_GRID_FILE))
 
     record = _jsonable({
         "format_version": FORMAT_VERSION,

@@ -435,6 +435,15 @@ def tiny(tmp_path_factory):
                                    f"--lighting_names={','.join(LIGHTS)}\n")
     (run / "labels.json").write_text(json.dumps({"expression": list(EXPRESSIONS), "lighting": list(LIGHTS)}))
     paths = {"run": str(run), "shards": str(root / "shards")}
+    warp_run = root / "warp_run"
+    warp_run.mkdir()
+    warping = LEGANGenerator(SIZE, E, L, base_filters=4, num_residual_blocks=1, upsampling="resize",
+                             output_mode="attention", grey_colour=True, expression_output="warp", warp_grid=4)
+    warping((np.zeros((1, SIZE, SIZE, 3), np.float32), np.zeros((1, E + L), np.float32)))
+    warping.save(str(warp_run / "generator.keras"))
+    for name in ("flags.txt", "labels.json"):
+        (warp_run / name).write_text((run / name).read_text())
+    paths["warp_run"] = str(warp_run)
     paths["identity_model"] = save_tiny_identity_model(root / "identity_model.keras", 16)
     for name, heads in (("judge", {"expression": E, "lighting": L}), ("expression_only", {"expression": E})):
         (root / name).mkdir()
@@ -467,6 +476,8 @@ def test_the_script_edits_the_held_out_photos_and_writes_figures_and_grids(tiny,
     assert len(content["grid_faces"]) == 2
     for name in ("report.md", "expression_grid.png", "lighting_grid.png", "joint_grid.png"):
         assert (output / name).is_file(), name
+    # No displacement field to measure in a generator without the warp.
+    assert "warp" not in content and not (output / "warp_grid.png").exists()
     # Every held-out face has its photo's copies under the two other lights; no photo has two expressions.
     by_data = content["edits"]["lighting"]["judges"]["expression"]["kept_by_data"]
     assert by_data["pairs_with_copy"] == by_data["pairs"] == 9 * (L - 1) and 0.0 <= by_data["kept"] <= 1.0
@@ -477,6 +488,22 @@ def test_the_script_edits_the_held_out_photos_and_writes_figures_and_grids(tiny,
         assert grid.size[1] == 20 + 2 * (96 + 6 + 2)
     with Image.open(output / "joint_grid.png") as grid:
         assert grid.size[1] == 20 + E * (96 + 6 + 2)
+
+
+def test_the_script_measures_the_field_of_a_generator_that_moves_the_photo(tiny, tmp_path):
+    output = tmp_path / "out"
+    result = _script(f"--run_dir={tiny['warp_run']}", f"--expression_judge={tiny['judge']}",
+                     f"--lighting_judge={tiny['judge']}", f"--output_dir={output}", "--grid_faces=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    warp = json.load(open(output / "metrics.json"))["warp"]
+    # Each component of the field is a cell mean of a tanh map resized bilinearly, times max_shift x size: at most
+    # 0.1 x 16 = 1.6 px, so a length of at most 1.6 x sqrt(2); an untrained hourglass's map is not all zero.
+    assert warp["allowed_px"] == pytest.approx(1.6) and warp["faces"] == 9
+    assert 0.0 < warp["edit_px"] <= 1.6 * np.sqrt(2) and 0.0 < warp["own_px"] <= 1.6 * np.sqrt(2)
+    assert set(warp["by_target"]) == set(EXPRESSIONS)
+    assert "Warp field" in result.stdout and "warp_grid.png" in result.stdout
+    with Image.open(output / "warp_grid.png") as grid:
+        assert grid.size[1] == 20 + 2 * (96 + 2)      # two faces, 96 px cells (32 px lattice pictures upscaled 3x)
 
 
 def test_the_script_measures_identity_with_an_identity_network(tiny, tmp_path):
