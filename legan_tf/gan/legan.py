@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from legan_tf import backend, losses
+from legan_tf.errors import ConfigError
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
 from legan_tf.models.legan import LEGANGenerator
@@ -42,6 +43,14 @@ class LEGANHyperparameters(StarGANHyperparameters):
                                "displacement field of at most 1/10 of the face, the photo is resampled along it "
                                "and the attention composite copies from the moved photo; not in the paper).",
                                choices=LEGANGenerator.EXPRESSION_OUTPUTS)
+    warp_grid: int = hparam(16, "With --g_expression=warp: the field is averaged over warp_grid x warp_grid cells and "
+                            "resized back bilinearly (a divisor of the image size; fewer cells, a smoother field).",
+                            lower_bound=1)
+    max_shift: float = hparam(0.1, "With --g_expression=warp: the largest move along each axis, as a fraction of the "
+                              "image side. The moved photo cannot fold over itself when max_shift x warp_grid < "
+                              "0.25 (the field's slope is at most 2 x max_shift x warp_grid, so the Jacobian of the "
+                              "move is at least 1 - 4 x max_shift x warp_grid), e.g. 0.06 with a grid of 4.",
+                              lower_bound=0.0, upper_bound=0.5)
     target_sampling: str = hparam("shuffle", "Target labels: shuffle each attribute's labels within the global "
                                   "batch (LEGAN), or draw a random class different from the source per example "
                                   "(the project's StarGAN).", choices=TARGET_SAMPLINGS)
@@ -77,7 +86,21 @@ class LEGAN(StarGAN):
                               self.hp.g_filters, num_residual_blocks=self.hp.g_residual_blocks,
                               upsampling=self.hp.g_upsampling, output_mode=self.hp.g_output,
                               grey_colour=self.hp.g_colour == "grey", lighting_output=self.hp.g_lighting,
-                              expression_output=self.hp.g_expression, name=name)
+                              expression_output=self.hp.g_expression, warp_grid=self.hp.warp_grid,
+                              max_shift=self.hp.max_shift, name=name)
+
+    def check_hyperparameters(self):
+        super().check_hyperparameters()
+        defaults = {field.name: field.default for field in dataclasses.fields(LEGANHyperparameters)}
+        if self.hp.g_expression != "warp":
+            for name in ("warp_grid", "max_shift"):
+                if getattr(self.hp, name) != defaults[name]:
+                    raise ConfigError(f"{name}={getattr(self.hp, name)!r} is an option of the warp; it needs "
+                                      f"g_expression='warp' (got {self.hp.g_expression!r}).")
+        elif self.image_size % self.hp.warp_grid:
+            raise ConfigError(f"warp_grid={self.hp.warp_grid} must divide the image size {self.image_size}.")
+        elif self.hp.max_shift <= 0.0:
+            raise ConfigError(f"max_shift={self.hp.max_shift!r} must be above 0.")
 
     def translate_with_parts(self, images, targets):
         if not self.attention:

@@ -175,3 +175,42 @@ def test_legan_updates_with_the_warp_and_its_flag_needs_attention():
     assert all(np.isfinite(float(value)) for value in metrics.values())
     after = model.generator.expression_hourglass.trainable_weights
     assert any(not np.array_equal(b, np.asarray(a)) for b, a in zip(before, after))
+
+
+def _jacobian_determinant(field):
+    """det(I + grad field) of the move p -> p + field(p) on a (S, S, 2) field, by forward differences (exact within
+    the bilinear field's linear pieces)."""
+    d_rows, d_cols = field[1:, :-1] - field[:-1, :-1], field[:-1, 1:] - field[:-1, :-1]
+    return (1.0 + d_rows[..., 0]) * (1.0 + d_cols[..., 1]) - d_cols[..., 0] * d_rows[..., 1]
+
+
+def test_a_coarse_grid_and_small_shift_cannot_fold_the_photo():
+    # The worst mask for folding: cells alternating +1 / -1 in both channels. Between two cell centres, S / grid px
+    # apart, the field is linear and changes by at most 2 x max_shift x S, so every slope is at most
+    # s = 2 x max_shift x grid and det(I + grad) >= (1 - s)^2 - s^2 = 1 - 4 x max_shift x grid: 0.04 for 0.06 on a
+    # grid of 4. With 0.1 the same mask folds (1 - 1.6 < 0): the bound is what keeps the move one-to-one.
+    cells = np.where(np.add.outer(np.arange(4), np.arange(4)) % 2 == 0, 1.0, -1.0)
+    mask = np.repeat(np.repeat(cells, 16, axis=0), 16, axis=1)[None, ..., None].repeat(3, axis=-1).astype(np.float32)
+    safe = _generator(warp_grid=4, max_shift=0.06)
+    safe.image_size = 64            # displacement_of_mask reads only the size, grid and shift
+    determinant = _jacobian_determinant(np.asarray(safe.displacement_of_mask(mask))[0].astype(np.float64))
+    assert determinant.min() >= 1.0 - 4 * 0.06 * 4 - 1e-5
+    assert determinant.min() < 0.2           # the bound is nearly reached: this mask is the worst case
+    folding = _generator(warp_grid=4, max_shift=0.1)
+    folding.image_size = 64
+    assert _jacobian_determinant(np.asarray(folding.displacement_of_mask(mask))[0].astype(np.float64)).min() < 0.0
+
+
+def test_the_warp_grid_and_shift_reach_the_generator_and_need_the_warp():
+    from legan_tf.gan.legan import LEGAN
+
+    options = dict(g_filters=4, g_residual_blocks=1, d_filters=8, d_downsamples=3, g_upsampling="resize",
+                   g_output="attention", g_colour="grey", lambda_qual=0.0, lambda_id=0.0)
+    model = LEGAN(SIZE, {"expression": 2, "lighting": 3}, 4, g_expression="warp", warp_grid=4, max_shift=0.06,
+                  **options)
+    model.build_all(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3))
+    assert (model.generator.warp_grid, model.generator.max_shift) == (4, 0.06)
+    with pytest.raises(ConfigError, match="warp_grid=4 is an option of the warp"):
+        LEGAN(SIZE, {"expression": 2, "lighting": 3}, 4, warp_grid=4, **options)
+    with pytest.raises(ConfigError, match="warp_grid=5 must divide the image size 16"):
+        LEGAN(SIZE, {"expression": 2, "lighting": 3}, 4, g_expression="warp", warp_grid=5, **options)
