@@ -256,7 +256,10 @@ class LEGANGenerator(keras.Model):
         if self.expression_output != "warp":
             raise ValueError("LEGANGenerator.displacement: the generator was built with expression_output='mask'; "
                              "its expressions are drawn by the final hourglass, not a warp of the photo.")
-        return self.displacement_of_mask(self._hourglasses(inputs, training)[1])
+        images, expression, _ = self._split(inputs)
+        if not self.built:
+            self.build()
+        return self.displacement_of_mask(self.expression_hourglass((images, expression), training=training))
 
     def call(self, inputs, training=False):
         return self.translate_with_masks(inputs, training=training)[0]
