@@ -549,8 +549,7 @@ def evaluate_joint_edits(expression_judge: Optional[str], lighting_judge: Option
                                    light_fits, features)
     summary = summarise(readings, judges, names, reference, reference_name, by_data)
     if warp_field.warps(generator):
-        lengths = warp_field.displacement_lengths(generator, images, labels[EXPRESSION], labels[LIGHTING], batch_size,
-                                                  progress)
+        lengths = warp_field.displacement_lengths(generator, images, labels[LIGHTING], batch_size, progress)
         summary["warp"] = warp_field.summarise(lengths, labels[EXPRESSION], names[EXPRESSION],
                                                warp_field.allowed_px(generator))
 

@@ -54,8 +54,8 @@ def central_mean_length(fields: np.ndarray) -> np.ndarray:
     return np.linalg.norm(fields[:, low:high, low:high], axis=-1).mean(axis=(1, 2))
 
 
-def displacement_lengths(generator, images: np.ndarray, expression_ids: np.ndarray, lighting_ids: np.ndarray,
-                         batch_size: int = 64, progress: bool = False) -> np.ndarray:
+def displacement_lengths(generator, images: np.ndarray, lighting_ids: np.ndarray, batch_size: int = 64,
+                         progress: bool = False) -> np.ndarray:
     """(N, C_e): the field's mean length (pixels, central half) for each face and target expression, each face at
     its own lighting."""
     count, targets = len(images), int(generator.num_expressions)

@@ -46,7 +46,7 @@ def test_lengths_follow_each_target_expression_at_the_faces_own_light():
     generator = LabelField()
     images = np.zeros((5, SIZE, SIZE, 3), np.float32)
     lighting = np.array([0, 1, 0, 1, 1])
-    lengths = warp_field.displacement_lengths(generator, images, np.zeros(5), lighting, batch_size=2)
+    lengths = warp_field.displacement_lengths(generator, images, lighting, batch_size=2)
     expected = np.sqrt(np.arange(3)[None, :] ** 2 + lighting[:, None] ** 2)
     np.testing.assert_allclose(lengths, expected, rtol=1e-12)
     assert generator.calls == 3 * 3          # three batches (2, 2, 1 faces) x three targets
