@@ -10,7 +10,7 @@ DEMO_LAB_DIR ?= data/face_lab_32
 IDENTITY_LAB_DIR ?= data/identity_lab_32
 DEMO_FLAGS ?= configs/demo.flags
 
-.PHONY: venv demo test test-multi-worker test-all-recipes browser lab identity-lab clean-runs reference-venv install-check
+.PHONY: venv demo test test-slow test-multi-worker test-all-recipes browser lab identity-lab clean-runs reference-venv install-check
 
 $(STAMP): requirements.lock setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,12 +41,17 @@ demo: $(STAMP) $(DEMO_LAB_DIR)/lab.json
 # Two workers (pytest-xdist), a test file per worker at a time so a file's fixtures are built once:
 # most tests wait on subprocesses and single-threaded Python, so two cores run two files at once.
 # -rfEs: the summary lists failures, errors and every skip with its reason. With LEGAN_TF_FAIL_ON_SKIP=1
-# (set by .ci/run) a skipped test fails instead (tests/conftest.py). The two-worker cluster tests
-# (tests/training/test_multi_worker.py: about 3 minutes of 2 cores, cluster start-ups, a preemption) run in
-# `make test-multi-worker`, not here, to keep `make test` within 20 minutes on 2 cores; every recipe's gradients on
-# two replicas are still checked here (tests/tasks/test_mirrored_equality.py).
+# (set by .ci/run) a skipped test fails instead (tests/conftest.py). To keep `make test` within 20 minutes on
+# 2 cores, the longest end-to-end checks (marked `slow`: kill/resume at random points, every recipe's gradients
+# on two replicas, both backends' step, the face lab's learnability, the installed wheel, a few more whole
+# training runs; about 9 minutes of 2 cores) run in `make test-slow`; .ci/run runs both. The two-worker cluster
+# tests (tests/training/test_multi_worker.py: about 3 minutes of 2 cores, cluster start-ups, a preemption) run
+# in `make test-multi-worker`.
 test: $(STAMP) browser
-	$(PY) -m pytest tests -q -rfEs -n 2 --dist loadfile --ignore=tests/training/test_multi_worker.py
+	$(PY) -m pytest tests -q -rfEs -n 2 --dist loadfile -m "not slow" --ignore=tests/training/test_multi_worker.py
+
+test-slow: $(STAMP) browser
+	$(PY) -m pytest tests -q -rfEs -n 2 --dist loadfile -m slow --ignore=tests/training/test_multi_worker.py
 
 # Every recipe (seven) on a two-worker cluster, StarGAN's resume and preemption (tests/training/test_multi_worker.py).
 test-multi-worker: $(STAMP)

@@ -101,6 +101,7 @@ def test_bad_settings_are_clear_errors(lab, tmp_path):
 
 
 
+@pytest.mark.slow
 def test_the_script_runs_every_step_and_resumes(lab, generator_file, model_file, tmp_path):
     out = tmp_path / "exp"
     command = [sys.executable, SCRIPT, "--data_format=multipie", f"--data_path={lab / 'manifest.csv'}",

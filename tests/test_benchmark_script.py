@@ -10,6 +10,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "benchmark.py")
 RECIPES = ("StarGAN", "LEGAN", "Q", "StarGAN-depth")
@@ -34,6 +36,7 @@ def _positive(text):
     return bool(numbers) and all(math.isfinite(number) and number > 0 for number in numbers)
 
 
+@pytest.mark.slow
 def test_suite_all_prints_every_row_with_finite_positive_numbers():
     # --benchmarks is given too: the suite overrides it.
     done = _run("--suite=all", "--benchmarks=lab", "--suite_sizes=32", "--suite_widths=reduced", "--gan_batch=2",

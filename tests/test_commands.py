@@ -55,6 +55,7 @@ def installed(tmp_path_factory):
     return {"root": root, "wheel": wheel, "site": str(root / "site")}
 
 
+@pytest.mark.slow
 def test_the_wheel_carries_the_scripts_and_the_entry_point(installed):
     with zipfile.ZipFile(installed["wheel"]) as wheel:
         names = wheel.namelist()
@@ -64,6 +65,7 @@ def test_the_wheel_carries_the_scripts_and_the_entry_point(installed):
         assert f"{commands.PACKAGES[folder].replace('.', '/')}/{script}.py" in names, script
 
 
+@pytest.mark.slow
 def test_the_installed_command_edits_a_packaged_photo_with_a_shipped_model_outside_the_checkout(installed, tmp_path):
     from legan_tf.photos import samples
 

@@ -8,6 +8,9 @@ import pytest
 from legan_tf.data.synthetic import FaceLab
 from legan_tf.models.classifier import AttributeClassifier
 
+# A long end-to-end check: `make test-slow` runs it (and CI), `make test` leaves it out.
+pytestmark = pytest.mark.slow
+
 TRAIN_IDENTITIES = range(0, 40)
 HELD_OUT_IDENTITIES = range(1000, 1010)
 # 32 px, the size of the GAN learning checks (configs/face_lab_32.flags); a quarter of 64 px's cost.

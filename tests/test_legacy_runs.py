@@ -96,6 +96,7 @@ def test_a_legacy_generator_exports_for_serving(runs, tmp_path):
     assert os.path.isfile(os.path.join(exported[0][1], "saved_model.pb"))
 
 
+@pytest.mark.slow
 def test_the_legacy_stargan_run_resumes_from_its_checkpoint_with_resume_alone(runs):
     run = str(runs / "runs" / "stargan")
     result = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "train.py"), f"--resume={run}",

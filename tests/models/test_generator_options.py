@@ -175,6 +175,7 @@ def test_legan_attention_output_is_the_blend_of_its_parts_and_round_trips(tmp_pa
         LEGANGenerator(16, 2, 3, output_mode="mask")
 
 
+@pytest.mark.slow
 def test_legan_mask_penalty_alone_closes_its_mask():
     # LEGAN's updates with only the mask terms weighted must shrink the final hourglass's mask.
     from legan_tf.gan.legan import LEGAN

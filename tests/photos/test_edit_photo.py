@@ -300,6 +300,7 @@ def test_align_faces_keeps_class_folders_and_reports_skips(tmp_path, astronaut, 
         align_faces.align_folder(str(tmp_path / "empty"), str(tmp_path / "out2"), progress=False)
 
 
+@pytest.mark.slow
 def test_prepare_data_align_makes_shards_of_the_aligned_faces(tmp_path, astronaut):
     """The documented --align path: photos with a face anywhere -> aligned crops -> shards, the exclude
     pattern applied to the photos' own names, faceless photos skipped and reported, not fatal."""

@@ -359,6 +359,7 @@ def test_a_burst_of_bad_oversized_and_valid_requests_from_many_clients(server):
     assert score_faces(GrpcClient(f"127.0.0.1:{server.grpc_port}"), "quality", [png_bytes(face(7))]).shape == (1,)
 
 
+@pytest.mark.slow
 def test_server_command_serves_a_shipped_model_and_removes_its_export_at_exit():
     """--model_dir=pretrained:<name>: exported at start into a temporary folder, served as <name> (an edit
     over gRPC comes back at the size sent), the folder gone after SIGTERM; an unknown name is one line."""

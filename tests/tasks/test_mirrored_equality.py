@@ -10,6 +10,9 @@ import pytest
 from tests.tasks import mirrored
 from tests.tasks.mirrored_cases import CASES
 
+# A long end-to-end check: `make test-slow` runs it (and CI), `make test` leaves it out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def results():

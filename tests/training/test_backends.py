@@ -8,6 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+# A long end-to-end check: `make test-slow` runs it (and CI), `make test` leaves it out.
+pytestmark = pytest.mark.slow
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 ALL_TASKS = ("stargan", "legan", "depth_pretrain", "stargan_depth", "classifier", "quality", "identity")

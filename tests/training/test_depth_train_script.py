@@ -58,6 +58,7 @@ def test_pretraining_writes_the_depth_network_metrics_and_samples(pretrained):
     assert keras.models.load_model(os.path.join(pretrained, "depth_discriminator.keras")).head_classes == {"expression": 8}
 
 
+@pytest.mark.slow
 def test_end_to_end_training_starts_from_the_pretrained_run_and_resumes(rgbd_lab, pretrained, tmp_path):
     args = (f"--stargan_depth_pretrained_run={pretrained}", "--stargan_depth_depth_weight=0.3",
             "--stargan_depth_ema_decay=0.999")
@@ -114,6 +115,7 @@ def test_evaluate_depth_reports_the_network_against_the_mean_map(pretrained, tmp
     assert "learning check (ratio <= 0.5)" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("geometry", ["depth", "normals"])
 def test_both_depth_recipes_train_evaluate_and_sample_in_bfloat16(rgbd_lab, tmp_path, geometry):
     """--mixed_precision: the networks' outputs are bfloat16 while the data's maps are float32, so every

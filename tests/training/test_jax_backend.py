@@ -98,6 +98,7 @@ def jax_run(shards, tmp_path_factory):
     return run_dir, killed_at, resumed
 
 
+@pytest.mark.slow
 def test_a_killed_jax_run_resumes_from_its_last_checkpoint_without_tensorflow(jax_run):
     run_dir, killed_at, resumed = jax_run
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -116,6 +117,7 @@ def test_a_killed_jax_run_resumes_from_its_last_checkpoint_without_tensorflow(ja
     assert "--backend=jax" in open(os.path.join(run_dir, "flags.txt")).read()
 
 
+@pytest.mark.slow
 def test_the_jax_trained_generator_loads_under_tensorflow_and_exports_for_serving(jax_run, tmp_path):
     import keras
 
@@ -186,6 +188,7 @@ def test_ctrl_c_finishes_the_step_checkpoints_it_and_exits_75(shards, tmp_path):
     assert os.path.isfile(os.path.join(run_dir, "checkpoints", f"jax-ckpt-{step:08d}.npz"))
 
 
+@pytest.mark.slow
 def test_the_tensorflow_trainer_refuses_to_resume_a_jax_run(jax_run, shards, tmp_path):
     run_dir = jax_run[0]
     result = _run(_command(shards, tmp_path, *STARGAN, "--train_steps=2", f"--resume={run_dir}",
@@ -236,6 +239,7 @@ def test_jax_backend_reads_prepared_shards_only(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_legan_with_diffaugment_and_a_frozen_classifier_trains_under_jax(shards, tmp_path):
     # Both additions are keras.ops only: the JAX trainer runs them (without TensorFlow) as the TF one does.
     import keras

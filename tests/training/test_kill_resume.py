@@ -23,6 +23,9 @@ import pytest
 
 from legan_tf.data.synthetic.writer import write_face_lab
 
+# A long end-to-end check: `make test-slow` runs it (and CI), `make test` leaves it out.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(REPO, "scripts", "train.py")
 STEPS = 40

@@ -80,6 +80,7 @@ def test_run_writes_flags_checkpoints_logs_samples_and_resumes(tiny_lab, classif
     assert len(glob.glob(str(tmp_path / "tiny-*"))) == 1
 
 
+@pytest.mark.slow
 def test_stop_after_minutes_ends_the_run_as_finished_and_resume_continues_it(tiny_lab, classifier_run, tmp_path):
     # 0.0001 min is 6 ms: the first step of a process traces the step's graph, which alone takes longer, so the
     # clock stops the run at its first step whatever the machine (step 4, resumed from 3), and that step is
@@ -120,7 +121,7 @@ def _start_and_signal(command, run_glob, number, pattern="ckpt-*.index"):
     return process.returncode, stderr
 
 
-@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("signal_name", ["SIGTERM", pytest.param("SIGINT", marks=pytest.mark.slow)])
 def test_a_stop_signal_finishes_the_step_checkpoints_it_and_exits_75(tiny_lab, tmp_path, signal_name):
     import re
     import signal
@@ -144,6 +145,7 @@ def test_a_stop_signal_finishes_the_step_checkpoints_it_and_exits_75(tiny_lab, t
     assert resumed.returncode == 0 and f"at step {step}" in resumed.stderr, resumed.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_a_clear_stop_and_the_previous_checkpoint_stays_the_latest(tiny_lab, classifier_run, tmp_path):
     """A disk that fills up, simulated without privileges by a file-size limit on the resumed run
     (RLIMIT_FSIZE, SIGXFSZ ignored so a write fails with EFBIG as a full disk fails with ENOSPC): the
@@ -198,6 +200,7 @@ def test_a_non_finite_loss_stops_the_run_and_is_never_checkpointed(tiny_lab, tmp
     assert not glob.glob(os.path.join(run, "checkpoints", "ckpt-2*"))
 
 
+@pytest.mark.slow
 def test_jit_compile_reaches_the_update_and_trains_the_stargan_recipe(tiny_lab, tmp_path):
     # The maths under XLA is compared with the plain step in tests/training/test_backends.py; this is the flag.
     # XLA writes every module it compiles into --xla_dump_to: without --jit_compile a TensorFlow run on a CPU
@@ -519,6 +522,7 @@ LEGAN_TINY = ("--task=legan", "--legan_g_filters=4", "--legan_g_residual_blocks=
               "--legan_d_downsamples=5", "--legan_n_critic=2")
 
 
+@pytest.mark.slow
 def test_legan_recipe_with_identity_and_quality_losses_trains_samples_and_exports(
         tiny_lab, tmp_path, model_file, identity_file):
     result = _train(tiny_lab, tmp_path, "--train_steps=4", f"--legan_quality_model={model_file}",
