@@ -57,8 +57,8 @@ test-slow: $(STAMP) browser
 test-multi-worker: $(STAMP)
 	LEGAN_TF_ALL_RECIPES=1 $(PY) -m pytest tests/training/test_multi_worker.py -q -rfEs
 
-# Every recipe (seven) where `make test` takes a few: on a two-worker cluster, and one step under both backends
-# (tests/training/test_backends.py compares three tasks in `make test`).
+# Every recipe (seven) where the tests take a few: on a two-worker cluster, and one step under both backends
+# (tests/training/test_backends.py compares three tasks in `make test-slow`).
 test-all-recipes: $(STAMP)
 	LEGAN_TF_ALL_RECIPES=1 $(PY) -m pytest tests/training/test_multi_worker.py tests/training/test_backends.py \
 	  -q -rfEs -n 2 --dist loadfile
