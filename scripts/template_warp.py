@@ -56,11 +56,14 @@ PAD = 0.5
 def _read(path: str, size: int) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        if image.size != (size, size):
-            image = image.resize((size, size), Image.Resampling.BICUBIC)
-        return np.asarray(image)
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            if image.size != (size, size):
+                image = image.resize((size, size), Image.Resampling.BICUBIC)
+            return np.asarray(image)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{path}: not a readable image ({error}).") from None
 
 
 def _landmarks(mesh, image: np.ndarray):
@@ -83,8 +86,6 @@ def _fit(rows, mesh, size, label):
     """(images, landmarks, rows) of the rows the mesh fits, and the skipped rows' count."""
     images, points, kept, started = [], [], [], time.time()
     for index, row in enumerate(rows, 1):
-        if not os.path.isfile(row["path"]):
-            raise ConfigError(f"{row['path']}: no such image (named in the {label} manifest).")
         image = _read(row["path"], size)
         found = _landmarks(mesh, image)
         if found is not None:
@@ -119,6 +120,10 @@ def run(names, train_rows, heldout_rows, judge, gains, size, per_class, num_face
         picked += [rows[i] for i in sorted(rng.choice(len(rows), min(per_class, len(rows)), replace=False))]
     heldout = [heldout_rows[i] for i in sorted(rng.choice(len(heldout_rows), min(num_faces, len(heldout_rows)),
                                                           replace=False))]
+    for rows, label in ((picked, "training"), (heldout, "held-out")):  # every image, before any is read
+        missing = [row["path"] for row in rows if not os.path.isfile(row["path"])]
+        if missing:
+            raise ConfigError(f"{missing[0]}: no such image (named in the {label} manifest; {len(missing)} missing).")
     mesh = FaceMesh(min_face_size=0)
     _, train_points, train_kept, train_skipped = _fit(picked, mesh, size, "training")
     labels = np.array([index[row["expression"]] for row in train_kept])
@@ -127,10 +132,10 @@ def run(names, train_rows, heldout_rows, judge, gains, size, per_class, num_face
     except ValueError as error:
         raise ConfigError(f"--train_manifest: {error} (the face mesh fitted {len(train_kept)} of "
                           f"{len(picked)}).") from None
-    np.savez(os.path.join(output_dir, "shapes.npz"), reference=reference, means=means, names=np.array(names))
     images, points, kept, skipped = _fit(heldout, mesh, size, "held-out")
     if not len(kept):
         raise ConfigError(f"--heldout_manifest: the face mesh fitted none of the {len(heldout)} faces drawn.")
+    np.savez(os.path.join(output_dir, "shapes.npz"), reference=reference, means=means, names=np.array(names))
     sources = np.array([index[row["expression"]] for row in kept])
     own = judge.read(images.astype(np.float32) / 127.5 - 1.0)
     report = {"expressions": list(names), "judge": judge.record, "faces": len(kept), "skipped": skipped,

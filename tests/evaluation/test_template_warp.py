@@ -184,6 +184,14 @@ def test_the_script_moves_the_held_out_faces_and_reports_each_gain(faces, tmp_pa
     assert failed.stderr.strip().splitlines()[-1] == ("template_warp.py: --heldout_manifest: no row has lighting "
                                                       "'above' (--lighting).")
     assert not (tmp_path / "bad" / "template_warp.json").exists()
+    # A missing image is found before any face is fitted: nothing is written.
+    broken = tmp_path / "broken.csv"
+    broken.write_text(f"image,expression\n{faces / 'face0.png'},happy\n{faces / 'gone.png'},neutral\n")
+    missing = _run(f"--train_manifest={broken}", f"--heldout_manifest={faces / 'heldout.csv'}",
+                   f"--judge={faces / 'happy.keras'}", f"--output_dir={tmp_path / 'missing'}")
+    assert missing.returncode == 1 and "gone.png: no such image (named in the training manifest; 1 missing)" in \
+        missing.stderr.strip().splitlines()[-1], missing.stderr[-2000:]
+    assert not os.listdir(tmp_path / "missing")
 
 
 def test_bad_inputs_are_config_errors(faces, tmp_path):
