@@ -160,6 +160,7 @@ def test_a_non_finite_loss_stops_a_jax_run_and_is_never_checkpointed(shards, tmp
     assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["jax-ckpt-00000001.npz"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_finishes_the_step_checkpoints_it_and_exits_75(shards, tmp_path):
     # SIGINT to the whole process group, as Ctrl-C sends it: the decoding workers ignore it and the
     # trainer finishes its step, checkpoints it and ends them.
@@ -265,6 +266,7 @@ def test_legan_with_diffaugment_and_a_frozen_classifier_trains_under_jax(shards,
     assert keras.backend.backend() == "tensorflow"  # the test process itself is untouched
 
 
+@pytest.mark.slow
 def test_adversarial_training_of_the_classifier_runs_under_jax(shards, tmp_path):
     # The attack's input gradients (jax.grad inside the compiled step) and the robust accuracy of the
     # evaluation, without TensorFlow in the process.

@@ -385,6 +385,7 @@ def stargan_runs(shards, tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 def test_stargan_recipe_trains_samples_exports_and_resumes(stargan_runs, tmp_path):
     trained = stargan_runs["tensorflow"]
     run = trained["run"]
@@ -453,6 +454,7 @@ def _checkpoint_steps(run):
                    for match in [re.match(r"(?:jax-)?ckpt-0*(\d+)[._]", name)] if match})
 
 
+@pytest.mark.slow
 def test_both_backends_leave_the_same_run_directory_and_re_export_a_finished_run(stargan_runs):
     """One loop for both backends: the same recipe and flags under TensorFlow and JAX give the same files,
     flags.txt (but --backend), metrics, scalars, samples, summaries (scalars and sample grids) and exported
@@ -543,6 +545,7 @@ def test_legan_recipe_with_identity_and_quality_losses_trains_samples_and_export
     assert check.stdout.split() == ["LEGANGenerator", "6", "4"], check.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_legan_bad_settings_exit_1_with_a_message(tiny_lab, tmp_path, model_file, stargan_runs):
     missing = _train(tiny_lab, tmp_path, "--train_steps=2", f"--legan_quality_model={model_file}",
                      "--legan_identity_weights=/nowhere/lightcnn.npz", recipe=LEGAN_TINY)
