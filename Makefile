@@ -44,7 +44,7 @@ demo: $(STAMP) $(DEMO_LAB_DIR)/lab.json
 # (set by .ci/run) a skipped test fails instead (tests/conftest.py). To keep `make test` within 20 minutes on
 # 2 cores, the longest end-to-end checks (marked `slow`: kill/resume at random points, every recipe's gradients
 # on two replicas, both backends' step, the face lab's learnability, the installed wheel, a few more whole
-# training runs: about 1,400 s of the suite's 3,400 s of worker time) run in `make test-slow`; .ci/run runs both. The two-worker cluster
+# training runs: about 1,400 s of the suite's 3,400 s of worker time) run in `make test-slow`, not in .ci/run. The two-worker cluster
 # tests (tests/training/test_multi_worker.py: about 3 minutes of 2 cores, cluster start-ups, a preemption) run
 # in `make test-multi-worker`.
 test: $(STAMP) browser
