@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 
 # command -> (folder, script, what it does); the order is the order of --help.
 COMMANDS: Dict[str, Tuple[str, str, str]] = {
-    "train": ("scripts", "train", "train a recipe (--flagfile=configs/<model>.flags)"),
+    "train": ("scripts", "train", "train a recipe (--flagfile=configs/<dataset>/<preset>.flags)"),
     "prepare": ("scripts", "prepare_data", "turn a dataset folder into TFRecord shards"),
     "unpack-fer2013": ("scripts", "unpack_fer2013", "unpack Kaggle's fer2013.csv into image folders"),
     "edit": ("scripts", "edit_photo", "edit the expression (and lighting) of the faces in a photo"),

@@ -7,7 +7,7 @@
       --rare=smile:0.02,disgust:0.02 --seeds=0,1,2,3,4 \\
       --generator=runs/legan-lab-.../generator.keras \\
       --quality_model=runs/quality-lab-32/quality_model.keras --min_quality=10.1 \\
-      --classifier_flagfile=configs/classifier_lab_32.flags --output_dir=runs/augmentation-lab-32
+      --classifier_flagfile=configs/lab/classifier_lab_32.flags --output_dir=runs/augmentation-lab-32
 
 Per seed: keeps only --rare of the named classes' faces of the training subjects; trains the classifier of
 --classifier_flagfile on that subset as it is, oversampled, augmented by scripts/augment.py's machinery,
@@ -37,7 +37,7 @@ flags.DEFINE_list("rare", None, "Required: class:fraction pairs, the share of ea
 flags.DEFINE_list("seeds", ["0", "1"], "One imbalanced subset, augmentation and classifier per seed.")
 flags.DEFINE_list("arms", ["base", "over", "noq", "q"], "Training sets to compare: base (imbalanced), over "
                   "(rare rows repeated), noq (augmented), q (augmented, Q-filtered).")
-flags.DEFINE_string("classifier_flagfile", "configs/classifier_lab_32.flags",
+flags.DEFINE_string("classifier_flagfile", "configs/lab/classifier_lab_32.flags",
                     "scripts/train.py flagfile of the classifier (its width and schedule; the experiment sets "
                     "the data, the seed and the run directory).")
 flags.DEFINE_list("classifier_flags", [], "Further scripts/train.py flags for the classifier, e.g. --train_steps=400.")

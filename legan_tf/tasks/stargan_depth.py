@@ -63,8 +63,8 @@ class StarGANDepthTask(StarGANTask):
         hp, prefix = self.hp, self.prefix()
         if hp.depth_weight > 0 and not hp.pretrained_run:
             raise ConfigError(f"--{prefix}depth_weight={hp.depth_weight:g} needs the pre-trained depth network: give "
-                              f"--{prefix}pretrained_run=runs/<a --task=depth_pretrain run> (configs/depth_pretrain"
-                              f".flags), or set --{prefix}depth_weight=0 for plain StarGAN.")
+                              f"--{prefix}pretrained_run=runs/<a --task=depth_pretrain run> (configs/paper/"
+                              f"depth_pretrain.flags), or set --{prefix}depth_weight=0 for plain StarGAN.")
         self.depth_files = {}
         if hp.pretrained_run:
             pretrained = RunDir(hp.pretrained_run)
