@@ -6,6 +6,7 @@ otherwise surface only when someone starts that preset; the paper presets need d
 
 import glob
 import os
+import re
 
 import pytest
 from absl import flags
@@ -36,6 +37,13 @@ def test_every_preset_sits_in_one_dataset_folder_under_a_name_of_its_own():
     assert [path for path in relative if path.count(os.sep) != 1] == []
     names = [os.path.basename(path) for path in relative]
     assert sorted(name for name in set(names) if names.count(name) > 1) == []
+
+
+def test_the_index_lists_every_preset_and_no_other():
+    """configs/README.md has a row per preset, by its path under configs/."""
+    with open(os.path.join(CONFIGS, "README.md"), encoding="utf-8") as handle:
+        listed = set(re.findall(r"\b([a-z0-9_]+/[a-z0-9_.]+\.flags)\b", handle.read()))
+    assert listed == {os.path.relpath(path, CONFIGS).replace(os.sep, "/") for path in ALL_PRESETS}
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda path: os.path.relpath(path, CONFIGS))
