@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from legan_tf.evaluation import template_warp
+from studies.template_warp import template_warp
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(REPO, "scripts", "template_warp.py")
+SCRIPT = os.path.join(REPO, "studies", "template_warp", "run.py")
 
 
 def _rotation(angle):
@@ -181,7 +181,7 @@ def test_the_script_moves_the_held_out_faces_and_reports_each_gain(faces, tmp_pa
     failed = _run(f"--train_manifest={faces / 'train.csv'}", f"--heldout_manifest={faces / 'heldout.csv'}",
                   f"--judge={faces / 'happy.keras'}", "--lighting=above", f"--output_dir={tmp_path / 'bad'}")
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
-    assert failed.stderr.strip().splitlines()[-1] == ("template_warp.py: --heldout_manifest: no row has lighting "
+    assert failed.stderr.strip().splitlines()[-1] == ("template_warp: --heldout_manifest: no row has lighting "
                                                       "'above' (--lighting).")
     assert not (tmp_path / "bad" / "template_warp.json").exists()
     # A missing image is found before any face is fitted: nothing is written.

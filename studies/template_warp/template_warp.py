@@ -121,7 +121,7 @@ def move_lengths(field: np.ndarray) -> float:
     return float(np.linalg.norm(inner, axis=-1).mean())
 
 
-# ---- the inputs of scripts/template_warp.py, checked here so that a bad one is a one-line ConfigError
+# ---- the inputs of the study's script (run.py), checked here so that a bad one is a one-line ConfigError
 
 def read_manifest(path: str, flag: str):
     """The rows of a CSV with image and expression columns, each with "path": the image beside the CSV."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """How often an expression judge reads the target on faces only moved along the target's mean landmark move.
 
-  python scripts/template_warp.py --train_manifest=data/fer2013_d/manifest.csv \\
+  python studies/template_warp/run.py --train_manifest=data/fer2013_d/manifest.csv \\
       --heldout_manifest=data/fer2013_privtest_relit/manifest.csv --judge=mini_xception \\
       --gains=1,3 --output_dir=runs/template-warp-fer2013
 
@@ -27,10 +27,11 @@ import time
 import numpy as np
 from absl import app, flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The repository root (two folders up), so that `studies` imports when this runs as a file.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from legan_tf.errors import ConfigError  # noqa: E402
-from legan_tf.evaluation import template_warp  # noqa: E402
+from studies.template_warp import template_warp  # noqa: E402
 
 flags.DEFINE_string("train_manifest", None, "CSV with image and expression columns (paths relative to its folder): "
                     "the faces whose landmarks give each expression's mean shape, e.g. make_depth's manifest.")
@@ -196,7 +197,7 @@ def main(argv):
         report = run(names, train_rows, heldout_rows, judge, gains, FLAGS.image_size, FLAGS.per_class,
                      FLAGS.num_faces, FLAGS.grid_faces, FLAGS.seed, FLAGS.output_dir)
     except ConfigError as error:
-        print(f"template_warp.py: {error}", file=sys.stderr)
+        print(f"template_warp: {error}", file=sys.stderr)
         sys.exit(1)
     path = os.path.join(FLAGS.output_dir, "template_warp.json")
     with open(path, "w", encoding="utf-8") as handle:
