@@ -27,7 +27,6 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "judge": ("scripts", "judge_real_edits", "judge a generator's edits of real held-out faces"),
     "judge-joint": ("scripts", "judge_joint_edits", "judge expression and lighting edits of relit held-out faces"),
     "judge-identity": ("scripts", "evaluate_identity", "judge an identity network on held-out people (lab or real)"),
-    "steer": ("scripts", "classifier_gradients", "faces steered toward a class by a classifier's gradient"),
     "get-judge": ("scripts", "get_expression_judge", "fetch an expression judge trained by others (mini-Xception)"),
     "benchmark": ("scripts", "benchmark", "time training, inference and input"),
     "synthetic": ("scripts", "make_synthetic", "render the synthetic face lab"),

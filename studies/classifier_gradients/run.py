@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Shows what a classifier's gradient draws on faces: each face pushed toward each target class.
 
-  python scripts/classifier_gradients.py --faces=aligned/ --targets=happy,sad,surprise,angry \\
+  python studies/classifier_gradients/run.py --faces=aligned/ --targets=happy,sad,surprise,angry \\
       --classifiers=runs/classifier-fer2013/attribute_classifier.keras,runs/robust/attribute_classifier.keras \\
       --epsilon=8 --output=steered.png
 
@@ -19,7 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The repository root (two folders up), so that `studies` imports when this runs as a file.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 flags.DEFINE_string("faces", None, "Folder of face images (aligned crops; any size, read grey and resized).")
 flags.DEFINE_list("classifiers", None, "Comma list of attribute_classifier.keras files, each with the labels.json "
@@ -35,9 +36,9 @@ FLAGS = flags.FLAGS
 
 def steer_faces():
     from legan_tf.errors import ConfigError
-    from legan_tf.evaluation import classifier_gradients
     from legan_tf.runs import load_attribute_classifier
     from legan_tf.visualize import save_png
+    from studies.classifier_gradients import classifier_gradients
 
     if not FLAGS.faces or not FLAGS.classifiers:
         raise ConfigError("--faces and --classifiers are required (see --help).")

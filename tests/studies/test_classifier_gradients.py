@@ -1,4 +1,4 @@
-"""scripts/classifier_gradients.py and legan_tf.evaluation.classifier_gradients: faces steered toward a class."""
+"""studies/classifier_gradients (its run.py and classifier_gradients module): faces steered toward a class."""
 
 import json
 import os
@@ -11,9 +11,9 @@ from keras import ops
 from PIL import Image
 
 from legan_tf.errors import ConfigError
-from legan_tf.evaluation import classifier_gradients
 from legan_tf.losses import classification_loss
 from legan_tf.models.classifier import AttributeClassifier
+from studies.classifier_gradients import classifier_gradients
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAMES = ("neutral", "happy", "sad")
@@ -86,7 +86,7 @@ def _saved_classifier(folder):
 
 
 def _script(*arguments):
-    return subprocess.run([sys.executable, os.path.join(REPO, "scripts", "classifier_gradients.py"), *arguments],
+    return subprocess.run([sys.executable, os.path.join(REPO, "studies", "classifier_gradients", "run.py"), *arguments],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
