@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Does balancing a dataset with a generator help a classifier? The experiment of docs/evaluation.md.
 
-  python scripts/augmentation_experiment.py --data_format=multipie \\
+  python studies/augmentation_experiment/run.py --data_format=multipie \\
       --data_path=data/face_lab_32/multipie/manifest.csv --image_size=32 --num_lightings=20 \\
       --expression_names=neutral,smile,surprise,squint,disgust,scream --holdout_fraction=0.2 \\
       --rare=smile:0.02,disgust:0.02 --seeds=0,1,2,3,4 \\
@@ -20,10 +20,14 @@ Held-out subjects must also be held out of the generator's training (the same --
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+
+# The repository root (two folders up), so that `studies` imports when this runs as a file.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from legan_tf.cli import run_main  # noqa: E402
 from legan_tf.data import data_config_from_flags, define_data_flags  # noqa: E402
@@ -50,7 +54,7 @@ FLAGS = flags.FLAGS
 
 
 def experiment():
-    from legan_tf.augmentation import experiment as augmentation
+    from studies.augmentation_experiment import experiment as augmentation
 
     for name in ("generator", "output_dir", "rare"):
         if not FLAGS[name].value:
@@ -78,7 +82,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     results = run_main(experiment)
-    from legan_tf.augmentation import experiment as augmentation
+    from studies.augmentation_experiment import experiment as augmentation
 
     print(augmentation.results_table(results))
     print(f"Written: {os.path.join(FLAGS.output_dir, 'results.md')}, results.json, per_class.png")

@@ -1,4 +1,4 @@
-"""legan_tf.augmentation.experiment and scripts/augmentation_experiment.py: the augmentation experiment."""
+"""studies/augmentation_experiment (its experiment module and run.py): the augmentation experiment."""
 
 import csv
 import json
@@ -9,14 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from legan_tf.augmentation import experiment as augmentation
 from legan_tf.data import DataConfig, open_source
 from legan_tf.data.config import numbered_names
 from legan_tf.data.synthetic.writer import write_face_lab
 from legan_tf.errors import ConfigError
+from studies.augmentation_experiment import experiment as augmentation
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, "scripts", "augmentation_experiment.py")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(REPO, "studies", "augmentation_experiment", "run.py")
 EXPRESSIONS = ("neutral", "smile", "surprise", "squint", "disgust", "scream")
 LIGHTINGS = numbered_names(4)
 
