@@ -81,7 +81,7 @@ browser: | $(STAMP)
 clean-runs:
 	rm -rf runs
 
-# The reference PyTorch StarGAN's own environment, for benchmarks/reference_stargan.py only (never imported by legan_tf).
+# The reference PyTorch StarGAN's own environment, for studies/reference_stargan/run.py only (never imported by legan_tf).
 reference-venv: .venv-reference/.installed-stamp
 
 .venv-reference/.installed-stamp:

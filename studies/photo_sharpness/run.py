@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """How sharp an edited photo's face stays: mean |Laplacian| of the face, edited against unedited.
 
-    .venv/bin/python benchmarks/photo_sharpness.py --model=runs/<run> [--model=runs/<other run>] --grey_model
+    .venv/bin/python studies/photo_sharpness/run.py --model=runs/<run> [--model=runs/<other run>] --grey_model
 
 For each model and each photo that ships in a package (the astronaut from scikit-image, Grace Hopper
 from matplotlib), every face is edited to every expression of the model as `scripts/edit_photo.py`

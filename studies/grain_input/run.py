@@ -19,7 +19,7 @@ grain is not a dependency of legan-tf. To run this (from the repository root, in
       .venv/bin/python scripts/prepare_data.py --data_format=multipie --num_lightings=20 --image_size=$size \\
           --data_path=/tmp/inbench/lab$size/multipie/manifest.csv --output_dir=/tmp/inbench/shards$size --num_shards=4
     done
-    .venv/bin/python benchmarks/grain_input.py --repeats=7 --data_root=/tmp/inbench
+    .venv/bin/python studies/grain_input/run.py --repeats=7 --data_root=/tmp/inbench
 
 Per configuration and repeat: a fresh stream, its first batch (start-up, reported apart), one more
 batch, then a fixed number of batches timed by the wall clock and by the CPU time of the trainer's
@@ -77,12 +77,16 @@ def _load(item, arguments):
     return load_example(item, *arguments)
 
 
+def _collate(examples):
+    """A batch of decoded examples, stacked by feature (as the project's reader stacks them)."""
+    return {name: np.stack([example[name] for example in examples]) for name in examples[0]}
+
+
 def grain_batches(source, batch_size, training, seed=0, repeat=True, start_step=0, processes=0):
     """The batches of a NumpySource through grain (same records, same decoding; grain's own order)."""
     import grain
 
     from legan_tf.data.errors import DataError
-    from legan_tf.data.numpy_input import _collate
 
     spans = source._spans_in_order() if training else source._eval_order()
     arguments = (source.features, source.config.image_size, source.config.apply_mask)

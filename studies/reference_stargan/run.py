@@ -7,7 +7,7 @@ ship (https://github.com/yunjey/stargan, MIT; its model.py):
 
   git clone https://github.com/yunjey/stargan /tmp/stargan-reference
   make reference-venv                                   # .venv-reference: torch 2.13 (CPU), numpy
-  .venv-reference/bin/python benchmarks/reference_stargan.py --stargan_repo=/tmp/stargan-reference \\
+  .venv-reference/bin/python studies/reference_stargan/run.py --stargan_repo=/tmp/stargan-reference \\
       --sizes=64,128 --batch=8 --widths=64:6:6
 
 The iteration is the reference's solver.py recipe for one domain attribute (RaFD's, as FER2013's):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Sanity figures of the FID network on real faces: the floor, and FID rising with damage.
 
-    .venv/bin/python benchmarks/fid_sanity.py --faces='data/raw/fer2013/test/*/PrivateTest_*.jpg' \\
+    .venv/bin/python studies/fid_sanity/run.py --faces='data/raw/fer2013/test/*/PrivateTest_*.jpg' \\
         --inception_weights=fid2015 --output=fid_sanity.json
 
 The faces (any image files; grey ones are repeated to RGB) are split in two seeded halves A and B.
