@@ -107,7 +107,8 @@ class StarGANDepthTask(StarGANTask):
         total, count = 0.0, 0
         for batch in dataset:
             truth = geometry_from_network_depth(batch["depth"], self.hp.geometry)
-            predicted = ops.cast(depth_generator.to_geometry(batch["image"], training=False), "float32")  # mixed precision
+            # float32 under mixed precision
+            predicted = ops.cast(depth_generator.to_geometry(batch["image"], training=False), "float32")
             total += float(ops.sum(ops.mean(ops.abs(truth - predicted), axis=[1, 2, 3])))
             count += int(batch["image"].shape[0])
         metrics["eval/depth_network_l1"] = total / count

@@ -363,7 +363,8 @@ def plot(results: Mapping, path: str) -> None:
     for index, arm in enumerate(arms):
         stats = [results["accuracy"][arm][c] for c in columns]
         means = np.asarray([100 * s["mean"] for s in stats])
-        errors = np.asarray([[100 * (s["mean"] - s["min"]) for s in stats], [100 * (s["max"] - s["mean"]) for s in stats]])
+        errors = np.asarray([[100 * (s["mean"] - s["min"]) for s in stats],
+                             [100 * (s["max"] - s["mean"]) for s in stats]])
         axis.bar(np.arange(len(columns)) + (index - (len(arms) - 1) / 2) * width, means, width, yerr=errors,
                  capsize=3, label=ARM_TITLES[arm])
     axis.set_xticks(np.arange(len(columns)), labels)
