@@ -63,7 +63,7 @@ flags.DEFINE_string("normals_dir", None,
                     "nearest grid light is the target).")
 flags.DEFINE_string("inception_weights", None,
                     "Optional: the FID network's weights (the converted 2015 FID Inception, "
-                    "scripts/convert_fid_inception.py; or imagenet / a Keras .h5, another protocol), to report FID "
+                    "tools/convert_fid_inception.py; or imagenet / a Keras .h5, another protocol), to report FID "
                     "and KID of one expression-only and one lighting-only edit per face (seeded targets) against "
                     "unedited faces of another split, beside the floor of the edited faces unedited.")
 flags.DEFINE_string("fid_reference_split", "auto",

