@@ -36,7 +36,7 @@ LAYERS = (
     ("naturalness", ("legan_tf.naturalness",)),
     ("evaluation", ("legan_tf.evaluation",)),
     ("augmentation", ("legan_tf.augmentation",)),
-    ("tools", ("legan_tf.benchmark", "legan_tf.cli", "legan_tf.commands")),
+    ("commands", ("legan_tf.benchmark", "legan_tf.cli", "legan_tf.commands")),
 )
 MAX_MODULE_LINES = 800
 
