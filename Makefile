@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 LAB_DIR ?= data/face_lab
 DEMO_LAB_DIR ?= data/face_lab_32
 IDENTITY_LAB_DIR ?= data/identity_lab_32
-DEMO_FLAGS ?= configs/demo.flags
+DEMO_FLAGS ?= configs/lab/demo.flags
 
 .PHONY: venv demo test test-slow test-multi-worker test-all-recipes browser lab identity-lab clean-runs reference-venv install-check
 
@@ -22,17 +22,17 @@ venv: $(STAMP)
 
 # Labs are rendered once; delete the folder to render one again.
 $(LAB_DIR)/lab.json: | $(STAMP)
-	$(PY) scripts/make_synthetic.py --output_dir=$(LAB_DIR) --flagfile=configs/face_lab.flags
+	$(PY) scripts/make_synthetic.py --output_dir=$(LAB_DIR) --flagfile=configs/lab/face_lab.flags
 
 $(DEMO_LAB_DIR)/lab.json: | $(STAMP)
-	$(PY) scripts/make_synthetic.py --output_dir=$(DEMO_LAB_DIR) --flagfile=configs/face_lab_32.flags
+	$(PY) scripts/make_synthetic.py --output_dir=$(DEMO_LAB_DIR) --flagfile=configs/lab/face_lab_32.flags
 
 $(IDENTITY_LAB_DIR)/lab.json: | $(STAMP)
-	$(PY) scripts/make_synthetic.py --output_dir=$(IDENTITY_LAB_DIR) --flagfile=configs/face_lab_identities.flags
+	$(PY) scripts/make_synthetic.py --output_dir=$(IDENTITY_LAB_DIR) --flagfile=configs/lab/face_lab_identities.flags
 
 lab: $(LAB_DIR)/lab.json
 
-# The 300-person lab that f, LEGAN's identity network, trains on (configs/identity_lab_300.flags).
+# The 300-person lab that f, LEGAN's identity network, trains on (configs/lab/identity_lab_300.flags).
 identity-lab: $(IDENTITY_LAB_DIR)/lab.json
 
 demo: $(STAMP) $(DEMO_LAB_DIR)/lab.json
@@ -81,7 +81,7 @@ browser: | $(STAMP)
 clean-runs:
 	rm -rf runs
 
-# The reference PyTorch StarGAN's own environment, for benchmarks/reference_stargan.py only (never imported by legan_tf).
+# The reference PyTorch StarGAN's own environment, for studies/reference_stargan/run.py only (never imported by legan_tf).
 reference-venv: .venv-reference/.installed-stamp
 
 .venv-reference/.installed-stamp:

@@ -36,13 +36,13 @@ flags.DEFINE_string("identity_model", None,
                     "f for the match score: an identity_model.keras of --task=identity. Use one the models were not "
                     "trained against (the report marks it otherwise).")
 flags.DEFINE_string("identity_weights", None, "Instead of --identity_model: LightCNN-29 v2 weights converted to .npz "
-                    "(scripts/convert_lightcnn.py).")
+                    "(tools/convert_lightcnn.py).")
 flags.DEFINE_string("quality_model", None,
                     "Q for the quality score: a quality_model.keras. Use one the generators were not trained against "
                     "(the report marks it otherwise).")
 flags.DEFINE_string("inception_weights", "fid2015",
                     "Inception-v3 for FID and KID. 'fid2015' (default): the FID Inception of published FIDs (the 2015 "
-                    "TF graph's network) at weights/fid_inception_2015.npz, made by scripts/convert_fid_inception.py "
+                    "TF graph's network) at weights/fid_inception_2015.npz, made by tools/convert_fid_inception.py "
                     "where PyTorch is; FID/KID are unavailable, saying so, until it is made. Or the path of such an "
                     ".npz; or 'imagenet' (Keras' download, cached in ~/.keras/models) or a local "
                     "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5: Keras' ImageNet InceptionV3, another "

@@ -26,7 +26,7 @@ flags.DEFINE_string("generator", None, "A saved generator (.keras) to evaluate i
 flags.DEFINE_string(
     "classifier", None,
     "Required: an AttributeClassifier (.keras) trained on real lab renders at the generator's image "
-    "size, e.g. the attribute_classifier.keras of a `--flagfile=configs/demo.flags` run.")
+    "size, e.g. the attribute_classifier.keras of a `--flagfile=configs/lab/demo.flags` run.")
 flags.DEFINE_enum("kind", None, list(translation_metrics.CHECK_SETS),
                   "Which learning-check set applies: stargan (target attributes recognised, L1 to the exact "
                   "target reduced); legan adds disentanglement (the attribute not edited keeps its value in "

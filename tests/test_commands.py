@@ -2,6 +2,7 @@
 one-line error, and the wheel that `pip install` builds puts `legan-tf` on the PATH with the scripts inside it,
 so a photo is edited from outside any checkout."""
 
+import ast
 import os
 import subprocess
 import sys
@@ -24,6 +25,36 @@ def test_every_command_runs_a_script_of_the_checkout_and_help_lists_them_all():
         kind, target = commands.resolve(name)
         assert (kind, target) in (("module", f"{commands.PACKAGES[folder]}.{script}"),
                                   ("path", os.path.join(REPO, folder, f"{script}.py")))
+
+
+def test_help_lists_every_command_once_under_a_heading_in_the_order_of_the_table():
+    grouped = [name for _, names in commands.GROUPS for name in names]
+    assert grouped == list(commands.COMMANDS)
+    text = commands.usage()
+    for heading, names in commands.GROUPS:
+        assert f"\n\n{heading}:\n" in text
+        assert all(text.count(f"\n  {name} ") == 1 for name in names)
+
+
+def test_every_script_of_scripts_and_serving_is_a_command():
+    """scripts/ and serving/ hold one thin wrapper per command and nothing else (maintenance tools live in
+    tools/, studies in studies/)."""
+    on_disk = {(folder, name[:-3]) for folder in commands.PACKAGES
+               for name in os.listdir(os.path.join(REPO, folder)) if name.endswith(".py")}
+    assert on_disk == {(folder, script) for folder, script, _ in commands.COMMANDS.values()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", list(commands.COMMANDS))
+def test_every_command_answers_help_with_its_scripts_own_text(command):
+    folder, script, _ = commands.COMMANDS[command]
+    with open(os.path.join(REPO, folder, f"{script}.py"), encoding="utf-8") as handle:
+        first_line = ast.get_docstring(ast.parse(handle.read())).splitlines()[0]
+    result = subprocess.run([sys.executable, "-m", "legan_tf.commands", command, "--help"], capture_output=True,
+                            text=True, timeout=300, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    # absl's --help prints the script's docstring and its flags, then exits with 1.
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stdout.lstrip().startswith(first_line), result.stdout[:500]
 
 
 @pytest.mark.parametrize("command, message", [

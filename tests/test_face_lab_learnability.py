@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 TRAIN_IDENTITIES = range(0, 40)
 HELD_OUT_IDENTITIES = range(1000, 1010)
-# 32 px, the size of the GAN learning checks (configs/face_lab_32.flags); a quarter of 64 px's cost.
+# 32 px, the size of the GAN learning checks (configs/lab/face_lab_32.flags); a quarter of 64 px's cost.
 IMAGE_SIZE = 32
 EPOCHS = 6
 BATCH = 64

@@ -5,6 +5,10 @@ edge of the import graph (read from the source with `ast`, nothing is imported).
 modules of its own layer and of the layers below it, never of a layer above; and the graph has no
 cycle, within a layer or across. The package's `__init__` is outside the layers: `import legan_tf`
 registers every network with Keras, so it imports the models.
+
+The studies (studies/<study>/) stand outside the product: nothing of the package, the scripts, the serving
+scripts or the tools imports one, and a study imports only the package's public modules and names (no part
+starting with an underscore) and its own folder.
 """
 
 import ast
@@ -32,7 +36,7 @@ LAYERS = (
     ("naturalness", ("legan_tf.naturalness",)),
     ("evaluation", ("legan_tf.evaluation",)),
     ("augmentation", ("legan_tf.augmentation",)),
-    ("tools", ("legan_tf.benchmark", "legan_tf.cli", "legan_tf.commands")),
+    ("commands", ("legan_tf.benchmark", "legan_tf.cli", "legan_tf.commands")),
 )
 MAX_MODULE_LINES = 800
 
@@ -162,3 +166,84 @@ def test_no_module_is_too_long():
         if lines > MAX_MODULE_LINES:
             too_long[os.path.relpath(path, REPO)] = lines
     assert not too_long, f"modules over {MAX_MODULE_LINES} lines (split them by job): {too_long}"
+
+
+# ---- the studies: outside the product, on its public surface
+
+STUDIES = os.path.join(REPO, "studies")
+# The repository's own top-level Python folders: an import of one of them is first-party.
+FIRST_PARTY = ("legan_tf", "scripts", "serving", "studies", "tools", "tests")
+PRODUCT = ("legan_tf", "scripts", "serving", "tools")
+
+
+def _python_files(top):
+    for folder, _, files in os.walk(os.path.join(REPO, top)):
+        for name in sorted(files):
+            if name.endswith(".py"):
+                yield os.path.join(folder, name)
+
+
+def _first_party_imports(path, source=None):
+    """(line, module, imported names) of every first-party import of a file (relative ones resolved)."""
+    if source is None:
+        with open(path, encoding="utf-8") as handle:
+            source = handle.read()
+    package = os.path.relpath(os.path.dirname(path), REPO).replace(os.sep, ".")
+    found = []
+    for node in ast.walk(ast.parse(source, path)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package
+                for _ in range(node.level - 1):
+                    parent = parent.rpartition(".")[0]
+                base = f"{parent}.{base}" if base else parent
+            found.append((node.lineno, base, tuple(alias.name for alias in node.names)))
+    return [entry for entry in found if entry[1].split(".")[0] in FIRST_PARTY]
+
+
+def _study_import_faults(path, source=None):
+    """What a study's file imports that it may not: anything first-party but the package's public modules and
+    names and its own study."""
+    study = os.path.relpath(path, STUDIES).split(os.sep)[0]
+    faults = []
+    for line, module, names in _first_party_imports(path, source):
+        parts = module.split(".")
+        if parts[0] == "legan_tf":
+            private = [part for part in parts + [name for name in names if name != "*"] if part.startswith("_")]
+            if private:
+                faults.append(f"line {line}: {module} ({', '.join(private)}: not public)")
+        elif parts[:2] != ["studies", study]:
+            faults.append(f"line {line}: {module} (a study imports legan_tf and its own folder only)")
+    return faults
+
+
+def test_nothing_of_the_product_imports_a_study():
+    found, scanned = [], 0
+    for top in PRODUCT:
+        for path in _python_files(top):
+            scanned += 1
+            found += [f"{os.path.relpath(path, REPO)}:{line}: {module}"
+                      for line, module, _ in _first_party_imports(path) if module.split(".")[0] == "studies"]
+    assert scanned > 100  # the scan saw the package and the scripts
+    assert not found, "the product imports studies:\n" + "\n".join(found)
+
+
+def test_a_study_imports_only_the_products_public_modules_and_itself():
+    paths = [path for path in _python_files("studies") if os.path.dirname(path) != STUDIES]
+    assert len(paths) >= 8  # the scan saw the studies, not an empty folder
+    found = [f"{os.path.relpath(path, REPO)}: {fault}" for path in paths for fault in _study_import_faults(path)]
+    assert not found, "studies importing what they may not:\n" + "\n".join(found)
+
+
+def test_the_study_checks_can_fail():
+    """Planted imports: a private name, a private module, a script, another study; and a clean file."""
+    path = os.path.join(STUDIES, "example", "run.py")
+    planted = ("from legan_tf.data.numpy_input import _collate\nimport legan_tf._hidden\n"
+               "from scripts import train\nfrom studies.other import thing\n")
+    assert [fault.split(":")[0] for fault in _study_import_faults(path, planted)] == [
+        "line 1", "line 2", "line 3", "line 4"]
+    clean = "import numpy\nfrom legan_tf.data import open_source\nfrom studies.example import model\nfrom . import x\n"
+    assert _study_import_faults(path, clean) == []

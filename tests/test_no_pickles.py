@@ -1,13 +1,13 @@
 """Nothing in the project unpickles a file it did not make: models load through Keras with safe mode
 on, arrays through numpy without pickles. The one exception is the documented LightCNN converter
-(scripts/convert_lightcnn.py), whose --allow_pickle the user must pass for a checkpoint they trust."""
+(tools/convert_lightcnn.py), whose --allow_pickle the user must pass for a checkpoint they trust."""
 
 import os
 import re
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCANNED = ("legan_tf", "scripts", "serving", "benchmarks")
-CONVERTER = {os.path.join("legan_tf", "models", "lightcnn.py"), os.path.join("scripts", "convert_lightcnn.py")}
+SCANNED = ("legan_tf", "scripts", "serving", "studies", "tools")
+CONVERTER = {os.path.join("legan_tf", "models", "lightcnn.py"), os.path.join("tools", "convert_lightcnn.py")}
 FORBIDDEN = [
     (re.compile(r"^\s*(import|from)\s+(pickle|cPickle|dill|cloudpickle)\b"), "imports a pickle module"),
     (re.compile(r"\bpickle\.loads?\("), "unpickles"),

@@ -15,7 +15,7 @@ split by subject keeps a source and its variants on one side, and `synthetic=1`,
 and `quality` columns.
 
 The experiment that judges it (a classifier trained on imbalanced data with and without augmentation)
-is `legan_tf.augmentation.experiment`.
+is a study: studies/augmentation_experiment/.
 """
 
 from __future__ import annotations

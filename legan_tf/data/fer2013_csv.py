@@ -3,11 +3,11 @@
 The competition's file has one face per row: `emotion` (0-6), `pixels` (2,304 grey levels 0-255 as
 space-separated text, row by row, 48x48) and `Usage` (Training, PublicTest or PrivateTest). Unpacking
 writes each face losslessly as `<split>/<class>/<Usage>_<row>.png`, the layout (and file names) of the
-folder copy that `configs/fer2013_data.flags` reads, so the same flagfile prepares either (the csv has
+folder copy that `configs/fer2013/fer2013_data.flags` reads, so the same flagfile prepares either (the csv has
 no augmented copies for its `--exclude_pattern` to leave out, so that flag is emptied):
 
     python scripts/unpack_fer2013.py --csv=fer2013.csv --output_dir=data/raw/fer2013
-    python scripts/prepare_data.py --flagfile=configs/fer2013_data.flags --exclude_pattern=
+    python scripts/prepare_data.py --flagfile=configs/fer2013/fer2013_data.flags --exclude_pattern=
 
 Class ids are the competition's: 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral.
 Usage maps to the split folders as in the folder copy: Training -> train, PublicTest -> validation,

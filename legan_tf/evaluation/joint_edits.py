@@ -31,7 +31,7 @@ training split only). Figures:
   identity_l1      mean |G(x, (e, l)) - x|; edit_l1: mean |G(x, t) - x| over each attribute's edits
   texture_ratio    mean |Laplacian| of the edits over that of the unedited faces (real_edits.texture_energy)
   identity         with --identity_model (an identity network f trained on real people, e.g.
-                   configs/identity_ckplus_relit.flags):
+                   configs/relit/identity_ckplus_relit.flags):
                    distance: mean 1 - cos(f(x), f(edit)), as L_id measures it; same_person: the share of edits f
                    accepts as x's person at the threshold that accepts 1% of the pairs of two different people
                    among the unedited faces (their subjects differ), a figure no lighting or expression judge

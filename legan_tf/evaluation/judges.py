@@ -77,7 +77,7 @@ def load_judges(classifier: Optional[str] = None, identity_model: Optional[str] 
     """Loads the judges given (each optional); a file given that is missing or of the wrong kind is a ConfigError.
 
     identity_model: an identity_model.keras of this project (--task=identity); identity_weights: the
-    official LightCNN-29 v2 weights converted to .npz (scripts/convert_lightcnn.py), at the paper's
+    official LightCNN-29 v2 weights converted to .npz (tools/convert_lightcnn.py), at the paper's
     128 px. inception_weights: "fid2015" (the FID Inception converted into weights/fid_inception_2015.npz),
     the path of such an .npz, "imagenet" (Keras' ImageNet InceptionV3, cached download: another protocol) or a
     Keras .h5; it is loaded by the FID/KID metrics, which report it unavailable when it cannot be had.

@@ -1,6 +1,6 @@
 """A second opinion on real-face edits: expression judges trained by others or on other data.
 
-The project's own judge (configs/classifier_fer2013.flags) learned from the same training faces as the
+The project's own judge (configs/fer2013/classifier_fer2013.flags) learned from the same training faces as the
 generator it judges; a generator can learn what that judge looks for. `judge_real_edits.py
 --other_judges=...` reads every edit again with judges that share neither the training run nor (where
 one is at hand) the data:

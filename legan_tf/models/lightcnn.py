@@ -395,7 +395,7 @@ def _keys(names, shown=5):
 
 
 def load_lightcnn_weights(model, path, include_classifier=True):
-    """Loads the official LightCNN-29 v2 weights, as an .npz from scripts/convert_lightcnn.py, into `model`.
+    """Loads the official LightCNN-29 v2 weights, as an .npz from tools/convert_lightcnn.py, into `model`.
 
     PyTorch names (a `module.` prefix from DataParallel is ignored) map to the Keras layers; conv
     kernels are transposed OIHW -> HWIO, linear ones (out, in) -> (in, out), and fc's inputs are
@@ -406,9 +406,9 @@ def load_lightcnn_weights(model, path, include_classifier=True):
     Returns the names loaded.
     """
     if not os.path.isfile(path):
-        raise ConfigError(f"{path}: LightCNN weights file not found (make one with scripts/convert_lightcnn.py).")
+        raise ConfigError(f"{path}: LightCNN weights file not found (make one with tools/convert_lightcnn.py).")
     arrays = load_npz_arrays(path, path, "LightCNN weights",
-                             "convert the official .pth.tar with scripts/convert_lightcnn.py")
+                             "convert the official .pth.tar with tools/convert_lightcnn.py")
     arrays = {key[len("module."):] if key.startswith("module.") else key: array for key, array in arrays.items()}
     if not model.built:
         model.build((None, model.input_size, model.input_size, 1))
@@ -450,7 +450,7 @@ def torch_checkpoint_to_npz(checkpoint_path, output_path, allow_pickle=False):
     try:
         import torch
     except ImportError:
-        raise ConfigError("torch is not installed here; run scripts/convert_lightcnn.py where torch is installed "
+        raise ConfigError("torch is not installed here; run tools/convert_lightcnn.py where torch is installed "
                           "(pip install torch), then copy the .npz back.") from None
     if not os.path.isfile(checkpoint_path):
         raise ConfigError(f"{checkpoint_path}: checkpoint not found.")

@@ -1,8 +1,8 @@
 """Training recipes by name, discovered from this package.
 
-Adding a recipe is one module in this folder plus one configs/*.flags file: a `Task` subclass
-decorated with `@register` (with its `Hyperparameters` dataclass) is found, its flags are defined
-and `--task=<name>` trains it, with no list to edit anywhere else. See docs/architecture.md.
+Adding a recipe is one module in this folder plus one preset in configs/ (configs/<dataset>/<name>.flags):
+a `Task` subclass decorated with `@register` (with its `Hyperparameters` dataclass) is found, its flags
+are defined and `--task=<name>` trains it, with no list to edit anywhere else. See docs/architecture.md.
 """
 
 import importlib

@@ -40,7 +40,7 @@ class IdentityHyperparameters:
     dropout: float = hparam(0.5, "Dropout on the embedding before the classifier, in training (paper: 0.5).",
                             lower_bound=0.0, upper_bound=1.0)
     weights: str = hparam("", "Start from these weights instead of a random init: an .npz of the official LightCNN-29 "
-                          "v2 (scripts/convert_lightcnn.py; paper widths and --identity_input_size=128) or an "
+                          "v2 (tools/convert_lightcnn.py; paper widths and --identity_input_size=128) or an "
                           "identity_model.keras of an earlier run. The classifier head always starts afresh.")
     degrade: bool = hparam(True, "Train on randomly degraded faces (blur, sub-pixel shift, contrast, colour noise and "
                            "blotches; legan_tf.data.degradations). An f trained on clean lab renders reads a slight "

@@ -22,10 +22,10 @@ from legan_tf.tasks.stargan import StarGANTask, TrainingHyperparameters
 class LEGANRecipe(LEGANHyperparameters, TrainingHyperparameters):
     """The LEGAN recipe's flags: the model's hyperparameters, how it trains, and where f comes from."""
 
-    identity_weights: str = hparam("", "LightCNN-29 v2 weights converted to .npz by scripts/convert_lightcnn.py: the "
+    identity_weights: str = hparam("", "LightCNN-29 v2 weights converted to .npz by tools/convert_lightcnn.py: the "
                                    "paper's identity network f for L_id (128 px grey input).")
     identity_model: str = hparam("", "Instead of --legan_identity_weights: an identity embedding trained by this "
-                                 "project (identity_model.keras of a --flagfile=configs/identity.flags run).")
+                                 "project (identity_model.keras of a --flagfile=configs/lab/identity.flags run).")
 
 
 @register
@@ -52,8 +52,8 @@ class LEGANTask(StarGANTask):
         if hp.lambda_id > 0 and not (hp.identity_weights or hp.identity_model):
             raise ConfigError(f"--legan_lambda_id={hp.lambda_id:g} needs an identity network: give "
                               "--legan_identity_weights=path/lightcnn29v2.npz (LightCNN-29 v2, converted with "
-                              "scripts/convert_lightcnn.py) or --legan_identity_model=path/identity_model.keras "
-                              "(train one with configs/identity.flags), or set --legan_lambda_id=0.")
+                              "tools/convert_lightcnn.py) or --legan_identity_model=path/identity_model.keras "
+                              "(train one with configs/lab/identity.flags), or set --legan_lambda_id=0.")
         for flag in ("identity_weights", "identity_model"):
             self.check_file(f"--legan_{flag}", getattr(hp, flag))
 

@@ -26,8 +26,8 @@ class TrainingHyperparameters(base.GANTrainingHyperparameters):
     """How a StarGAN-style recipe trains, and where its optional Q comes from."""
 
     quality_model: str = hparam("", "Path of a trained Q (.keras) for L_qual; needed when lambda_qual > 0.")
-    attribute_classifier: str = hparam("", "Path of an attribute classifier (.keras, a configs/classifier*.flags run's "
-                                       "attribute_classifier.keras, its labels.json beside it) trained on the "
+    attribute_classifier: str = hparam("", "Path of an attribute classifier (.keras, a configs/*/classifier*.flags "
+                                       "run's attribute_classifier.keras, its labels.json beside it) trained on the "
                                        "training split: the frozen judge of lambda_cls_frozen.")
 
 
@@ -54,12 +54,12 @@ class StarGANTask(base.GANTask):
         if hp.lambda_qual > 0 and not hp.quality_model:
             raise ConfigError(f"--{prefix}lambda_qual={hp.lambda_qual:g} needs a trained Q: give "
                               f"--{prefix}quality_model=path/quality_model.keras (train one with "
-                              f"configs/quality.flags), or set --{prefix}lambda_qual=0.")
+                              f"configs/paper/quality.flags), or set --{prefix}lambda_qual=0.")
         self.check_file(f"--{prefix}quality_model", hp.quality_model)
         if hp.lambda_cls_frozen > 0 and not hp.attribute_classifier:
             raise ConfigError(f"--{prefix}lambda_cls_frozen={hp.lambda_cls_frozen:g} needs a frozen classifier: give "
                               f"--{prefix}attribute_classifier=path/attribute_classifier.keras (train one with "
-                              f"configs/classifier*.flags on the training split), or set "
+                              f"configs/*/classifier*.flags on the training split), or set "
                               f"--{prefix}lambda_cls_frozen=0.")
         if hp.attribute_classifier and hp.lambda_cls_frozen <= 0:
             raise ConfigError(f"--{prefix}attribute_classifier is read only with --{prefix}lambda_cls_frozen > 0.")
@@ -77,7 +77,7 @@ class StarGANTask(base.GANTask):
         if not path:
             return None
         model = load_model(path, "quality model", f"--{self.prefix()}quality_model", QualityModel,
-                           " (train one with configs/quality*.flags)")
+                           " (train one with configs/*/quality*.flags)")
         if getattr(model, "image_size", self.image_size) != self.image_size:
             raise ConfigError(f"--{self.prefix()}quality_model={path} rates {model.image_size} px images, "
                               f"but --image_size={self.image_size}.")
@@ -89,7 +89,7 @@ class StarGANTask(base.GANTask):
         path, flag = self.hp.attribute_classifier, f"--{self.prefix()}attribute_classifier"
         if not path:
             return None
-        model, names = load_attribute_classifier(path, flag, " (train one with configs/classifier*.flags)")
+        model, names = load_attribute_classifier(path, flag, " (train one with configs/*/classifier*.flags)")
         heads = dict(model.head_classes)
         shared = [name for name in self.label_names if name in heads]
         if not shared:

@@ -63,8 +63,8 @@ class StarGANDepthTask(StarGANTask):
         hp, prefix = self.hp, self.prefix()
         if hp.depth_weight > 0 and not hp.pretrained_run:
             raise ConfigError(f"--{prefix}depth_weight={hp.depth_weight:g} needs the pre-trained depth network: give "
-                              f"--{prefix}pretrained_run=runs/<a --task=depth_pretrain run> (configs/depth_pretrain"
-                              f".flags), or set --{prefix}depth_weight=0 for plain StarGAN.")
+                              f"--{prefix}pretrained_run=runs/<a --task=depth_pretrain run> (configs/paper/"
+                              f"depth_pretrain.flags), or set --{prefix}depth_weight=0 for plain StarGAN.")
         self.depth_files = {}
         if hp.pretrained_run:
             pretrained = RunDir(hp.pretrained_run)
@@ -107,7 +107,8 @@ class StarGANDepthTask(StarGANTask):
         total, count = 0.0, 0
         for batch in dataset:
             truth = geometry_from_network_depth(batch["depth"], self.hp.geometry)
-            predicted = ops.cast(depth_generator.to_geometry(batch["image"], training=False), "float32")  # mixed precision
+            # float32 under mixed precision
+            predicted = ops.cast(depth_generator.to_geometry(batch["image"], training=False), "float32")
             total += float(ops.sum(ops.mean(ops.abs(truth - predicted), axis=[1, 2, 3])))
             count += int(batch["image"].shape[0])
         metrics["eval/depth_network_l1"] = total / count

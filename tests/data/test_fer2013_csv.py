@@ -69,7 +69,8 @@ def test_the_shipped_flagfile_reads_the_unpacked_copy_with_its_three_splits(kagg
     out = tmp_path / "fer2013"
     unpack(str(path), str(out), progress=False)
     # As documented: the shipped flagfile with --exclude_pattern emptied (no augmented copies in the csv).
-    source = open_source(dataclasses.replace(_flagfile_config("fer2013_data.flags", str(out)), exclude_pattern=""))
+    config = _flagfile_config("fer2013/fer2013_data.flags", str(out))
+    source = open_source(dataclasses.replace(config, exclude_pattern=""))
     train, test = source.split()
     validation = source.stored_split("validation")
     # Usage cycles Training, PublicTest, PrivateTest over the 14 good rows: 5, 5 and 4 faces.

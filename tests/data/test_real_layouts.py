@@ -1,7 +1,7 @@
 """Real expression datasets as they are published, through the folder reader and prepare_data:
 FER2013's split folders, file-name splits (train, validation, test) and augmented copies, CK+'s
-subjects in file names; and the shipped flagfiles (configs/fer2013_data.flags, ckplus_data.flags)
-read literally, as a user runs them."""
+subjects in file names; and the shipped flagfiles (configs/fer2013/fer2013_data.flags,
+configs/ckplus/ckplus_data.flags) read literally, as a user runs them."""
 
 import dataclasses
 import json
@@ -120,7 +120,7 @@ def test_the_shipped_fer_flagfile_prepares_the_three_splits(fer, tmp_path):
     output = tmp_path / "shards"
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "scripts", "prepare_data.py"),
-         f"--flagfile={os.path.join(REPO, 'configs', 'fer2013_data.flags')}", f"--data_path={fer}",
+         f"--flagfile={os.path.join(REPO, 'configs', 'fer2013', 'fer2013_data.flags')}", f"--data_path={fer}",
          f"--output_dir={output}", "--num_shards=2"], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "validation: 9 records" in result.stdout
@@ -146,7 +146,8 @@ def test_the_shipped_fer_flagfile_prepares_the_three_splits(fer, tmp_path):
 
 
 def _flagfile_config(name, data_path):
-    """DataConfig from a shipped prepare_data flagfile, parsed as absl parses it (no shell)."""
+    """DataConfig from a shipped prepare_data flagfile (`name`: its path under configs/), parsed as absl parses
+    it (no shell)."""
     values = flags.FlagValues()
     define_data_flags(values)
     flags.DEFINE_string("output_dir", None, "", flag_values=values)
@@ -156,7 +157,7 @@ def _flagfile_config(name, data_path):
 
 
 def test_ck_plus_subjects_come_from_the_file_names(ck):
-    source = open_source(_flagfile_config("ckplus_data.flags", ck))
+    source = open_source(_flagfile_config("ckplus/ckplus_data.flags", ck))
     assert source.group_kind == "subject" and sorted(set(source.groups)) == [f"S{n:03d}" for n in range(1, 7)]
     assert len(source.identities()) == 6
     train, test = source.split()
@@ -167,7 +168,7 @@ def test_ck_plus_subjects_come_from_the_file_names(ck):
 
 
 def test_data_without_a_split_of_its_own_has_no_stored_split(ck):
-    source = open_source(_flagfile_config("ckplus_data.flags", ck))
+    source = open_source(_flagfile_config("ckplus/ckplus_data.flags", ck))
     with pytest.raises(DataError, match="no 'validation' split of its own \\(its splits: none"):
         source.stored_split("validation")
 

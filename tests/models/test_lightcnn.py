@@ -16,7 +16,7 @@ from legan_tf.models.lightcnn import (IdentityEmbedder, LightCNN29v2, MaxFeature
                                       load_identity_embedder, load_lightcnn_weights)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONVERT = os.path.join(REPO, "scripts", "convert_lightcnn.py")
+CONVERT = os.path.join(REPO, "tools", "convert_lightcnn.py")
 SMALL = dict(input_size=32, channels=(4, 8, 8, 8, 8), embedding_dim=16)
 
 

@@ -492,7 +492,7 @@ def test_a_shading_ratio_multiplies_the_face_and_nothing_else(finder, tmp_path, 
 
 
 def test_a_legan_with_a_shading_ratio_edits_through_its_ratio(tmp_path, astronaut):
-    """A LEGAN built with lighting_output="ratio" (configs/legan_ckplus_relit_shading_cpu.flags) hands
+    """A LEGAN built with lighting_output="ratio" (configs/relit/legan_ckplus_relit_shading_cpu.flags) hands
     edit_photo its ratio: the crop-sized ratio of the generator itself, and an edit of the photo."""
     generator, run = _tiny_legan_run(tmp_path / "legan-shading", lighting_output="ratio", shading_grid=8)
     editor = edit_photo.load_editor(str(run))
@@ -513,7 +513,7 @@ def test_a_legan_with_a_shading_ratio_edits_through_its_ratio(tmp_path, astronau
 
 
 def test_a_legan_with_a_warped_expression_pastes_its_whole_edited_crop(tmp_path, astronaut):
-    """A LEGAN built with expression_output="warp" (configs/legan_fer2013_relit_warp_cpu.flags) composites over
+    """A LEGAN built with expression_output="warp" (configs/relit/legan_fer2013_relit_warp_cpu.flags) composites over
     the crop moved along its displacement, which the attention paste (colour map and mask at the photo's
     resolution) would drop: edit_photo pastes the generator's whole edited crop, which does carry the move."""
     generator, run = _tiny_legan_run(tmp_path / "legan-warp", lighting_output="ratio", shading_grid=8,
@@ -531,7 +531,7 @@ def test_a_legan_with_a_warped_expression_pastes_its_whole_edited_crop(tmp_path,
 
 
 def test_a_legan_with_the_attention_output_edits_lighting_at_the_photos_resolution(tmp_path, astronaut):
-    """LEGAN's tri-hourglass with output_mode="attention" (configs/legan_fer2013_relit.flags) goes through the
+    """LEGAN's tri-hourglass with output_mode="attention" (configs/relit/legan_fer2013_relit.flags) goes through the
     same attention paste as StarGAN's: its colour map and mask come from LEGANGenerator.edit_parts."""
     generator, run = _tiny_legan_run(tmp_path / "legan-attention")
     editor = edit_photo.load_editor(str(run))

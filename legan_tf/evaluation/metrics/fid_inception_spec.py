@@ -9,7 +9,7 @@ module names of the port (`layers.conv`, `layers.mixed_4.tower_1.conv_3`, ...). 
 pytorch-fid's FIDInceptionA (mixed, mixed_1, mixed_2), InceptionB (mixed_3), FIDInceptionC (mixed_4-7),
 InceptionD (mixed_8), FIDInceptionE_1 (mixed_9) and FIDInceptionE_2 (mixed_10).
 
-This module imports nothing but numpy, so that the converter (`scripts/convert_fid_inception.py`) and
+This module imports nothing but numpy, so that the converter (`tools/convert_fid_inception.py`) and
 the test fixture's maker can load it by path where torch is installed and TensorFlow is not;
 `fid_inception.py` builds the Keras network from it.
 """

