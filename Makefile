@@ -41,12 +41,13 @@ demo: $(STAMP) $(DEMO_LAB_DIR)/lab.json
 # Two workers (pytest-xdist), a test file per worker at a time so a file's fixtures are built once:
 # most tests wait on subprocesses and single-threaded Python, so two cores run two files at once.
 # -rfEs: the summary lists failures, errors and every skip with its reason. With LEGAN_TF_FAIL_ON_SKIP=1
-# (set by .ci/run) a skipped test fails instead (tests/conftest.py). To keep `make test` within 20 minutes on
-# 2 cores, the longest end-to-end checks (marked `slow`: kill/resume at random points, every recipe's gradients
-# on two replicas, both backends' step, the face lab's learnability, the installed wheel, a few more whole
-# training runs: about 1,400 s of the suite's 3,400 s of worker time) run in `make test-slow`, not in .ci/run. The two-worker cluster
-# tests (tests/training/test_multi_worker.py: about 3 minutes of 2 cores, cluster start-ups, a preemption) run
-# in `make test-multi-worker`.
+# (set by .ci/run) a skipped test fails instead (tests/conftest.py). CI (.ci/run) runs both targets: every
+# test runs there. `make test` is the fast loop; the tests marked `slow` (kill/resume at random points, every
+# recipe's gradients on two replicas, both backends' step, the face lab's learnability, the installed wheel,
+# the whole training runs of scripts/train.py under both backends and in mixed precision, the joint-edit
+# script's runs) are `make test-slow`. A file whose tests share a costly fixture (a finished run) sits on one
+# side, so CI builds the fixture once. The two-worker cluster tests (tests/training/test_multi_worker.py: about
+# 3 minutes of 2 cores, cluster start-ups, a preemption) run in `make test-multi-worker`.
 test: $(STAMP) browser
 	$(PY) -m pytest tests -q -rfEs -n 2 --dist loadfile -m "not slow" --ignore=tests/training/test_multi_worker.py
 

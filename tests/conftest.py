@@ -92,6 +92,7 @@ SLOWEST_FILES = (
     "tests/test_face_lab_learnability.py",
     "tests/test_benchmark_script.py",
     "tests/training/test_precision.py",
+    "tests/evaluation/test_joint_edits.py",
     "tests/serving/test_serving.py",
     "tests/test_commands.py",
 )

@@ -111,11 +111,14 @@ def test_with_the_variable_a_module_that_skips_itself_is_an_error_naming_its_rea
     assert "SKIPPED" not in result.stdout
 
 
-def test_ci_sets_the_variable_and_make_test_lists_skips():
+def test_ci_runs_every_test_with_the_variable_set_and_both_targets_list_skips():
     with open(os.path.join(REPO, ".ci", "run")) as handle:
         script = handle.read()
-    assert re.search(rf"^export {FAIL_ON_SKIP}=1$", script, re.M) and re.search(r"^make test$", script, re.M)
-    assert script.index(FAIL_ON_SKIP) < script.index("make test")
+    # CI runs every test: the fast loop's and the slow ones, each after the variable is exported.
+    assert re.search(rf"^export {FAIL_ON_SKIP}=1$", script, re.M)
+    for target in ("test", "test-slow"):
+        assert re.search(rf"^make {target}$", script, re.M), target
+        assert script.index(f"export {FAIL_ON_SKIP}") < re.search(rf"^make {target}$", script, re.M).start()
     with open(os.path.join(REPO, "Makefile")) as handle:
         makefile = handle.read()
     recipes = {name: re.search(rf"^{name}:.*\n\t(.*)$", makefile, re.M).group(1) for name in ("test", "test-slow")}

@@ -8,7 +8,7 @@ import pytest
 from legan_tf.data.synthetic import FaceLab
 from legan_tf.models.classifier import AttributeClassifier
 
-# A long end-to-end check: `make test-slow` runs it; `make test` (and so CI) leaves it out.
+# A long end-to-end check: `make test-slow` runs it (CI runs both targets), `make test` leaves it out.
 pytestmark = pytest.mark.slow
 
 TRAIN_IDENTITIES = range(0, 40)

@@ -398,6 +398,7 @@ def test_without_copies_there_is_no_data_figure_and_the_summary_gives_the_share_
 
 
 # --- the script on tiny shards --------------------------------------------------------------------
+# Each starts a TensorFlow process (or evaluates in this one): `make test-slow` runs them, with the fixture.
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -461,6 +462,7 @@ def _script(*arguments):
                           timeout=300, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
+@pytest.mark.slow
 def test_the_script_edits_the_held_out_photos_and_writes_figures_and_grids(tiny, tmp_path):
     output = tmp_path / "out"
     result = _script(f"--run_dir={tiny['run']}", f"--expression_judge={tiny['judge']}",
@@ -490,6 +492,7 @@ def test_the_script_edits_the_held_out_photos_and_writes_figures_and_grids(tiny,
         assert grid.size[1] == 20 + E * (96 + 6 + 2)
 
 
+@pytest.mark.slow
 def test_the_script_measures_the_field_of_a_generator_that_moves_the_photo(tiny, tmp_path):
     output = tmp_path / "out"
     result = _script(f"--run_dir={tiny['warp_run']}", f"--expression_judge={tiny['judge']}",
@@ -506,6 +509,7 @@ def test_the_script_measures_the_field_of_a_generator_that_moves_the_photo(tiny,
         assert grid.size[1] == 20 + 2 * (96 + 2)      # two faces, 96 px cells (32 px lattice pictures upscaled 3x)
 
 
+@pytest.mark.slow
 def test_the_script_measures_identity_with_an_identity_network(tiny, tmp_path):
     result = _script(f"--run_dir={tiny['run']}", f"--expression_judge={tiny['judge']}",
                      f"--lighting_judge={tiny['judge']}", f"--output_dir={tmp_path}", "--grid_faces=0",
@@ -526,6 +530,7 @@ def test_the_script_measures_identity_with_an_identity_network(tiny, tmp_path):
     assert not (tmp_path / "never" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_the_script_fits_the_light_of_each_lighting_edit_over_the_faces_normals(tiny, tmp_path):
     from tests.evaluation.test_lighting_geometry import _normals_folder
 
@@ -549,6 +554,7 @@ def test_the_script_fits_the_light_of_each_lighting_edit_over_the_faces_normals(
     assert not (tmp_path / "never" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_the_check_compares_the_edits_with_the_training_faces(tiny, tmp_path, monkeypatch):
     from legan_tf.evaluation.metrics import features
     from tests.evaluation.test_real_edits import _ChannelMeanFeatures
@@ -573,6 +579,7 @@ def test_the_check_compares_the_edits_with_the_training_faces(tiny, tmp_path, mo
     assert none["distances"]["expression"]["fid_protocol"] == "paired"
 
 
+@pytest.mark.slow
 def test_without_fid_weights_the_script_says_so_before_any_edit(tiny, tmp_path):
     result = _script(f"--run_dir={tiny['run']}", f"--expression_judge={tiny['judge']}",
                      f"--lighting_judge={tiny['judge']}", f"--output_dir={tmp_path / 'never'}",
@@ -582,6 +589,7 @@ def test_without_fid_weights_the_script_says_so_before_any_edit(tiny, tmp_path):
     assert not (tmp_path / "never" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_1(tiny, tmp_path):
     cases = [
         ([f"--lighting_judge={tiny['judge']}"], "--expression_judge is required"),
@@ -598,6 +606,7 @@ def test_bad_input_is_one_line_and_exit_1(tiny, tmp_path):
     assert not (tmp_path / "never").exists()  # refused before anything is written
 
 
+@pytest.mark.slow
 def test_data_only_judges_the_split_without_a_generator(tiny, tmp_path):
     output = tmp_path / "data"
     result = _script("--data_only", f"--data_path={tiny['shards']}", f"--expression_judge={tiny['judge']}",
@@ -623,6 +632,7 @@ def test_data_only_judges_the_split_without_a_generator(tiny, tmp_path):
     assert not (output / "copies_grid_lighting.png").exists()
 
 
+@pytest.mark.slow
 def test_data_only_refuses_what_it_cannot_use_in_one_line(tiny, tmp_path):
     common = [f"--expression_judge={tiny['judge']}", f"--lighting_judge={tiny['judge']}"]
     cases = [

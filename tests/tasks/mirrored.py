@@ -82,11 +82,13 @@ def relative_difference(got, reference):
     return float(np.linalg.norm(got - reference) / max(np.linalg.norm(reference), 1e-30))
 
 
-def run_case(case, strategy, data, weights=None, steps=STEPS):
+def run_case(case, strategy, data, weights=None, steps=STEPS, control=None):
     """Builds `case` under `strategy`, copies `weights` in, runs `steps` steps of every update.
 
     Returns the start weights, the recorded gradients {update name: [per step]} and any integer
-    draws the case reports (random targets), per step.
+    draws the case reports (random targets), per step. With `control` (data of the same shapes), the
+    same networks at the start weights and the same traced functions also take its first batch, as
+    step 1, and its gradients {update name: [one]} come fourth.
     """
     import tensorflow as tf
 
@@ -114,7 +116,19 @@ def run_case(case, strategy, data, weights=None, steps=STEPS):
         for name, update, recorder in updates:
             strategy.run(update, args=(batch, step))
             gradients[name].append(recorder.recorded())
-    return start, gradients, draws
+    if control is None:
+        return start, gradients, draws
+    # The recorders apply nothing, so the weights are still the start ones; set again all the same (a
+    # network's non-trainable state, if any, moves in a training step).
+    for network, values in zip(built["networks"], start):
+        network.set_weights(values)
+    batch = next(iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(control).batch(GLOBAL_BATCH))))
+    controlled = {}
+    for name, update, recorder in updates:
+        strategy.run(update, args=(batch, tf.constant(1, tf.int64)))
+        controlled[name] = [recorder.recorded()]
+    return start, gradients, draws, controlled
 
 
 def compare(case, single, mirrored):
@@ -125,11 +139,12 @@ def compare(case, single, mirrored):
     """
     assert mirrored.num_replicas_in_sync == 2
     data = batches()
-    start, reference, reference_draws = run_case(case, single, data)
-    _, got, got_draws = run_case(case, mirrored, data, start)
     altered = {name: value.copy() for name, value in data.items()}
     altered["image"][0] = data["image"][GLOBAL_BATCH]  # one example of the first batch becomes another face
-    _, control, _ = run_case(case, single, altered, start, steps=1)
+    # The control runs through the one-device run's networks and traced functions (a third build and
+    # tracing of every update would cost as much as the run itself).
+    start, reference, reference_draws, control = run_case(case, single, data, control=altered)
+    _, got, got_draws = run_case(case, mirrored, data, start)
     return {
         "mirrored": {name: [relative_difference(g, r) for g, r in zip(got[name], reference[name])] for name in reference},
         "control": {name: relative_difference(control[name][0], reference[name][0]) for name in reference},

@@ -10,7 +10,7 @@ import pytest
 from tests.tasks import mirrored
 from tests.tasks.mirrored_cases import CASES
 
-# A long end-to-end check: `make test-slow` runs it; `make test` (and so CI) leaves it out.
+# A long end-to-end check: `make test-slow` runs it (CI runs both targets), `make test` leaves it out.
 pytestmark = pytest.mark.slow
 
 

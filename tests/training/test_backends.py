@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-# A long end-to-end check: `make test-slow` runs it; `make test` (and so CI) leaves it out.
+# A long end-to-end check: `make test-slow` runs it (CI runs both targets), `make test` leaves it out.
 pytestmark = pytest.mark.slow
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -18,6 +18,10 @@ pytest.importorskip("jax", reason="the JAX backend's tests need jax (pip install
 
 from legan_tf.data.synthetic.writer import write_face_lab  # noqa: E402
 
+# Every test here starts whole training processes: `make test-slow` runs them all, so the module's
+# fixtures (a lab, finished runs) are built once, in that run.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(REPO, "scripts", "train.py")
 PREPARE = os.path.join(REPO, "scripts", "prepare_data.py")
@@ -98,7 +102,6 @@ def jax_run(shards, tmp_path_factory):
     return run_dir, killed_at, resumed
 
 
-@pytest.mark.slow
 def test_a_killed_jax_run_resumes_from_its_last_checkpoint_without_tensorflow(jax_run):
     run_dir, killed_at, resumed = jax_run
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -117,7 +120,6 @@ def test_a_killed_jax_run_resumes_from_its_last_checkpoint_without_tensorflow(ja
     assert "--backend=jax" in open(os.path.join(run_dir, "flags.txt")).read()
 
 
-@pytest.mark.slow
 def test_the_jax_trained_generator_loads_under_tensorflow_and_exports_for_serving(jax_run, tmp_path):
     import keras
 
@@ -160,7 +162,6 @@ def test_a_non_finite_loss_stops_a_jax_run_and_is_never_checkpointed(shards, tmp
     assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["jax-ckpt-00000001.npz"]
 
 
-@pytest.mark.slow
 def test_ctrl_c_finishes_the_step_checkpoints_it_and_exits_75(shards, tmp_path):
     # SIGINT to the whole process group, as Ctrl-C sends it: the decoding workers ignore it and the
     # trainer finishes its step, checkpoints it and ends them.
@@ -189,7 +190,6 @@ def test_ctrl_c_finishes_the_step_checkpoints_it_and_exits_75(shards, tmp_path):
     assert os.path.isfile(os.path.join(run_dir, "checkpoints", f"jax-ckpt-{step:08d}.npz"))
 
 
-@pytest.mark.slow
 def test_the_tensorflow_trainer_refuses_to_resume_a_jax_run(jax_run, shards, tmp_path):
     run_dir = jax_run[0]
     result = _run(_command(shards, tmp_path, *STARGAN, "--train_steps=2", f"--resume={run_dir}",
@@ -240,7 +240,6 @@ def test_jax_backend_reads_prepared_shards_only(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.slow
 def test_legan_with_diffaugment_and_a_frozen_classifier_trains_under_jax(shards, tmp_path):
     # Both additions are keras.ops only: the JAX trainer runs them (without TensorFlow) as the TF one does.
     import keras
@@ -266,7 +265,6 @@ def test_legan_with_diffaugment_and_a_frozen_classifier_trains_under_jax(shards,
     assert keras.backend.backend() == "tensorflow"  # the test process itself is untouched
 
 
-@pytest.mark.slow
 def test_adversarial_training_of_the_classifier_runs_under_jax(shards, tmp_path):
     # The attack's input gradients (jax.grad inside the compiled step) and the robust accuracy of the
     # evaluation, without TensorFlow in the process.

@@ -23,7 +23,7 @@ import pytest
 
 from legan_tf.data.synthetic.writer import write_face_lab
 
-# A long end-to-end check: `make test-slow` runs it; `make test` (and so CI) leaves it out.
+# A long end-to-end check: `make test-slow` runs it (CI runs both targets), `make test` leaves it out.
 pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

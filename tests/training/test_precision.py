@@ -36,6 +36,11 @@ LOSS_LAYERS = 12
 UPDATE_LAYERS = 24
 
 
+# Every test but the in-process one below starts TensorFlow processes (training steps, whole runs):
+# `make test-slow` runs them.
+SLOW = pytest.mark.slow
+
+
 def _run_step(folder, policy, tasks):
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0",
            "BACKEND_STEP_PRECISION": policy}
@@ -67,6 +72,7 @@ def _first_update_metrics(task, names):
     return [name for name in names if name.startswith(prefix)]
 
 
+@SLOW
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("task", TASKS)
 def test_losses_match_float32(folder, task, policy):
@@ -79,6 +85,7 @@ def test_losses_match_float32(folder, task, policy):
         np.testing.assert_allclose(mixed[name], reference[name], rtol=bound, atol=bound, err_msg=name)
 
 
+@SLOW
 @pytest.mark.parametrize("policy", POLICIES)
 def test_classifier_update_matches_float32(folder, policy):
     initial = np.load(os.path.join(folder, "classifier-weights.npz"))
@@ -96,6 +103,7 @@ COMPUTE_DTYPE = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 RECORDS = ("devices", "compute_dtypes", "weight_dtypes")
 
 
+@SLOW
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("task", TASKS)
 def test_networks_compute_in_the_policys_dtype_while_weights_stay_float32_and_finite(folder, task, policy):
@@ -147,6 +155,7 @@ def _train(tmp_path, *arguments):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
+@SLOW
 def test_mixed_float16_run_exports_float32_models(tmp_path, tiny_lab):
     import keras
 
@@ -162,6 +171,7 @@ def test_mixed_float16_run_exports_float32_models(tmp_path, tiny_lab):
         assert "--mixed_precision=mixed_float16" in handle.read()
 
 
+@SLOW
 def test_skip_with_float16_loss_scaling_is_refused(tmp_path, tiny_lab):
     result = _train(tmp_path, "--task=stargan", *tiny_lab, "--image_size=32", "--train_steps=1",
                     "--mixed_precision=mixed_float16", "--on_nan=skip")
@@ -189,6 +199,7 @@ def _lab_ratings(lab_flags):
     return os.path.join(os.path.dirname(os.path.dirname(manifest)), "quality", "ratings.csv")
 
 
+@SLOW
 @pytest.mark.parametrize("task", sorted(RECIPES))
 def test_every_recipe_trains_evaluates_and_samples_in_bfloat16(tmp_path, tiny_lab, task):
     """The first-update tests above run the training step only. A run also evaluates on held-out faces and
@@ -211,6 +222,7 @@ def test_every_recipe_trains_evaluates_and_samples_in_bfloat16(tmp_path, tiny_la
     assert sorted(os.listdir(run_dir / "samples")) == ["step_0000002.png"]
 
 
+@SLOW
 def test_a_held_out_split_too_small_for_q_is_a_clear_error(tmp_path, tiny_lab):
     result = _train(tmp_path, "--task=quality", "--data_format=ratings", f"--data_path={_lab_ratings(tiny_lab)}",
                     "--holdout_fraction=0.3", *RECIPES["quality"], "--image_size=32", "--batch_size=4",

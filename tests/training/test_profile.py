@@ -37,8 +37,20 @@ def test_profiled_steps_leave_a_trace_and_a_summary(tmp_path, tiny_lab):
 
 
 @pytest.mark.parametrize("value", ["3,2", "0,1", "5", "a,b"])
-def test_bad_profile_steps_are_a_clear_error(tmp_path, tiny_lab, value):
-    result = _train(tmp_path, tiny_lab, "--train_steps=4", f"--profile_steps={value}")
+def test_bad_profile_steps_are_a_clear_error(value):
+    # Every value is refused where the settings are made, before any work (TrainingSettings.__post_init__).
+    from legan_tf.errors import ConfigError
+    from legan_tf.runs.settings import TrainingSettings
+
+    with pytest.raises(ConfigError) as raised:
+        TrainingSettings(profile_steps=tuple(value.split(",")))
+    assert f"--profile_steps={value}:" in str(raised.value) and "FIRST,LAST" in str(raised.value)
+
+
+def test_the_script_refuses_bad_profile_steps_in_one_line(tmp_path, tiny_lab):
+    # The script's path from that refusal to the message: one process (each costs a TensorFlow start-up) for
+    # what the test above checks of every value.
+    result = _train(tmp_path, tiny_lab, "--train_steps=4", "--profile_steps=3,2")
     assert result.returncode != 0
-    assert "--profile_steps=" in result.stderr and "FIRST,LAST" in result.stderr
+    assert "--profile_steps=3,2:" in result.stderr and "FIRST,LAST" in result.stderr
     assert "Traceback" not in result.stderr

@@ -12,6 +12,10 @@ import pytest
 
 from legan_tf.data.synthetic.writer import write_face_lab
 
+# Every test here starts whole training processes: `make test-slow` runs them all, so the module's
+# fixtures (a lab, finished runs) are built once, in that run.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(REPO, "scripts", "train.py")
 CLASSIFIER = ("--task=classifier", "--classifier_base_filters=4", "--classifier_downsamples=3")
@@ -80,7 +84,6 @@ def test_run_writes_flags_checkpoints_logs_samples_and_resumes(tiny_lab, classif
     assert len(glob.glob(str(tmp_path / "tiny-*"))) == 1
 
 
-@pytest.mark.slow
 def test_stop_after_minutes_ends_the_run_as_finished_and_resume_continues_it(tiny_lab, classifier_run, tmp_path):
     # 0.0001 min is 6 ms: the first step of a process traces the step's graph, which alone takes longer, so the
     # clock stops the run at its first step whatever the machine (step 4, resumed from 3), and that step is
@@ -121,7 +124,7 @@ def _start_and_signal(command, run_glob, number, pattern="ckpt-*.index"):
     return process.returncode, stderr
 
 
-@pytest.mark.parametrize("signal_name", ["SIGTERM", pytest.param("SIGINT", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
 def test_a_stop_signal_finishes_the_step_checkpoints_it_and_exits_75(tiny_lab, tmp_path, signal_name):
     import re
     import signal
@@ -145,7 +148,6 @@ def test_a_stop_signal_finishes_the_step_checkpoints_it_and_exits_75(tiny_lab, t
     assert resumed.returncode == 0 and f"at step {step}" in resumed.stderr, resumed.stderr[-3000:]
 
 
-@pytest.mark.slow
 def test_a_full_disk_is_a_clear_stop_and_the_previous_checkpoint_stays_the_latest(tiny_lab, classifier_run, tmp_path):
     """A disk that fills up, simulated without privileges by a file-size limit on the resumed run
     (RLIMIT_FSIZE, SIGXFSZ ignored so a write fails with EFBIG as a full disk fails with ENOSPC): the
@@ -200,7 +202,6 @@ def test_a_non_finite_loss_stops_the_run_and_is_never_checkpointed(tiny_lab, tmp
     assert not glob.glob(os.path.join(run, "checkpoints", "ckpt-2*"))
 
 
-@pytest.mark.slow
 def test_jit_compile_reaches_the_update_and_trains_the_stargan_recipe(tiny_lab, tmp_path):
     # The maths under XLA is compared with the plain step in tests/training/test_backends.py; this is the flag.
     # XLA writes every module it compiles into --xla_dump_to: without --jit_compile a TensorFlow run on a CPU
@@ -385,7 +386,6 @@ def stargan_runs(shards, tmp_path_factory):
     return runs
 
 
-@pytest.mark.slow
 def test_stargan_recipe_trains_samples_exports_and_resumes(stargan_runs, tmp_path):
     trained = stargan_runs["tensorflow"]
     run = trained["run"]
@@ -454,7 +454,6 @@ def _checkpoint_steps(run):
                    for match in [re.match(r"(?:jax-)?ckpt-0*(\d+)[._]", name)] if match})
 
 
-@pytest.mark.slow
 def test_both_backends_leave_the_same_run_directory_and_re_export_a_finished_run(stargan_runs):
     """One loop for both backends: the same recipe and flags under TensorFlow and JAX give the same files,
     flags.txt (but --backend), metrics, scalars, samples, summaries (scalars and sample grids) and exported
@@ -524,7 +523,6 @@ LEGAN_TINY = ("--task=legan", "--legan_g_filters=4", "--legan_g_residual_blocks=
               "--legan_d_downsamples=5", "--legan_n_critic=2")
 
 
-@pytest.mark.slow
 def test_legan_recipe_with_identity_and_quality_losses_trains_samples_and_exports(
         tiny_lab, tmp_path, model_file, identity_file):
     result = _train(tiny_lab, tmp_path, "--train_steps=4", f"--legan_quality_model={model_file}",
@@ -545,7 +543,6 @@ def test_legan_recipe_with_identity_and_quality_losses_trains_samples_and_export
     assert check.stdout.split() == ["LEGANGenerator", "6", "4"], check.stderr[-2000:]
 
 
-@pytest.mark.slow
 def test_legan_bad_settings_exit_1_with_a_message(tiny_lab, tmp_path, model_file, stargan_runs):
     missing = _train(tiny_lab, tmp_path, "--train_steps=2", f"--legan_quality_model={model_file}",
                      "--legan_identity_weights=/nowhere/lightcnn.npz", recipe=LEGAN_TINY)
