@@ -1,5 +1,6 @@
-"""The product documents (README.md, CHANGELOG.md, docs/*.md) link only to files that exist in the
-repository, and speak of the software rather than of the history of its making.
+"""The product documents (README.md, CHANGELOG.md, docs/**/*.md: the guides and the experiment record
+in docs/experiments/) link only to files that exist in the repository, and speak of the software rather
+than of the history of its making; every page of the experiment record is listed in its index.
 
 A relative link's file part must exist (its #anchor is not checked); links to web addresses are not
 fetched. Fenced code blocks and inline code are not links, so they are not checked for links, but the
@@ -16,10 +17,18 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _markdown_under(folder):
+    """Every .md file under `folder`, at any depth, in a stable order."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        found += [os.path.join(root, name) for name in sorted(names) if name.endswith(".md")]
+    return sorted(found)
+
+
 def _documents():
     paths = [os.path.join(REPO, name) for name in ("README.md", "CHANGELOG.md")]
-    docs = os.path.join(REPO, "docs")
-    paths += sorted(os.path.join(docs, name) for name in os.listdir(docs) if name.endswith(".md"))
+    paths += _markdown_under(os.path.join(REPO, "docs"))
     return [path for path in paths if os.path.isfile(path)]
 
 
@@ -93,6 +102,25 @@ def test_the_documents_are_found():
     names = {_relative(path) for path in DOCUMENTS}
     assert "README.md" in names and "CHANGELOG.md" in names
     assert any(name.startswith("docs" + os.sep) for name in names)
+    assert os.path.join("docs", "experiments", "README.md") in names, "the experiment record is not checked"
+
+
+def _unlisted_studies(folder):
+    """Pages of the experiment record in `folder` that its README.md does not link to."""
+    index = os.path.join(folder, "README.md")
+    listed = set()
+    for _, target in _link_targets(index):
+        file_part = urllib.parse.unquote(target.split("#", 1)[0])
+        if file_part and not _SCHEME.match(file_part):
+            listed.add(os.path.normpath(os.path.join(folder, file_part)))
+    pages = [path for path in _markdown_under(folder) if path != index]
+    return [_relative(path, folder) for path in pages if path not in listed]
+
+
+def test_every_study_is_listed_in_the_experiment_record():
+    folder = os.path.join(REPO, "docs", "experiments")
+    unlisted = _unlisted_studies(folder)
+    assert not unlisted, "docs/experiments/README.md does not list:\n" + "\n".join(unlisted)
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=_relative)
@@ -131,3 +159,19 @@ def test_the_checks_catch_what_they_should(tmp_path):
     mentions = [line.rsplit(": ", 1)[1] for line in _forbidden_mentions(str(page), root)]
     assert mentions == ["'../shared'", "'issue 17'", "'Issue #4'", "'issue#5'", "'this session'",
                         "'next  session'"], mentions
+
+
+def test_nested_pages_are_checked_and_listed(tmp_path):
+    """A page two folders down is found and its links are resolved from its own folder; a study the
+    index does not list is reported."""
+    record = tmp_path / "docs" / "experiments"
+    record.mkdir(parents=True)
+    (tmp_path / "docs" / "figure.png").write_bytes(b"")
+    (record / "README.md").write_text("[listed](listed.md)\n", encoding="utf-8")
+    (record / "listed.md").write_text("![ok](../figure.png) [bad](figure.png)\n", encoding="utf-8")
+    (record / "forgotten.md").write_text("\n", encoding="utf-8")
+    found = [_relative(path, str(tmp_path)) for path in _markdown_under(str(tmp_path / "docs"))]
+    assert found == [os.path.join("docs", "experiments", name) for name in ("README.md", "forgotten.md", "listed.md")]
+    assert _broken_links(str(record / "listed.md"), str(tmp_path)) == [
+        "docs/experiments/listed.md:1: link 'figure.png' does not exist"]
+    assert _unlisted_studies(str(record)) == ["forgotten.md"]
