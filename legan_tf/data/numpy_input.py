@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import copy
 import io
 import multiprocessing
 import os
@@ -27,6 +28,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
+from legan_tf.data import lighting_copies
 from legan_tf.data.config import DataConfig
 from legan_tf.data.errors import DataError
 from legan_tf.data.shard_format import (BYTES_FEATURES, FLOAT_FEATURES, INT_FEATURES, open_shards,
@@ -281,8 +283,19 @@ def read_example(span, features) -> dict:
 
 
 def load_example(item, features, image_size, apply_mask) -> dict:
-    """(span, flip) -> one model-ready example."""
-    span, flip = item
+    """(span, flip) -> one model-ready example; (span, flip, copy span or None, copy lighting id) -> the same
+    with the face's copy under another light (`legan_tf.data.lighting_copies`; the face itself and -1 for none)."""
+    span, flip, *paired = item
+    example = _load_one(span, flip, features, image_size, apply_mask)
+    if paired:
+        copy_span, label = paired
+        example[lighting_copies.COPY] = (example["image"] if copy_span is None else
+                                         _load_one(copy_span, False, ["image"], image_size, False)["image"])
+        example[lighting_copies.COPY_LABEL] = np.int32(label)
+    return example
+
+
+def _load_one(span, flip, features, image_size, apply_mask) -> dict:
     encoded = read_example(span, features)
     try:
         example = prepare(encoded, image_size, apply_mask)
@@ -413,6 +426,7 @@ class NumpySource:
         self.record_filter = record_filter
         self._spans = None
         self._index = None
+        self._lighting_copies = None  # lighting_copies.copy_index over _spans_in_order(), once paired
 
     @classmethod
     def open(cls, config: DataConfig) -> "NumpySource":
@@ -501,6 +515,26 @@ class NumpySource:
             return np.zeros(0, np.int64)
         return np.unique(self._filtered("identity").astype(np.int64))
 
+    def with_lighting_copies(self) -> "NumpySource":
+        """This source, whose training batches also hold each face's copy under another light
+        (Source.with_lighting_copies of the tf.data reader)."""
+        lighting_copies.check_pairable(self.features, self.label_names, self.config)
+        paired = copy.copy(self)
+        paired._lighting_copies = lighting_copies.copy_index(
+            self._face_keys(), self._filtered("lighting"), len(self.label_names["lighting"]))
+        return paired
+
+    def _face_keys(self) -> np.ndarray:
+        """`lighting_copies.face_keys` of the records of _spans_in_order()."""
+        identities = self._filtered("identity")
+        if "expression" not in self.label_names:
+            return lighting_copies.face_keys(identities, np.zeros_like(identities), 1)
+        return lighting_copies.face_keys(identities, self._filtered("expression"), len(self.label_names["expression"]))
+
+    @property
+    def pairable_faces(self) -> int:
+        return lighting_copies.count_pairable(self._lighting_copies) if self._lighting_copies is not None else 0
+
     def split(self, holdout_fraction=None, seed=None) -> Tuple["NumpySource", "NumpySource"]:
         """The stored train/test shards when prepare_data held out a split; else split by group
         (TFRecordSource.split's rule, so both backends train and evaluate on the same examples)."""
@@ -564,13 +598,23 @@ class NumpySource:
                 epochs[epoch] = (rng.permutation(count), rng.integers(0, 2, count))
             return epochs[epoch]
 
+        copies = self._lighting_copies
+        if copies is not None:
+            keys, lightings = self._face_keys(), self._filtered("lighting")
         position = start_step * batch_size
         while repeat or position + batch_size <= count:
             batch = []
             for k in range(position, position + batch_size):
                 epoch, offset = divmod(k, count)
                 order, coins = epoch_draws(epoch)
-                batch.append((spans[order[offset]], bool(coins[offset]) and flips))
+                item = (spans[order[offset]], bool(coins[offset]) and flips)
+                if copies is not None:
+                    # Drawn apart from the order and the flips, so pairing changes neither.
+                    draw = np.random.default_rng([seed + lighting_copies.SEED_OFFSET, k]).integers(0, 2**62)
+                    where, light = lighting_copies.choose(copies, int(keys[order[offset]]),
+                                                          int(lightings[order[offset]]), draw)
+                    item += (spans[where] if where >= 0 else None, light)
+                batch.append(item)
             position += batch_size
             yield batch
 

@@ -7,13 +7,14 @@ batches of model-ready examples; `distribute()` gives each replica its own input
 from __future__ import annotations
 
 import collections
+import copy
 import os
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from legan_tf.data import images, manifests, preprocess, shard_format, splits, tfrecord
+from legan_tf.data import images, lighting_copies, manifests, preprocess, shard_format, splits, tfrecord
 from legan_tf.data.config import DataConfig
 from legan_tf.data.errors import DataError, Fault, write_fault_report
 
@@ -34,6 +35,8 @@ class Source:
     group_kind: str
     stratified: bool
     split_name: str
+    # (copy_index table, encoded images in record order) once with_lighting_copies() pairs the faces.
+    _lighting_copies = None
 
     @property
     def num_examples(self) -> int:
@@ -66,6 +69,62 @@ class Source:
         """One split the data defines itself (--split_pattern, or prepare_data's shards) by name,
         including a validation split, which split() and so training never read."""
         raise DataError(f"{self.config.data_path}: the {self.data_format} data has no stored splits")
+
+    def with_lighting_copies(self) -> "Source":
+        """This source, whose training batches also hold each face's copy under another light
+        (`legan_tf.data.lighting_copies`): a DataError where the data cannot name copies."""
+        lighting_copies.check_pairable(self.features, self.label_names, self.config)
+        identities, expressions, lightings, encoded = self._images_with_subjects()
+        keys = lighting_copies.face_keys(identities, expressions, self._num_expressions)
+        paired = copy.copy(self)
+        paired._lighting_copies = (
+            lighting_copies.copy_index(keys, lightings, len(self.label_names["lighting"])), encoded)
+        return paired
+
+    @property
+    def _num_expressions(self) -> int:
+        return len(self.label_names.get("expression", ())) or 1
+
+    @property
+    def pairable_faces(self) -> int:
+        """Subjects with copies under two or more lights (0 before with_lighting_copies())."""
+        return lighting_copies.count_pairable(self._lighting_copies[0]) if self._lighting_copies else 0
+
+    def _images_with_subjects(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[bytes]]:
+        """(identity, expression (0 without expression labels), lighting, encoded image) of every example of
+        this source, in one fixed order."""
+        raise NotImplementedError
+
+    def _attach_lighting_copies(self, dataset: tf.data.Dataset, seed: int, skip: int) -> tf.data.Dataset:
+        """Adds `lighting_copy` and `lighting_copy_label` to each example, the copy drawn from a seeded stream
+        beside the examples (as the flips are), so a resumed run draws what an uninterrupted one did."""
+        table, encoded = self._lighting_copies
+        index, stored = tf.constant(table), tf.constant(encoded)
+        lights_all = tf.range(table.shape[1], dtype=tf.int64)
+        image_size = self.config.image_size
+
+        num_expressions = self._num_expressions
+
+        def attach(example, draw):
+            key = tf.cast(example["identity"], tf.int64) * num_expressions
+            if "expression" in example:
+                key += tf.cast(example["expression"], tf.int64)
+            row = tf.cond(key < tf.shape(index, out_type=tf.int64)[0], lambda: tf.gather(index, key),
+                          lambda: -tf.ones_like(lights_all))
+            lights = tf.boolean_mask(lights_all, (row >= 0) & (lights_all != tf.cast(example["lighting"], tf.int64)))
+            count = tf.size(lights, out_type=tf.int64)
+            # lighting_copies.choose's pick, padded so that a face with no copy gathers something harmless.
+            light = tf.gather(tf.concat([lights, [0]], 0), tf.math.floormod(draw, tf.maximum(count, 1)))
+            position = tf.maximum(tf.gather(row, light), 0)
+            paired = dict(example)
+            paired[lighting_copies.COPY] = preprocess.resize_rgb(
+                preprocess.center_crop_square(images.decode_rgb(tf.gather(stored, position))), image_size)
+            paired[lighting_copies.COPY].set_shape([image_size, image_size, 3])
+            paired[lighting_copies.COPY_LABEL] = tf.cast(tf.where(count > 0, light, -1), tf.int32)
+            return paired
+
+        draws = tf.data.Dataset.random(seed=seed + lighting_copies.SEED_OFFSET).skip(skip)
+        return tf.data.Dataset.zip((dataset, draws)).map(attach, num_parallel_calls=AUTOTUNE)
 
     def _encoded_dataset(self, training: bool, seed: int,
                          input_context: Optional[tf.distribute.InputContext]) -> tf.data.Dataset:
@@ -123,6 +182,8 @@ class Source:
             dataset = tf.data.Dataset.zip((dataset, coins)).map(
                 lambda example, coin: preprocess.flip_horizontally(example, coin % 2 == 0),
                 num_parallel_calls=AUTOTUNE)
+        if training and self._lighting_copies is not None:
+            dataset = self._attach_lighting_copies(dataset, seed, skip)
         dataset = dataset.batch(batch_size, drop_remainder=training)
         return dataset.prefetch(AUTOTUNE)
 
@@ -208,6 +269,16 @@ class ManifestSource(Source):
         if "identity" not in self._parsed.columns:
             return np.zeros(0, np.int64)
         return np.unique(np.asarray(self._parsed.columns["identity"], np.int64)[self.indices])
+
+    def _images_with_subjects(self):
+        columns = self._parsed.columns
+        encoded = []
+        for i in self.indices:
+            with open(columns["image"][i], "rb") as handle:
+                encoded.append(handle.read())
+        expressions = columns.get("expression", np.zeros(len(columns["identity"]), np.int64))
+        return tuple(np.asarray(columns[name] if name != "expression" else expressions, np.int64)[self.indices]
+                     for name in ("identity", "expression", "lighting")) + (encoded,)
 
     def image_sizes(self) -> Dict[str, int]:
         sizes = collections.Counter(self._parsed.columns["image_size"][i] for i in self.indices)
@@ -368,6 +439,18 @@ class TFRecordSource(Source):
         if "identity" not in self.features:  # shards without subjects, or written before identities existed
             return np.zeros(0, np.int64)
         return np.unique(self._index_columns()["identity"].astype(np.int64))
+
+    def _images_with_subjects(self):
+        names = [name for name in ("identity", "expression", "lighting") if name in self.features]
+        rows = self._records_in_order().map(lambda record: tfrecord.parse_record(record, ["image", *names]),
+                                            num_parallel_calls=AUTOTUNE)
+        columns = {name: [] for name in ("image", *names)}
+        for row in rows.as_numpy_iterator():
+            for name in columns:
+                columns[name].append(row[name])
+        zeros = np.zeros(len(columns["image"]), np.int64)
+        return (*(np.asarray(columns.get(name, zeros), np.int64) for name in ("identity", "expression", "lighting")),
+                columns["image"])
 
     def split(self, holdout_fraction=None, seed=None):
         """The stored train/test shards when prepare_data held out a split; else split by group.

@@ -13,6 +13,7 @@ id per attribute):
       fakes, parts  = translate_with_parts(image, targets)       parts: e.g. an attention mask; none by default
       reconstructed = reconstruct(batch, fakes)                  the cycle back: generator(fakes, one_hot(source))
       terms = generator_losses(batch, fakes, reconstructed, targets, step) + edit_losses(parts)
+              + supervised_losses(batch, step)                   edits with known answers; none by default
       loss  = sum(weight * term for generator_loss_weights())
       g_optimizer steps on generator_variables()
   update_ema()                           after each G step, across replicas, if ema_decay > 0
@@ -144,6 +145,12 @@ class ConditionalGAN(keras.Model):
         """Per-example G terms, keyed as in `generator_loss_weights()` (computed inside the differentiated loss)."""
         return {}
 
+    def supervised_losses(self, batch, step) -> dict:
+        """Per-example G terms of further edits whose answer is known (a teacher's edit, a face's own copy under
+        the target light), keyed as in `generator_loss_weights()`; computed in the G step beside the adversarial
+        terms. None by default: the papers' recipes learn from unpaired faces only."""
+        return {}
+
     # -- labels and targets ------------------------------------------------------------------------
 
     def source_labels(self, batch) -> dict:
@@ -228,7 +235,8 @@ class ConditionalGAN(keras.Model):
         def terms():
             fakes, parts = self.translate_with_parts(batch["image"], targets)
             reconstructed = self.reconstruct(batch, fakes, training=True)
-            return {**self.generator_losses(batch, fakes, reconstructed, targets, step), **self.edit_losses(parts)}
+            return {**self.generator_losses(batch, fakes, reconstructed, targets, step), **self.edit_losses(parts),
+                    **self.supervised_losses(batch, step)}
 
         return self._update(self.g_optimizer, self.generator_variables(), "g", self.generator_loss_weights(), terms)
 

@@ -4,6 +4,14 @@ The paper's recipe: the tri-hourglass generator, a discriminator with a lighting
 head, targets shuffled within the batch per attribute, and two frozen judges in the generator's
 loss: an identity network f for L_id = 1 - cos(f(I), f(G(I, c_trg))), and the quality model Q for
 L_qual on the translation and the cycle reconstruction (StarGAN's term, on by default here).
+
+Two supervised terms that the paper does not have, off by default (`supervised_losses`):
+- an expression teacher T, a trained expression editor (a StarGAN generator): for an expression-only
+  edit of each training face to a random other expression, G(x, e, l_x) learns toward T(x, e), as a
+  pixel L1 and as the L1 of a frozen classifier's feature maps;
+- the face's own relit copy: where the data holds the training face under another light l (the relit
+  layout), the lighting-only edit G(x, e_x, l) learns toward that copy (pixel L1); a face with no copy
+  adds 0.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import keras
 from keras import ops
 
 from legan_tf import backend, losses
+from legan_tf.data import lighting_copies
 from legan_tf.errors import ConfigError
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
@@ -24,6 +33,7 @@ from legan_tf.random_streams import Stream
 ATTRIBUTES = ("expression", "lighting")
 TARGET_SAMPLINGS = ("shuffle", "random")
 SHUFFLE_STREAMS = {name: Stream(f"legan/shuffle/{name}") for name in ATTRIBUTES}
+TEACHER_TARGET_STREAM = Stream("legan/teacher/expression")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +61,16 @@ class LEGANHyperparameters(StarGANHyperparameters):
                               "0.25 (the field's slope is at most 2 x max_shift x warp_grid, so the Jacobian of the "
                               "move is at least 1 - 4 x max_shift x warp_grid), e.g. 0.06 with a grid of 4.",
                               lower_bound=0.0, upper_bound=0.5)
+    teacher_pixel_weight: float = hparam(0.0, "Weight of the pixel L1 between G's expression-only edit of a training "
+                                         "face and the expression teacher's edit of it to the same expression "
+                                         "(--expression_teacher); 0 turns it off. Not in the paper.", lower_bound=0.0)
+    teacher_feature_weight: float = hparam(0.0, "Weight of the L1 between the feature maps of a frozen classifier "
+                                           "(--teacher_feature_classifier) of G's expression-only edit and of the "
+                                           "teacher's; 0 turns it off. Not in the paper.", lower_bound=0.0)
+    paired_lighting_weight: float = hparam(0.0, "Weight of the pixel L1 between G's lighting-only edit of a training "
+                                           "face and the data's own copy of that face under the target light "
+                                           "(relit data: each subject under several lights); a face with no copy "
+                                           "adds 0; 0 turns it off. Not in the paper.", lower_bound=0.0)
     target_sampling: str = hparam("shuffle", "Target labels: shuffle each attribute's labels within the global "
                                   "batch (LEGAN), or draw a random class different from the source per example "
                                   "(the project's StarGAN).", choices=TARGET_SAMPLINGS)
@@ -67,7 +87,8 @@ class LEGAN(StarGAN):
     ATTENTION_OPTIONS = StarGAN.ATTENTION_OPTIONS + (("g_lighting", "mask"), ("g_expression", "mask"))
 
     def __init__(self, image_size, label_sizes, global_batch_size, seed=0, quality_model=None, identity_model=None,
-                 attribute_classifier=None, **hyperparameters):
+                 attribute_classifier=None, expression_teacher=None, teacher_labels=None, teacher_features=None,
+                 **hyperparameters):
         if tuple(label_sizes) != ATTRIBUTES:
             raise ValueError(f"LEGAN: label_sizes must name {ATTRIBUTES} in that order, got {tuple(label_sizes)}.")
         if hyperparameters.get("target_sampling", "shuffle") not in TARGET_SAMPLINGS:
@@ -78,6 +99,19 @@ class LEGAN(StarGAN):
         self.identity_model = identity_model
         if identity_model is not None:
             identity_model.trainable = False
+        # The teacher reads a label vector of its own: `teacher_labels` = {"size": its length, "expression": the
+        # teacher's index for each of G's expression ids, "lighting": the same for G's lightings, or None}.
+        self.expression_teacher, self.teacher_labels, self.teacher_features = (expression_teacher, teacher_labels,
+                                                                               teacher_features)
+        for frozen in (expression_teacher, teacher_features):
+            if frozen is not None:
+                frozen.trainable = False
+        teaching = self.hp.teacher_pixel_weight > 0 or self.hp.teacher_feature_weight > 0
+        if teaching and (expression_teacher is None or not teacher_labels):
+            raise ValueError("LEGAN: teacher_pixel_weight and teacher_feature_weight need an expression_teacher and "
+                             "its teacher_labels.")
+        if self.hp.teacher_feature_weight > 0 and teacher_features is None:
+            raise ValueError("LEGAN: teacher_feature_weight needs teacher_features (a frozen attribute classifier).")
 
     def make_generator(self, name):
         # --legan_g_output=attention: the final hourglass outputs a colour map and a mask over the input
@@ -132,7 +166,51 @@ class LEGAN(StarGAN):
         weights = super().generator_loss_weights()
         if self.identity_model is not None and self.hp.lambda_id > 0:
             weights["identity"] = self.hp.lambda_id
+        for name in ("teacher_pixel", "teacher_feature", "paired_lighting"):
+            if getattr(self.hp, f"{name}_weight") > 0:
+                weights[name] = getattr(self.hp, f"{name}_weight")
         return weights
+
+    def teacher_label_vector(self, expression, lighting):
+        """The teacher's label vector for G's expression ids (and G's lighting ids where it reads lightings)."""
+        size, vector = self.teacher_labels["size"], None
+        for name, ids in (("expression", expression), ("lighting", lighting)):
+            if self.teacher_labels.get(name) is not None:
+                slots = ops.take(ops.convert_to_tensor(self.teacher_labels[name], "int32"), ids)
+                hot = ops.one_hot(slots, size)
+                vector = hot if vector is None else vector + hot
+        return vector
+
+    def _teacher_feature_maps(self, images):
+        network = self.teacher_features
+        size = getattr(network, "image_size", None)
+        if size is not None and size != images.shape[1]:
+            images = ops.image.resize(images, (size, size), interpolation="bilinear", antialias=True)
+        return network.stage_features(images)
+
+    def supervised_losses(self, batch, step):
+        """The teacher's terms on an expression-only edit of every face to a random other expression, and the
+        paired-lighting term on a lighting-only edit of every face to the light of its copy in the batch."""
+        weights, terms = self.generator_loss_weights(), {}
+        images, source = batch["image"], self.source_labels(batch)
+        if "teacher_pixel" in weights or "teacher_feature" in weights:
+            size = self.label_sizes["expression"]
+            draw = self.uniform_per_example(TEACHER_TARGET_STREAM, step, batch_size(images))
+            expression = (source["expression"] + 1 + ops.cast(ops.floor(draw * (size - 1)), "int32")) % size
+            edit = self.translate(images, {"expression": expression, "lighting": source["lighting"]}, training=True)
+            taught = ops.stop_gradient(self.expression_teacher(
+                (images, self.teacher_label_vector(expression, source["lighting"])), training=False))
+            if "teacher_pixel" in weights:
+                terms["teacher_pixel"] = losses.l1_loss(taught, edit)
+            if "teacher_feature" in weights:
+                terms["teacher_feature"] = losses.perceptual_loss(self._teacher_feature_maps(taught),
+                                                                  self._teacher_feature_maps(edit))
+        if "paired_lighting" in weights:
+            light = ops.cast(batch[lighting_copies.COPY_LABEL], "int32")
+            edit = self.translate(images, {"expression": source["expression"], "lighting": ops.maximum(light, 0)},
+                                  training=True)
+            terms["paired_lighting"] = ops.where(light >= 0, losses.l1_loss(batch[lighting_copies.COPY], edit), 0.0)
+        return terms
 
     def generator_losses(self, batch, fakes, reconstructed, targets, step):
         terms = super().generator_losses(batch, fakes, reconstructed, targets, step)

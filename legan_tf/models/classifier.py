@@ -11,6 +11,10 @@ import keras
 from legan_tf.layers import check_image_size
 
 
+# Each stage: a conv, a group norm, an activation, a stride-2 conv, an activation.
+LAYERS_PER_STAGE = 5
+
+
 @keras.saving.register_keras_serializable(package="legan_tf")
 class AttributeClassifier(keras.Model):
     """A small CNN with one softmax head per attribute.
@@ -57,6 +61,15 @@ class AttributeClassifier(keras.Model):
             features = layer(features, training=training)
         features = self.drop(self.flatten(features), training=training)
         return {name: head(features) for name, head in self.heads.items()}
+
+    def stage_features(self, images):
+        """The feature map after each stride-2 stage (a list, finest first): what a perceptual loss compares."""
+        features, maps = images, []
+        for index, layer in enumerate(self.trunk):
+            features = layer(features, training=False)
+            if index % LAYERS_PER_STAGE == LAYERS_PER_STAGE - 1:  # the stage's last activation
+                maps.append(features)
+        return maps
 
     def get_config(self):
         config = super().get_config()

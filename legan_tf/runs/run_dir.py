@@ -448,6 +448,25 @@ def load_generator(path: str, flag: str = "--generator"):
     return generator
 
 
+def load_label_generator(spec: str, flag: str):
+    """(generator, its label names) of a label-conditioned generator named by `spec`: a shipped model
+    (`pretrained:<name>`), a run directory, or a generator .keras file with its run's labels.json beside it.
+    A ConfigError naming `flag` for anything else."""
+    from legan_tf import pretrained
+
+    if pretrained.is_pretrained(spec) or (spec and os.path.isdir(spec)):
+        run = RunDir.open(spec, flag, allow_pretrained=True)
+        generator = load_generator(run.model_path("generator"), flag)
+        return generator, run.label_names()
+    if not (spec and spec.endswith(".keras") and os.path.isfile(spec)):
+        raise ConfigError(f"{flag}={spec}: no such model; give pretrained:<name>, a run directory or a generator "
+                          ".keras file.")
+    labels = labels_beside(spec)
+    if labels is None:
+        raise ConfigError(f"{flag}={spec}: no labels.json beside it (its run's, naming what its labels mean).")
+    return load_generator(spec, flag), read_label_names(labels, flag)
+
+
 def labels_beside(model_path: str) -> Optional[str]:
     """The labels.json in the folder of a model file (a run directory's), or None."""
     path = os.path.join(os.path.dirname(os.path.abspath(model_path)), LABELS_FILE)

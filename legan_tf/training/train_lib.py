@@ -119,6 +119,21 @@ def _make_task(task_class, train_source, data_config, settings: TrainingSettings
     )
 
 
+def _training_input(task, train_source):
+    """The training source with what the recipe reads beyond each face's own record: its copies under other
+    lights (`legan_tf.data.lighting_copies`) for a recipe that learns from them. Before the run directory
+    exists, so data that cannot give them is a one-line error that leaves nothing behind."""
+    if not getattr(task, "needs_lighting_copies", False):
+        return train_source
+    paired = train_source.with_lighting_copies()
+    logging.info("Paired lighting: %d of the training subjects have copies under two or more lights.",
+                 paired.pairable_faces)
+    if not paired.pairable_faces:
+        logging.warning("Paired lighting: no training face has a copy under another light, so the paired term "
+                        "stays 0.")
+    return paired
+
+
 def _open_run_dir(settings: TrainingSettings, values, train_source, chief=True, share=None) -> RunDir:
     """The run directory: --resume's, or a new one. `share(path)` gives every worker of a cluster the
     chief's path: the chief alone creates the folder, which must lie on storage every worker sees."""
@@ -192,6 +207,7 @@ def _run_jax(settings, task_class, values) -> dict:
     keras.utils.set_random_seed(settings.seed)
     devices = data_parallel_devices(settings.devices)
     task = _make_task(task_class, train_source, data_config, settings)
+    train_source = _training_input(task, train_source)
     steps = JaxBackend(task, devices, settings.input_processes)  # before the networks are built
     run = _open_run_dir(settings, values, train_source)
     print(f"Run directory: {run.path}\nBackend: jax, {len(devices)} {devices[0].platform} device(s), "
@@ -226,6 +242,7 @@ def _run_tensorflow(settings, task_class, values) -> dict:
     if settings.batch_size % replicas:
         raise ConfigError(f"--batch_size={settings.batch_size} does not split evenly over {replicas} replicas.")
     task = _make_task(task_class, train_source, data_config, settings)
+    train_source = _training_input(task, train_source)
     steps = TensorFlowBackend(task, strategy, distribute, jit_compile=settings.jit_compile)
     share = (lambda path: broadcast_from_chief(strategy, path)) if is_multi_worker(strategy) else None
     run = _open_run_dir(settings, values, train_source, chief=steps.chief, share=share)
