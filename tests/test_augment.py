@@ -128,7 +128,7 @@ def test_balances_rare_classes_and_the_output_loads_with_the_right_labels(lab, g
 
 
 def test_the_q_filter_keeps_exactly_the_outputs_that_pass_and_replaces_the_others(lab, generator, tmp_path):
-    scored = _augment(lab, generator, tmp_path / "scored", quality_model=StandInQ())
+    _augment(lab, generator, tmp_path / "scored", quality_model=StandInQ())
     rows = _rows(tmp_path / "scored" / "synthetic.csv")
     scores = {(row["expression"], row["image"]): float(row["quality"]) for row in rows}
     # The score is Q's on the 8-bit image written, as a reader will give it.

@@ -6,7 +6,6 @@ VGG19 has 20M parameters, so it is built as few times as possible (module-scoped
 """
 
 import hashlib
-import os
 import shutil
 import socket
 import time
