@@ -23,7 +23,11 @@ SCREENSHOT_ENV = "APP_SCREENSHOT"   # set to a .png path to keep a screenshot of
 @pytest.fixture(scope="module")
 def running():
     """The app on a free port, its upload limit 1 MiB so that an oversized file is cheap to make."""
-    application = face_app.FaceEditorApp(MODEL, max_upload_bytes=2 ** 20)
+    yield from _serving(face_app.FaceEditorApp(MODEL, max_upload_bytes=2 ** 20))
+
+
+def _serving(application):
+    """Serves the app on a free port in a thread; yields the server, then shuts it down (a fixture's body)."""
     server = face_app.AppServer(application, "127.0.0.1", 0, say=lambda line: None)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -5,7 +5,6 @@ The generator is a small untrained LEGAN saved with its label names: what is che
 of a second label group, not what a trained model draws (tests/photos/test_app.py covers that)."""
 
 import json
-import threading
 
 import keras
 import numpy as np
@@ -15,7 +14,7 @@ from PIL import Image
 from legan_tf.models.legan import LEGANGenerator
 from legan_tf.photos import app as face_app
 from legan_tf.photos import samples
-from tests.photos.test_app import _png, _request
+from tests.photos.test_app import _png, _request, _serving
 
 LABELS = {"expression": ["happy", "sad"], "lighting": ["front", "left_90", "right_90"]}
 
@@ -28,13 +27,7 @@ def running(tmp_path_factory):
     generator((np.zeros((1, 64, 64, 3), np.float32), np.zeros((1, 5), np.float32)))
     generator.save(folder / "generator.keras")
     (folder / "labels.json").write_text(json.dumps(LABELS))
-    application = face_app.FaceEditorApp(str(folder / "generator.keras"), max_upload_bytes=2 ** 22)
-    server = face_app.AppServer(application, "127.0.0.1", 0, say=lambda line: None)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from _serving(face_app.FaceEditorApp(str(folder / "generator.keras"), max_upload_bytes=2 ** 22))
 
 
 def test_the_api_takes_a_lighting_and_names_the_known_ones_for_an_unknown_one(running):
