@@ -37,8 +37,9 @@ serving:    a LEGAN generator exported for TF-Serving (random weights: speed doe
 gan:        StarGAN training at each of --gan_widths and --gan_generators (upsampling:output, e.g.
             transpose:image,resize:attention), measured as the train benchmark measures it.
 app:        the web page (scripts/app.py): upload to edited photo for a 922x1080 JPEG with one face over
-            HTTP, p50/p99, and the server's seconds per stage (read, detect, align, edit, paste, encode),
-            with --app_model (default pretrained:stargan-fer2013-64).
+            HTTP, p50/p90/p99, and the server's seconds per stage (read, detect, align, edit, paste, encode),
+            p50/p90, with --app_model (default pretrained:stargan-fer2013-64). --app_baseline=<another
+            checkout> serves both checkouts, alternates the uploads and gives their ratio.
 input:      the JAX path's reader of prepared shards (legan_tf/data/numpy_input.py, no TensorFlow):
             training images/s at --input_size from lab faces prepared into shards.
 

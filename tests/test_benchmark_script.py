@@ -90,3 +90,18 @@ def test_help_names_the_suites():
     done = _run("--help")  # absl prints the usage to stdout and exits with 1
     for text in ("--suite:", "train|infer|all", "--suite_sizes", "--suite_widths", "input_tf"):
         assert text in done.stdout, text
+
+
+@pytest.mark.slow
+def test_app_rows_give_p50_and_p90_of_each_stage_and_a_baseline_its_ratio():
+    """The app benchmark with this checkout as its own baseline: both served, every stage's row gives p50 / p90
+    of each and their ratio."""
+    done = _run("--benchmarks=app", "--app_requests=2", f"--app_baseline={REPO}", timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = _table(done.stdout)
+    stages = ("read", "detect", "align", "edit", "paste", "encode", "total")
+    assert list(table) == ["app: upload to edited photo, 922x1080 JPEG, one face, p50 / p90"] + \
+        [f"app: {stage} (server's seconds), p50 / p90" for stage in stages]
+    for label, (figures, baseline) in table.items():
+        assert re.fullmatch(f"{NUMBER} ms / {NUMBER} ms", figures), (label, figures)
+        assert re.fullmatch(f"baseline {NUMBER} ms / {NUMBER} ms: {NUMBER}x the time", baseline), (label, baseline)

@@ -36,6 +36,10 @@ class BenchmarkOptions:
     app_model: str = hparam("pretrained:stargan-fer2013-64", "The generator of the app benchmark (any --model of "
                             "scripts/app.py).")
     app_requests: int = hparam(20, "Uploads timed by the app benchmark.", lower_bound=1)
+    app_baseline: str = hparam(
+        "", "Another checkout of legan-tf (an earlier commit, say) to time beside this one: the app benchmark then "
+        "serves --app_model from each checkout's scripts/app.py in a process of its own, alternates the uploads and "
+        "gives both checkouts' figures and their ratio.")
     serving_requests: int = hparam(30, "Single-face requests timed per path for the latency percentiles.")
     gan_size: int = hparam(64, "Image size of the gan benchmark.")
     gan_batch: int = hparam(16, "Batch size of the gan and train benchmarks (StarGAN reference: 16).")

@@ -147,12 +147,14 @@ class FaceEditorApp:
                 raise BadUpload(422, str(error)) from None
         encode_started = time.perf_counter()
         result = edited.results[0]
-        download = _jpeg(result)
+        download = _data_url(_jpeg(result))
+        # A photo that fits the page is shown as it downloads: the same JPEG.
+        shown = download if max(result.shape[:2]) <= SHOWN_SIDE else _data_url(_jpeg(result, SHOWN_SIDE))
         answer = {
             "faces": [face.describe() for face in edited.faces], "skipped": list(edited.skipped),
             "targets": targets[0], "size": [int(photo.rgb.shape[1]), int(photo.rgb.shape[0])],
             "original": _data_url(_jpeg(_boxed(photo.rgb, edited.faces), SHOWN_SIDE)),
-            "edited": _data_url(_jpeg(result, SHOWN_SIDE)), "download": _data_url(download),
+            "edited": shown, "download": download,
         }
         timings["encode"] = time.perf_counter() - encode_started
         answer["seconds"] = {stage: round(value, 4) for stage, value in timings.items()}

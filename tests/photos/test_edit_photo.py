@@ -96,6 +96,48 @@ def test_two_faces_side_by_side_are_both_found(finder, two_faces):
     assert found[0].centre[0] < 512 < found[1].centre[0]
 
 
+def _paste_by_definition(photo, alignment, crop, mask, replace):
+    """faces.paste written as it reads: every pixel of the footprint taken to the crop by to_crop, each
+    channel's spline taken back on its own, the whole footprint blended and rounded."""
+    from scipy import ndimage
+
+    result = photo.copy()
+    x0, y0, x1, y1 = alignment.footprint(photo.shape)
+    columns, rows = np.meshgrid(np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5)
+    crop_xy = alignment.to_crop(np.stack([columns.ravel(), rows.ravel()], axis=1))
+    where = [crop_xy[:, 1] - 0.5, crop_xy[:, 0] - 0.5]
+    weight = ndimage.map_coordinates(mask.astype(np.float64), where, order=1, mode="constant", cval=0.0)
+    weight = weight.reshape(y1 - y0, x1 - x0)
+    inside = weight > 0
+    region = result[y0:y1, x0:x1].astype(np.float64)
+    for channel in range(photo.shape[2]):
+        values = ndimage.map_coordinates(crop[..., channel].astype(np.float64), where, order=3, mode="nearest")
+        values = values.reshape(y1 - y0, x1 - x0)
+        if replace:
+            values = values - region[..., channel]
+        region[..., channel] += np.where(inside, weight * values, 0.0)
+    result[y0:y1, x0:x1][inside] = np.clip(np.round(region), 0, 255).astype(np.uint8)[inside]
+    return result
+
+
+def test_paste_gives_the_pixels_of_its_definition(finder, astronaut):
+    """paste's coordinates by rows and columns, and its one spline for a grey edit's equal channels, give the
+    pixels of the plain computation, to a level where float rounding lands on the other side of a half."""
+    [face], _ = finder(astronaut)
+    rng = np.random.default_rng(0)
+    alignment = faces.Alignment.of(face, 32)
+    mask = faces.feather_mask(32) * rng.uniform(0.5, 1.0, (32, 32)).astype(np.float32)
+    colour = rng.uniform(0, 255, (32, 32, 3)).astype(np.float32)
+    grey = np.repeat(colour[..., :1], 3, axis=-1)
+    change = rng.uniform(-40, 40, (32, 32, 3)).astype(np.float32)
+    for crop, replace in ((colour, True), (grey, True), (change, False), (np.repeat(change[..., :1], 3, -1), False)):
+        pasted = faces.paste(astronaut, alignment, crop, mask, replace=replace).astype(int)
+        difference = np.abs(pasted - _paste_by_definition(astronaut, alignment, crop, mask, replace))
+        assert difference.max() <= 1 and (difference > 0).sum() <= 3, (replace, difference.max(),
+                                                                       (difference > 0).sum())
+        assert (pasted != astronaut).any(axis=-1).sum() > 1000
+
+
 def test_faces_are_found_on_a_downscaled_copy_but_placed_in_the_full_photo(finder, astronaut):
     big = np.asarray(Image.fromarray(astronaut).resize((1536, 1536), Image.Resampling.BICUBIC))
     found, _ = faces.FaceFinder(detect_max_side=256)(big)
@@ -559,3 +601,31 @@ def test_a_legan_with_the_attention_output_edits_lighting_at_the_photos_resoluti
     _, by_export = _edit(served, tmp_path, astronaut, output="export.png", expression="happy", lighting="left_90")
     difference = np.abs(np.asarray(Image.open(by_run), np.int16) - np.asarray(Image.open(by_export), np.int16))
     assert difference.max() <= 2
+
+
+JAX_COMPILED_CHECK = """
+import numpy as np, keras
+from legan_tf.models.stargan import StarGANGenerator
+from legan_tf.photos import edit_photo
+
+assert keras.backend.backend() == "jax"
+keras.utils.set_random_seed(0)
+generator = StarGANGenerator(image_size=16, num_labels=10, base_filters=4, num_downsamples=1, num_residual_blocks=0,
+                             output_mode="attention")
+images = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+labels = np.eye(10, dtype=np.float32)[:2]
+generator((images, labels))   # built, as a loaded generator is (eager JAX compiles op by op: a few seconds)
+for method in ("call", "edit_parts"):
+    compiled = edit_photo.compiled_method(generator, method, 10)(images, labels)
+    plain = edit_photo._method(generator, method)((images, labels), training=False)
+    for got, want in zip(keras.tree.flatten(compiled), keras.tree.flatten(plain)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+print("same")
+"""
+
+
+@pytest.mark.slow
+def test_the_compiled_generator_matches_its_plain_call_under_jax():
+    done = subprocess.run([sys.executable, "-c", JAX_COMPILED_CHECK], capture_output=True, text=True, cwd=REPO,
+                          timeout=300, env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": REPO})
+    assert done.returncode == 0 and done.stdout.strip() == "same", done.stderr[-3000:]
