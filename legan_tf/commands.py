@@ -34,6 +34,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "compare": ("scripts", "compare_translations", "learning-check figures of several runs side by side"),
     "judge": ("scripts", "judge_real_edits", "judge a generator's edits of real held-out faces"),
     "judge-joint": ("scripts", "judge_joint_edits", "judge expression and lighting edits of relit held-out faces"),
+    "judge-attributes": ("scripts", "judge_attribute_edits",
+                         "judge edits of binary attributes (CelebA) on held-out people"),
     "judge-identity": ("scripts", "evaluate_identity", "judge an identity network on held-out people (lab or real)"),
     "get-judge": ("scripts", "get_expression_judge", "fetch an expression judge trained by others (mini-Xception)"),
     "evaluate-quality": ("scripts", "evaluate_quality", "a trained Q against the raters on its held-out split"),
@@ -47,7 +49,7 @@ GROUPS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
                            "benchmark")),
     ("editing faces", ("edit", "app", "export", "serve", "client")),
     ("judging a run", ("evaluate", "evaluate-translation", "evaluate-depth", "compare", "judge", "judge-joint",
-                       "judge-identity", "get-judge")),
+                       "judge-attributes", "judge-identity", "get-judge")),
     ("Q, the naturalness model", ("evaluate-quality", "score", "naturalness", "rate")),
 )
 PACKAGES = {"scripts": "legan_tf.scripts", "serving": "legan_tf.serving_scripts"}

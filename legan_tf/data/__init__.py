@@ -11,6 +11,7 @@ _PUBLIC = {
     "MULTIPIE_EXPRESSIONS": "legan_tf.data.config",
     "MULTIPIE_LIGHTINGS": "legan_tf.data.config",
     "AFFECTNET_EXPRESSIONS": "legan_tf.data.config",
+    "CELEBA_ATTRIBUTES": "legan_tf.data.config",
     "DATA_FORMATS": "legan_tf.data.config",
     "DataError": "legan_tf.data.errors",
     "Fault": "legan_tf.data.errors",

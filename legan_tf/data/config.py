@@ -25,7 +25,9 @@ def numbered_names(count: int) -> Tuple[str, ...]:
 
 MULTIPIE_LIGHTINGS = numbered_names(MULTIPIE_NUM_LIGHTINGS)
 
-DATA_FORMATS = ("ratings", "multipie", "folder", "csv", "rgbd", "tfrecord")
+DATA_FORMATS = ("ratings", "multipie", "folder", "csv", "rgbd", "celeba", "tfrecord")
+# StarGAN's CelebA attributes: the reference's default selection, in its order.
+CELEBA_ATTRIBUTES = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
 # Manifests of faces whose image column --split_pattern and --group_pattern may read (a dataset's own split, and
 # its subjects, by file name).
 MANIFEST_SPLIT_FORMATS = ("csv", "multipie", "rgbd")
@@ -47,23 +49,35 @@ class DataConfig:
     data_format: str = hparam(
         REQUIRED, "Layout of --data_path (docs/data_formats.md): ratings = naturalness-ratings CSV; "
         "multipie = Multi-PIE-style manifest; folder = root/<expression>/*.png; csv = generic "
-        "manifest with --label_columns; rgbd = RGB-depth pairs manifest; tfrecord = a "
-        "prepare_data.py output folder.", choices=DATA_FORMATS)
+        "manifest with --label_columns; rgbd = RGB-depth pairs manifest; celeba = CelebA's attribute file "
+        "and aligned images (--celeba_images); tfrecord = a prepare_data.py output folder.", choices=DATA_FORMATS)
     data_path: str = hparam(
-        REQUIRED, "The manifest CSV (ratings, multipie, csv, rgbd), the class-folder root (folder) or the "
-        "shard folder (tfrecord). Paths inside a manifest are relative to its folder.")
+        REQUIRED, "The manifest CSV (ratings, multipie, csv, rgbd), the class-folder root (folder), CelebA's "
+        "attribute file list_attr_celeba.txt (celeba) or the shard folder (tfrecord). Paths inside a manifest "
+        "are relative to its folder.")
     image_size: int = hparam(
         128, "Side of the square images the models see: images are centre-cropped to a square, then resized "
         "to this.")
     expression_names: Tuple[str, ...] = hparam(
         MULTIPIE_EXPRESSIONS, "Expression class names, in label-id order; their count is the number of "
         "expression classes. Default: Multi-PIE's six. AffectNet/RaFD: anger,contempt,disgust,fear,happy,"
-        "neutral,sadness,surprise.")
+        "neutral,sadness,surprise. Not used by data_format=celeba.")
     # None or () when the data has no lighting labels. Its flag defaults to None: --num_lightings then
     # names the classes.
     lighting_names: Optional[Tuple[str, ...]] = hparam(
         MULTIPIE_LIGHTINGS, "Lighting class names in label-id order. When not given, --num_lightings names "
         "them 00, 01, ...", flag_default=None)
+    attribute_names: Tuple[str, ...] = hparam(
+        CELEBA_ATTRIBUTES, "data_format=celeba and its shards: the binary attributes kept, in this order, as the "
+        "attribute file's header names them; a face's label `attributes` is their 0/1 vector. Default: "
+        "StarGAN's five.")
+    celeba_images: Optional[str] = hparam(
+        None, "data_format=celeba (required there): the folder of CelebA's aligned images, named as the attribute "
+        "file's rows (000001.jpg, with --celeba_identities) or with the person in front (<identity>_000001.jpg). "
+        "Only the images in it are used.")
+    celeba_identities: Optional[str] = hparam(
+        None, "data_format=celeba: CelebA's identity_CelebA.txt ('<image> <identity>' per line), which names the "
+        "person of each image; needed when the image names carry no <identity>_ prefix.")
     label_columns: Tuple[str, ...] = hparam(
         ("expression", "lighting"), "data_format=csv only: the label columns the CSV carries (expression "
         "and/or lighting); values are class ids or names.")
@@ -116,6 +130,7 @@ class DataConfig:
         # Accept lists from callers (flags give lists) but store tuples so the config stays hashable.
         object.__setattr__(self, "expression_names", _as_names("expression", self.expression_names))
         object.__setattr__(self, "lighting_names", _as_names("lighting", self.lighting_names or ()))
+        object.__setattr__(self, "attribute_names", _as_names("attribute", self.attribute_names or ()))
         object.__setattr__(self, "label_columns", tuple(self.label_columns or ()))
         if self.data_format not in DATA_FORMATS:
             raise DataError(
@@ -130,8 +145,9 @@ class DataConfig:
         if self.depth_bits not in DEPTH_BITS_CHOICES:
             raise DataError(f"depth_bits must be one of {', '.join(DEPTH_BITS_CHOICES)}, "
                             f"got {self.depth_bits!r}")
-        if not self.expression_names:
+        if not self.expression_names and self.data_format != "celeba":
             raise DataError("expression_names must name at least one expression")
+        self._check_celeba()
         if self.data_format == "csv":
             if not self.label_columns:
                 raise DataError("data_format=csv needs label_columns (e.g. expression,lighting)")
@@ -151,6 +167,19 @@ class DataConfig:
         if not 0.0 <= self.holdout_fraction < 1.0:
             raise DataError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}")
         self._check_patterns()
+
+    def _check_celeba(self):
+        if self.data_format != "celeba":
+            given = [name for name in ("celeba_images", "celeba_identities") if getattr(self, name)]
+            if given:
+                raise DataError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} read by "
+                                f"data_format=celeba only, not {self.data_format}")
+            return
+        if not self.celeba_images:
+            raise DataError("data_format=celeba needs celeba_images: the folder of CelebA's aligned images")
+        if not self.attribute_names:
+            raise DataError("data_format=celeba needs attribute_names: the attributes to keep, e.g. "
+                            + ",".join(CELEBA_ATTRIBUTES))
 
     def _check_patterns(self):
         patterns = {"exclude_pattern": self.exclude_pattern, "group_pattern": self.group_pattern,

@@ -64,6 +64,8 @@ class ParsedData:
     # Per entry, "train", "validation" or "test" when --split_pattern gives the dataset's own split;
     # else None.
     split_of: Optional[List[str]] = None
+    # CelebA: rows of the attribute file whose image is not in the image folder (a sample's share).
+    rows_without_image: int = 0
 
 
 # --- small parsers (raise RowFault) ---------------------------------------------------------------

@@ -31,8 +31,9 @@ from PIL import Image
 from legan_tf.data import lighting_copies
 from legan_tf.data.config import DataConfig
 from legan_tf.data.errors import DataError
-from legan_tf.data.shard_format import (BYTES_FEATURES, FLOAT_FEATURES, INT_FEATURES, open_shards,
-                                        record_count, resplit_filters, stored_split_files)
+from legan_tf.data.shard_format import (BYTES_FEATURES, FLOAT_FEATURES, INT_FEATURES, MULTI_HOT_FEATURES,
+                                        count_classes, counts_line, open_shards, record_count, resplit_filters,
+                                        stored_split_files)
 
 PREFETCH_BATCHES = 4
 # Evaluation order under tf.data interleaves this many shards one record at a time (pipeline.py).
@@ -259,7 +260,8 @@ def flip_horizontally(example: dict) -> dict:
 
 
 def read_example(span, features) -> dict:
-    """The encoded example of one record: bytes for pixel maps, int32 labels, float32 ratings."""
+    """The encoded example of one record: bytes for pixel maps, int32 labels, float32 (K,) multi-hot vectors,
+    float32 ratings."""
     path, offset, length = span
     with open(path, "rb") as handle:
         handle.seek(offset)
@@ -275,6 +277,8 @@ def read_example(span, features) -> dict:
             raise DataError(f"{path}: a record at byte {offset} has no {name!r}")
         if name in INT_FEATURES:
             example[name] = np.int32(values[0])
+        elif name in MULTI_HOT_FEATURES:
+            example[name] = np.asarray(values, np.float32)
         elif name in FLOAT_FEATURES:
             example[name] = np.float32(values[0])
         else:
@@ -475,7 +479,7 @@ class NumpySource:
         """Group, stratum and labels of every record of `files` (before the filter), in record order."""
         if self._index is None:
             rows = collections.defaultdict(list)
-            labels = [name for name in self.features if name in INT_FEATURES]
+            labels = [name for name in self.features if name in INT_FEATURES + MULTI_HOT_FEATURES]
             for path, offset, length in self._all_spans():
                 with open(path, "rb") as handle:
                     handle.seek(offset)
@@ -483,7 +487,7 @@ class NumpySource:
                 rows["group"].append(parsed["group"][0].decode())
                 rows["stratum"].append(parsed["stratum"][0].decode())
                 for name in labels:
-                    rows[name].append(parsed[name][0])
+                    rows[name].append(parsed[name] if name in MULTI_HOT_FEATURES else parsed[name][0])
             self._index = {key: np.asarray(values) for key, values in rows.items()}
         return self._index
 
@@ -504,11 +508,7 @@ class NumpySource:
     def class_counts(self) -> Dict[str, Dict[str, int]]:
         if self.record_filter is None and self.split_name != "all":
             return self.metadata["splits"][self.split_name]["class_counts"]
-        counts = {}
-        for attribute, names in self.label_names.items():
-            ids = self._filtered(attribute)
-            counts[attribute] = {name: int(np.sum(ids == i)) for i, name in enumerate(names)}
-        return counts
+        return count_classes(self.label_names, {attribute: self._filtered(attribute) for attribute in self.label_names})
 
     def identities(self) -> np.ndarray:
         if "identity" not in self.features:
@@ -560,13 +560,14 @@ class NumpySource:
                  f"split: {self.split_name}",
                  f"examples: {self.num_examples} in {len(set(self.groups))} groups (by {self.group_kind})"]
         for attribute, counts in self.class_counts().items():
-            lines.append(f"{attribute}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+            lines.append(counts_line(attribute, counts))
         lines.append(f"shards: {len(self.files)}")
         return "\n".join(lines)
 
     def batches(self, batch_size: int, training: bool, seed: int = 0, repeat: bool = True, start_step: int = 0,
                 num_workers: Optional[int] = None, processes: int = 0) -> Iterator[Dict[str, np.ndarray]]:
-        """Batches of model-ready examples (dicts of float32 pixel maps in [-1, 1], int32 labels).
+        """Batches of model-ready examples (dicts of float32 pixel maps in [-1, 1], int32 labels, float32 (B, K)
+        multi-hot `attributes`).
 
         Training: a new seeded order every epoch, seeded flips (config.random_flip), the last partial
         batch dropped, and `start_step` continuing after that many batches. Evaluation: the tf.data

@@ -14,12 +14,13 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from legan_tf.data import images, lighting_copies, manifests, preprocess, shard_format, splits, tfrecord
+from legan_tf.data import celeba, images, lighting_copies, manifests, preprocess, shard_format, splits, tfrecord
 from legan_tf.data.config import DataConfig
 from legan_tf.data.errors import DataError, Fault, write_fault_report
 
 AUTOTUNE = tf.data.AUTOTUNE
-LABEL_FEATURES = tfrecord.INT_FEATURES
+# The features a record's index holds beside its group: one-hot ids (and identity) and multi-hot vectors.
+LABEL_FEATURES = tfrecord.INT_FEATURES + tfrecord.MULTI_HOT_FEATURES
 # How many faults summary() lists before pointing at the report.
 SUMMARY_MAX_FAULTS = 20
 
@@ -137,7 +138,8 @@ class Source:
     def dataset(self, batch_size: int, training: bool, seed: int = 0, repeat: bool = True,
                 input_context: Optional[tf.distribute.InputContext] = None,
                 start_step: int = 0) -> tf.data.Dataset:
-        """Batches of examples: dicts of float32 pixel maps in [-1, 1] and int32 labels.
+        """Batches of examples: dicts of float32 pixel maps in [-1, 1], int32 labels and float32 (B, K)
+        multi-hot `attributes`.
 
         batch_size is the global batch; with an input_context each pipeline batches its
         per-replica share. Training shuffles, (optionally) flips and drops the last partial batch.
@@ -197,7 +199,7 @@ class Source:
             f"examples: {self.num_examples} in {len(set(self.groups))} groups (by {self.group_kind})",
         ]
         for attribute, counts in self.class_counts().items():
-            lines.append(f"{attribute}: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+            lines.append(shard_format.counts_line(attribute, counts))
         lines.extend(self._extra_summary_lines())
         lines.append(f"faults: {len(self.faults)} skipped")
         for fault in self.faults[:SUMMARY_MAX_FAULTS]:
@@ -216,11 +218,7 @@ class Source:
 
 
 def _count_classes(label_names, columns, indices) -> Dict[str, Dict[str, int]]:
-    counts = {}
-    for attribute, names in label_names.items():
-        ids = np.bincount(np.asarray(columns[attribute])[indices], minlength=len(names))
-        counts[attribute] = {name: int(n) for name, n in zip(names, ids)}
-    return counts
+    return shard_format.count_classes(label_names, columns, indices)
 
 
 class ManifestSource(Source):
@@ -239,7 +237,8 @@ class ManifestSource(Source):
         total = len(parsed.groups)
         self.indices = np.arange(total) if indices is None else np.asarray(indices, dtype=np.int64)
         self.features = [name for name in (*tfrecord.BYTES_FEATURES, *tfrecord.INT_FEATURES,
-                                           *tfrecord.FLOAT_FEATURES) if name in parsed.columns]
+                                           *tfrecord.MULTI_HOT_FEATURES, *tfrecord.FLOAT_FEATURES)
+                         if name in parsed.columns]
 
     # The whole dataset's columns (all splits); `indices` index into them. Used by the writer.
     @property
@@ -336,6 +335,8 @@ class ManifestSource(Source):
             values = [self._parsed.columns[name][i] for i in indices]
             if name in tfrecord.INT_FEATURES:
                 columns[name] = np.asarray(values, np.int32)
+            elif name in tfrecord.MULTI_HOT_FEATURES:
+                columns[name] = np.asarray(values, np.float32).reshape(len(values), len(self.label_names[name]))
             elif name in tfrecord.FLOAT_FEATURES:
                 columns[name] = np.asarray(values, np.float32)
             else:
@@ -353,10 +354,20 @@ class ManifestSource(Source):
 
         return dataset.map(read_files, num_parallel_calls=AUTOTUNE)
 
-    def _extra_summary_lines(self):
-        lines = ["image sizes: " + ", ".join(f"{s} ({n})" for s, n in self.image_sizes().items())]
+    def left_out_lines(self) -> List[str]:
+        """What the data leaves out on purpose (not faults), a line each: files a pattern leaves out, CelebA
+        attribute rows without an image."""
+        lines = []
         if self._parsed.excluded:
             lines.append(f"left out by --exclude_pattern / --split_pattern: {self._parsed.excluded} files")
+        if self._parsed.rows_without_image:
+            lines.append(f"rows of {self._parsed.origin} without an image (not used): "
+                         f"{self._parsed.rows_without_image}")
+        return lines
+
+    def _extra_summary_lines(self):
+        lines = ["image sizes: " + ", ".join(f"{s} ({n})" for s, n in self.image_sizes().items())]
+        lines.extend(self.left_out_lines())
         if self.predefined_split:
             sides = [self._parsed.split_of[i] for i in self.indices]
             lines.append("the data's own split (--split_pattern): " + ", ".join(
@@ -396,6 +407,7 @@ class TFRecordSource(Source):
         # Boolean per record of `files` (read in order) when this is a re-split subset.
         self.record_filter = record_filter
         self._index = None
+        self._multi_hot_sizes = shard_format.multi_hot_sizes(self.features, self.label_names)
 
     @classmethod
     def open(cls, config: DataConfig) -> "TFRecordSource":
@@ -405,8 +417,9 @@ class TFRecordSource(Source):
         """Group, stratum and labels of every record in this source, read once in record order."""
         if self._index is None:
             labels = [name for name in self.features if name in LABEL_FEATURES]
+            sizes = self._multi_hot_sizes
             dataset = self._records_in_order().map(
-                lambda record: tfrecord.parse_index(record, labels), num_parallel_calls=AUTOTUNE)
+                lambda record: tfrecord.parse_index(record, labels, sizes), num_parallel_calls=AUTOTUNE)
             rows = list(dataset.as_numpy_iterator())
             self._index = {key: np.asarray([row[key] for row in rows])
                            for key in ("group", "stratum", *labels)}
@@ -499,8 +512,8 @@ class TFRecordSource(Source):
             records = self._records_in_order()
             if input_context is not None:
                 records = records.shard(pipelines, input_context.input_pipeline_id)
-        features = self.features
-        return records.map(lambda record: tfrecord.parse_record(record, features),
+        features, sizes = self.features, self._multi_hot_sizes
+        return records.map(lambda record: tfrecord.parse_record(record, features, sizes),
                            num_parallel_calls=AUTOTUNE)
 
     def _extra_summary_lines(self):
@@ -523,7 +536,7 @@ def open_source(config: DataConfig) -> Source:
         return TFRecordSource.open(config)
     if not os.path.exists(config.data_path):
         raise DataError(f"{config.data_path}: data_path does not exist")
-    parsed = manifests.parse(config)
+    parsed = celeba.parse(config) if config.data_format == "celeba" else manifests.parse(config)
     if config.apply_mask and "mask" not in parsed.columns and "depth" not in parsed.columns:
         raise DataError(f"{parsed.origin}: apply_mask needs a face mask (a `mask` column, or depth "
                         "for rgbd), and this data has none")

@@ -21,6 +21,9 @@ BYTES_FEATURES = ("image", "depth", "normals", "mask")
 # `identity` is the subject's index among the sorted subjects of the whole dataset: an identity
 # label for face-recognition training, never an attribute (it is not in `label_names`).
 INT_FEATURES = ("expression", "lighting", "identity")
+# Several binary attributes at once (CelebA's): per record an int64 list of 0/1, one value per name of
+# label_names["attributes"], in that order. Both readers yield it as float32 (K,), batched (B, K).
+MULTI_HOT_FEATURES = ("attributes",)
 FLOAT_FEATURES = ("mean", "std")
 # Bookkeeping kept in every record so stored shards can be re-split by group later.
 INDEX_FEATURES = ("group", "stratum", "path")
@@ -55,17 +58,56 @@ def open_shards(config) -> tuple:
     """(metadata, shard files of every split) of a prepare_data output, checked against the config:
     the same label names, and masks where apply_mask needs them. Shared by both readers."""
     metadata = read_metadata(config.data_path)
-    configured = {"expression": config.expression_names, "lighting": config.lighting_names}
+    configured = {"expression": config.expression_names, "lighting": config.lighting_names,
+                  "attributes": config.attribute_names}
     for attribute, names in metadata["label_names"].items():
         if tuple(names) != configured[attribute]:
             raise DataError(
                 f"{os.path.join(config.data_path, METADATA_FILE)}: the shards' {attribute} names "
                 f"({', '.join(names)}) differ from the configured ones ({', '.join(configured[attribute]) or 'none'})"
-                f"; pass --{attribute}_names")
+                f"; pass --{names_flag(attribute)}")
+    for name in MULTI_HOT_FEATURES:
+        if name in metadata["features"] and name not in metadata["label_names"]:
+            raise DataError(f"{os.path.join(config.data_path, METADATA_FILE)}: the records hold {name} vectors, and "
+                            f"label_names does not name their values")
     if config.apply_mask and "mask" not in metadata["features"] and "depth" not in metadata["features"]:
         raise DataError(f"{config.data_path}: apply_mask needs masks, and these shards have none")
     files = [os.path.join(config.data_path, shard) for split in metadata["splits"].values() for shard in split["shards"]]
     return metadata, files
+
+
+def names_flag(attribute: str) -> str:
+    """The flag that names a label group's classes: --expression_names, --lighting_names, --attribute_names."""
+    return "attribute_names" if attribute in MULTI_HOT_FEATURES else f"{attribute}_names"
+
+
+def multi_hot_sizes(features, label_names) -> dict:
+    """{multi-hot feature: its vector's length} of the records' features."""
+    return {name: len(label_names[name]) for name in MULTI_HOT_FEATURES if name in features}
+
+
+def count_classes(label_names, columns, indices=None) -> dict:
+    """{attribute: {name: count}}: examples per class of a one-hot label (its int ids); for a multi-hot one
+    (MULTI_HOT_FEATURES), the examples with each attribute (the positives of each name). `indices` select rows."""
+    import numpy as np
+
+    counts = {}
+    for attribute, names in label_names.items():
+        values = np.asarray(columns[attribute])
+        if attribute in MULTI_HOT_FEATURES:
+            values = values.reshape(-1, len(names))
+            per_name = (values if indices is None else values[indices]).sum(axis=0)
+        else:
+            values = values.astype(np.int64)
+            per_name = np.bincount(values if indices is None else values[indices], minlength=len(names))
+        counts[attribute] = {name: int(n) for name, n in zip(names, per_name)}
+    return counts
+
+
+def counts_line(attribute: str, counts: dict) -> str:
+    """A summary line of count_classes' counts for one attribute."""
+    what = " (faces with each)" if attribute in MULTI_HOT_FEATURES else ""
+    return f"{attribute}{what}: " + ", ".join(f"{name} {n}" for name, n in counts.items())
 
 
 def stored_split_files(metadata, data_path, holdout_fraction):

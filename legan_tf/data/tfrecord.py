@@ -23,12 +23,14 @@ from legan_tf.data.errors import DataError, write_fault_report
 
 # The shard layout is shared with the TensorFlow-free reader (legan_tf.data.numpy_input).
 from legan_tf.data.shard_format import (BYTES_FEATURES, FLOAT_FEATURES, FORMAT_VERSION, INDEX_FEATURES,  # noqa: E402,F401
-                                        INT_FEATURES, METADATA_FILE, PARTIAL_PREFIX, SHARD_SUFFIX,
-                                        SKIPPED_REPORT_FILE, read_metadata, shard_name)
+                                        INT_FEATURES, METADATA_FILE, MULTI_HOT_FEATURES, PARTIAL_PREFIX,
+                                        SHARD_SUFFIX, SKIPPED_REPORT_FILE, counts_line, read_metadata, shard_name)
 
 
-def feature_spec(features: List[str]) -> Dict[str, tf.io.FixedLenFeature]:
-    """Parsing spec for records holding `features` (a subset of the data features) + bookkeeping."""
+def feature_spec(features: List[str], multi_hot_sizes: Optional[Dict[str, int]] = None
+                 ) -> Dict[str, tf.io.FixedLenFeature]:
+    """Parsing spec for records holding `features` (a subset of the data features) + bookkeeping.
+    `multi_hot_sizes`: the length of each multi-hot feature's vector (shard_format.multi_hot_sizes)."""
     spec = {}
     for name in features:
         if name in BYTES_FEATURES:
@@ -37,22 +39,34 @@ def feature_spec(features: List[str]) -> Dict[str, tf.io.FixedLenFeature]:
             spec[name] = tf.io.FixedLenFeature([], tf.int64)
         elif name in FLOAT_FEATURES:
             spec[name] = tf.io.FixedLenFeature([], tf.float32)
+        elif name in MULTI_HOT_FEATURES and name in (multi_hot_sizes or {}):
+            spec[name] = tf.io.FixedLenFeature([multi_hot_sizes[name]], tf.int64)
         else:
             raise DataError(f"{METADATA_FILE} names an unknown feature {name!r}")
     return spec
 
 
-def parse_record(serialized: tf.Tensor, features: List[str]) -> Dict[str, tf.Tensor]:
-    """Serialized record -> encoded example (bytes for pixel maps, int32 labels, float32 ratings)."""
-    parsed = tf.io.parse_single_example(serialized, feature_spec(features))
-    return {name: tf.cast(value, tf.int32) if name in INT_FEATURES else value
-            for name, value in parsed.items()}
+def _cast(name: str, value: tf.Tensor) -> tf.Tensor:
+    if name in INT_FEATURES:
+        return tf.cast(value, tf.int32)
+    if name in MULTI_HOT_FEATURES:
+        return tf.cast(value, tf.float32)
+    return value
 
 
-def parse_index(serialized: tf.Tensor, label_features: List[str]) -> Dict[str, tf.Tensor]:
+def parse_record(serialized: tf.Tensor, features: List[str],
+                 multi_hot_sizes: Optional[Dict[str, int]] = None) -> Dict[str, tf.Tensor]:
+    """Serialized record -> encoded example (bytes for pixel maps, int32 labels, float32 (K,) multi-hot
+    vectors, float32 ratings)."""
+    parsed = tf.io.parse_single_example(serialized, feature_spec(features, multi_hot_sizes))
+    return {name: _cast(name, value) for name, value in parsed.items()}
+
+
+def parse_index(serialized: tf.Tensor, label_features: List[str],
+                multi_hot_sizes: Optional[Dict[str, int]] = None) -> Dict[str, tf.Tensor]:
     """Only the group, stratum and labels of a record: what splitting and class counts need."""
     spec = {name: tf.io.FixedLenFeature([], tf.string) for name in ("group", "stratum")}
-    spec.update({name: tf.io.FixedLenFeature([], tf.int64) for name in label_features})
+    spec.update(feature_spec(label_features, multi_hot_sizes))
     return tf.io.parse_single_example(serialized, spec)
 
 
@@ -100,6 +114,9 @@ def _record(columns: Dict[str, list], index: int, group: str, stratum: str) -> b
     for name in FLOAT_FEATURES:
         if name in columns:
             feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[columns[name][index]]))
+    for name in MULTI_HOT_FEATURES:
+        if name in columns:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=list(columns[name][index])))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -124,15 +141,22 @@ class WriteResult:
     skipped: int
     skipped_report: Optional[str]
     seconds: float
+    # Distinct groups (subjects, sources or images: group_kind) per split.
+    groups: Dict[str, int] = dataclasses.field(default_factory=dict)
+    group_kind: str = ""
+    # What the data left out on purpose, a line each (source.left_out_lines()).
+    left_out: List[str] = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"wrote {sum(self.records.values())} records to {self.output_dir} "
                  f"in {self.seconds:.1f} s"]
         for split, count in self.records.items():
-            lines.append(f"  {split}: {count} records")
+            groups = self.groups.get(split)
+            people = f", {groups} {self.group_kind}{'' if groups == 1 else 's'}" if groups is not None else ""
+            lines.append(f"  {split}: {count} records{people}")
             for attribute, counts in self.class_counts[split].items():
-                per_class = ", ".join(f"{name} {n}" for name, n in counts.items())
-                lines.append(f"    {attribute}: {per_class}")
+                lines.append(f"    {counts_line(attribute, counts)}")
+        lines.extend(self.left_out)
         lines.append(f"skipped: {self.skipped}" + (
             f" (listed in {self.skipped_report})" if self.skipped_report else ""))
         return "\n".join(lines)
@@ -217,4 +241,6 @@ def write_tfrecords(source, output_dir: str, num_shards: int, holdout_fraction: 
         output_dir=output_dir,
         records={name: split.num_examples for name, split in splits.items()},
         class_counts={name: split.class_counts() for name, split in splits.items()},
-        skipped=len(source.faults), skipped_report=report, seconds=time.time() - started)
+        skipped=len(source.faults), skipped_report=report, seconds=time.time() - started,
+        groups={name: len(set(split.groups)) for name, split in splits.items()}, group_kind=source.group_kind,
+        left_out=source.left_out_lines())

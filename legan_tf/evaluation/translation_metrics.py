@@ -121,11 +121,16 @@ def exact_geometry(depth: np.ndarray, geometry: str) -> np.ndarray:
 
 
 def one_hot_labels(targets: Mapping[str, np.ndarray], label_sizes: Mapping[str, int]) -> np.ndarray:
-    """`legan_tf.labels.one_hot_labels` as numpy, refusing ids out of range (it would give all-zero groups)."""
+    """`legan_tf.labels.one_hot_labels` as numpy, refusing ids out of range (it would give all-zero groups) and a
+    multi-label group's vectors of another width or with values other than 0 and 1."""
     from legan_tf import labels  # TensorFlow, imported when a generator is about to run anyway
 
     for name, size in label_sizes.items():
         ids = np.asarray(targets[name])
+        if labels.is_multi_label(name):
+            if ids.ndim != 2 or ids.shape[1] != size or not np.isin(ids, (0, 1)).all():
+                raise ValueError(f"{name} targets must be (N, {size}) vectors of 0 and 1, got shape {ids.shape}")
+            continue
         if ids.size and (ids.min() < 0 or ids.max() >= size):
             raise ValueError(f"{name} target ids must be in [0, {size}), got {np.unique(ids)}")
     return labels.one_hot_labels({name: np.asarray(targets[name]) for name in label_sizes}, label_sizes).numpy()

@@ -43,7 +43,7 @@ from keras import ops
 
 from legan_tf import backend, hparams
 from legan_tf.hparams import hparam
-from legan_tf.labels import one_hot_labels
+from legan_tf.labels import is_multi_label, one_hot_labels
 from legan_tf.random_streams import Stream, uniform_per_example
 
 TARGET_STREAM_PREFIX = "gan/target/"
@@ -154,7 +154,9 @@ class ConditionalGAN(keras.Model):
     # -- labels and targets ------------------------------------------------------------------------
 
     def source_labels(self, batch) -> dict:
-        return {name: ops.cast(batch[name], "int32") for name in self.label_sizes}
+        """The batch's own labels: int ids per one-hot attribute, float 0/1 vectors per multi-label group."""
+        return {name: ops.cast(batch[name], "float32" if is_multi_label(name) else "int32")
+                for name in self.label_sizes}
 
     def one_hot(self, ids):
         return one_hot_labels(ids, self.label_sizes)
@@ -163,11 +165,18 @@ class ConditionalGAN(keras.Model):
         return uniform_per_example(stream, self.seed, step, count, self.global_batch_size)
 
     def random_targets(self, batch, step) -> dict:
-        """A random target class per example and attribute, different from the example's own class."""
+        """A random target class per example and attribute, different from the example's own class.
+
+        A multi-label group's target is another face's vector of the same batch (a random permutation), as
+        StarGAN's reference trains on CelebA: targets are attribute sets real faces have (one hair colour),
+        and each differs from the source in the attributes the two faces do not share, possibly none."""
         count = batch_size(batch["image"])
         targets = {}
         for name, size in self.label_sizes.items():
             draw = self.uniform_per_example(self.target_streams[name], step, count)
+            if is_multi_label(name):
+                targets[name] = ops.take(ops.cast(batch[name], "float32"), ops.argsort(draw), axis=0)
+                continue
             shift = 1 + ops.cast(ops.floor(draw * (size - 1)), "int32")  # 1..size-1: never the source class
             targets[name] = (ops.cast(batch[name], "int32") + shift) % size
         return targets

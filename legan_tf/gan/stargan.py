@@ -17,6 +17,7 @@ from legan_tf.gan import diffaugment
 from legan_tf.gan.base import ConditionalGAN, GANHyperparameters, batch_size, critic_on_real_and_fake
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
+from legan_tf.labels import is_multi_label
 from legan_tf.models.stargan import StarGANDiscriminator, StarGANGenerator
 from legan_tf.random_streams import Stream
 
@@ -128,7 +129,10 @@ class StarGAN(ConditionalGAN):
                                     head_classes=self.label_sizes, name="discriminator")
 
     def _classification(self, logits, ids, names=None):
-        terms = [losses.classification_loss(logits[name], ids[name]) for name in (names or self.label_sizes)]
+        """Per-example classification loss summed over attributes: softmax cross-entropy of a one-hot group's
+        class id, sigmoid cross-entropy summed over a multi-label group's attributes (the reference's CelebA)."""
+        terms = [losses.classification_loss(logits[name], ids[name], multi_label=is_multi_label(name))
+                 for name in (names or self.label_sizes)]
         return sum(terms[1:], terms[0])
 
     def discriminator_loss_weights(self):

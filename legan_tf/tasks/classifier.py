@@ -1,5 +1,8 @@
 """Recipe: train the attribute classifier (expression and lighting heads) on labelled faces.
 
+A one-hot group (expression, lighting) has a softmax head; a multi-label group (`attributes`: CelebA's
+binary attributes) a sigmoid per attribute, read as present where its logit is above 0.
+
 It is the smallest complete model in the project, the main job until the GAN recipes land, and the
 independent judge of generated images later on.
 """
@@ -13,6 +16,7 @@ from keras import ops
 from legan_tf import adversarial, backend, optimizers, visualize
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
+from legan_tf.labels import is_multi_label
 from legan_tf.losses import classification_loss
 from legan_tf.models.classifier import AttributeClassifier
 from legan_tf.tasks import base, register
@@ -69,7 +73,7 @@ class ClassifierTask(base.Task):
 
     def _per_example_losses(self, logits, batch):
         return {
-            name: classification_loss(logits[name], batch[name])
+            name: classification_loss(logits[name], batch[name], multi_label=is_multi_label(name))
             for name in self.attributes
         }
 
@@ -95,19 +99,25 @@ class ClassifierTask(base.Task):
             loss = sum(ops.sum(value) for value in losses.values()) / self.global_batch_size
             metrics = {f"loss/{name}": ops.mean(value) for name, value in losses.items()}
             for name in self.attributes:
-                predicted = ops.cast(ops.argmax(logits[name], axis=-1), "int32")
-                metrics[f"accuracy/{name}"] = ops.mean(ops.cast(predicted == ops.cast(batch[name], "int32"), "float32"))
+                if is_multi_label(name):  # the share of attributes read right
+                    right = ops.cast(logits[name] > 0, "float32") == ops.cast(batch[name], "float32")
+                else:
+                    right = ops.cast(ops.argmax(logits[name], axis=-1), "int32") == ops.cast(batch[name], "int32")
+                metrics[f"accuracy/{name}"] = ops.mean(ops.cast(right, "float32"))
             return loss, metrics
 
         return backend.apply_gradients(self.optimizer, self.model.trainable_variables, loss_and_metrics)
 
     def predict(self, images):
+        """Class ids (B,) per one-hot group; (B, K) 0/1 per multi-label group."""
         logits = self.model(images, training=False)
-        return {name: np.argmax(ops.convert_to_numpy(logits[name]), axis=-1) for name in self.attributes}
+        return {name: (ops.convert_to_numpy(logits[name]) > 0).astype(np.float32) if is_multi_label(name)
+                else np.argmax(ops.convert_to_numpy(logits[name]), axis=-1) for name in self.attributes}
 
     def evaluate(self, dataset):
         """Accuracy per attribute; with adversarial_epsilon > 0 also the robust accuracy (right on the
-        worst face within that distance, the training attack)."""
+        worst face within that distance, the training attack). A multi-label group reports each of its
+        attributes (`eval/accuracy/<attribute name>`) and their mean (`eval/accuracy/attributes`)."""
         robust = self.hp.adversarial_epsilon > 0
         correct = {name: 0 for name in self.attributes}
         robust_correct = {name: 0 for name in self.attributes}
@@ -117,15 +127,26 @@ class ClassifierTask(base.Task):
             attacked = self.predict(self.adversarial_images(batch)) if robust else {}
             for name in self.attributes:
                 truth = np.asarray(batch[name])
+                if is_multi_label(name):
+                    truth = truth > 0.5
+                    # Per attribute (K,) counts of right readings.
+                    correct[name] = correct[name] + np.sum((predicted[name] > 0.5) == truth, axis=0)
+                    if robust:
+                        robust_correct[name] = robust_correct[name] + np.sum((attacked[name] > 0.5) == truth, axis=0)
+                    continue
                 correct[name] += int(np.sum(predicted[name] == truth))
                 if robust:
                     robust_correct[name] += int(np.sum(attacked[name] == truth))
             total += int(batch["image"].shape[0])
         if total == 0:
             raise ValueError("evaluation data is empty")
-        metrics = {f"eval/accuracy/{name}": correct[name] / total for name in self.attributes}
+        metrics = {f"eval/accuracy/{name}": float(np.mean(correct[name])) / total for name in self.attributes}
+        for name in filter(is_multi_label, self.attributes):
+            metrics.update({f"eval/accuracy/{attribute}": float(count) / total
+                            for attribute, count in zip(self.label_names[name], correct[name])})
         if robust:
-            metrics.update({f"eval/robust_accuracy/{name}": robust_correct[name] / total for name in self.attributes})
+            metrics.update({f"eval/robust_accuracy/{name}": float(np.mean(robust_correct[name])) / total
+                            for name in self.attributes})
         return metrics
 
     def sample_grid(self, batch):
@@ -134,8 +155,14 @@ class ClassifierTask(base.Task):
         for index in range(len(batch["image"])):
             parts, all_right = [], True
             for name in self.attributes:
-                truth, guess = int(batch[name][index]), int(predicted[name][index])
                 names = self.label_names[name]
+                if is_multi_label(name):  # the attributes read as present, a wrong reading marked
+                    truth, guess = np.asarray(batch[name][index]) > 0.5, predicted[name][index] > 0.5
+                    parts.append(",".join(("" if t == g else "!") + short for short, t, g in
+                                          zip((n[:6] for n in names), truth, guess) if t or g) or "none")
+                    all_right &= bool(np.all(truth == guess))
+                    continue
+                truth, guess = int(batch[name][index]), int(predicted[name][index])
                 parts.append(names[guess] if guess == truth else f"{names[guess]}≠{names[truth]}")
                 all_right &= guess == truth
             captions.append("\n".join(parts))

@@ -15,7 +15,7 @@ from legan_tf.errors import ConfigError
 from legan_tf.gan import diffaugment
 from legan_tf.gan.stargan import StarGAN, StarGANHyperparameters
 from legan_tf.hparams import hparam
-from legan_tf.labels import one_hot_labels
+from legan_tf.labels import flip_attribute, is_multi_label, one_hot_labels
 from legan_tf.models.quality import QualityModel
 from legan_tf.runs import load_attribute_classifier, load_model
 from legan_tf.tasks import base, register
@@ -106,7 +106,8 @@ class StarGANTask(base.GANTask):
 
     def evaluate(self, dataset):
         """Cycle L1 and D's classification accuracy on held-out real faces (cheap health signals;
-        the learning check proper is scripts/evaluate_translation.py)."""
+        the learning check proper is scripts/evaluate_translation.py). A multi-label group's accuracy is the
+        share of its attributes D reads right, averaged over faces and attributes."""
         model, cycle, correct, total = self.model, [], {name: 0 for name in self.label_sizes}, 0
         for step, batch in enumerate(dataset):
             source = {name: batch[name] for name in self.label_sizes}
@@ -117,7 +118,11 @@ class StarGANTask(base.GANTask):
             cycle.append(ops.convert_to_numpy(losses.cycle_loss(batch["image"], rebuilt)))
             _, logits = model.discriminator(batch["image"], training=False)
             for name in self.label_sizes:
-                read = np.argmax(ops.convert_to_numpy(logits[name]), -1)
+                values = ops.convert_to_numpy(logits[name])
+                if is_multi_label(name):  # each attribute read right (logit > 0 for a 1), averaged over attributes
+                    correct[name] += float(np.sum(np.mean((values > 0) == (np.asarray(batch[name]) > 0.5), -1)))
+                    continue
+                read = np.argmax(values, -1)
                 correct[name] += int(np.sum(read == np.asarray(batch[name])))
             total += int(batch["image"].shape[0])
         metrics = {"eval/cycle_l1": float(np.mean(np.concatenate(cycle)))}
@@ -126,7 +131,8 @@ class StarGANTask(base.GANTask):
 
     def sample_grid(self, batch, max_columns_per_attribute=8):
         """Rows: inputs. Columns: the input, then each target class of each attribute (the other attributes
-        kept), up to `max_columns_per_attribute` classes spread over each attribute."""
+        kept), up to `max_columns_per_attribute` classes spread over each attribute; for a multi-label group,
+        each of its attributes edited as the reference's test does (`labels.flip_attribute`)."""
         images = batch["image"][:8]
         source = {name: batch[name][:8] for name in self.label_sizes}
         generator = self.model.sampling_generator
@@ -135,6 +141,13 @@ class StarGANTask(base.GANTask):
         attributes += [name for name in self.label_sizes if name not in attributes]
         for name in attributes:
             size, names = self.label_sizes[name], self.label_names[name]
+            if is_multi_label(name):
+                for index in range(min(size, max_columns_per_attribute)):
+                    targets = {**source, name: flip_attribute(ops.convert_to_numpy(source[name]), names, index)}
+                    columns.append(ops.convert_to_numpy(generator((images, one_hot_labels(targets, self.label_sizes)),
+                                                                 training=False)))
+                    titles.append(names[index][:10])
+                continue
             for value in np.unique(np.linspace(0, size - 1, min(size, max_columns_per_attribute)).round().astype(int)):
                 targets = dict(source)
                 targets[name] = ops.full(ops.shape(source[name]), int(value), dtype="int32")
