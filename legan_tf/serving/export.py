@@ -16,7 +16,9 @@ Every model has a bytes signature, `serving_default` (encoded JPEG/PNG faces of 
 `images_bytes`), and a float signature for batch use (faces in [-1, 1] at the model's size). Faces are
 centre-cropped to a square and resized as the training data was (`legan_tf.data.preprocess`). Label
 names are a lookup table inside the graph: an unknown name fails the request, it never falls back
-to a default class. TF-Serving's REST API base64-encodes string outputs only when their name ends in
+to a default class. A multi-label group (CelebA's `attributes`) takes one string per image, the names of
+the attributes it should have, comma-separated (empty for none); the classifier answers the names it
+reads as present the same way, beside a sigmoid probability per attribute. TF-Serving's REST API base64-encodes string outputs only when their name ends in
 `_bytes`, hence `images_bytes` for PNG output.
 """
 
@@ -35,6 +37,7 @@ import legan_tf
 from legan_tf.data.images import decode_rgb
 from legan_tf.data.preprocess import center_crop_square, resize_rgb
 from legan_tf.errors import ConfigError
+from legan_tf.labels import is_multi_label
 from legan_tf.runs import RunDir, model_file
 
 MODEL_CARD = "model_card.md"
@@ -114,6 +117,29 @@ class _LabelTable(tf.Module):
         with tf.control_dependencies(checks):
             return tf.identity(ids)
 
+    def vectors(self, names, batch):
+        """(B, K) 0/1 vectors of a multi-label group from one string per image: the names of the attributes the
+        image should have, comma-separated ("" for none of them)."""
+        tokens = tf.strings.strip(tf.strings.split(names, ","))
+        tokens = tf.ragged.boolean_mask(tokens, tf.strings.length(tokens) > 0)
+        ids = tf.ragged.map_flat_values(self.table.lookup, tokens)
+        flat = ids.flat_values
+        checks = [tf.debugging.assert_equal(tf.size(names), batch, message=f"give one {self.attribute} list per "
+                                            "image (comma-separated names, empty for none)"),
+                  tf.debugging.Assert(tf.reduce_all(flat >= 0),
+                                      [f"unknown {self.attribute} name(s):", tf.boolean_mask(tokens.flat_values,
+                                                                                            flat < 0),
+                                       f"(known: {', '.join(self.names)})"], summarize=8)]
+        with tf.control_dependencies(checks):
+            hot = tf.ragged.map_flat_values(lambda values: tf.one_hot(values, len(self.names)), ids)
+            return tf.minimum(tf.reduce_sum(hot, axis=1), 1.0)
+
+    def encode(self, names, batch):
+        """The label-vector part of this group: one-hot ids, or a multi-label group's 0/1 vectors."""
+        if is_multi_label(self.attribute):
+            return self.vectors(names, batch)
+        return tf.one_hot(self.ids(names, batch), len(self.names))
+
 
 # --- one serving module per kind of model --------------------------------------------------------
 
@@ -139,8 +165,7 @@ class GeneratorModule(tf.Module):
     def _edit(self, images_bytes, *targets):
         faces, sides = _decode_faces(images_bytes, self.size)
         batch = tf.size(images_bytes)
-        labels = tf.concat([tf.one_hot(table.ids(names, batch), len(table.names))
-                            for table, names in zip(self.tables, targets)], axis=-1)
+        labels = tf.concat([table.encode(names, batch) for table, names in zip(self.tables, targets)], axis=-1)
         return {"images_bytes": _encode_png(self.generator((faces, labels), training=False), sides)}
 
     def _translate(self, images, labels):
@@ -209,6 +234,12 @@ class ClassifierModule(_FacesModule):
     def outputs(self, images):
         outputs = {}
         for name, logits in self.model(images, training=False).items():
+            if is_multi_label(name):  # a sigmoid per attribute; the names read as present, comma-separated
+                present = logits > 0
+                names = tf.tile(self.tables[name].name_tensor[None], [tf.shape(logits)[0], 1])
+                outputs[f"{name}_probabilities"] = tf.sigmoid(logits)
+                outputs[name] = tf.strings.reduce_join(tf.ragged.boolean_mask(names, present), axis=1, separator=",")
+                continue
             outputs[f"{name}_probabilities"] = tf.nn.softmax(logits, axis=-1)
             outputs[name] = tf.gather(self.tables[name].name_tensor, tf.argmax(logits, axis=-1))
         return outputs
@@ -415,7 +446,8 @@ def example_label_values(label_names: Mapping[str, Sequence[str]]) -> Dict[str, 
     """A target per attribute for printed example commands: the middle light (the lights run from one
     side to the other, so the middle one is near frontal, where a young model already does well) and
     the second class of any other attribute (the first is often neutral)."""
-    return {attribute: names[len(names) // 2] if attribute == "lighting" else names[min(1, len(names) - 1)]
+    return {attribute: names[len(names) // 2] if attribute == "lighting" else
+            ",".join(names[1:3]) if is_multi_label(attribute) else names[min(1, len(names) - 1)]
             for attribute, names in label_names.items()}
 
 

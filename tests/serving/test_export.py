@@ -217,3 +217,39 @@ def test_a_legan_with_a_shading_ratio_exports_and_its_translation_matches(tmp_pa
     png = signature(images_bytes=tf.constant([png_bytes(face(3))]), expression=tf.constant(["smile"]),
                     lighting=tf.constant(["02"]))["images_bytes"]
     assert np.asarray(Image.open(io.BytesIO(png.numpy()[0]))).shape == (SIZE, SIZE, 3)
+
+
+def test_a_multi_label_generator_takes_comma_separated_attributes_and_its_classifier_answers_them(tmp_path):
+    """CelebA's attributes: one string per image naming the attributes it should have; the classifier's answer
+    names those it reads as present."""
+    from legan_tf.models.classifier import AttributeClassifier
+    from legan_tf.models.stargan import StarGANGenerator
+
+    names = ("Black_Hair", "Blond_Hair", "Male")
+    generator = StarGANGenerator(SIZE, num_labels=3, base_filters=4, num_residual_blocks=1)
+    generator((np.zeros((1, SIZE, SIZE, 3), np.float32), np.zeros((1, 3), np.float32)))
+    path = export.export_model(generator, "generator", str(tmp_path), "celeba", {"attributes": names})
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    pixels = [face(3), face(4), face(5)]
+    wanted = ["Blond_Hair, Male", "", "Black_Hair"]
+    pngs = signature(images_bytes=tf.constant([png_bytes(p) for p in pixels]),
+                     attributes=tf.constant(wanted))["images_bytes"].numpy()
+    vectors = np.array([[0, 1, 1], [0, 0, 0], [1, 0, 0]], np.float32)
+    floats = generator(((np.stack(pixels) / 127.5 - 1).astype(np.float32), vectors)).numpy()
+    for png, expected in zip(pngs, floats):
+        edited = np.asarray(Image.open(io.BytesIO(png)), np.int32)
+        assert np.abs(edited - np.round(np.clip((expected + 1) * 127.5, 0, 255))).max() <= 1
+    with pytest.raises(tf.errors.InvalidArgumentError, match="unknown attributes name"):
+        signature(images_bytes=tf.constant([png_bytes(pixels[0])]), attributes=tf.constant(["Blonde_Hair"]))
+
+    classifier = AttributeClassifier(image_size=SIZE, head_classes={"attributes": 3}, base_filters=4,
+                                     num_downsamples=2)
+    classifier(np.zeros((1, SIZE, SIZE, 3), np.float32))
+    path = export.export_model(classifier, "classifier", str(tmp_path), "judge", {"attributes": names})
+    classify = tf.saved_model.load(path).signatures["classify"]
+    images = (np.stack(pixels) / 127.5 - 1).astype(np.float32)
+    answer = classify(images=tf.constant(images))
+    logits = classifier(images)["attributes"].numpy()
+    np.testing.assert_allclose(answer["attributes_probabilities"].numpy(), 1 / (1 + np.exp(-logits)), **TOLERANCE)
+    assert [value.decode() for value in answer["attributes"].numpy()] == [
+        ",".join(name for name, on in zip(names, row > 0) if on) for row in logits]
