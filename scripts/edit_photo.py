@@ -46,6 +46,9 @@ flags.DEFINE_string(
     "lighting", None,
     "Target lighting, one of the model's names. Required when the model edits lighting, unless --all_lightings: "
     "no classifier tells a photo's own light, and a default would relight the face unasked.")
+flags.DEFINE_string("attributes", None, "For a model of binary attributes (CelebA's, configs/celeba/): the names "
+                    "the faces should have, comma-separated, e.g. Blond_Hair,Young (the others off; empty for none). "
+                    "Required for such a model: no classifier tells a photo's own attributes.")
 flags.DEFINE_bool("all_expressions", False,
                   "Instead of an edited photo, write to --output a strip: a row per face, the photo's face, "
                   "then the face edited to each expression of the model (the figure of docs/edit_photo.md).")
@@ -91,7 +94,7 @@ def main(argv):
             lighting=FLAGS.lighting, all_expressions=FLAGS.all_expressions,
             all_lightings=FLAGS.all_lightings, jpeg_quality=FLAGS.jpeg_quality,
             paste=FLAGS.paste, grey_model=FLAGS.grey_model, detector=FLAGS.detector,
-            min_face_size=FLAGS.min_face_size, detect_max_side=FLAGS.detect_max_side)
+            min_face_size=FLAGS.min_face_size, detect_max_side=FLAGS.detect_max_side, attributes=FLAGS.attributes)
     except edit_photo.NoFaceError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(edit_photo.NO_FACE_EXIT)

@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from legan_tf.errors import ConfigError
+from legan_tf.labels import is_multi_label
 from legan_tf.photos import faces as face_tools
 
 # A photo with no face that can be edited: the scripts exit with this status, apart from bad input (1).
@@ -207,10 +208,14 @@ def _scaled_parts(color, mask):
 
 
 def _one_hot(label_names: Mapping[str, Sequence[str]], target: Mapping[str, str]) -> np.ndarray:
+    """The label vector of one target: a one-hot group per attribute; a multi-label group's 0/1 vector from its
+    comma-separated names (`resolve_targets` has checked them)."""
     groups = []
     for attribute, names in label_names.items():
         group = np.zeros(len(names), np.float32)
-        group[list(names).index(target[attribute])] = 1.0
+        chosen = [name for name in target[attribute].split(",") if name] if is_multi_label(attribute) \
+            else [target[attribute]]
+        group[[list(names).index(name) for name in chosen]] = 1.0
         groups.append(group)
     return np.concatenate(groups)
 
@@ -403,14 +408,24 @@ def load_editor(model: str) -> Editor:
 
 
 def resolve_targets(label_names: Mapping[str, Sequence[str]], expression: Optional[str], lighting: Optional[str],
-                    all_expressions: bool = False, all_lightings: bool = False) -> List[Dict[str, str]]:
+                    all_expressions: bool = False, all_lightings: bool = False,
+                    attributes: Optional[str] = None) -> List[Dict[str, str]]:
     """The target of every edit: {attribute: name} for each attribute of the model; ConfigError naming the
     known names for an unknown or missing one. With all_expressions, one target per expression; with
-    all_lightings, one per lighting; with both, every lighting x expression, lighting by lighting."""
-    given = {"expression": expression, "lighting": lighting}
-    every = {"expression": all_expressions, "lighting": all_lightings}
+    all_lightings, one per lighting; with both, every lighting x expression, lighting by lighting.
+    `attributes`: for a multi-label model (CelebA's), the names the faces should have, comma-separated (""
+    for none); the target holds them in the model's order."""
+    given = {"expression": expression, "lighting": lighting, "attributes": attributes}
+    every = {"expression": all_expressions, "lighting": all_lightings, "attributes": False}
+    if attributes is not None and "attributes" in label_names:
+        wanted = [name.strip() for name in attributes.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in label_names["attributes"]]
+        if unknown:
+            raise ConfigError(f"--attributes={attributes}: unknown {', '.join(unknown)}; the model knows "
+                              f"{', '.join(label_names['attributes'])}")
+        given["attributes"] = ",".join(name for name in label_names["attributes"] if name in wanted)
     for attribute, value in given.items():
-        if value is None:
+        if value is None or is_multi_label(attribute) and attribute in label_names:
             continue
         if attribute not in label_names:
             raise ConfigError(f"--{attribute}={value}: the model does not edit {attribute} (it takes "
@@ -433,8 +448,10 @@ def resolve_targets(label_names: Mapping[str, Sequence[str]], expression: Option
             hint = f" ({names[len(names) // 2]}, the middle one, is the face lab's near-frontal light)" \
                 if attribute == "lighting" else ""
             raise ConfigError(f"the model edits {attribute} as well: pass --{attribute}=<name>, one of "
-                              f"{', '.join(names)}{hint}")
-    order = [attribute for attribute in ("lighting", "expression") if attribute in label_names]
+                              f"{', '.join(names)}{hint}" if not is_multi_label(attribute) else
+                              f"the model edits binary attributes: pass --attributes=<the names the faces should "
+                              f"have, comma-separated; empty for none>, of {', '.join(names)}")
+    order = [attribute for attribute in ("lighting", "expression", "attributes") if attribute in label_names]
     choices = [label_names[attribute] if every[attribute] else [given[attribute]] for attribute in order]
     return [dict(zip(order, names)) for names in itertools.product(*choices)]
 
@@ -600,7 +617,7 @@ def strip(edited: Edited, titles: Sequence[str], cell: int = STRIP_CELL, context
 
 def edit_photo(model: str, input_path: str, output_path: str, expression: Optional[str] = None,
                lighting: Optional[str] = None, all_expressions: bool = False, all_lightings: bool = False,
-               jpeg_quality: int = 95,
+               jpeg_quality: int = 95, attributes: Optional[str] = None,
                paste: str = "auto", grey_model: bool = False, detector: str = "auto",
                min_face_size: float = face_tools.MIN_FACE_SIZE, max_pixels: int = face_tools.MAX_PIXELS,
                detect_max_side: int = face_tools.DETECT_MAX_SIDE, editor: Optional[Editor] = None) -> dict:
@@ -617,7 +634,7 @@ def edit_photo(model: str, input_path: str, output_path: str, expression: Option
         raise ConfigError(f"--output={output_path} is the input photo; write the edit to another file")
     photo = face_tools.load_photo(input_path, max_pixels)
     editor = editor or load_editor(model)
-    targets = resolve_targets(editor.label_names, expression, lighting, all_expressions, all_lightings)
+    targets = resolve_targets(editor.label_names, expression, lighting, all_expressions, all_lightings, attributes)
     finder = face_tools.FaceFinder(detector, min_face_size=min_face_size, detect_max_side=detect_max_side)
     edited = edit_faces(editor, photo, finder, targets, paste, grey_model, name=input_path)
     if all_expressions or all_lightings:

@@ -629,3 +629,21 @@ def test_the_compiled_generator_matches_its_plain_call_under_jax():
     done = subprocess.run([sys.executable, "-c", JAX_COMPILED_CHECK], capture_output=True, text=True, cwd=REPO,
                           timeout=300, env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": REPO})
     assert done.returncode == 0 and done.stdout.strip() == "same", done.stderr[-3000:]
+
+
+def test_a_multi_label_model_takes_the_attributes_a_face_should_have():
+    """CelebA's attributes: --attributes names those the face should have, the others off."""
+    names = {"attributes": ("Black_Hair", "Blond_Hair", "Male", "Young")}
+    [target] = edit_photo.resolve_targets(names, None, None, attributes="Young, Blond_Hair")
+    assert target == {"attributes": "Blond_Hair,Young"}  # in the model's order
+    np.testing.assert_array_equal(edit_photo._one_hot(names, target), [0, 1, 0, 1])
+    [none] = edit_photo.resolve_targets(names, None, None, attributes="")
+    np.testing.assert_array_equal(edit_photo._one_hot(names, none), [0, 0, 0, 0])
+    with pytest.raises(ConfigError, match="unknown Blonde_Hair; the model knows Black_Hair, Blond_Hair"):
+        edit_photo.resolve_targets(names, None, None, attributes="Blonde_Hair")
+    with pytest.raises(ConfigError, match="pass --attributes="):
+        edit_photo.resolve_targets(names, None, None)
+    with pytest.raises(ConfigError, match="does not edit expression"):
+        edit_photo.resolve_targets(names, "happy", None, attributes="Male")
+    with pytest.raises(ConfigError, match="does not edit attributes"):
+        edit_photo.resolve_targets({"expression": ("happy", "sad")}, "happy", None, attributes="Male")
