@@ -19,8 +19,8 @@ same faces:
 
 With a feature network (`inception_weights`, the 2015 FID Inception): FID and KID of one edit per face (a
 seeded random attribute among those whose edit changes the target) against the same faces unedited
-(`fid_paired`, `kid_paired`: copying scores 0) and, when a reference split is given, against its unedited
-faces beside the floor (the edited faces unedited against the same), as `real_edit_distances` computes them.
+(`fid_paired`, `kid_paired`: copying scores 0), as `real_edit_distances` computes them. No reference split
+of other people is read: the unpaired figures and their floor are not reported here.
 
 With an identity network f trained on the training people (`identity_model`): per attribute, the mean
 1 - cos(f(x), f(G(x, t))) and the share of edits f accepts as x's person at the threshold where 1% of the
