@@ -18,6 +18,10 @@ id per attribute):
       g_optimizer steps on generator_variables()
   update_ema()                           after each G step, across replicas, if ema_decay > 0
 
+A recipe with supervised terms may start with `warmup_steps()` steps of `supervised_step(batch, step)`
+alone (G learns the known answers, with no D step and no adversarial term); the D and G steps above
+begin after them.
+
 Losses are averaged over the *global* batch (sum / global batch size), so gradients summed over
 tf.distribute replicas equal one device's. Random draws use named streams (`legan_tf.random_streams`).
 Everything here is `keras.ops`: the TensorFlow and the JAX trainer run this same code, and only the
@@ -145,6 +149,14 @@ class ConditionalGAN(keras.Model):
         """Per-example G terms, keyed as in `generator_loss_weights()` (computed inside the differentiated loss)."""
         return {}
 
+    def supervised_loss_weights(self) -> dict[str, float]:
+        """The share of `generator_loss_weights()` that `supervised_losses` computes: the warm-up's terms."""
+        return {}
+
+    def warmup_steps(self) -> int:
+        """Steps of `supervised_step` alone before the first D and G steps; none by default."""
+        return 0
+
     def supervised_losses(self, batch, step) -> dict:
         """Per-example G terms of further edits whose answer is known (a teacher's edit, a face's own copy under
         the target light), keyed as in `generator_loss_weights()`; computed in the G step beside the adversarial
@@ -212,8 +224,10 @@ class ConditionalGAN(keras.Model):
         return backend.apply_gradients(optimizer, variables, loss_and_metrics)
 
     def metric_names(self, side: str) -> list[str]:
-        """The metrics a step reports: `d/<term>` or `g/<term>` per loss term, then `d/total` or `g/total`."""
-        weights = self.discriminator_loss_weights() if side == "d" else self.generator_loss_weights()
+        """The metrics a step reports: `<side>/<term>` per loss term, then `<side>/total`, where the side is d,
+        g or warmup (the supervised warm-up's G step)."""
+        weights = {"d": self.discriminator_loss_weights, "g": self.generator_loss_weights,
+                   "warmup": self.supervised_loss_weights}[side]()
         return [f"{side}/{name}" for name in weights] + [f"{side}/total"]
 
     def translate(self, images, targets, training):
@@ -249,6 +263,11 @@ class ConditionalGAN(keras.Model):
 
         return self._update(self.g_optimizer, self.generator_variables(), "g", self.generator_loss_weights(), terms)
 
+    def supervised_step(self, batch, step):
+        """A warm-up step: one G update on the supervised terms alone (`supervised_loss_weights()`)."""
+        return self._update(self.g_optimizer, self.generator_variables(), "warmup", self.supervised_loss_weights(),
+                            lambda: self.supervised_losses(batch, step))
+
     def update_ema(self):
         """Cross-replica: moves the averaged generator toward the trained one.
 
@@ -279,6 +298,9 @@ class ConditionalGAN(keras.Model):
         return self.sampling_generator(inputs, training=training)
 
     def train_step(self, data):
+        if self.warmup_steps():
+            raise ValueError(f"{type(self).__name__}: a supervised warm-up ({self.warmup_steps()} steps) runs under "
+                             "the project's trainer (scripts/train.py), not Model.fit.")
         # Steps count from 1 as in the trainer, so fit() draws the trainer's random numbers and
         # updates G on the same batches (every n_critic-th).
         step = self.d_optimizer.iterations + 1

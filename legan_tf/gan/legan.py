@@ -34,6 +34,7 @@ ATTRIBUTES = ("expression", "lighting")
 TARGET_SAMPLINGS = ("shuffle", "random")
 SHUFFLE_STREAMS = {name: Stream(f"legan/shuffle/{name}") for name in ATTRIBUTES}
 TEACHER_TARGET_STREAM = Stream("legan/teacher/expression")
+SUPERVISED_TERMS = ("teacher_pixel", "teacher_feature", "paired_lighting")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +72,10 @@ class LEGANHyperparameters(StarGANHyperparameters):
                                            "face and the data's own copy of that face under the target light "
                                            "(relit data: each subject under several lights); a face with no copy "
                                            "adds 0; 0 turns it off. Not in the paper.", lower_bound=0.0)
+    supervised_warmup_steps: int = hparam(0, "Train G on the supervised terms alone (the teacher's and the relit "
+                                          "copies' weights) for the first N steps, one G update per step with no "
+                                          "D step, before the adversarial recipe starts; 0: no warm-up. Not in "
+                                          "the paper.", lower_bound=0)
     target_sampling: str = hparam("shuffle", "Target labels: shuffle each attribute's labels within the global "
                                   "batch (LEGAN), or draw a random class different from the source per example "
                                   "(the project's StarGAN).", choices=TARGET_SAMPLINGS)
@@ -112,6 +117,9 @@ class LEGAN(StarGAN):
                              "its teacher_labels.")
         if self.hp.teacher_feature_weight > 0 and teacher_features is None:
             raise ValueError("LEGAN: teacher_feature_weight needs teacher_features (a frozen attribute classifier).")
+        if self.hp.supervised_warmup_steps > 0 and not self.supervised_loss_weights():
+            raise ValueError("LEGAN: supervised_warmup_steps needs a supervised term (teacher_pixel_weight, "
+                             "teacher_feature_weight or paired_lighting_weight above 0).")
 
     def make_generator(self, name):
         # --legan_g_output=attention: the final hourglass outputs a colour map and a mask over the input
@@ -166,10 +174,14 @@ class LEGAN(StarGAN):
         weights = super().generator_loss_weights()
         if self.identity_model is not None and self.hp.lambda_id > 0:
             weights["identity"] = self.hp.lambda_id
-        for name in ("teacher_pixel", "teacher_feature", "paired_lighting"):
-            if getattr(self.hp, f"{name}_weight") > 0:
-                weights[name] = getattr(self.hp, f"{name}_weight")
-        return weights
+        return {**weights, **self.supervised_loss_weights()}
+
+    def supervised_loss_weights(self):
+        return {name: getattr(self.hp, f"{name}_weight") for name in SUPERVISED_TERMS
+                if getattr(self.hp, f"{name}_weight") > 0}
+
+    def warmup_steps(self):
+        return self.hp.supervised_warmup_steps
 
     def teacher_label_vector(self, expression, lighting):
         """The teacher's label vector for G's expression ids (and G's lighting ids where it reads lightings)."""

@@ -18,7 +18,8 @@ from legan_tf.optimizers import LinearDecayAfter
 
 
 class ScheduledStep(typing.NamedTuple):
-    """One per-replica update the trainer runs every `every` steps, on that step's batch.
+    """One per-replica update the trainer runs every `every` steps from step `start` to step `stop`
+    (inclusive; None: to the end), on that step's batch.
 
     `fn(batch, step)` returns scalar metrics; `cross_replica_after`, if given, runs after it outside
     the replicas (e.g. an EMA of weights, which must see the synchronised values).
@@ -28,6 +29,15 @@ class ScheduledStep(typing.NamedTuple):
     fn: typing.Callable
     every: int = 1
     cross_replica_after: typing.Callable | None = None
+    start: int = 1
+    stop: int | None = None
+
+    def runs_at(self, step: int) -> bool:
+        return step >= self.start and (self.stop is None or step <= self.stop) and step % self.every == 0
+
+    def finished(self, step: int) -> bool:
+        """Whether the update ran for the last time before `step`."""
+        return self.stop is not None and step > self.stop
 
 
 class Task(abc.ABC):
@@ -156,10 +166,13 @@ class GANTask(Task):
     def build(self):
         self.model = self.model_class(self.image_size, self.label_sizes, self.global_batch_size, self.seed,
                                       **self.pretrained_models(), **self.model_hyperparameters(), name=self.name)
-        hp, n_critic = self.hp, self.hp.n_critic
-        # G is updated once per n_critic D steps, so its own step counter runs n_critic times slower.
-        d_schedule = LinearDecayAfter(hp.d_learning_rate or self.learning_rate, self.train_steps, self.decay_steps)
-        g_schedule = LinearDecayAfter(self.learning_rate, self.train_steps // n_critic, self.decay_steps // n_critic)
+        hp, n_critic, warmup = self.hp, self.hp.n_critic, self.model.warmup_steps()
+        # G is updated once per n_critic D steps, so its own step counter runs n_critic times slower; a
+        # supervised warm-up adds one G update per step before the first D step.
+        d_schedule = LinearDecayAfter(hp.d_learning_rate or self.learning_rate, self.train_steps - warmup,
+                                      self.decay_steps)
+        g_schedule = LinearDecayAfter(self.learning_rate, warmup + (self.train_steps - warmup) // n_critic,
+                                      self.decay_steps // n_critic)
         self.model.build_all(optimizers.adam(d_schedule, hp.beta_1, hp.beta_2),
                              optimizers.adam(g_schedule, hp.beta_1, hp.beta_2))
 
@@ -167,10 +180,11 @@ class GANTask(Task):
         return {**self.model.networks(), "d_optimizer": self.model.d_optimizer, "g_optimizer": self.model.g_optimizer}
 
     def step_schedule(self):
-        schedule = [ScheduledStep("discriminator", self.model.discriminator_step, 1),
-                    ScheduledStep("generator", self.model.generator_step, self.hp.n_critic)]
-        if self.model.generator_ema is not None:
-            schedule[1] = schedule[1]._replace(cross_replica_after=self.model.update_ema)
+        warmup, ema = self.model.warmup_steps(), self.model.update_ema if self.model.generator_ema is not None else None
+        schedule = [ScheduledStep("discriminator", self.model.discriminator_step, 1, start=warmup + 1),
+                    ScheduledStep("generator", self.model.generator_step, self.hp.n_critic, ema, start=warmup + 1)]
+        if warmup:
+            schedule.insert(0, ScheduledStep("warmup", self.model.supervised_step, 1, ema, stop=warmup))
         return schedule
 
     def exported_networks(self) -> dict[str, keras.Model]:

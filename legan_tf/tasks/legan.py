@@ -81,6 +81,14 @@ class LEGANTask(StarGANTask):
                               "each face's subject (the relit layout's subject column, written by "
                               "scripts/relight_faces.py and prepare_data.py --data_format=multipie), so that its "
                               "copies under other lights are known; this data has none.")
+        if hp.supervised_warmup_steps:
+            if not (teaching or hp.paired_lighting_weight > 0):
+                raise ConfigError(f"--legan_supervised_warmup_steps={hp.supervised_warmup_steps} trains G on the "
+                                  "supervised terms alone, and none is on: set --legan_teacher_pixel_weight, "
+                                  "--legan_teacher_feature_weight or --legan_paired_lighting_weight above 0.")
+            if hp.supervised_warmup_steps >= train_steps:
+                raise ConfigError(f"--legan_supervised_warmup_steps={hp.supervised_warmup_steps} leaves no adversarial "
+                                  f"step of --train_steps={train_steps}: give fewer warm-up steps.")
         if hp.expression_teacher:
             # Checked here, before any run directory or training step: a teacher that does not fit is a one-line
             # error. build() loads it again inside the strategy's scope, as it does every frozen network.

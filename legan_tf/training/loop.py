@@ -96,7 +96,8 @@ class TrainingLoop:
         """Steps start+1 onwards; returns (the last step, its unchecked metrics) or raises Interrupted."""
         settings = self.settings
         window = [time.perf_counter(), 0]  # when the current logging window started, its steps
-        metrics, pending = {}, []  # pending: (step, metrics) not yet checked for NaN and inf
+        latest, pending = {}, []  # latest: each running update's last metrics; pending: (step, metrics) not yet
+        # checked for NaN and inf
         deadline = Deadline(settings)
         for step in range(start + 1, settings.train_steps + 1):
             # One batch per step, shared by every update of the step (D and G see the same faces).
@@ -104,9 +105,12 @@ class TrainingLoop:
             batch = next(batches)
             this_step = {}
             for entry, update in updates:
-                if step % entry.every == 0:
-                    this_step.update(update(batch, step))
-            metrics.update(this_step)
+                if entry.runs_at(step):
+                    latest[entry.name] = update(batch, step)
+                    this_step.update(latest[entry.name])
+                elif entry.finished(step):  # a warm-up over: its last figures are not logged on
+                    latest.pop(entry.name, None)
+            metrics = {name: value for values in latest.values() for name, value in values.items()}
             pending.append((step, this_step))
             summary = profiler.after(step)
             if summary:

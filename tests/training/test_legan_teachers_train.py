@@ -57,6 +57,23 @@ def test_a_taught_and_paired_legan_trains_and_logs_both_terms(tiny_lab, tmp_path
     assert f"--legan_expression_teacher={teacher}" in flags and "--legan_paired_lighting_weight=1.0" in flags
 
 
+@pytest.mark.slow
+def test_a_supervised_warm_up_trains_g_alone_then_the_gan(tiny_lab, tmp_path):
+    teacher = _teacher(str(tmp_path / "teacher"), MULTIPIE_EXPRESSIONS[::-1])
+    result = _train(tiny_lab, tmp_path, "--train_steps=8", "--legan_teacher_pixel_weight=1",
+                    f"--legan_expression_teacher={teacher}", "--legan_supervised_warmup_steps=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = glob.glob(str(tmp_path / "tiny-*"))
+    assert os.path.isfile(os.path.join(run, "generator.keras"))
+    logged = {row["step"]: row for row in map(json.loads, open(os.path.join(run, "logs", "scalars.jsonl")))}
+    assert sorted(logged) == list(range(1, 9))
+    for step, row in logged.items():
+        kinds = {name.split("/")[0] for name in row if "/" in name and not name.startswith("throughput")}
+        # Steps 1-3 the warm-up alone; from 4 D every step, G every n_critic (2) steps: its figures from step 4.
+        assert kinds == ({"warmup"} if step <= 3 else {"d", "g"}), (step, sorted(row))
+        assert (row["warmup/teacher_pixel"] > 0) if step <= 3 else (row["g/teacher_pixel"] > 0)
+
+
 @pytest.fixture(scope="module")
 def unpaired_csv(tmp_path_factory):
     """A csv layout with expression and lighting labels but no subject column."""
