@@ -10,7 +10,8 @@
       --output=grid.png
 
 Finds every face (MediaPipe's detectors and face mesh), aligns each to the canonical crop
-(legan_tf.photos.faces.TEMPLATE: FER2013's framing) at the generator's size, edits it, and pastes
+(legan_tf.photos.faces.FRAMINGS: FER2013's face-tight crop, or CelebA's for a CelebA model; --framing)
+at the generator's size, edits it, and pastes
 the change back into the full-resolution photo under a feathered mask: pixels away from the faces
 are left exactly as they were. The output format follows --output's extension.
 
@@ -67,6 +68,11 @@ flags.DEFINE_bool(
     "The model was trained on grey faces (FER2013, CK+48): feed it the grey crop and add only its change "
     "of brightness, so the photo keeps its colours. Implied for a generator with a one-channel colour map "
     "and for a shipped model trained on grey faces.")
+flags.DEFINE_enum(
+    "framing", "auto", ("auto", *faces.FRAMINGS),
+    "The crop each face is aligned to before the model sees it: fer2013 (face-tight, as every expression and "
+    "lighting dataset here is aligned), celeba (CelebA's aligned faces, StarGAN's centre square: the whole head "
+    "and some background). auto: the model's own (celeba for a model of CelebA's binary attributes).")
 flags.DEFINE_enum("detector", "auto", faces.DETECTORS,
                   "MediaPipe face detector: auto (both, merged), short (faces filling much of the photo) or "
                   "full (smaller faces, group photos).")
@@ -94,7 +100,8 @@ def main(argv):
             lighting=FLAGS.lighting, all_expressions=FLAGS.all_expressions,
             all_lightings=FLAGS.all_lightings, jpeg_quality=FLAGS.jpeg_quality,
             paste=FLAGS.paste, grey_model=FLAGS.grey_model, detector=FLAGS.detector,
-            min_face_size=FLAGS.min_face_size, detect_max_side=FLAGS.detect_max_side, attributes=FLAGS.attributes)
+            min_face_size=FLAGS.min_face_size, detect_max_side=FLAGS.detect_max_side, attributes=FLAGS.attributes,
+            framing=FLAGS.framing)
     except edit_photo.NoFaceError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(edit_photo.NO_FACE_EXIT)

@@ -112,7 +112,7 @@ def test_the_installed_command_edits_a_packaged_photo_with_a_shipped_model_outsi
                              "--input=astronaut.jpg", "--expression=happy", "--output=edited.png"],
                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert edited.returncode == 0, edited.stderr[-3000:]
-    assert "with pretrained:stargan-fer2013-64 (64 px)" in edited.stdout, edited.stdout
+    assert "with pretrained:stargan-fer2013-64 (64 px, fer2013 framing)" in edited.stdout, edited.stdout
     before = np.asarray(Image.open(tmp_path / "astronaut.jpg").convert("RGB"), np.int16)
     after = np.asarray(Image.open(tmp_path / "edited.png").convert("RGB"), np.int16)
     # PNG is lossless and pixels outside the pasted face are the input's: the edit changes the face, and

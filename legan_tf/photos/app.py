@@ -1,7 +1,8 @@
 """`legan-tf app` (scripts/app.py): a local web page that edits the faces of a photo.
 
 A person uploads a photo (or picks one of the photos that ship with the installed packages), sees the
-faces found, picks the target expression (and lighting, for a model that has it), and gets the edited
+faces found, picks the target expression (and lighting, for a model that has it; ticks the binary attributes
+the faces should have, for a multi-label model such as CelebA's), and gets the edited
 photo beside the original with a download link. The model is anything `edit_photo.load_editor` opens:
 `pretrained:<name>`, a run directory, a generator `.keras` file with its labels.json, an export, or a
 TF-Serving address (`host:port/model`).
@@ -10,9 +11,11 @@ The server is the standard library's (as the rating study's is): one page (app.h
 API, so the page needs nothing but the package. Requests:
 
     GET  /                 the page
-    GET  /api/model        the model: its source, label names, the packaged photos, the upload limit
+    GET  /api/model        the model: its source, label names (and which groups are multi-label), the
+                           packaged photos, the upload limit
     GET  /sample/<name>    a packaged photo (JPEG)
     POST /api/edit?expression=<name>[&lighting=<name>][&sample=<name>]
+    POST /api/edit?attributes=<names, comma-separated; empty for none>[&sample=<name>]   (multi-label)
                            the photo's bytes as the body (none with `sample`); answers JSON: the faces
                            found, the original with their boxes, the edited photo (JPEG data URLs) and
                            the seconds of each stage; or {"error": message} with 400 (not an image, an
@@ -37,6 +40,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from legan_tf.errors import ConfigError
+from legan_tf.labels import is_multi_label
 from legan_tf.local_http import LocalHandler, LocalServer
 from legan_tf.photos import edit_photo
 from legan_tf.photos import faces as face_tools
@@ -115,6 +119,8 @@ class FaceEditorApp:
     def describe(self) -> dict:
         return {"model": self.editor.source, "image_size": self.editor.image_size,
                 "labels": {attribute: list(names) for attribute, names in self.editor.label_names.items()},
+                # A multi-label group (CelebA's binary attributes) is a set of names to tick, not one to choose.
+                "multi_label": [attribute for attribute in self.editor.label_names if is_multi_label(attribute)],
                 "samples": list(self.samples), "max_upload_bytes": self.max_upload_bytes}
 
     def _sample_pixels(self, name: str) -> np.ndarray:
@@ -130,7 +136,8 @@ class FaceEditorApp:
         started = time.perf_counter()
         try:
             targets = edit_photo.resolve_targets(self.editor.label_names, query.get("expression") or None,
-                                                 query.get("lighting") or None, False)
+                                                 query.get("lighting") or None, False,
+                                                 attributes=query.get("attributes"))  # "": none of them
         except ConfigError as error:
             raise BadUpload(400, str(error).replace("--", "")) from None
         if query.get("sample"):  # an unknown name is a 404 with the known ones
@@ -215,7 +222,8 @@ class _Handler(LocalHandler):
         if parts.path != "/api/edit":
             self._json(404, {"error": f"no such endpoint: {parts.path}"})
             return
-        query = {key: values[-1] for key, values in urllib.parse.parse_qs(parts.query).items()}
+        # Blank values kept: `attributes=` asks for a face with none of the binary attributes.
+        query = {key: values[-1] for key, values in urllib.parse.parse_qs(parts.query, keep_blank_values=True).items()}
         try:
             length = self.headers.get("Content-Length", "0").strip()
             if not length.isdigit():

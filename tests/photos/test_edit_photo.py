@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import skimage.data
@@ -13,6 +14,7 @@ from PIL import Image
 
 from legan_tf.data.errors import DataError
 from legan_tf.errors import ConfigError
+from legan_tf.models.stargan import StarGANGenerator
 from legan_tf.photos import align_faces, edit_photo, faces, samples
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -647,3 +649,48 @@ def test_a_multi_label_model_takes_the_attributes_a_face_should_have():
         edit_photo.resolve_targets(names, "happy", None, attributes="Male")
     with pytest.raises(ConfigError, match="does not edit attributes"):
         edit_photo.resolve_targets({"expression": ("happy", "sad")}, "happy", None, attributes="Male")
+
+
+# --- CelebA's framing -------------------------------------------------------------------------------
+
+def test_celebas_framing_puts_the_face_where_celebas_crop_has_it_with_the_head_around_it(finder, astronaut):
+    [face], _ = finder(astronaut)
+    tight, loose = faces.Alignment.of(face, 128), faces.Alignment.of(face, 128, "celeba")
+    template = faces.FRAMINGS["celeba"].points * 128
+    landmarks = loose.to_crop(face.landmarks)
+    assert np.abs(landmarks[:2] - template[:2]).max() < 0.03 * 128   # the eyes, as the FER2013 test above
+    assert np.abs(landmarks - template).max() < 0.06 * 128
+    # The eyes are 0.22 of CelebA's side apart and 0.40 of FER2013's: the same face in a crop 0.40 / 0.22 times
+    # wider in the photo (to the similarity fit's rounding).
+    assert loose.scale == pytest.approx(tight.scale * 0.22 / 0.40, rel=0.05)
+    crop = loose.crop(astronaut)
+    again, _ = finder(crop)   # the face is found in the CelebA-framed crop, where the transform put it
+    assert len(again) == 1 and np.abs(again[0].landmarks - landmarks).max() < 3
+    # The edited ellipse covers nearly all of either crop, fading out before its border.
+    for framing in faces.FRAMINGS:
+        mask = faces.feather_mask(64, framing)
+        assert mask[32, 32] == 1.0 and mask[0].max() == 0.0 and mask[:, 0].max() == 0.0 and mask[-1].max() == 0.0
+    with pytest.raises(ConfigError, match="--framing=square: unknown; one of fer2013, celeba"):
+        faces.Alignment.of(face, 128, "square")
+
+
+def test_a_celeba_model_edits_faces_in_celebas_framing_and_the_flag_overrides_it(tmp_path, astronaut):
+    keras.utils.set_random_seed(0)
+    generator = StarGANGenerator(image_size=32, num_labels=2, base_filters=4, num_residual_blocks=1)
+    generator((np.zeros((1, 32, 32, 3), np.float32), np.zeros((1, 2), np.float32)))
+    generator.save(tmp_path / "generator.keras")
+    (tmp_path / "labels.json").write_text(json.dumps({"attributes": ["Smiling", "Mouth_Slightly_Open"]}))
+    editor = edit_photo.load_editor(str(tmp_path / "generator.keras"))
+    assert editor.framing == "celeba" and faces.framing_for({"expression": ("happy",)}) == "fer2013"
+    regions = {}
+    for framing in ("auto", "fer2013"):
+        outcome, path = _edit(editor, tmp_path, astronaut, output=f"{framing}.png", expression=None, lighting=None,
+                              attributes="Smiling", paste="replace", framing=framing)
+        assert outcome["framing"] == ("celeba" if framing == "auto" else "fer2013")
+        changed = np.abs(np.asarray(Image.open(path), np.int16) - astronaut.astype(np.int16)).max(axis=2) > 0
+        rows, columns = np.nonzero(changed)
+        regions[framing] = (columns.max() - columns.min()) * (rows.max() - rows.min())
+    # CelebA's crop spans 0.40 / 0.22 = 1.8 times FER2013's side around the same face: about 3.3 times the area.
+    assert 2.5 < regions["auto"] / regions["fer2013"] < 4.0, regions
+    with pytest.raises(ConfigError, match="--framing=square: unknown"):
+        _edit(editor, tmp_path, astronaut, expression=None, lighting=None, attributes="Smiling", framing="square")

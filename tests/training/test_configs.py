@@ -20,7 +20,8 @@ CONFIGS = os.path.join(REPO, "configs")
 # prepare_data.py's (tests/data/test_real_layouts.py runs them). Paths under configs/.
 LAB_PRESETS = {"lab/face_lab.flags", "lab/face_lab_32.flags", "lab/face_lab_identities.flags",
                "lab/face_lab_rgbd_32.flags", "lab/quality_lab_data.flags"}
-DATA_PRESETS = {"fer2013/fer2013_data.flags", "ckplus/ckplus_data.flags", "celeba/celeba_data.flags"}
+DATA_PRESETS = {"fer2013/fer2013_data.flags", "ckplus/ckplus_data.flags", "celeba/celeba_data.flags",
+                "celeba/celeba_smiling_data.flags"}
 # Every preset of configs/, in its dataset's folder (configs/README.md, the index, says what each folder holds).
 ALL_PRESETS = sorted(glob.glob(os.path.join(CONFIGS, "**", "*.flags"), recursive=True))
 PRESETS = [path for path in ALL_PRESETS if os.path.relpath(path, CONFIGS) not in LAB_PRESETS | DATA_PRESETS]
