@@ -2,6 +2,7 @@
 uploads, then a person's use of it in headless Chromium (Selenium), as the rating study's test does."""
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -44,6 +45,27 @@ def _request(server, path, body=None):
             return reply.status, reply.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+@contextlib.contextmanager
+def page_with_the_astronaut(server, folder):
+    """Headless Chromium on the app's page once it has described its model, the astronaut's photo chosen as
+    the upload: yields (browser, wait), and quits the browser however the test ends."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.test_rating_study import _chrome
+
+    Image.fromarray(samples.astronaut()).save(folder / "astronaut.png")
+    browser = _chrome()
+    wait = WebDriverWait(browser, 120, poll_frequency=0.1)
+    try:
+        browser.get(server.url)
+        wait.until(lambda driver: driver.find_element(By.ID, "model").text.startswith("Model:"))
+        browser.find_element(By.ID, "file").send_keys(str(folder / "astronaut.png"))
+        yield browser, wait
+    finally:
+        browser.quit()
 
 
 def _decode(data_url):

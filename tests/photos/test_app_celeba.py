@@ -10,12 +10,11 @@ import json
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 
 from legan_tf.models.stargan import StarGANGenerator
 from legan_tf.photos import app as face_app
 from legan_tf.photos import samples
-from tests.photos.test_app import _png, _request, _serving
+from tests.photos.test_app import _png, _request, _serving, page_with_the_astronaut
 
 LABELS = {"attributes": ["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"]}
 
@@ -51,21 +50,12 @@ def test_the_api_takes_the_ticked_attributes_and_names_the_known_ones_for_an_unk
 
 def test_a_person_ticks_attributes_in_a_real_browser(running, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.test_rating_study import _chrome
-
-    Image.fromarray(samples.astronaut()).save(tmp_path / "astronaut.png")
-    browser = _chrome()
-    wait = WebDriverWait(browser, 120, poll_frequency=0.1)
-    try:
-        browser.get(running.url)
-        wait.until(lambda driver: driver.find_element(By.ID, "model").text.startswith("Model:"))
+    with page_with_the_astronaut(running, tmp_path) as (browser, wait):
         assert "5 attributes" in browser.find_element(By.ID, "model").text
         boxes = [browser.find_element(By.ID, f"target-attributes-{name}") for name in LABELS["attributes"]]
         assert [box.get_attribute("type") for box in boxes] == ["checkbox"] * 5
         assert not any(box.is_selected() for box in boxes)
-        browser.find_element(By.ID, "file").send_keys(str(tmp_path / "astronaut.png"))
         boxes[4].click()   # Young
         boxes[1].click()   # Blond_Hair
         browser.find_element(By.ID, "edit").click()
@@ -78,5 +68,3 @@ def test_a_person_ticks_attributes_in_a_real_browser(running, tmp_path):
                 box.click()
         browser.find_element(By.ID, "edit").click()
         wait.until(lambda driver: "attributes (none)" in driver.find_element(By.ID, "message").text)
-    finally:
-        browser.quit()

@@ -9,12 +9,11 @@ import json
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 
 from legan_tf.models.legan import LEGANGenerator
 from legan_tf.photos import app as face_app
 from legan_tf.photos import samples
-from tests.photos.test_app import _png, _request, _serving
+from tests.photos.test_app import _png, _request, _serving, page_with_the_astronaut
 
 LABELS = {"expression": ["happy", "sad"], "lighting": ["front", "left_90", "right_90"]}
 
@@ -44,19 +43,11 @@ def test_the_api_takes_a_lighting_and_names_the_known_ones_for_an_unknown_one(ru
 
 def test_a_person_picks_a_lighting_in_a_real_browser(running, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
-    from tests.test_rating_study import _chrome
-
-    Image.fromarray(samples.astronaut()).save(tmp_path / "astronaut.png")
-    browser = _chrome()
-    wait = WebDriverWait(browser, 120, poll_frequency=0.1)
-    try:
-        browser.get(running.url)
-        wait.until(lambda driver: driver.find_element(By.ID, "model").text.startswith("Model:"))
+    with page_with_the_astronaut(running, tmp_path) as (browser, wait):
         lighting = Select(browser.find_element(By.ID, "target-lighting"))
         assert [option.text for option in lighting.options] == LABELS["lighting"]
-        browser.find_element(By.ID, "file").send_keys(str(tmp_path / "astronaut.png"))
         lighting.select_by_value("right_90")
         Select(browser.find_element(By.ID, "target-expression")).select_by_value("happy")
         browser.find_element(By.ID, "edit").click()
@@ -64,5 +55,3 @@ def test_a_person_picks_a_lighting_in_a_real_browser(running, tmp_path):
         text = browser.find_element(By.ID, "message").text
         assert "expression happy" in text and "lighting right_90" in text, text
         assert browser.find_element(By.ID, "edited").is_displayed()
-    finally:
-        browser.quit()
