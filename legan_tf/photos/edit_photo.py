@@ -647,6 +647,7 @@ def edit_photo(model: str, input_path: str, output_path: str, expression: Option
     editor = editor or load_editor(model)
     targets = resolve_targets(editor.label_names, expression, lighting, all_expressions, all_lightings, attributes)
     finder = face_tools.FaceFinder(detector, min_face_size=min_face_size, detect_max_side=detect_max_side)
+    framing = editor.framing if framing == "auto" else framing
     edited = edit_faces(editor, photo, finder, targets, paste, grey_model, name=input_path, framing=framing)
     if all_expressions or all_lightings:
         if all_expressions and all_lightings:
@@ -661,7 +662,7 @@ def edit_photo(model: str, input_path: str, output_path: str, expression: Option
     return {"input": input_path, "output": output_path, "model": editor.source, "size": (width, height),
             "faces": [face.describe() for face in edited.faces], "skipped": edited.skipped,
             "targets": targets, "image_size": editor.image_size, "paste": edited.paste,
-            "framing": editor.framing if framing == "auto" else framing}
+            "framing": framing}
 
 
 def summary(outcome: dict) -> str:
