@@ -86,3 +86,24 @@ class LinearDecayAfter(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "total_steps": self.total_steps,
                 "decay_steps": self.decay_steps}
+
+
+@keras.saving.register_keras_serializable(package="legan_tf")
+class ConstantFirst(keras.optimizers.schedules.LearningRateSchedule):
+    """`rate` for the first `steps` updates, then `then` (another schedule, read at the same step count)."""
+
+    def __init__(self, rate, steps, then):
+        self.rate = float(rate)
+        self.steps = int(steps)
+        self.then = then
+
+    def __call__(self, step):
+        return ops.where(ops.cast(step, "float32") < float(self.steps), ops.convert_to_tensor(self.rate, "float32"),
+                         ops.convert_to_tensor(self.then(step), "float32"))
+
+    def get_config(self):
+        return {"rate": self.rate, "steps": self.steps, "then": keras.saving.serialize_keras_object(self.then)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["rate"], config["steps"], keras.saving.deserialize_keras_object(config["then"]))

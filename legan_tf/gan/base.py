@@ -157,6 +157,10 @@ class ConditionalGAN(keras.Model):
         """Steps of `supervised_step` alone before the first D and G steps; none by default."""
         return 0
 
+    def warmup_learning_rate(self) -> float:
+        """G's learning rate during the warm-up; 0: G's own schedule throughout."""
+        return 0.0
+
     def supervised_losses(self, batch, step) -> dict:
         """Per-example G terms of further edits whose answer is known (a teacher's edit, a face's own copy under
         the target light), keyed as in `generator_loss_weights()`; computed in the G step beside the adversarial

@@ -76,6 +76,14 @@ class LEGANHyperparameters(StarGANHyperparameters):
                                           "copies' weights) for the first N steps, one G update per step with no "
                                           "D step, before the adversarial recipe starts; 0: no warm-up. Not in "
                                           "the paper.", lower_bound=0)
+    supervised_warmup_learning_rate: float = hparam(0.0, "G's learning rate during the supervised warm-up; 0 means "
+                                                    "G's learning rate. Not in the paper.", lower_bound=0.0)
+    teacher_change_focus: float = hparam(0.0, "Weights the teacher's pixel L1 toward the pixels the teacher changes: "
+                                         "each pixel counts 1 + focus x (the teacher's change there, |T(x) - x|, "
+                                         "over its mean on that face), the sum divided by the weights' sum; 0 is "
+                                         "the plain L1. The teacher's expression edit moves a few percent of the "
+                                         "pixels, so the plain L1 is mostly the pixels that must stay. Not in the "
+                                         "paper.", lower_bound=0.0)
     target_sampling: str = hparam("shuffle", "Target labels: shuffle each attribute's labels within the global "
                                   "batch (LEGAN), or draw a random class different from the source per example "
                                   "(the project's StarGAN).", choices=TARGET_SAMPLINGS)
@@ -180,6 +188,9 @@ class LEGAN(StarGAN):
         return {name: getattr(self.hp, f"{name}_weight") for name in SUPERVISED_TERMS
                 if getattr(self.hp, f"{name}_weight") > 0}
 
+    def warmup_learning_rate(self):
+        return self.hp.supervised_warmup_learning_rate
+
     def warmup_steps(self):
         return self.hp.supervised_warmup_steps
 
@@ -213,7 +224,8 @@ class LEGAN(StarGAN):
             taught = ops.stop_gradient(self.expression_teacher(
                 (images, self.teacher_label_vector(expression, source["lighting"])), training=False))
             if "teacher_pixel" in weights:
-                terms["teacher_pixel"] = losses.l1_loss(taught, edit)
+                terms["teacher_pixel"] = losses.change_weighted_l1_loss(taught, edit, images,
+                                                                        self.hp.teacher_change_focus)
             if "teacher_feature" in weights:
                 terms["teacher_feature"] = losses.perceptual_loss(self._teacher_feature_maps(taught),
                                                                   self._teacher_feature_maps(edit))

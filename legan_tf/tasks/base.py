@@ -173,6 +173,8 @@ class GANTask(Task):
                                       self.decay_steps)
         g_schedule = LinearDecayAfter(self.learning_rate, warmup + (self.train_steps - warmup) // n_critic,
                                       self.decay_steps // n_critic)
+        if warmup and self.model.warmup_learning_rate():
+            g_schedule = optimizers.ConstantFirst(self.model.warmup_learning_rate(), warmup, g_schedule)
         self.model.build_all(optimizers.adam(d_schedule, hp.beta_1, hp.beta_2),
                              optimizers.adam(g_schedule, hp.beta_1, hp.beta_2))
 

@@ -81,6 +81,13 @@ class LEGANTask(StarGANTask):
                               "each face's subject (the relit layout's subject column, written by "
                               "scripts/relight_faces.py and prepare_data.py --data_format=multipie), so that its "
                               "copies under other lights are known; this data has none.")
+        if hp.supervised_warmup_learning_rate and not hp.supervised_warmup_steps:
+            raise ConfigError(f"--legan_supervised_warmup_learning_rate={hp.supervised_warmup_learning_rate:g} is G's "
+                              "learning rate during the supervised warm-up, and there is none: set "
+                              "--legan_supervised_warmup_steps above 0.")
+        if hp.teacher_change_focus and not hp.teacher_pixel_weight:
+            raise ConfigError(f"--legan_teacher_change_focus={hp.teacher_change_focus:g} weights the teacher's pixel "
+                              "term, which is off: set --legan_teacher_pixel_weight above 0.")
         if hp.supervised_warmup_steps:
             if not (teaching or hp.paired_lighting_weight > 0):
                 raise ConfigError(f"--legan_supervised_warmup_steps={hp.supervised_warmup_steps} trains G on the "

@@ -249,3 +249,64 @@ def test_a_warm_up_needs_a_supervised_term_and_adversarial_steps_after_it(tmp_pa
         with pytest.raises(ConfigError, match=words) as raised:
             _task(**settings)
         assert "\n" not in str(raised.value) and "--legan_supervised_warmup_steps=" in str(raised.value)
+
+
+# -- a warm-up that can move G: its own learning rate, the teacher's pixel term weighted toward its change ---
+
+def test_the_change_weighted_l1_counts_the_pixels_the_target_changes_more():
+    source = np.zeros((1, 2, 2, 1), np.float32)
+    target = np.array([0.8, 0.0, 0.0, 0.0], np.float32).reshape(1, 2, 2, 1)  # the target changes one pixel
+    predicted = np.array([0.0, 0.1, 0.1, 0.1], np.float32).reshape(1, 2, 2, 1)
+    # Plain L1: (0.8 + 3 x 0.1) / 4. Focus 2: mean change 0.2, so the changed pixel weighs 1 + 2 x 0.8 / 0.2 = 9
+    # and the others 1: (9 x 0.8 + 3 x 0.1) / 12.
+    np.testing.assert_allclose(losses.change_weighted_l1_loss(target, predicted, source, 0.0), [1.1 / 4], rtol=1e-6)
+    np.testing.assert_allclose(losses.change_weighted_l1_loss(target, predicted, source, 2.0), [7.5 / 12], rtol=1e-6)
+    # A target equal to the source weighs every pixel 1: the plain L1, no division by zero.
+    np.testing.assert_allclose(losses.change_weighted_l1_loss(source, predicted, source, 2.0), [0.3 / 4], rtol=1e-6)
+    # Gradients flow to the prediction only, each pixel's in proportion to its weight.
+    predicted = tf.constant(predicted)
+    with tf.GradientTape() as tape:
+        tape.watch(predicted)
+        loss = losses.change_weighted_l1_loss(target, predicted, source, 2.0)
+    np.testing.assert_allclose(tape.gradient(loss, predicted).numpy().ravel(), [-9 / 12, 1 / 12, 1 / 12, 1 / 12],
+                               rtol=1e-6)
+
+
+def test_the_teacher_pixel_term_with_focus_weights_the_teachers_change():
+    teacher = _teacher()
+    model = _model(teacher_pixel_weight=1.0, teacher_change_focus=3.0, expression_teacher=teacher,
+                   teacher_labels=TEACHER_LABELS)
+    batch, step = _batch(), tf.constant(9, tf.int64)
+    terms = model.supervised_losses(batch, step)
+    draw = model.uniform_per_example(TEACHER_TARGET_STREAM, step, 4).numpy()
+    targets = (np.array([0, 1, 2, 1]) + 1 + np.floor(draw * 2).astype(int)) % 3
+    edits = _edit(model, batch["image"], targets, [3, 2, 1, 0])
+    taught = teacher((batch["image"], tf.one_hot(np.array([1, 2, 0])[targets], 3)), training=False).numpy()
+    change = np.abs(taught - batch["image"].numpy()).mean(axis=-1, keepdims=True)
+    weight = np.broadcast_to(1 + 3.0 * change / change.mean(axis=(1, 2, 3), keepdims=True), edits.shape)
+    expected = (weight * np.abs(edits - taught)).sum(axis=(1, 2, 3)) / weight.sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(terms["teacher_pixel"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(expected, np.abs(edits - taught).mean(axis=(1, 2, 3)), rtol=1e-3)
+
+
+def test_the_warm_up_has_its_own_learning_rate_then_gs_schedule(tmp_path):
+    path = _save_teacher(str(tmp_path / "t"), {"expression": list(TEACHER_NAMES)})
+    task = LEGANTask(NAMES, 32, 4, 20, learning_rate=1e-4, data_features=("image", "expression", "lighting"),
+                     g_filters=4, g_residual_blocks=1, d_filters=4, d_downsamples=5, lambda_qual=0.0, lambda_id=0.0,
+                     n_critic=5, decay_steps=10, expression_teacher=path, teacher_pixel_weight=1.0,
+                     supervised_warmup_steps=5, supervised_warmup_learning_rate=2e-3)
+    task.build()
+    g_rate, d_rate = task.model.g_optimizer._learning_rate, task.model.d_optimizer._learning_rate
+    # G's updates 0-4 are the warm-up's; 5-7 the GAN's G steps (at steps 10, 15, 20), the last 2 decaying.
+    rates = [float(g_rate(update)) for update in range(8)]
+    np.testing.assert_allclose(rates, [2e-3] * 5 + [1e-4, 1e-4, 5e-5], rtol=1e-6)
+    assert float(d_rate(0)) == pytest.approx(1e-4)  # D is not warmed up
+    again = type(g_rate).from_config(g_rate.get_config())
+    np.testing.assert_allclose([float(again(update)) for update in range(8)], rates, rtol=1e-6)
+    for settings, words in [(dict(supervised_warmup_learning_rate=1e-3, paired_lighting_weight=1.0),
+                             "--legan_supervised_warmup_learning_rate=0.001 .* there is none"),
+                            (dict(teacher_change_focus=2.0, paired_lighting_weight=1.0),
+                             "--legan_teacher_change_focus=2 .* which is off")]:
+        with pytest.raises(ConfigError, match=words) as raised:
+            _task(**settings)
+        assert "\n" not in str(raised.value)
