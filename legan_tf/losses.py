@@ -162,14 +162,13 @@ def change_weighted_l1_loss(target, predicted, source, focus=0.0):
     1 + focus * d / mean(d), d = |target - source| averaged over channels (no gradient: both are data), and
     the weighted sum is divided by the weights' sum. focus=0 is `l1_loss`; a pixel the target leaves alone
     counts 1, one it changes by k times the face's mean change counts 1 + focus * k."""
-    error = ops.abs(_float32(target) - _float32(predicted))
     if not focus:
-        return _per_example_mean(error)
+        return l1_loss(target, predicted)
     change = ops.mean(ops.abs(_float32(target) - _float32(source)), axis=-1, keepdims=True)
     scale = ops.mean(change, axis=(1, 2, 3), keepdims=True)
     weight = ops.stop_gradient(1.0 + focus * change / ops.maximum(scale, 1e-6))
-    weight = ops.broadcast_to(weight, ops.shape(error))
-    return _per_example_mean(weight * error) / _per_example_mean(weight)
+    # One weight per pixel, shared by its channels: its mean over the pixels is the weights' mean.
+    return _per_example_mean(weight * ops.abs(_float32(target) - _float32(predicted))) / _per_example_mean(weight)
 
 
 def perceptual_loss(target_features, predicted_features):
