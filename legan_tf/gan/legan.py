@@ -8,7 +8,9 @@ L_qual on the translation and the cycle reconstruction (StarGAN's term, on by de
 Two supervised terms that the paper does not have, off by default (`supervised_losses`):
 - an expression teacher T, a trained expression editor (a StarGAN generator): for an expression-only
   edit of each training face to a random other expression, G(x, e, l_x) learns toward T(x, e), as a
-  pixel L1 and as the L1 of a frozen classifier's feature maps;
+  pixel L1 and as the L1 of a frozen classifier's feature maps. With a joint share, some of those
+  edits also ask for the light of the face's relit copy, and learn toward T(copy, e), the teacher's
+  expression edit of the relit face: a target for both changes at once;
 - the face's own relit copy: where the data holds the training face under another light l (the relit
   layout), the lighting-only edit G(x, e_x, l) learns toward that copy (pixel L1); a face with no copy
   adds 0.
@@ -34,6 +36,7 @@ ATTRIBUTES = ("expression", "lighting")
 TARGET_SAMPLINGS = ("shuffle", "random")
 SHUFFLE_STREAMS = {name: Stream(f"legan/shuffle/{name}") for name in ATTRIBUTES}
 TEACHER_TARGET_STREAM = Stream("legan/teacher/expression")
+TEACHER_JOINT_STREAM = Stream("legan/teacher/joint")
 SUPERVISED_TERMS = ("teacher_pixel", "teacher_feature", "paired_lighting")
 
 
@@ -84,6 +87,12 @@ class LEGANHyperparameters(StarGANHyperparameters):
                                          "the plain L1. The teacher's expression edit moves a few percent of the "
                                          "pixels, so the plain L1 is mostly the pixels that must stay. Not in the "
                                          "paper.", lower_bound=0.0)
+    teacher_joint_share: float = hparam(0.0, "The share of the teacher's edits made jointly: the teacher edits the "
+                                        "face's relit copy (the paired data's) to the expression, and G's edit of "
+                                        "the face asks for the expression and the copy's light, so a change of "
+                                        "light and of expression together has a target; a face with no copy gets "
+                                        "the expression-only edit. 0: every teacher edit is expression-only. Not "
+                                        "in the paper.", lower_bound=0.0, upper_bound=1.0)
     target_sampling: str = hparam("shuffle", "Target labels: shuffle each attribute's labels within the global "
                                   "batch (LEGAN), or draw a random class different from the source per example "
                                   "(the project's StarGAN).", choices=TARGET_SAMPLINGS)
@@ -212,19 +221,29 @@ class LEGAN(StarGAN):
         return network.stage_features(images)
 
     def supervised_losses(self, batch, step):
-        """The teacher's terms on an expression-only edit of every face to a random other expression, and the
+        """The teacher's terms on an expression-only edit of every face to a random other expression (a joint
+        one toward the teacher's edit of the relit copy for a `teacher_joint_share` of them), and the
         paired-lighting term on a lighting-only edit of every face to the light of its copy in the batch."""
         weights, terms = self.generator_loss_weights(), {}
         images, source = batch["image"], self.source_labels(batch)
         if "teacher_pixel" in weights or "teacher_feature" in weights:
-            size = self.label_sizes["expression"]
-            draw = self.uniform_per_example(TEACHER_TARGET_STREAM, step, batch_size(images))
+            size, count = self.label_sizes["expression"], batch_size(images)
+            draw = self.uniform_per_example(TEACHER_TARGET_STREAM, step, count)
             expression = (source["expression"] + 1 + ops.cast(ops.floor(draw * (size - 1)), "int32")) % size
-            edit = self.translate(images, {"expression": expression, "lighting": source["lighting"]}, training=True)
+            lighting, base = source["lighting"], images
+            if self.hp.teacher_joint_share > 0:
+                # Joint edits: the teacher re-expresses the relit copy; G relights and re-expresses the face.
+                copy_light = ops.cast(batch[lighting_copies.COPY_LABEL], "int32")
+                joint = ops.logical_and(self.uniform_per_example(TEACHER_JOINT_STREAM, step, count)
+                                        < self.hp.teacher_joint_share, copy_light >= 0)
+                lighting = ops.where(joint, copy_light, lighting)
+                base = ops.where(ops.reshape(joint, (-1, 1, 1, 1)), batch[lighting_copies.COPY], images)
+            edit = self.translate(images, {"expression": expression, "lighting": lighting}, training=True)
             taught = ops.stop_gradient(self.expression_teacher(
-                (images, self.teacher_label_vector(expression, source["lighting"])), training=False))
+                (base, self.teacher_label_vector(expression, lighting)), training=False))
             if "teacher_pixel" in weights:
-                terms["teacher_pixel"] = losses.change_weighted_l1_loss(taught, edit, images,
+                # The focus weighs the teacher's own change (of the copy, for a joint edit), not the relighting.
+                terms["teacher_pixel"] = losses.change_weighted_l1_loss(taught, edit, base,
                                                                         self.hp.teacher_change_focus)
             if "teacher_feature" in weights:
                 terms["teacher_feature"] = losses.perceptual_loss(self._teacher_feature_maps(taught),

@@ -88,6 +88,14 @@ class LEGANTask(StarGANTask):
         if hp.teacher_change_focus and not hp.teacher_pixel_weight:
             raise ConfigError(f"--legan_teacher_change_focus={hp.teacher_change_focus:g} weights the teacher's pixel "
                               "term, which is off: set --legan_teacher_pixel_weight above 0.")
+        if hp.teacher_joint_share > 0 and not teaching:
+            raise ConfigError(f"--legan_teacher_joint_share={hp.teacher_joint_share:g} shares out the teacher's "
+                              "edits, and there is no teacher term: set --legan_teacher_pixel_weight or "
+                              "--legan_teacher_feature_weight above 0.")
+        if hp.teacher_joint_share > 0 and "identity" not in data_features:
+            raise ConfigError(f"--legan_teacher_joint_share={hp.teacher_joint_share:g} needs data that names each "
+                              "face's subject (the relit layout's subject column), so that its copies under other "
+                              "lights are known; this data has none.")
         if hp.supervised_warmup_steps:
             if not (teaching or hp.paired_lighting_weight > 0):
                 raise ConfigError(f"--legan_supervised_warmup_steps={hp.supervised_warmup_steps} trains G on the "
@@ -107,7 +115,7 @@ class LEGANTask(StarGANTask):
 
     @property
     def needs_lighting_copies(self) -> bool:
-        return self.hp.paired_lighting_weight > 0
+        return self.hp.paired_lighting_weight > 0 or self.hp.teacher_joint_share > 0
 
     def _load_teacher(self):
         """(teacher generator, its label map for the model) checked against the data: the same image size and

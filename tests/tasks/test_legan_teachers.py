@@ -17,7 +17,7 @@ from legan_tf import losses, pretrained
 from legan_tf.data import lighting_copies
 from legan_tf.errors import ConfigError
 from legan_tf.gan import LEGAN
-from legan_tf.gan.legan import TEACHER_TARGET_STREAM
+from legan_tf.gan.legan import TEACHER_JOINT_STREAM, TEACHER_TARGET_STREAM
 from legan_tf.labels import one_hot_labels
 from legan_tf.models.classifier import AttributeClassifier
 from legan_tf.models.stargan import StarGANGenerator
@@ -287,6 +287,57 @@ def test_the_teacher_pixel_term_with_focus_weights_the_teachers_change():
     expected = (weight * np.abs(edits - taught)).sum(axis=(1, 2, 3)) / weight.sum(axis=(1, 2, 3))
     np.testing.assert_allclose(terms["teacher_pixel"].numpy(), expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(expected, np.abs(edits - taught).mean(axis=(1, 2, 3)), rtol=1e-3)
+
+
+def test_joint_teacher_edits_aim_at_the_teachers_edit_of_the_relit_copy():
+    teacher = _teacher()
+    model = _model(teacher_pixel_weight=1.0, teacher_change_focus=3.0, teacher_joint_share=0.5,
+                   expression_teacher=teacher, teacher_labels=TEACHER_LABELS)
+    batch = _batch()
+    images, copies = batch["image"].numpy(), batch[lighting_copies.COPY].numpy()
+    # Find a step whose draws make some faces joint and leave others expression-only, so both kinds are checked.
+    for value in range(100):
+        step = tf.constant(value, tf.int64)
+        joint = (model.uniform_per_example(TEACHER_JOINT_STREAM, step, 4).numpy() < 0.5) & (np.array([1, -1, 0, 3]) >= 0)
+        if 0 < joint.sum() < 3:
+            break
+    assert 0 < joint.sum() < 3
+    terms = model.supervised_losses(batch, step)
+    draw = model.uniform_per_example(TEACHER_TARGET_STREAM, step, 4).numpy()
+    targets = (np.array([0, 1, 2, 1]) + 1 + np.floor(draw * 2).astype(int)) % 3
+    # A joint face asks for its copy's light (1, 0, 3; the second face has none) and the teacher edits the copy.
+    lights = np.where(joint, [1, -1, 0, 3], [3, 2, 1, 0])
+    base = np.where(joint[:, None, None, None], copies, images)
+    edits = _edit(model, batch["image"], targets, lights)
+    taught = teacher((tf.constant(base), tf.one_hot(np.array([1, 2, 0])[targets], 3)), training=False).numpy()
+    change = np.abs(taught - base).mean(axis=-1, keepdims=True)
+    weight = np.broadcast_to(1 + 3.0 * change / change.mean(axis=(1, 2, 3), keepdims=True), edits.shape)
+    expected = (weight * np.abs(edits - taught)).sum(axis=(1, 2, 3)) / weight.sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(terms["teacher_pixel"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    # Share 0 is the expression-only term of before; share 1 makes every face with a copy joint.
+    plain = _model(teacher_pixel_weight=1.0, expression_teacher=teacher, teacher_labels=TEACHER_LABELS)
+    everyone = _model(teacher_pixel_weight=1.0, teacher_joint_share=1.0, expression_teacher=teacher,
+                      teacher_labels=TEACHER_LABELS)
+    plain_terms = plain.supervised_losses(batch, step)["teacher_pixel"].numpy()
+    all_terms = everyone.supervised_losses(batch, step)["teacher_pixel"].numpy()
+    np.testing.assert_allclose(all_terms[1], plain_terms[1], rtol=1e-5)  # no copy: expression-only
+    assert not np.allclose(all_terms[[0, 2, 3]], plain_terms[[0, 2, 3]], rtol=1e-3)
+
+
+def test_the_joint_share_reads_the_copies_and_needs_a_teacher_and_subjects(tmp_path):
+    path = _save_teacher(str(tmp_path / "t"), {"expression": list(TEACHER_NAMES)})
+    # The joint edits read each face's copy, with or without the copies' own term.
+    assert _task(expression_teacher=path, teacher_pixel_weight=1.0, teacher_joint_share=0.5).needs_lighting_copies
+    assert not _task(expression_teacher=path, teacher_pixel_weight=1.0).needs_lighting_copies
+    with pytest.raises(ConfigError, match="--legan_teacher_joint_share=0.5 .* no teacher term") as raised:
+        _task(teacher_joint_share=0.5, paired_lighting_weight=1.0)
+    assert "\n" not in str(raised.value)
+    with pytest.raises(ConfigError, match="--legan_teacher_joint_share=0.5 needs data that names") as raised:
+        LEGANTask(NAMES, 32, 4, 10, data_features=("image", "expression", "lighting"), g_filters=4,
+                  g_residual_blocks=1, d_filters=4, d_downsamples=5, lambda_qual=0.0, lambda_id=0.0,
+                  teacher_pixel_weight=1.0, expression_teacher=path,
+                  teacher_joint_share=0.5)
+    assert "\n" not in str(raised.value)
 
 
 def test_the_warm_up_has_its_own_learning_rate_then_gs_schedule(tmp_path):
