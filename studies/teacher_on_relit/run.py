@@ -61,8 +61,21 @@ def main():
     args = parser.parse_args()
 
     from legan_tf import pretrained
+    from legan_tf.data.errors import DataError
+    from legan_tf.errors import ConfigError
     from legan_tf.evaluation import joint_edits, run_under_test
 
+    try:
+        judge(args, pretrained, joint_edits, run_under_test)
+    except (ConfigError, DataError, OSError) as error:
+        sys.exit(f"error: {error}")
+
+
+def judge(args, pretrained, joint_edits, run_under_test):
+    from legan_tf.errors import ConfigError
+
+    if not pretrained.is_pretrained(args.model):
+        raise ConfigError(f"--model={args.model}: give a shipped model, pretrained:<name>")
     name = args.model.removeprefix(pretrained.PREFIX)
     generator, theirs = pretrained.load(name), pretrained.label_names(name)["expression"]
     with open(os.path.join(args.data_path, "dataset.json"), encoding="utf-8") as handle:
