@@ -76,11 +76,13 @@ class LEGANTask(StarGANTask):
         if (hp.teacher_feature_weight > 0) != bool(hp.teacher_feature_classifier):
             raise ConfigError("--legan_teacher_feature_weight above 0 and --legan_teacher_feature_classifier go "
                               "together: give both or neither.")
-        if hp.paired_lighting_weight > 0 and "identity" not in data_features:
-            raise ConfigError(f"--legan_paired_lighting_weight={hp.paired_lighting_weight:g} needs data that names "
-                              "each face's subject (the relit layout's subject column, written by "
-                              "scripts/relight_faces.py and prepare_data.py --data_format=multipie), so that its "
-                              "copies under other lights are known; this data has none.")
+        for flag in ("paired_lighting_weight", "teacher_joint_share"):
+            # Both read each face's relit copies, which only a subject per face names.
+            if getattr(hp, flag) > 0 and "identity" not in data_features:
+                raise ConfigError(f"--legan_{flag}={getattr(hp, flag):g} needs data that names each face's subject "
+                                  "(the relit layout's subject column, written by scripts/relight_faces.py and "
+                                  "prepare_data.py --data_format=multipie), so that its copies under other lights "
+                                  "are known; this data has none.")
         if hp.supervised_warmup_learning_rate and not hp.supervised_warmup_steps:
             raise ConfigError(f"--legan_supervised_warmup_learning_rate={hp.supervised_warmup_learning_rate:g} is G's "
                               "learning rate during the supervised warm-up, and there is none: set "
@@ -92,10 +94,6 @@ class LEGANTask(StarGANTask):
             raise ConfigError(f"--legan_teacher_joint_share={hp.teacher_joint_share:g} shares out the teacher's "
                               "edits, and there is no teacher term: set --legan_teacher_pixel_weight or "
                               "--legan_teacher_feature_weight above 0.")
-        if hp.teacher_joint_share > 0 and "identity" not in data_features:
-            raise ConfigError(f"--legan_teacher_joint_share={hp.teacher_joint_share:g} needs data that names each "
-                              "face's subject (the relit layout's subject column), so that its copies under other "
-                              "lights are known; this data has none.")
         if hp.supervised_warmup_steps:
             if not (teaching or hp.paired_lighting_weight > 0):
                 raise ConfigError(f"--legan_supervised_warmup_steps={hp.supervised_warmup_steps} trains G on the "
