@@ -6,8 +6,10 @@
   python scripts/edit_photo.py --model=serving/models/legan --input=photo.jpg --expression=smile \\
       --lighting=07 --output=edited.png
   python scripts/edit_photo.py --model=<run> --input=photo.jpg --all_expressions --output=strip.png
-  python scripts/edit_photo.py --model=<LEGAN run> --input=photo.jpg --all_lightings --all_expressions \
-      --output=grid.png
+  python scripts/edit_photo.py --model=pretrained:legan-fer2013-relit-64 --input=photo.jpg \\
+      --lighting=left_60 --expression=happy --output=edited.jpg
+  python scripts/edit_photo.py --model=pretrained:legan-fer2013-relit-64 --input=photo.jpg --all_lightings \\
+      --all_expressions --output=grid.png
 
 Finds every face (MediaPipe's detectors and face mesh), aligns each to the canonical crop
 (legan_tf.photos.faces.FRAMINGS: FER2013's face-tight crop, or CelebA's for a CelebA model; --framing)

@@ -13,17 +13,20 @@ from legan_tf import pretrained
 from legan_tf.errors import ConfigError
 
 NAME = "stargan-fer2013-64"
+LEGAN_NAME = "legan-fer2013-relit-64"
 
 
-def test_names_list_the_shipped_model_and_its_record_matches_its_file():
-    assert NAME in pretrained.names()
-    meta = pretrained.info(NAME)
-    path = os.path.join(pretrained.folder(NAME), pretrained.GENERATOR_FILE)
+@pytest.mark.parametrize("name", [NAME, LEGAN_NAME])
+def test_names_list_the_shipped_model_and_its_record_matches_its_file(name):
+    assert name in pretrained.names()
+    meta = pretrained.info(name)
+    path = os.path.join(pretrained.folder(name), pretrained.GENERATOR_FILE)
     with open(path, "rb") as handle:
         assert hashlib.sha256(handle.read()).hexdigest() == meta["sha256"]
-    assert os.path.getsize(path) == meta["bytes"] and meta["bytes"] < 8 * 2 ** 20  # "a few MB"
-    assert pretrained.verify(f"{pretrained.PREFIX}{NAME}") == path
-    card = pretrained.card(NAME)
+    # A few MB each: the wheel carries every shipped model (a float32 LEGAN at 32 filters is 3.5 M weights).
+    assert os.path.getsize(path) == meta["bytes"] and meta["bytes"] < 16 * 2 ** 20
+    assert pretrained.verify(f"{pretrained.PREFIX}{name}") == path
+    card = pretrained.card(name)
     for section in ("## Measured", "## Intended use", "## Responsible use", "## Data terms"):
         assert section in card
 
@@ -138,5 +141,81 @@ def test_export_serves_a_shipped_model_and_photos_are_edited_through_the_server(
         assert changed.any() and changed.mean() < 0.2   # the face only (185 px wide in the 512 x 600 photo)
         with pytest.raises(ConfigError, match="NOT_FOUND|no model|not found"):
             edit_photo.load_editor(f"127.0.0.1:{port}/nobody")
+    finally:
+        server.stop()
+
+
+# -- the shipped LEGAN: expression and lighting ------------------------------------------------------------
+
+def _grey_crops(size=64):
+    from legan_tf.photos import faces as face_tools
+    from legan_tf.photos import samples
+
+    crops = []
+    for photo in samples.sample_faces().values():
+        found, _ = face_tools.FaceFinder("auto")(photo)
+        crops.append(face_tools.align(photo, found, size)[1][0])
+    grey = np.stack(crops).astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(grey[..., None], 3, axis=-1) / 127.5 - 1.0
+
+
+def test_the_shipped_legan_relights_toward_the_side_it_is_asked_for():
+    """Both packaged faces, neutral, under light from the left (left_90), the front and the right (right_90):
+    the half of the crop on the asked side is the brighter. Measured with this file: the left half minus the
+    right half is about +0.3 (in [-1, 1] units) under left_90, 0.0 under front, -0.3 under right_90 on both
+    faces, so the 0.1 margins below leave room for any float32 rounding (1e-5) while a model whose lighting
+    control did nothing (or ran the wrong way) fails."""
+    generator = pretrained.load(LEGAN_NAME)
+    names = pretrained.label_names(LEGAN_NAME)
+    assert list(names) == ["expression", "lighting"] and len(names["expression"]) == 7
+    assert {"left_90", "front", "right_90"} <= set(names["lighting"])
+    assert generator.image_size == pretrained.info(LEGAN_NAME)["image_size"] == 64 and generator.grey_colour
+    x = _grey_crops()
+    sizes = [len(names["expression"]), len(names["lighting"])]
+
+    def side_difference(light):
+        labels = np.zeros((len(x), sum(sizes)), np.float32)
+        labels[:, names["expression"].index("neutral")] = 1.0
+        labels[:, sizes[0] + names["lighting"].index(light)] = 1.0
+        edited = np.asarray(generator((x, labels), training=False))[..., 0]
+        _, mask = generator.edit_parts((x, labels), training=False)
+        assert np.all(np.abs(edited - x[..., 0]) <= 2.0 * np.asarray(mask)[..., 0] + 1e-5)  # attention output
+        return edited[:, :, :32].mean(axis=(1, 2)) - edited[:, :, 32:].mean(axis=(1, 2))
+
+    left, front, right = (side_difference(light) for light in ("left_90", "front", "right_90"))
+    assert np.all(left > front + 0.1) and np.all(right < front - 0.1), (left, front, right)
+
+
+def test_the_shipped_legan_is_served_and_answers_a_lighting_request(tmp_path):
+    from PIL import Image
+
+    from legan_tf.photos import edit_photo, samples
+    from legan_tf.serving import export
+    from legan_tf.serving.server import Server
+
+    [(kind, path)] = export.export_run(f"pretrained:{LEGAN_NAME}", str(tmp_path), ["generator"])
+    assert kind == "generator" and os.path.isfile(os.path.join(path, "saved_model.pb"))
+    server = Server(str(tmp_path), grpc_port=0, rest_port=None)
+    port = server.start()[0]
+    try:
+        address = f"127.0.0.1:{port}/{LEGAN_NAME}"
+        editor = edit_photo.load_editor(address)
+        assert editor.label_names == pretrained.label_names(LEGAN_NAME)
+        Image.fromarray(samples.grace_hopper()).save(tmp_path / "hopper.png")
+        before = samples.grace_hopper().astype(np.int16)
+        sides = []
+        for light in ("left_90", "right_90"):
+            edit_photo.edit_photo(address, str(tmp_path / "hopper.png"), str(tmp_path / f"{light}.png"),
+                                  expression="happy", lighting=light, editor=editor)
+            after = np.asarray(Image.open(tmp_path / f"{light}.png"), np.int16)
+            changed = np.abs(after - before).max(axis=2) > 0
+            assert changed.any() and changed.mean() < 0.2  # the face only
+            sides.append(after.astype(np.float32).mean(axis=2))
+        # The two edits differ on the face: the light's side differs.
+        assert np.abs(sides[0] - sides[1]).max() > 10
+        with pytest.raises(ConfigError, match="sideways"):
+            edit_photo.edit_photo(address, str(tmp_path / "hopper.png"), str(tmp_path / "x.png"),
+                                  expression="happy", lighting="sideways", editor=editor)
+        assert not os.path.exists(tmp_path / "x.png")
     finally:
         server.stop()

@@ -87,6 +87,12 @@ class LEGANHyperparameters(StarGANHyperparameters):
                                          "the plain L1. The teacher's expression edit moves a few percent of the "
                                          "pixels, so the plain L1 is mostly the pixels that must stay. Not in the "
                                          "paper.", lower_bound=0.0)
+    paired_lighting_focus: float = hparam(0.0, "Weights the relit copies' pixel L1 toward the pixels the relighting "
+                                          "changes, as --teacher_change_focus does the teacher's: each pixel counts "
+                                          "1 + focus x |copy - face| over its mean on that face; 0 is the plain L1. "
+                                          "A change of light moves every pixel a little and the shadowed side a "
+                                          "lot, so the plain L1 is mostly the lit side. Not in the paper.",
+                                          lower_bound=0.0)
     teacher_joint_share: float = hparam(0.0, "The share of the teacher's edits made jointly: the teacher edits the "
                                         "face's relit copy (the paired data's) to the expression, and G's edit of "
                                         "the face asks for the expression and the copy's light, so a change of "
@@ -252,7 +258,9 @@ class LEGAN(StarGAN):
             light = ops.cast(batch[lighting_copies.COPY_LABEL], "int32")
             edit = self.translate(images, {"expression": source["expression"], "lighting": ops.maximum(light, 0)},
                                   training=True)
-            terms["paired_lighting"] = ops.where(light >= 0, losses.l1_loss(batch[lighting_copies.COPY], edit), 0.0)
+            copies = batch[lighting_copies.COPY]
+            terms["paired_lighting"] = ops.where(
+                light >= 0, losses.change_weighted_l1_loss(copies, edit, images, self.hp.paired_lighting_focus), 0.0)
         return terms
 
     def generator_losses(self, batch, fakes, reconstructed, targets, step):

@@ -8,7 +8,7 @@ a form code reads (the generator's SHA-256 among it, checked before the file is 
 
     >>> from legan_tf import pretrained
     >>> pretrained.names()
-    ['stargan-fer2013-64']
+    ['legan-fer2013-relit-64', 'stargan-fer2013-64']
     >>> generator = pretrained.load("stargan-fer2013-64")   # a Keras model
     >>> pretrained.label_names("stargan-fer2013-64")["expression"]
     ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad', 'surprise')

@@ -90,6 +90,9 @@ class LEGANTask(StarGANTask):
         if hp.teacher_change_focus and not hp.teacher_pixel_weight:
             raise ConfigError(f"--legan_teacher_change_focus={hp.teacher_change_focus:g} weights the teacher's pixel "
                               "term, which is off: set --legan_teacher_pixel_weight above 0.")
+        if hp.paired_lighting_focus and not hp.paired_lighting_weight:
+            raise ConfigError(f"--legan_paired_lighting_focus={hp.paired_lighting_focus:g} weights the relit copies' "
+                              "term, which is off: set --legan_paired_lighting_weight above 0.")
         if hp.teacher_joint_share > 0 and not teaching:
             raise ConfigError(f"--legan_teacher_joint_share={hp.teacher_joint_share:g} shares out the teacher's "
                               "edits, and there is no teacher term: set --legan_teacher_pixel_weight or "

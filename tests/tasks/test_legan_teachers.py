@@ -272,6 +272,24 @@ def test_the_change_weighted_l1_counts_the_pixels_the_target_changes_more():
                                rtol=1e-6)
 
 
+def test_the_paired_term_with_focus_weights_the_pixels_the_relighting_changes():
+    model = _model(paired_lighting_weight=1.0, paired_lighting_focus=4.0)
+    batch = _batch()
+    terms = model.supervised_losses(batch, tf.constant(5, tf.int64))
+    edits = _edit(model, batch["image"], [0, 1, 2, 1], [1, 0, 0, 3])
+    copies, images = batch[lighting_copies.COPY].numpy(), batch["image"].numpy()
+    # Each pixel weighs 1 + 4 x (the copy's change there over its mean change on that face); no copy adds 0.
+    change = np.abs(copies - images).mean(axis=-1, keepdims=True)
+    weight = np.broadcast_to(1 + 4.0 * change / change.mean(axis=(1, 2, 3), keepdims=True), edits.shape)
+    expected = (weight * np.abs(edits - copies)).sum(axis=(1, 2, 3)) / weight.sum(axis=(1, 2, 3)) * [1, 0, 1, 1]
+    np.testing.assert_allclose(terms["paired_lighting"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    plain = np.abs(edits - copies).mean(axis=(1, 2, 3)) * [1, 0, 1, 1]
+    assert not np.allclose(expected, plain, rtol=1e-3)
+    with pytest.raises(ConfigError, match="--legan_paired_lighting_focus=4 .* which is off") as raised:
+        _task(paired_lighting_focus=4.0, teacher_pixel_weight=0.0)
+    assert "\n" not in str(raised.value)
+
+
 def test_the_teacher_pixel_term_with_focus_weights_the_teachers_change():
     teacher = _teacher()
     model = _model(teacher_pixel_weight=1.0, teacher_change_focus=3.0, expression_teacher=teacher,
