@@ -90,8 +90,9 @@ class LEGANHyperparameters(StarGANHyperparameters):
     paired_lighting_focus: float = hparam(0.0, "Weights the relit copies' pixel L1 toward the pixels the relighting "
                                           "changes, as --teacher_change_focus does the teacher's: each pixel counts "
                                           "1 + focus x |copy - face| over its mean on that face; 0 is the plain L1. "
-                                          "A change of light moves every pixel a little and the shadowed side a "
-                                          "lot, so the plain L1 is mostly the lit side. Not in the paper.",
+                                          "A change of light moves most pixels a little and the side it turns "
+                                          "toward or away from a lot, so the plain L1 is mostly pixels that "
+                                          "barely move. Not in the paper.",
                                           lower_bound=0.0)
     teacher_joint_share: float = hparam(0.0, "The share of the teacher's edits made jointly: the teacher edits the "
                                         "face's relit copy (the paired data's) to the expression, and G's edit of "
