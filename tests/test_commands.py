@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from legan_tf import commands
+from legan_tf import commands, pretrained
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -124,4 +124,5 @@ def test_the_installed_command_edits_a_packaged_photo_with_a_shipped_model_outsi
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1] == (
-        "error: --model=pretrained:nope: no such pretrained model; the package ships pretrained:stargan-fer2013-64")
+        "error: --model=pretrained:nope: no such pretrained model; the package ships "
+        + ", ".join(f"pretrained:{name}" for name in pretrained.names()))

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from legan_tf import pretrained
 from legan_tf.serving import export
 from legan_tf.serving.client import GrpcClient, RestClient, ServingError, edit_faces, score_faces
 from legan_tf.serving.server import Server
@@ -443,4 +444,5 @@ def test_server_command_serves_a_shipped_model_and_removes_its_export_at_exit():
     result = subprocess.run([sys.executable, os.path.join(REPO, "serving", "server.py"), "--model_dir=pretrained:nope"],
                             capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
-        "error: --model_dir=pretrained:nope: no such pretrained model; the package ships pretrained:stargan-fer2013-64")
+        "error: --model_dir=pretrained:nope: no such pretrained model; the package ships "
+        + ", ".join(f"pretrained:{name}" for name in pretrained.names()))
