@@ -60,6 +60,18 @@ def test_a_damaged_copy_is_refused_before_loading(tmp_path, monkeypatch):
         pretrained.info(NAME)
 
 
+def _grey_crops(photos, size=64):
+    """The first face of each photo, aligned to the size, grey in three equal channels, in [-1, 1]."""
+    from legan_tf.photos import faces as face_tools
+
+    crops = []
+    for photo in photos:
+        found, _ = face_tools.FaceFinder("auto")(photo)
+        crops.append(face_tools.align(photo, found, size)[1][0])
+    grey = np.stack(crops).astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(grey[..., None], 3, axis=-1) / 127.5 - 1.0
+
+
 @pytest.fixture(scope="module")
 def generator():
     return pretrained.load(NAME)
@@ -77,13 +89,8 @@ def test_an_edit_changes_a_face_only_where_its_mask_is_on(generator):
     """The attention output is A * C + (1 - A) * x with C in [-1, 1], so |G(x) - x| = A |C - x| <= 2 A at
     every pixel: an exact bound from the arithmetic, whatever the weights (float32 rounding aside)."""
     from legan_tf.photos import samples
-    from legan_tf.photos import faces as face_tools
 
-    photo = samples.astronaut()
-    found, _ = face_tools.FaceFinder("auto")(photo)
-    _, crops = face_tools.align(photo, found, 64)
-    grey = crops.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    x = np.repeat(grey[..., None], 3, axis=-1) / 127.5 - 1.0
+    x = _grey_crops([samples.astronaut()])
     labels = np.eye(7, dtype=np.float32)[[3]]  # happy
     edited = np.asarray(generator((x, labels), training=False))
     _, mask = generator.edit_parts((x, labels), training=False)
@@ -147,18 +154,6 @@ def test_export_serves_a_shipped_model_and_photos_are_edited_through_the_server(
 
 # -- the shipped LEGAN: expression and lighting ------------------------------------------------------------
 
-def _grey_crops(size=64):
-    from legan_tf.photos import faces as face_tools
-    from legan_tf.photos import samples
-
-    crops = []
-    for photo in samples.sample_faces().values():
-        found, _ = face_tools.FaceFinder("auto")(photo)
-        crops.append(face_tools.align(photo, found, size)[1][0])
-    grey = np.stack(crops).astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.repeat(grey[..., None], 3, axis=-1) / 127.5 - 1.0
-
-
 def test_the_shipped_legan_relights_toward_the_side_it_is_asked_for():
     """Both packaged faces, neutral, under light from the left (left_90), the front and the right (right_90):
     the half of the crop on the asked side is the brighter. Measured with this file: the left half minus the
@@ -170,7 +165,9 @@ def test_the_shipped_legan_relights_toward_the_side_it_is_asked_for():
     assert list(names) == ["expression", "lighting"] and len(names["expression"]) == 7
     assert {"left_90", "front", "right_90"} <= set(names["lighting"])
     assert generator.image_size == pretrained.info(LEGAN_NAME)["image_size"] == 64 and generator.grey_colour
-    x = _grey_crops()
+    from legan_tf.photos import samples
+
+    x = _grey_crops(list(samples.sample_faces().values()))
     sizes = [len(names["expression"]), len(names["lighting"])]
 
     def side_difference(light):
