@@ -8,12 +8,13 @@ import typing
 
 import keras
 import numpy as np
+from absl import logging
 
 from legan_tf import hparams, optimizers
 from legan_tf.errors import ConfigError
 from legan_tf.hparams import hparam
 from legan_tf.layers import check_image_size
-from legan_tf.runs import RunDir
+from legan_tf.runs import RunDir, load_label_generator
 from legan_tf.optimizers import LinearDecayAfter
 
 
@@ -68,6 +69,10 @@ class Task(abc.ABC):
     def prefix(cls) -> str:
         return cls.flag_prefix or cls.name + "_"
 
+    def prepare(self) -> None:
+        """Checks that need the whole recipe constructed (a file it reads against the networks it makes). The
+        trainer calls it before any run directory exists; by default there are none."""
+
     @abc.abstractmethod
     def build(self) -> None:
         """Creates networks and optimizers (called inside `strategy.scope()`) and builds their variables,
@@ -118,6 +123,18 @@ class GANTrainingHyperparameters:
                               lower_bound=-1)
 
 
+
+@dataclasses.dataclass(frozen=True)
+class InitGeneratorHyperparameters:
+    """For a recipe whose G is label-conditioned (StarGAN, LEGAN): where its weights may start from."""
+
+    init_generator: str = hparam("", "Start G (and its average) from a trained generator of the same recipe and "
+                                 "architecture instead of random weights: pretrained:<name>, a run directory or a "
+                                 "generator .keras file with its labels.json beside it; its labels must be the "
+                                 "data's, in the same order. D and the optimizers start afresh. Fine-tunes a shipped "
+                                 "or finished model under other settings; a resumed run restores its own weights.")
+
+
 class GANTask(Task):
     """A recipe around a `legan_tf.gan` model: Adam for D and G with StarGAN's schedule, the D step every
     step and the G step every `n_critic` steps (plus the EMA), checkpoints of every network, export.
@@ -145,6 +162,40 @@ class GANTask(Task):
                                   f"{2**downsamples}.") from None
         hp = self.hp
         self.decay_steps = train_steps // 2 if hp.decay_steps < 0 else hp.decay_steps
+        self._initial_generator_weights = None
+
+    def prepare(self) -> None:
+        """Reads --<prefix>init_generator and checks it against this recipe: its labels must be the data's and its
+        weights must fit the generator this recipe makes (a throwaway copy of the model is built to compare).
+        The trainer calls it once the recipe is constructed and before any run directory exists, so a mismatch
+        is a one-line error that leaves nothing behind; `build` calls it if nobody did."""
+        flag, spec = f"--{self.prefix()}init_generator", getattr(self.hp, "init_generator", "")
+        if not spec or self._initial_generator_weights is not None:
+            return
+        generator, names = load_label_generator(spec, flag)
+        names = {group: tuple(group_names) for group, group_names in names.items()}
+        wanted = {group: tuple(group_names) for group, group_names in self.label_names.items()}
+        if names != wanted:
+            def listed(groups):
+                return "; ".join(f"{group}: {', '.join(members)}" for group, members in groups.items()) or "none"
+            raise ConfigError(f"{flag}={spec}: its labels ({listed(names)}) are not the data's ({listed(wanted)}); a "
+                              "generator starts only from one that reads the same label vector.")
+        if generator.image_size != self.image_size:
+            raise ConfigError(f"{flag}={spec}: it edits {generator.image_size} px faces, but --image_size="
+                              f"{self.image_size}.")
+        probe = self.model_class(self.image_size, self.label_sizes, self.global_batch_size, self.seed,
+                                 **self.pretrained_models(), **self.model_hyperparameters(), name=f"{self.name}_probe")
+        probe.build_networks()
+        ours = [tuple(variable.shape) for variable in probe.generator.weights]
+        theirs = [tuple(variable.shape) for variable in generator.weights]
+        if ours != theirs:
+            shared = min(len(ours), len(theirs))
+            first = next((index for index in range(shared) if ours[index] != theirs[index]), shared)
+            detail = (f"weight {first} is {theirs[first]} there and {ours[first]} here" if first < shared
+                      else f"it has {len(theirs)} weights, this recipe's generator {len(ours)}")
+            raise ConfigError(f"{flag}={spec}: another architecture than this recipe's generator ({detail}); give the "
+                              "same generator flags (widths, blocks, output and upsampling) as the run that made it.")
+        self._initial_generator_weights = generator.get_weights()
 
     def image_size_constraints(self) -> list[tuple[str, int]]:
         """(network, stride-2 stages) pairs: the image size must be divisible by 2**stages for each."""
@@ -164,6 +215,7 @@ class GANTask(Task):
             raise ConfigError(f"{flag}={path}: no such file.")
 
     def build(self):
+        self.prepare()
         self.model = self.model_class(self.image_size, self.label_sizes, self.global_batch_size, self.seed,
                                       **self.pretrained_models(), **self.model_hyperparameters(), name=self.name)
         hp, n_critic, warmup = self.hp, self.hp.n_critic, self.model.warmup_steps()
@@ -177,6 +229,12 @@ class GANTask(Task):
             g_schedule = optimizers.ConstantFirst(self.model.warmup_learning_rate(), warmup, g_schedule)
         self.model.build_all(optimizers.adam(d_schedule, hp.beta_1, hp.beta_2),
                              optimizers.adam(g_schedule, hp.beta_1, hp.beta_2))
+        if self._initial_generator_weights is not None:
+            # Before any checkpoint is restored: a resumed run's own weights replace these.
+            for generator in (self.model.generator, self.model.generator_ema):
+                if generator is not None:
+                    generator.set_weights(self._initial_generator_weights)
+            logging.info("G starts from --%sinit_generator=%s.", self.prefix(), hp.init_generator)
 
     def checkpoint_items(self):
         return {**self.model.networks(), "d_optimizer": self.model.d_optimizer, "g_optimizer": self.model.g_optimizer}

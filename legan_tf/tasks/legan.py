@@ -16,11 +16,12 @@ from legan_tf.labels import one_hot_labels
 from legan_tf.models import lightcnn
 from legan_tf.runs import load_attribute_classifier, load_label_generator
 from legan_tf.tasks import register
+from legan_tf.tasks.base import InitGeneratorHyperparameters
 from legan_tf.tasks.stargan import StarGANTask, TrainingHyperparameters
 
 
 @dataclasses.dataclass(frozen=True)
-class LEGANRecipe(LEGANHyperparameters, TrainingHyperparameters):
+class LEGANRecipe(LEGANHyperparameters, TrainingHyperparameters, InitGeneratorHyperparameters):
     """The LEGAN recipe's flags: the model's hyperparameters, how it trains, and where f comes from."""
 
     identity_weights: str = hparam("", "LightCNN-29 v2 weights converted to .npz by tools/convert_lightcnn.py: the "

@@ -32,7 +32,7 @@ class TrainingHyperparameters(base.GANTrainingHyperparameters):
 
 
 @dataclasses.dataclass(frozen=True)
-class StarGANRecipe(StarGANHyperparameters, TrainingHyperparameters):
+class StarGANRecipe(StarGANHyperparameters, TrainingHyperparameters, base.InitGeneratorHyperparameters):
     """The StarGAN recipe's flags: the model's hyperparameters and how it trains."""
 
 

@@ -108,7 +108,7 @@ def _make_task(task_class, train_source, data_config, settings: TrainingSettings
     optimizers.set_skip_non_finite(settings.on_nan == "skip")
     # Before the task builds its networks: each layer takes the global policy when it is made.
     precision.set_policy(settings.mixed_precision)
-    return task_class(
+    task = task_class(
         label_names=train_source.label_names,
         image_size=data_config.image_size,
         global_batch_size=settings.batch_size,
@@ -117,6 +117,8 @@ def _make_task(task_class, train_source, data_config, settings: TrainingSettings
         **_task_kwargs(task_class),
         **_data_kwargs(task_class, train_source),
     )
+    task.prepare()
+    return task
 
 
 def _training_input(task, train_source):

@@ -415,6 +415,32 @@ def test_stargan_recipe_trains_samples_exports_and_resumes(stargan_runs, tmp_pat
     assert "at step 4" in resumed.stderr
 
 
+def test_init_generator_starts_a_new_run_from_a_finished_one_and_a_mismatch_writes_nothing(stargan_runs, shards,
+                                                                                            tmp_path):
+    import numpy as np
+
+    source = stargan_runs["tensorflow"]["run"]
+    command = [sys.executable, TRAIN, *STARGAN, "--run_name=tuned", "--data_format=tfrecord", f"--data_path={shards}",
+               "--num_lightings=4", "--image_size=32", "--batch_size=8", "--train_steps=1", "--log_every=1",
+               "--sample_every=10", "--eval_every=10", "--checkpoint_every=1", "--num_samples=4", "--noprogress_bar",
+               f"--stargan_init_generator={source}"]
+    other = subprocess.run([*command, f"--runs_root={tmp_path / 'other'}", "--stargan_g_filters=8"],
+                           capture_output=True, text=True, timeout=300, env=_backend_env("tensorflow"))
+    assert other.returncode == 1 and "Traceback" not in other.stderr, other.stderr[-3000:]
+    assert f"--stargan_init_generator={source}: another architecture than this recipe's generator" in other.stderr
+    assert not os.path.exists(tmp_path / "other")  # refused before any run directory exists
+    tuned = subprocess.run([*command, f"--runs_root={tmp_path / 'tuned'}"], capture_output=True, text=True,
+                           timeout=300, env=_backend_env("tensorflow"))
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    assert f"G starts from --stargan_init_generator={source}" in tuned.stderr
+    # One step of n_critic 2 is a D step only: G and its average still hold the source's exported average.
+    [run] = glob.glob(str(tmp_path / "tuned" / "tuned-*"))
+    start = stargan_runs["tensorflow"]["generators"]["generator.keras"]
+    for name, weights in _generators(run).items():
+        assert all(np.array_equal(a, b) for a, b in zip(weights, start)), name
+    assert "--stargan_init_generator=" + source in open(os.path.join(run, "flags.txt")).read()
+
+
 def _listing(run):
     """The run directory's files, checkpoints aside (each backend has its own format) and TensorBoard's event
     files counted (their names hold a time and a process id)."""
