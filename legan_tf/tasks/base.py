@@ -123,7 +123,6 @@ class GANTrainingHyperparameters:
                               lower_bound=-1)
 
 
-
 @dataclasses.dataclass(frozen=True)
 class InitGeneratorHyperparameters:
     """For a recipe whose G is label-conditioned (StarGAN, LEGAN): where its weights may start from."""
@@ -185,7 +184,9 @@ class GANTask(Task):
                               f"{self.image_size}.")
         probe = self.model_class(self.image_size, self.label_sizes, self.global_batch_size, self.seed,
                                  **self.pretrained_models(), **self.model_hyperparameters(), name=f"{self.name}_probe")
-        probe.build_networks()
+        # Only G's variables are compared: D and the average need not be built for that.
+        probe.generator((np.zeros((1, self.image_size, self.image_size, 3), "float32"),
+                         np.zeros((1, probe.num_labels), "float32")))
         ours = [tuple(variable.shape) for variable in probe.generator.weights]
         theirs = [tuple(variable.shape) for variable in generator.weights]
         if ours != theirs:
